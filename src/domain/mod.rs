@@ -1,0 +1,9 @@
+//! Pure types and rules of the lighting estate: no I/O, no async, no gRPC, no SQL.
+
+pub mod estate;
+pub mod geo;
+pub mod inventory;
+pub mod paging;
+pub mod validation;
+
+pub use validation::ValidationError;
