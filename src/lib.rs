@@ -2,4 +2,8 @@
 //! simulator, CLI and NOC console) over gRPC.
 
 pub mod domain;
+pub mod passwords;
 pub mod proto;
+pub mod server;
+pub mod store;
+pub mod wire;

@@ -82,6 +82,33 @@ pub struct RecordMeta {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What every inventory record has: a kind, an id and its bookkeeping.
+pub trait Record {
+    const KIND: EntityKind;
+    fn id(&self) -> i64;
+    fn meta(&self) -> &RecordMeta;
+}
+
+macro_rules! record {
+    ($type:ty, $kind:expr) => {
+        impl Record for $type {
+            const KIND: EntityKind = $kind;
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn meta(&self) -> &RecordMeta {
+                &self.meta
+            }
+        }
+    };
+}
+
+record!(Basestation, EntityKind::Basestation);
+record!(Telecell, EntityKind::Telecell);
+record!(Asset, EntityKind::Asset);
+record!(Lamp, EntityKind::Lamp);
+record!(User, EntityKind::User);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Basestation {
     pub id: i64,
@@ -424,5 +451,61 @@ mod tests {
     fn passwords() {
         assert!(validate_password("password", "short").is_err());
         assert!(validate_password("password", "long enough").is_ok());
+    }
+}
+
+// ---- Applying patches: only the fields a patch names change ----
+
+impl BasestationPatch {
+    pub fn apply_to(self, record: &mut Basestation) {
+        set(&mut record.name, self.name);
+        set(&mut record.firmware_version, self.firmware_version);
+        set(&mut record.location, self.location);
+        set(&mut record.status, self.status);
+    }
+}
+
+impl TelecellPatch {
+    pub fn apply_to(self, record: &mut Telecell) {
+        set(&mut record.basestation_id, self.basestation_id);
+        set(&mut record.relay_via_id, self.relay_via_id);
+        set(&mut record.location, self.location);
+        set(&mut record.firmware_version, self.firmware_version);
+        set(&mut record.status, self.status);
+    }
+}
+
+impl AssetPatch {
+    pub fn apply_to(self, record: &mut Asset) {
+        set(&mut record.reference, self.reference);
+        set(&mut record.location, self.location);
+        set(&mut record.zone_id, self.zone_id);
+        set(&mut record.circuit_id, self.circuit_id);
+        set(&mut record.status, self.status);
+    }
+}
+
+impl LampPatch {
+    /// The lamp type is applied by id; storage resolves it to the full type.
+    pub fn apply_to(self, record: &mut Lamp) {
+        set(&mut record.reference, self.reference);
+        set(&mut record.lamp_type.id, self.lamp_type_id);
+        set(&mut record.status, self.status);
+    }
+}
+
+/// A user patch as stored: the password hash travels beside the record, never inside it.
+impl UserPatch {
+    pub fn apply_to(self, record: &mut User) -> Option<String> {
+        set(&mut record.display_name, self.display_name);
+        set(&mut record.role, self.role);
+        set(&mut record.status, self.status);
+        self.password_hash
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
     }
 }

@@ -1,0 +1,31 @@
+//! What every service shares: the store, the shutdown signal, and the helper that runs
+//! blocking storage calls off the async runtime.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::error::ServiceError;
+use crate::store::{Store, StoreResult};
+
+#[derive(Clone)]
+pub struct Context {
+    pub store: Arc<dyn Store>,
+    /// Cancelled when the server begins to shut down: open streams end promptly.
+    pub shutdown: CancellationToken,
+}
+
+impl Context {
+    /// Runs a blocking storage call on the blocking pool.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(store.as_ref()))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("storage task failed: {e}")))?
+            .map_err(ServiceError::from)
+    }
+}

@@ -1,0 +1,79 @@
+//! The server's error type and its one exhaustive mapping to gRPC status codes.
+
+use tonic::Status;
+
+use crate::domain::ValidationError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A failure of the server itself (a lost worker thread, a hashing fault).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(e) => Status::invalid_argument(e.to_string()),
+            ServiceError::Store(e) => store_status(e),
+            ServiceError::Internal(message) => {
+                tracing::error!(%message, "internal error");
+                Status::internal("internal error; see the server log")
+            }
+        }
+    }
+}
+
+/// Lets handlers use `?` on validation directly; it goes through the same mapping.
+impl From<ValidationError> for Status {
+    fn from(error: ValidationError) -> Self {
+        ServiceError::from(error).into()
+    }
+}
+
+fn store_status(error: StoreError) -> Status {
+    let message = error.to_string();
+    match error {
+        StoreError::NotFound { .. } | StoreError::MissingReference { .. } => Status::not_found(message),
+        StoreError::Duplicate { .. } => Status::already_exists(message),
+        StoreError::StaleVersion { .. } => Status::aborted(message),
+        StoreError::Conflict(_) | StoreError::NotEmpty { .. } => Status::failed_precondition(message),
+        StoreError::Database(detail) => {
+            tracing::error!(%detail, "database error");
+            Status::internal("database error; see the server log")
+        }
+        StoreError::Closed => Status::unavailable("the server is shutting down; retry shortly"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::inventory::EntityKind;
+    use tonic::Code;
+
+    #[test]
+    fn codes() {
+        let code = |e: ServiceError| Status::from(e).code();
+        assert_eq!(code(ValidationError::new("x", "bad").into()), Code::InvalidArgument);
+        assert_eq!(code(StoreError::NotFound { kind: EntityKind::Lamp, id: 1 }.into()), Code::NotFound);
+        assert_eq!(
+            code(StoreError::StaleVersion { kind: EntityKind::Lamp, id: 1, expected: 1, current: 2, current_state: String::new() }.into()),
+            Code::Aborted
+        );
+        assert_eq!(code(StoreError::Conflict("no".into()).into()), Code::FailedPrecondition);
+        assert_eq!(code(StoreError::Database("disk".into()).into()), Code::Internal);
+        assert_eq!(code(StoreError::Closed.into()), Code::Unavailable);
+    }
+
+    #[test]
+    fn database_details_stay_in_the_log() {
+        let status = Status::from(ServiceError::from(StoreError::Database("secret path".into())));
+        assert!(!status.message().contains("secret"));
+    }
+}

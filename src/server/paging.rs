@@ -1,0 +1,136 @@
+//! Streams a keyset-paged scan to a client as pages: reads ahead one chunk while the
+//! previous one is sent, stops when the client goes away, and ends with UNAVAILABLE (and the
+//! token to resume from) when the server shuts down.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::context::Context;
+use super::error::ServiceError;
+use crate::domain::inventory::Record;
+use crate::domain::paging::Cursor;
+use crate::store::{Scan, Store, StoreResult};
+use crate::wire::ListRequest;
+
+pub type PageStream<P> = Pin<Box<dyn Stream<Item = Result<P, Status>> + Send>>;
+
+/// Records read from storage per query; pages are cut from these chunks.
+const CHUNK: usize = 10_000;
+/// Pages buffered ahead of a slow client.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// How one record type is read and packed into pages.
+pub struct Pager<R, M, P> {
+    pub fetch: fn(&dyn Store, &Scan) -> StoreResult<Vec<R>>,
+    pub item: fn(&R) -> M,
+    pub page: fn(Vec<M>, String) -> P,
+}
+
+struct Chunk<M> {
+    items: Vec<(i64, M)>,
+    complete: bool,
+}
+
+pub fn stream<R, M, P>(context: &Context, request: ListRequest, pager: Pager<R, M, P>) -> PageStream<P>
+where
+    R: Record + Send + 'static,
+    M: Send + 'static,
+    P: Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
+    let context = context.clone();
+    tokio::spawn(async move {
+        if let Err(status) = produce(context, request, pager, &sender).await {
+            let _ = sender.send(Err(status)).await;
+        }
+    });
+    Box::pin(ReceiverStream::new(receiver))
+}
+
+async fn produce<R, M, P>(
+    context: Context,
+    request: ListRequest,
+    pager: Pager<R, M, P>,
+    sender: &mpsc::Sender<Result<P, Status>>,
+) -> Result<(), Status>
+where
+    R: Record + Send + 'static,
+    M: Send + 'static,
+    P: Send + 'static,
+{
+    let mut remaining = request.limit.unwrap_or(u64::MAX);
+    let mut scan = request.scan;
+    let mut pending = Some(read_chunk(&context, scan, remaining, &pager));
+    while let Some(reading) = pending.take() {
+        let chunk = reading
+            .await
+            .map_err(|e| Status::from(ServiceError::Internal(format!("page reader failed: {e}"))))?
+            .map_err(Status::from)?;
+        remaining -= chunk.items.len() as u64;
+        let last_id = chunk.items.last().map(|(id, _)| *id);
+        let finished = chunk.complete || remaining == 0;
+        if let (false, Some(after_id)) = (finished, last_id) {
+            scan.after_id = after_id;
+            pending = Some(read_chunk(&context, scan, remaining, &pager));
+        }
+        let mut items = chunk.items.into_iter().peekable();
+        while items.peek().is_some() {
+            let page: Vec<(i64, M)> = items.by_ref().take(request.page_size).collect();
+            let page_last = page.last().map(|(id, _)| *id).unwrap_or_default();
+            let token = if finished && items.peek().is_none() {
+                String::new()
+            } else {
+                Cursor { after_id: page_last }.to_token()
+            };
+            let message = (pager.page)(page.into_iter().map(|(_, m)| m).collect(), token);
+            tokio::select! {
+                biased;
+                () = context.shutdown.cancelled() => {
+                    return Err(Status::unavailable(format!(
+                        "the server is shutting down; resume with page_token {:?}",
+                        Cursor { after_id: page_last }.to_token()
+                    )));
+                }
+                sent = sender.send(Ok(message)) => {
+                    if sent.is_err() {
+                        return Ok(()); // the client went away
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_chunk<R, M, P>(
+    context: &Context,
+    scan: Scan,
+    remaining: u64,
+    pager: &Pager<R, M, P>,
+) -> tokio::task::JoinHandle<Result<Chunk<M>, ServiceError>>
+where
+    R: Record + Send + 'static,
+    M: Send + 'static,
+    P: Send + 'static,
+{
+    let limit = CHUNK.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+    let scan = Scan { limit, ..scan };
+    let (fetch, item) = (pager.fetch, pager.item);
+    let context = context.clone();
+    // Spawned, not merely built, so the next chunk is read while this one is being sent.
+    tokio::spawn(async move {
+        context
+            .blocking(move |store| {
+                let records = fetch(store, &scan)?;
+                Ok(Chunk {
+                    complete: records.len() < limit,
+                    items: records.iter().map(|r| (r.id(), item(r))).collect(),
+                })
+            })
+            .await
+    })
+}

@@ -1,0 +1,85 @@
+//! The `Users` service. Passwords are hashed here, off the async runtime, before anything is
+//! stored; replies are built from `User`, which has no password hash to leak.
+
+use tonic::{Request, Response, Status};
+
+use super::context::Context;
+use super::error::ServiceError;
+use super::paging::{self, PageStream, Pager};
+use crate::domain::inventory::{NewUser, User, UserPatch};
+use crate::passwords;
+use crate::proto::{self, users_server::Users};
+use crate::wire;
+
+pub struct UserService(pub Context);
+
+const PAGER: Pager<User, proto::User, proto::UserPage> = Pager {
+    fetch: |store, scan| store.users(scan),
+    item: |record| proto::User::from(record),
+    page: |items, next_page_token| proto::UserPage { items, next_page_token },
+};
+
+async fn hash(password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl Users for UserService {
+    type ListStream = PageStream<proto::UserPage>;
+
+    async fn get(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::User>, Status> {
+        let id = wire::id("id", request.get_ref().id)?;
+        let record = self.0.blocking(move |s| s.user(id)).await?;
+        Ok(Response::new((&record).into()))
+    }
+
+    async fn list(&self, request: Request<proto::ListOptions>) -> Result<Response<Self::ListStream>, Status> {
+        let list = wire::list_request(request.get_ref())?;
+        Ok(Response::new(paging::stream(&self.0, list, PAGER)))
+    }
+
+    async fn create(&self, request: Request<proto::CreateUserRequest>) -> Result<Response<proto::User>, Status> {
+        let draft = wire::new_user(request.get_ref())?;
+        let new = NewUser {
+            password_hash: hash(draft.password).await?,
+            username: draft.username,
+            display_name: draft.display_name,
+            role: draft.role,
+            status: draft.status,
+        };
+        let record = self.0.blocking(move |s| s.create_user(new)).await?;
+        Ok(Response::new((&record).into()))
+    }
+
+    async fn update(&self, request: Request<proto::UpdateUserRequest>) -> Result<Response<proto::User>, Status> {
+        let change = wire::user_update(request.get_ref())?;
+        let password_hash = match change.password {
+            Some(password) => Some(hash(password).await?),
+            None => None,
+        };
+        let patch = UserPatch {
+            display_name: change.display_name,
+            role: change.role,
+            password_hash,
+            status: change.status,
+        };
+        let (id, version) = (change.id, change.expected_version);
+        let record = self.0.blocking(move |s| s.update_user(id, version, patch)).await?;
+        Ok(Response::new((&record).into()))
+    }
+
+    async fn delete(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::User>, Status> {
+        let id = wire::id("id", request.get_ref().id)?;
+        let record = self.0.blocking(move |s| s.delete_user(id)).await?;
+        Ok(Response::new((&record).into()))
+    }
+
+    async fn prune(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::PruneResponse>, Status> {
+        let id = wire::id("id", request.get_ref().id)?;
+        self.0.blocking(move |s| s.prune_user(id)).await?;
+        Ok(Response::new(proto::PruneResponse { id }))
+    }
+}

@@ -1,0 +1,180 @@
+//! Storage: the `Store` trait that services and tools program against, its errors, and the
+//! backends (SQLite now). The domain never sees SQL; only `cli` picks a concrete backend.
+
+pub mod sqlite;
+
+use crate::domain::estate::Estate;
+use crate::domain::geo::GeoBox;
+use crate::domain::inventory::{
+    Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
+    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Telecell,
+    TelecellPatch, User, UserPatch, Zone,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: EntityKind, id: i64 },
+    #[error("{field}: {kind} {id} does not exist")]
+    MissingReference {
+        field: &'static str,
+        kind: EntityKind,
+        id: i64,
+    },
+    #[error("{field}: {value:?} is already used by another {kind}")]
+    Duplicate {
+        kind: EntityKind,
+        field: &'static str,
+        value: String,
+    },
+    #[error(
+        "{kind} {id} changed since you read it: you sent version {expected}, it is now at version {current}; current state: {current_state}"
+    )]
+    StaleVersion {
+        kind: EntityKind,
+        id: i64,
+        expected: i64,
+        current: i64,
+        current_state: String,
+    },
+    /// The change is well-formed but the estate is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database already holds an estate ({lamps} lamps); pass --reset to replace it")]
+    NotEmpty { lamps: i64 },
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the database is closed")]
+    Closed,
+}
+
+/// Which records a scan returns, in ascending id order, starting after a cursor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scan {
+    pub after_id: i64,
+    pub limit: usize,
+    pub status: StatusFilter,
+    /// Only records located inside this box (ignored for records without a location).
+    pub area: Option<GeoBox>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Every status but DELETED.
+    Live,
+    /// Every status, DELETED included.
+    All,
+    Only(EntityStatus),
+}
+
+impl StatusFilter {
+    pub fn admits(self, status: EntityStatus) -> bool {
+        match self {
+            StatusFilter::Live => status != EntityStatus::Deleted,
+            StatusFilter::All => true,
+            StatusFilter::Only(wanted) => status == wanted,
+        }
+    }
+}
+
+/// How many records of each kind an estate holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EstateCounts {
+    pub zones: i64,
+    pub circuits: i64,
+    pub basestations: i64,
+    pub telecells: i64,
+    pub assets: i64,
+    pub lamps: i64,
+    pub users: i64,
+}
+
+/// Everything the services need from storage. Calls block: async callers run them with
+/// `tokio::task::spawn_blocking`, so the runtime's workers never wait on disk.
+///
+/// `update_*` take the version the caller saw (if any) and refuse with `StaleVersion`
+/// when the record has moved on. `delete_*` is a soft delete; `prune_*` removes a record
+/// that was soft-deleted first, and refuses while other records still depend on it.
+pub trait Store: Send + Sync + 'static {
+    fn basestation(&self, id: i64) -> StoreResult<Basestation>;
+    fn basestations(&self, scan: &Scan) -> StoreResult<Vec<Basestation>>;
+    fn create_basestation(&self, new: NewBasestation) -> StoreResult<Basestation>;
+    fn update_basestation(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: BasestationPatch,
+    ) -> StoreResult<Basestation>;
+    fn delete_basestation(&self, id: i64) -> StoreResult<Basestation>;
+    fn prune_basestation(&self, id: i64) -> StoreResult<()>;
+
+    fn telecell(&self, id: i64) -> StoreResult<Telecell>;
+    fn telecells(&self, scan: &Scan) -> StoreResult<Vec<Telecell>>;
+    fn create_telecell(&self, new: NewTelecell) -> StoreResult<Telecell>;
+    fn update_telecell(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: TelecellPatch,
+    ) -> StoreResult<Telecell>;
+    fn delete_telecell(&self, id: i64) -> StoreResult<Telecell>;
+    fn prune_telecell(&self, id: i64) -> StoreResult<()>;
+    /// Makes the telecell drive these lamps; refuses if one is driven by another telecell.
+    fn link_telecell_to_lamps(&self, telecell_id: i64, lamp_ids: &[i64]) -> StoreResult<Telecell>;
+    /// Stops the telecell driving these lamps; refuses if one is not driven by it.
+    fn unlink_telecell_from_lamps(
+        &self,
+        telecell_id: i64,
+        lamp_ids: &[i64],
+    ) -> StoreResult<Telecell>;
+
+    fn asset(&self, id: i64) -> StoreResult<Asset>;
+    fn assets(&self, scan: &Scan) -> StoreResult<Vec<Asset>>;
+    fn create_asset(&self, new: NewAsset) -> StoreResult<Asset>;
+    fn update_asset(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: AssetPatch,
+    ) -> StoreResult<Asset>;
+    fn delete_asset(&self, id: i64) -> StoreResult<Asset>;
+    fn prune_asset(&self, id: i64) -> StoreResult<()>;
+
+    fn lamp(&self, id: i64) -> StoreResult<Lamp>;
+    fn lamps(&self, scan: &Scan) -> StoreResult<Vec<Lamp>>;
+    fn create_lamp(&self, new: NewLamp) -> StoreResult<Lamp>;
+    fn update_lamp(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: LampPatch,
+    ) -> StoreResult<Lamp>;
+    fn delete_lamp(&self, id: i64) -> StoreResult<Lamp>;
+    fn prune_lamp(&self, id: i64) -> StoreResult<()>;
+    /// Mounts the lamp on the asset, moving it from any other.
+    fn mount_lamp(&self, lamp_id: i64, asset_id: i64) -> StoreResult<Lamp>;
+
+    fn user(&self, id: i64) -> StoreResult<User>;
+    fn users(&self, scan: &Scan) -> StoreResult<Vec<User>>;
+    fn create_user(&self, new: NewUser) -> StoreResult<User>;
+    fn update_user(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: UserPatch,
+    ) -> StoreResult<User>;
+    fn delete_user(&self, id: i64) -> StoreResult<User>;
+    fn prune_user(&self, id: i64) -> StoreResult<()>;
+
+    fn zones(&self) -> StoreResult<Vec<Zone>>;
+    fn circuits(&self, zone_id: Option<i64>) -> StoreResult<Vec<Circuit>>;
+    fn lamp_types(&self) -> StoreResult<Vec<LampType>>;
+
+    fn counts(&self) -> StoreResult<EstateCounts>;
+    /// Loads a generated estate into an empty database (`NotEmpty` otherwise).
+    fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts>;
+    /// Removes every record, leaving an empty schema.
+    fn reset(&self) -> StoreResult<()>;
+}
