@@ -1,6 +1,7 @@
 //! singularity: a street-lighting central management system (lighting server, field
 //! simulator, CLI and NOC console) over gRPC.
 
+pub mod cli;
 pub mod domain;
 pub mod passwords;
 pub mod proto;

@@ -5,4 +5,5 @@
 tonic::include_proto!("singularity.v1");
 
 /// The encoded descriptor set of every `singularity.v1` file, served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("singularity_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("singularity_descriptor");

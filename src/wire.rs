@@ -27,7 +27,10 @@ pub fn timestamp(instant: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-pub fn from_timestamp(field: &str, value: &prost_types::Timestamp) -> Result<DateTime<Utc>, ValidationError> {
+pub fn from_timestamp(
+    field: &str,
+    value: &prost_types::Timestamp,
+) -> Result<DateTime<Utc>, ValidationError> {
     u32::try_from(value.nanos)
         .ok()
         .and_then(|nanos| Utc.timestamp_opt(value.seconds, nanos).single())
@@ -191,7 +194,11 @@ impl From<&inv::Circuit> for proto::Circuit {
 // ---- Incoming: messages -> validated domain values ----
 
 /// An enum field: UNSPECIFIED is `None`, a number this build does not know is refused.
-fn known_enum<P, D>(field: &str, value: i32, to_domain: fn(P) -> Option<D>) -> Result<Option<D>, ValidationError>
+fn known_enum<P, D>(
+    field: &str,
+    value: i32,
+    to_domain: fn(P) -> Option<D>,
+) -> Result<Option<D>, ValidationError>
 where
     P: TryFrom<i32>,
 {
@@ -232,13 +239,19 @@ fn new_status(value: i32) -> Result<EntityStatus, ValidationError> {
     }
 }
 
-fn geo_point(field: &str, value: Option<&proto::GeoPoint>) -> Result<Option<GeoPoint>, ValidationError> {
+fn geo_point(
+    field: &str,
+    value: Option<&proto::GeoPoint>,
+) -> Result<Option<GeoPoint>, ValidationError> {
     value
         .map(|p| GeoPoint::new(p.lat, p.lon).map_err(|e| e.within(field)))
         .transpose()
 }
 
-fn required_point(field: &str, value: Option<&proto::GeoPoint>) -> Result<GeoPoint, ValidationError> {
+fn required_point(
+    field: &str,
+    value: Option<&proto::GeoPoint>,
+) -> Result<GeoPoint, ValidationError> {
     geo_point(field, value)?.ok_or_else(|| ValidationError::new(field, "is required"))
 }
 
@@ -302,7 +315,9 @@ pub fn list_request(options: &proto::ListOptions) -> Result<ListRequest, Validat
     })
 }
 
-pub fn search_request(request: &proto::SearchByLocationRequest) -> Result<ListRequest, ValidationError> {
+pub fn search_request(
+    request: &proto::SearchByLocationRequest,
+) -> Result<ListRequest, ValidationError> {
     let page_size = paging::page_size("page_size", request.page_size)?;
     let b = request
         .r#box
@@ -325,7 +340,9 @@ pub fn search_request(request: &proto::SearchByLocationRequest) -> Result<ListRe
     })
 }
 
-pub fn new_basestation(r: &proto::CreateBasestationRequest) -> Result<NewBasestation, ValidationError> {
+pub fn new_basestation(
+    r: &proto::CreateBasestationRequest,
+) -> Result<NewBasestation, ValidationError> {
     Ok(NewBasestation {
         uuid: hardware_uuid(&r.uuid)?,
         name: required_text("name", &r.name, NAME_MAX)?,
@@ -342,7 +359,11 @@ pub fn basestation_update(
         id("id", r.id)?,
         expected_version(r.expected_version)?,
         BasestationPatch {
-            name: r.name.as_deref().map(|n| required_text("name", n, NAME_MAX)).transpose()?,
+            name: r
+                .name
+                .as_deref()
+                .map(|n| required_text("name", n, NAME_MAX))
+                .transpose()?,
             firmware_version: r
                 .firmware_version
                 .as_deref()
@@ -372,8 +393,14 @@ pub fn telecell_update(
         id("id", r.id)?,
         expected_version(r.expected_version)?,
         TelecellPatch {
-            basestation_id: r.basestation_id.map(|b| id("basestation_id", b)).transpose()?,
-            relay_via_id: r.relay_via_id.map(|v| optional_id("relay_via_id", v)).transpose()?,
+            basestation_id: r
+                .basestation_id
+                .map(|b| id("basestation_id", b))
+                .transpose()?,
+            relay_via_id: r
+                .relay_via_id
+                .map(|v| optional_id("relay_via_id", v))
+                .transpose()?,
             location: geo_point("location", r.location.as_ref())?,
             firmware_version: r
                 .firmware_version
@@ -389,7 +416,10 @@ pub fn telecell_update(
 pub fn lamp_ids(r: &proto::TelecellLampsRequest) -> Result<(i64, Vec<i64>), ValidationError> {
     let telecell_id = id("telecell_id", r.telecell_id)?;
     if r.lamp_ids.is_empty() {
-        return Err(ValidationError::new("lamp_ids", "must name at least one lamp"));
+        return Err(ValidationError::new(
+            "lamp_ids",
+            "must name at least one lamp",
+        ));
     }
     if r.lamp_ids.len() > paging::MAX_PAGE_SIZE {
         return Err(ValidationError::new(
@@ -417,7 +447,9 @@ pub fn new_asset(r: &proto::CreateAssetRequest) -> Result<NewAsset, ValidationEr
     })
 }
 
-pub fn asset_update(r: &proto::UpdateAssetRequest) -> Result<(i64, Option<i64>, AssetPatch), ValidationError> {
+pub fn asset_update(
+    r: &proto::UpdateAssetRequest,
+) -> Result<(i64, Option<i64>, AssetPatch), ValidationError> {
     Ok((
         id("id", r.id)?,
         expected_version(r.expected_version)?,
@@ -429,7 +461,10 @@ pub fn asset_update(r: &proto::UpdateAssetRequest) -> Result<(i64, Option<i64>, 
                 .transpose()?,
             location: geo_point("location", r.location.as_ref())?,
             zone_id: r.zone_id.map(|z| id("zone_id", z)).transpose()?,
-            circuit_id: r.circuit_id.map(|c| optional_id("circuit_id", c)).transpose()?,
+            circuit_id: r
+                .circuit_id
+                .map(|c| optional_id("circuit_id", c))
+                .transpose()?,
             status: status_field("status", r.status)?,
         },
     ))
@@ -445,7 +480,9 @@ pub fn new_lamp(r: &proto::CreateLampRequest) -> Result<NewLamp, ValidationError
     })
 }
 
-pub fn lamp_update(r: &proto::UpdateLampRequest) -> Result<(i64, Option<i64>, LampPatch), ValidationError> {
+pub fn lamp_update(
+    r: &proto::UpdateLampRequest,
+) -> Result<(i64, Option<i64>, LampPatch), ValidationError> {
     Ok((
         id("id", r.id)?,
         expected_version(r.expected_version)?,
@@ -479,8 +516,9 @@ pub fn new_user(r: &proto::CreateUserRequest) -> Result<UserDraft, ValidationErr
             name => name,
         },
         username,
-        role: role_field("role", r.role)?
-            .ok_or_else(|| ValidationError::new("role", "is required: ADMIN, MANAGER, USER or DEV"))?,
+        role: role_field("role", r.role)?.ok_or_else(|| {
+            ValidationError::new("role", "is required: ADMIN, MANAGER, USER or DEV")
+        })?,
         password: r.password.clone(),
         status: new_status(r.status)?,
     })
@@ -528,7 +566,12 @@ mod tests {
     #[test]
     fn a_nan_in_a_search_box_names_the_nested_field() {
         let request = proto::SearchByLocationRequest {
-            r#box: Some(proto::GeoBox { south: f64::NAN, west: 0.0, north: 1.0, east: 1.0 }),
+            r#box: Some(proto::GeoBox {
+                south: f64::NAN,
+                west: 0.0,
+                north: 1.0,
+                east: 1.0,
+            }),
             ..Default::default()
         };
         assert_eq!(search_request(&request).unwrap_err().field, "box.south");
@@ -538,7 +581,10 @@ mod tests {
     fn a_new_record_cannot_be_born_deleted() {
         let request = proto::CreateAssetRequest {
             reference: "COL-1".into(),
-            location: Some(proto::GeoPoint { lat: 51.0, lon: 0.0 }),
+            location: Some(proto::GeoPoint {
+                lat: 51.0,
+                lon: 0.0,
+            }),
             zone_id: 1,
             circuit_id: 0,
             status: proto::EntityStatus::Deleted.into(),
@@ -558,14 +604,26 @@ mod tests {
         assert_eq!(request.scan.after_id, 7);
         assert_eq!(request.scan.status, StatusFilter::All);
         assert_eq!(request.page_size, 10);
-        assert!(list_request(&proto::ListOptions { limit: Some(-1), ..Default::default() }).is_err());
+        assert!(
+            list_request(&proto::ListOptions {
+                limit: Some(-1),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn link_requests_need_lamps() {
-        let empty = proto::TelecellLampsRequest { telecell_id: 1, lamp_ids: vec![] };
+        let empty = proto::TelecellLampsRequest {
+            telecell_id: 1,
+            lamp_ids: vec![],
+        };
         assert_eq!(lamp_ids(&empty).unwrap_err().field, "lamp_ids");
-        let dup = proto::TelecellLampsRequest { telecell_id: 1, lamp_ids: vec![3, 3, 2] };
+        let dup = proto::TelecellLampsRequest {
+            telecell_id: 1,
+            lamp_ids: vec![3, 3, 2],
+        };
         assert_eq!(lamp_ids(&dup).unwrap().1, vec![2, 3]);
     }
 }

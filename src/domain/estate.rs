@@ -6,9 +6,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
+use super::ValidationError;
 use super::geo::GeoPoint;
 use super::inventory::{ControlType, LampTechnology, LampType};
-use super::ValidationError;
 
 /// A city the estate can be laid out around.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -232,7 +232,13 @@ pub fn generate(spec: &EstateSpec) -> Estate {
     let to_point = |x: f64, y: f64| {
         let lat = (centre.lat() + y / METRES_PER_DEGREE_LAT).clamp(-90.0, 90.0);
         let lon = centre.lon() + x / metres_per_degree_lon;
-        let lon = if lon > 180.0 { lon - 360.0 } else if lon < -180.0 { lon + 360.0 } else { lon };
+        let lon = if lon > 180.0 {
+            lon - 360.0
+        } else if lon < -180.0 {
+            lon + 360.0
+        } else {
+            lon
+        };
         GeoPoint::new(lat, lon).unwrap_or(centre)
     };
 
@@ -245,7 +251,8 @@ pub fn generate(spec: &EstateSpec) -> Estate {
 
     'blocks: for block in 0..rows * columns {
         let (row, column) = (block / columns, block % columns);
-        let ward_index = (row / blocks_per_ward_side) * ward_columns + column / blocks_per_ward_side;
+        let ward_index =
+            (row / blocks_per_ward_side) * ward_columns + column / blocks_per_ward_side;
         let zone_id = *ward_ids.entry(ward_index).or_insert_with(|| {
             let id = estate.zones.len() as i64 + 1;
             estate.zones.push(SeedZone {
@@ -264,8 +271,16 @@ pub fn generate(spec: &EstateSpec) -> Estate {
                 if estate.lamps.len() >= target_lamps {
                     break 'blocks;
                 }
-                let across = if estate.assets.len() % 2 == 0 { -6.0 } else { 6.0 };
-                let (x, y) = if side == 0 { (x0 + along, y0 + across) } else { (x0 + across, y0 + along) };
+                let across = if estate.assets.len() % 2 == 0 {
+                    -6.0
+                } else {
+                    6.0
+                };
+                let (x, y) = if side == 0 {
+                    (x0 + along, y0 + across)
+                } else {
+                    (x0 + across, y0 + along)
+                };
                 if circuit_left == 0 {
                     let id = estate.circuits.len() as i64 + 1;
                     estate.circuits.push(SeedCircuit {
@@ -293,11 +308,20 @@ pub fn generate(spec: &EstateSpec) -> Estate {
                     basestation_id: 0,
                     relay_via_id,
                     location,
-                    firmware_version: if rng.random_bool(0.8) { "4.2.1" } else { "4.1.7" }.to_owned(),
+                    firmware_version: if rng.random_bool(0.8) {
+                        "4.2.1"
+                    } else {
+                        "4.1.7"
+                    }
+                    .to_owned(),
                 });
                 previous_on_street = Some(telecell_id);
                 let lamp_type_id = pick_lamp_type(&mut rng, &catalogue, weight_total);
-                let lamps_here = if rng.random_bool(TWIN_LAMP_SHARE) { 2 } else { 1 };
+                let lamps_here = if rng.random_bool(TWIN_LAMP_SHARE) {
+                    2
+                } else {
+                    1
+                };
                 for _ in 0..lamps_here {
                     if estate.lamps.len() >= target_lamps {
                         break;
@@ -370,7 +394,10 @@ fn assign_basestations(estate: &mut Estate, rng: &mut ChaCha8Rng) {
         for telecell in served.iter_mut() {
             telecell.basestation_id = id;
             // A relay must go through a telecell of the same basestation.
-            if telecell.relay_via_id.is_some_and(|via| (via as usize) <= start) {
+            if telecell
+                .relay_via_id
+                .is_some_and(|via| (via as usize) <= start)
+            {
                 telecell.relay_via_id = None;
             }
         }
@@ -419,7 +446,10 @@ mod tests {
         let estate = generate(&spec(5_000, 3));
         let mut per_asset = std::collections::HashMap::new();
         for lamp in &estate.lamps {
-            per_asset.entry(lamp.asset_id).or_insert_with(Vec::new).push(lamp.telecell_id);
+            per_asset
+                .entry(lamp.asset_id)
+                .or_insert_with(Vec::new)
+                .push(lamp.telecell_id);
         }
         let twins: Vec<_> = per_asset.values().filter(|t| t.len() == 2).collect();
         assert!(!twins.is_empty());
@@ -446,13 +476,20 @@ mod tests {
         for telecell in &estate.telecells {
             served[telecell.basestation_id as usize - 1] += 1;
         }
-        assert!(served.iter().all(|n| (1_000..=3_000).contains(n)), "{served:?}");
+        assert!(
+            served.iter().all(|n| (1_000..=3_000).contains(n)),
+            "{served:?}"
+        );
     }
 
     #[test]
     fn relays_stay_within_their_basestation_and_point_backwards() {
         let estate = generate(&spec(20_000, 11));
-        let relaying: Vec<_> = estate.telecells.iter().filter(|t| t.relay_via_id.is_some()).collect();
+        let relaying: Vec<_> = estate
+            .telecells
+            .iter()
+            .filter(|t| t.relay_via_id.is_some())
+            .collect();
         assert!(!relaying.is_empty());
         for telecell in relaying {
             let via = &estate.telecells[telecell.relay_via_id.unwrap() as usize - 1];

@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn inverted_latitudes_are_refused() {
-        assert_eq!(GeoBox::new(52.0, 0.0, 51.0, 1.0).unwrap_err().field, "south");
+        assert_eq!(
+            GeoBox::new(52.0, 0.0, 51.0, 1.0).unwrap_err().field,
+            "south"
+        );
     }
 
     #[test]

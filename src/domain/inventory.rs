@@ -418,42 +418,6 @@ pub fn validate_password(field: &str, value: &str) -> Result<(), super::Validati
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn enum_names_round_trip() {
-        for s in EntityStatus::ALL {
-            assert_eq!(EntityStatus::parse(s.as_str()), Some(s));
-        }
-        for r in Role::ALL {
-            assert_eq!(Role::parse(r.as_str()), Some(r));
-        }
-        for t in LampTechnology::ALL {
-            assert_eq!(LampTechnology::parse(t.as_str()), Some(t));
-        }
-        for c in ControlType::ALL {
-            assert_eq!(ControlType::parse(c.as_str()), Some(c));
-        }
-        assert_eq!(EntityStatus::parse("nope"), None);
-    }
-
-    #[test]
-    fn usernames() {
-        assert_eq!(validate_username(" ops.1 "), Ok("ops.1".to_owned()));
-        assert!(validate_username("").is_err());
-        assert!(validate_username("robert'); drop table users;--").is_err());
-        assert!(validate_username(&"a".repeat(65)).is_err());
-    }
-
-    #[test]
-    fn passwords() {
-        assert!(validate_password("password", "short").is_err());
-        assert!(validate_password("password", "long enough").is_ok());
-    }
-}
-
 // ---- Applying patches: only the fields a patch names change ----
 
 impl BasestationPatch {
@@ -507,5 +471,41 @@ impl UserPatch {
 fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *field = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_names_round_trip() {
+        for s in EntityStatus::ALL {
+            assert_eq!(EntityStatus::parse(s.as_str()), Some(s));
+        }
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        for t in LampTechnology::ALL {
+            assert_eq!(LampTechnology::parse(t.as_str()), Some(t));
+        }
+        for c in ControlType::ALL {
+            assert_eq!(ControlType::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(EntityStatus::parse("nope"), None);
+    }
+
+    #[test]
+    fn usernames() {
+        assert_eq!(validate_username(" ops.1 "), Ok("ops.1".to_owned()));
+        assert!(validate_username("").is_err());
+        assert!(validate_username("robert'); drop table users;--").is_err());
+        assert!(validate_username(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(validate_password("password", "short").is_err());
+        assert!(validate_password("password", "long enough").is_ok());
     }
 }

@@ -12,7 +12,10 @@ pub struct AssetService(pub Context);
 const PAGER: Pager<crate::domain::inventory::Asset, proto::Asset, proto::AssetPage> = Pager {
     fetch: |store, scan| store.assets(scan),
     item: |record| proto::Asset::from(record),
-    page: |items, next_page_token| proto::AssetPage { items, next_page_token },
+    page: |items, next_page_token| proto::AssetPage {
+        items,
+        next_page_token,
+    },
 };
 
 #[tonic::async_trait]
@@ -20,13 +23,19 @@ impl Assets for AssetService {
     type ListStream = PageStream<proto::AssetPage>;
     type SearchByLocationStream = PageStream<proto::AssetPage>;
 
-    async fn get(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::Asset>, Status> {
+    async fn get(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::Asset>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.asset(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn list(&self, request: Request<proto::ListOptions>) -> Result<Response<Self::ListStream>, Status> {
+    async fn list(
+        &self,
+        request: Request<proto::ListOptions>,
+    ) -> Result<Response<Self::ListStream>, Status> {
         let list = wire::list_request(request.get_ref())?;
         Ok(Response::new(paging::stream(&self.0, list, PAGER)))
     }
@@ -45,17 +54,26 @@ impl Assets for AssetService {
         request: Request<proto::UpdateAssetRequest>,
     ) -> Result<Response<proto::Asset>, Status> {
         let (id, version, patch) = wire::asset_update(request.get_ref())?;
-        let record = self.0.blocking(move |s| s.update_asset(id, version, patch)).await?;
+        let record = self
+            .0
+            .blocking(move |s| s.update_asset(id, version, patch))
+            .await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn delete(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::Asset>, Status> {
+    async fn delete(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::Asset>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_asset(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn prune(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::PruneResponse>, Status> {
+    async fn prune(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::PruneResponse>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         self.0.blocking(move |s| s.prune_asset(id)).await?;
         Ok(Response::new(proto::PruneResponse { id }))

@@ -9,10 +9,17 @@ use crate::wire;
 
 pub struct BasestationService(pub Context);
 
-const PAGER: Pager<crate::domain::inventory::Basestation, proto::Basestation, proto::BasestationPage> = Pager {
+const PAGER: Pager<
+    crate::domain::inventory::Basestation,
+    proto::Basestation,
+    proto::BasestationPage,
+> = Pager {
     fetch: |store, scan| store.basestations(scan),
     item: |record| proto::Basestation::from(record),
-    page: |items, next_page_token| proto::BasestationPage { items, next_page_token },
+    page: |items, next_page_token| proto::BasestationPage {
+        items,
+        next_page_token,
+    },
 };
 
 #[tonic::async_trait]
@@ -20,13 +27,19 @@ impl Basestations for BasestationService {
     type ListStream = PageStream<proto::BasestationPage>;
     type SearchByLocationStream = PageStream<proto::BasestationPage>;
 
-    async fn get(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::Basestation>, Status> {
+    async fn get(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::Basestation>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.basestation(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn list(&self, request: Request<proto::ListOptions>) -> Result<Response<Self::ListStream>, Status> {
+    async fn list(
+        &self,
+        request: Request<proto::ListOptions>,
+    ) -> Result<Response<Self::ListStream>, Status> {
         let list = wire::list_request(request.get_ref())?;
         Ok(Response::new(paging::stream(&self.0, list, PAGER)))
     }
@@ -45,17 +58,26 @@ impl Basestations for BasestationService {
         request: Request<proto::UpdateBasestationRequest>,
     ) -> Result<Response<proto::Basestation>, Status> {
         let (id, version, patch) = wire::basestation_update(request.get_ref())?;
-        let record = self.0.blocking(move |s| s.update_basestation(id, version, patch)).await?;
+        let record = self
+            .0
+            .blocking(move |s| s.update_basestation(id, version, patch))
+            .await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn delete(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::Basestation>, Status> {
+    async fn delete(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::Basestation>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_basestation(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn prune(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::PruneResponse>, Status> {
+    async fn prune(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::PruneResponse>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         self.0.blocking(move |s| s.prune_basestation(id)).await?;
         Ok(Response::new(proto::PruneResponse { id }))

@@ -25,8 +25,8 @@ impl Catalog for CatalogService {
         &self,
         request: Request<proto::ListCircuitsRequest>,
     ) -> Result<Response<proto::ListCircuitsResponse>, Status> {
-        let zone_id = optional_id("zone_id", request.get_ref().zone_id)
-            .map_err(ServiceError::from)?;
+        let zone_id =
+            optional_id("zone_id", request.get_ref().zone_id).map_err(ServiceError::from)?;
         let circuits = self.0.blocking(move |s| s.circuits(zone_id)).await?;
         Ok(Response::new(proto::ListCircuitsResponse {
             circuits: circuits.iter().map(Into::into).collect(),

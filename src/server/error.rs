@@ -39,10 +39,14 @@ impl From<ValidationError> for Status {
 fn store_status(error: StoreError) -> Status {
     let message = error.to_string();
     match error {
-        StoreError::NotFound { .. } | StoreError::MissingReference { .. } => Status::not_found(message),
+        StoreError::NotFound { .. } | StoreError::MissingReference { .. } => {
+            Status::not_found(message)
+        }
         StoreError::Duplicate { .. } => Status::already_exists(message),
         StoreError::StaleVersion { .. } => Status::aborted(message),
-        StoreError::Conflict(_) | StoreError::NotEmpty { .. } => Status::failed_precondition(message),
+        StoreError::Conflict(_) | StoreError::NotEmpty { .. } => {
+            Status::failed_precondition(message)
+        }
         StoreError::Database(detail) => {
             tracing::error!(%detail, "database error");
             Status::internal("database error; see the server log")
@@ -60,20 +64,49 @@ mod tests {
     #[test]
     fn codes() {
         let code = |e: ServiceError| Status::from(e).code();
-        assert_eq!(code(ValidationError::new("x", "bad").into()), Code::InvalidArgument);
-        assert_eq!(code(StoreError::NotFound { kind: EntityKind::Lamp, id: 1 }.into()), Code::NotFound);
         assert_eq!(
-            code(StoreError::StaleVersion { kind: EntityKind::Lamp, id: 1, expected: 1, current: 2, current_state: String::new() }.into()),
+            code(ValidationError::new("x", "bad").into()),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(
+                StoreError::NotFound {
+                    kind: EntityKind::Lamp,
+                    id: 1
+                }
+                .into()
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                StoreError::StaleVersion {
+                    kind: EntityKind::Lamp,
+                    id: 1,
+                    expected: 1,
+                    current: 2,
+                    current_state: String::new()
+                }
+                .into()
+            ),
             Code::Aborted
         );
-        assert_eq!(code(StoreError::Conflict("no".into()).into()), Code::FailedPrecondition);
-        assert_eq!(code(StoreError::Database("disk".into()).into()), Code::Internal);
+        assert_eq!(
+            code(StoreError::Conflict("no".into()).into()),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(StoreError::Database("disk".into()).into()),
+            Code::Internal
+        );
         assert_eq!(code(StoreError::Closed.into()), Code::Unavailable);
     }
 
     #[test]
     fn database_details_stay_in_the_log() {
-        let status = Status::from(ServiceError::from(StoreError::Database("secret path".into())));
+        let status = Status::from(ServiceError::from(StoreError::Database(
+            "secret path".into(),
+        )));
         assert!(!status.message().contains("secret"));
     }
 }

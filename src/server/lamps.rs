@@ -12,7 +12,10 @@ pub struct LampService(pub Context);
 const PAGER: Pager<crate::domain::inventory::Lamp, proto::Lamp, proto::LampPage> = Pager {
     fetch: |store, scan| store.lamps(scan),
     item: |record| proto::Lamp::from(record),
-    page: |items, next_page_token| proto::LampPage { items, next_page_token },
+    page: |items, next_page_token| proto::LampPage {
+        items,
+        next_page_token,
+    },
 };
 
 #[tonic::async_trait]
@@ -20,13 +23,19 @@ impl Lamps for LampService {
     type ListStream = PageStream<proto::LampPage>;
     type SearchByLocationStream = PageStream<proto::LampPage>;
 
-    async fn get(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::Lamp>, Status> {
+    async fn get(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::Lamp>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.lamp(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn list(&self, request: Request<proto::ListOptions>) -> Result<Response<Self::ListStream>, Status> {
+    async fn list(
+        &self,
+        request: Request<proto::ListOptions>,
+    ) -> Result<Response<Self::ListStream>, Status> {
         let list = wire::list_request(request.get_ref())?;
         Ok(Response::new(paging::stream(&self.0, list, PAGER)))
     }
@@ -45,17 +54,26 @@ impl Lamps for LampService {
         request: Request<proto::UpdateLampRequest>,
     ) -> Result<Response<proto::Lamp>, Status> {
         let (id, version, patch) = wire::lamp_update(request.get_ref())?;
-        let record = self.0.blocking(move |s| s.update_lamp(id, version, patch)).await?;
+        let record = self
+            .0
+            .blocking(move |s| s.update_lamp(id, version, patch))
+            .await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn delete(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::Lamp>, Status> {
+    async fn delete(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::Lamp>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_lamp(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn prune(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::PruneResponse>, Status> {
+    async fn prune(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::PruneResponse>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         self.0.blocking(move |s| s.prune_lamp(id)).await?;
         Ok(Response::new(proto::PruneResponse { id }))
@@ -69,10 +87,16 @@ impl Lamps for LampService {
         Ok(Response::new(paging::stream(&self.0, search, PAGER)))
     }
 
-    async fn add_to_asset(&self, request: Request<proto::AddToAssetRequest>) -> Result<Response<proto::Lamp>, Status> {
+    async fn add_to_asset(
+        &self,
+        request: Request<proto::AddToAssetRequest>,
+    ) -> Result<Response<proto::Lamp>, Status> {
         let lamp_id = wire::id("lamp_id", request.get_ref().lamp_id)?;
         let asset_id = wire::id("asset_id", request.get_ref().asset_id)?;
-        let record = self.0.blocking(move |s| s.mount_lamp(lamp_id, asset_id)).await?;
+        let record = self
+            .0
+            .blocking(move |s| s.mount_lamp(lamp_id, asset_id))
+            .await?;
         Ok(Response::new((&record).into()))
     }
 }

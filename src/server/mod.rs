@@ -47,11 +47,21 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<proto::basestations_server::BasestationsServer<basestations::BasestationService>>().await;
-    health.set_serving::<proto::telecells_server::TelecellsServer<telecells::TelecellService>>().await;
-    health.set_serving::<proto::assets_server::AssetsServer<assets::AssetService>>().await;
-    health.set_serving::<proto::lamps_server::LampsServer<lamps::LampService>>().await;
-    health.set_serving::<proto::users_server::UsersServer<users::UserService>>().await;
-    health.set_serving::<proto::catalog_server::CatalogServer<catalog::CatalogService>>().await;
+    health
+        .set_serving::<proto::telecells_server::TelecellsServer<telecells::TelecellService>>()
+        .await;
+    health
+        .set_serving::<proto::assets_server::AssetsServer<assets::AssetService>>()
+        .await;
+    health
+        .set_serving::<proto::lamps_server::LampsServer<lamps::LampService>>()
+        .await;
+    health
+        .set_serving::<proto::users_server::UsersServer<users::UserService>>()
+        .await;
+    health
+        .set_serving::<proto::catalog_server::CatalogServer<catalog::CatalogService>>()
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -65,7 +75,9 @@ pub async fn run(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: ending streams, finishing requests in flight");
-        health.set_not_serving::<proto::lamps_server::LampsServer<lamps::LampService>>().await;
+        health
+            .set_not_serving::<proto::lamps_server::LampsServer<lamps::LampService>>()
+            .await;
         drain.cancel();
     };
 
@@ -76,13 +88,21 @@ pub async fn run(
         .add_service(proto::basestations_server::BasestationsServer::new(
             basestations::BasestationService(context.clone()),
         ))
-        .add_service(proto::telecells_server::TelecellsServer::new(telecells::TelecellService(
+        .add_service(proto::telecells_server::TelecellsServer::new(
+            telecells::TelecellService(context.clone()),
+        ))
+        .add_service(proto::assets_server::AssetsServer::new(
+            assets::AssetService(context.clone()),
+        ))
+        .add_service(proto::lamps_server::LampsServer::new(lamps::LampService(
             context.clone(),
         )))
-        .add_service(proto::assets_server::AssetsServer::new(assets::AssetService(context.clone())))
-        .add_service(proto::lamps_server::LampsServer::new(lamps::LampService(context.clone())))
-        .add_service(proto::users_server::UsersServer::new(users::UserService(context.clone())))
-        .add_service(proto::catalog_server::CatalogServer::new(catalog::CatalogService(context)))
+        .add_service(proto::users_server::UsersServer::new(users::UserService(
+            context.clone(),
+        )))
+        .add_service(proto::catalog_server::CatalogServer::new(
+            catalog::CatalogService(context),
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         .await?;
     Ok(())

@@ -35,7 +35,11 @@ struct Chunk<M> {
     complete: bool,
 }
 
-pub fn stream<R, M, P>(context: &Context, request: ListRequest, pager: Pager<R, M, P>) -> PageStream<P>
+pub fn stream<R, M, P>(
+    context: &Context,
+    request: ListRequest,
+    pager: Pager<R, M, P>,
+) -> PageStream<P>
 where
     R: Record + Send + 'static,
     M: Send + 'static,
@@ -84,7 +88,10 @@ where
             let token = if finished && items.peek().is_none() {
                 String::new()
             } else {
-                Cursor { after_id: page_last }.to_token()
+                Cursor {
+                    after_id: page_last,
+                }
+                .to_token()
             };
             let message = (pager.page)(page.into_iter().map(|(_, m)| m).collect(), token);
             tokio::select! {

@@ -16,7 +16,10 @@ pub struct UserService(pub Context);
 const PAGER: Pager<User, proto::User, proto::UserPage> = Pager {
     fetch: |store, scan| store.users(scan),
     item: |record| proto::User::from(record),
-    page: |items, next_page_token| proto::UserPage { items, next_page_token },
+    page: |items, next_page_token| proto::UserPage {
+        items,
+        next_page_token,
+    },
 };
 
 async fn hash(password: String) -> Result<String, ServiceError> {
@@ -30,18 +33,27 @@ async fn hash(password: String) -> Result<String, ServiceError> {
 impl Users for UserService {
     type ListStream = PageStream<proto::UserPage>;
 
-    async fn get(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::User>, Status> {
+    async fn get(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.user(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn list(&self, request: Request<proto::ListOptions>) -> Result<Response<Self::ListStream>, Status> {
+    async fn list(
+        &self,
+        request: Request<proto::ListOptions>,
+    ) -> Result<Response<Self::ListStream>, Status> {
         let list = wire::list_request(request.get_ref())?;
         Ok(Response::new(paging::stream(&self.0, list, PAGER)))
     }
 
-    async fn create(&self, request: Request<proto::CreateUserRequest>) -> Result<Response<proto::User>, Status> {
+    async fn create(
+        &self,
+        request: Request<proto::CreateUserRequest>,
+    ) -> Result<Response<proto::User>, Status> {
         let draft = wire::new_user(request.get_ref())?;
         let new = NewUser {
             password_hash: hash(draft.password).await?,
@@ -54,7 +66,10 @@ impl Users for UserService {
         Ok(Response::new((&record).into()))
     }
 
-    async fn update(&self, request: Request<proto::UpdateUserRequest>) -> Result<Response<proto::User>, Status> {
+    async fn update(
+        &self,
+        request: Request<proto::UpdateUserRequest>,
+    ) -> Result<Response<proto::User>, Status> {
         let change = wire::user_update(request.get_ref())?;
         let password_hash = match change.password {
             Some(password) => Some(hash(password).await?),
@@ -67,17 +82,26 @@ impl Users for UserService {
             status: change.status,
         };
         let (id, version) = (change.id, change.expected_version);
-        let record = self.0.blocking(move |s| s.update_user(id, version, patch)).await?;
+        let record = self
+            .0
+            .blocking(move |s| s.update_user(id, version, patch))
+            .await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn delete(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::User>, Status> {
+    async fn delete(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_user(id)).await?;
         Ok(Response::new((&record).into()))
     }
 
-    async fn prune(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::PruneResponse>, Status> {
+    async fn prune(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::PruneResponse>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         self.0.blocking(move |s| s.prune_user(id)).await?;
         Ok(Response::new(proto::PruneResponse { id }))

@@ -9,8 +9,8 @@ use super::{SqliteStore, db_error};
 use crate::domain::estate::Estate;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
-    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Telecell,
-    Record, TelecellPatch, User, UserPatch, Zone,
+    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Record, Telecell,
+    TelecellPatch, User, UserPatch, Zone,
 };
 use crate::store::{EstateCounts, Scan, Store, StoreError, StoreResult};
 
@@ -65,7 +65,10 @@ impl Store for SqliteStore {
             prune::<Basestation>(
                 c,
                 id,
-                &[("SELECT count(*) FROM telecells WHERE basestation_id = ?1", "telecells report through it")],
+                &[(
+                    "SELECT count(*) FROM telecells WHERE basestation_id = ?1",
+                    "telecells report through it",
+                )],
             )
         })
     }
@@ -136,8 +139,14 @@ impl Store for SqliteStore {
                 c,
                 id,
                 &[
-                    ("SELECT count(*) FROM lamps WHERE telecell_id = ?1", "lamps are driven by it"),
-                    ("SELECT count(*) FROM telecells WHERE relay_via_id = ?1", "telecells relay through it"),
+                    (
+                        "SELECT count(*) FROM lamps WHERE telecell_id = ?1",
+                        "lamps are driven by it",
+                    ),
+                    (
+                        "SELECT count(*) FROM telecells WHERE relay_via_id = ?1",
+                        "telecells relay through it",
+                    ),
                 ],
             )
         })
@@ -161,7 +170,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn unlink_telecell_from_lamps(&self, telecell_id: i64, lamp_ids: &[i64]) -> StoreResult<Telecell> {
+    fn unlink_telecell_from_lamps(
+        &self,
+        telecell_id: i64,
+        lamp_ids: &[i64],
+    ) -> StoreResult<Telecell> {
         let lamp_ids = lamp_ids.to_vec();
         self.write(move |c| {
             require_exists(c, "telecell_id", EntityKind::Telecell, telecell_id)?;
@@ -234,7 +247,14 @@ impl Store for SqliteStore {
 
     fn prune_asset(&self, id: i64) -> StoreResult<()> {
         self.write(move |c| {
-            prune::<Asset>(c, id, &[("SELECT count(*) FROM lamps WHERE asset_id = ?1", "lamps are mounted on it")])
+            prune::<Asset>(
+                c,
+                id,
+                &[(
+                    "SELECT count(*) FROM lamps WHERE asset_id = ?1",
+                    "lamps are mounted on it",
+                )],
+            )
         })
     }
 
@@ -315,7 +335,10 @@ impl Store for SqliteStore {
     }
 
     fn users(&self, query: &Scan) -> StoreResult<Vec<User>> {
-        let query = Scan { area: None, ..*query };
+        let query = Scan {
+            area: None,
+            ..*query
+        };
         self.read(|c| scan(c, &query))
     }
 
@@ -413,7 +436,9 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let existing = counts(c)?;
             if existing.lamps > 0 || existing.assets > 0 || existing.telecells > 0 {
-                return Err(StoreError::NotEmpty { lamps: existing.lamps });
+                return Err(StoreError::NotEmpty {
+                    lamps: existing.lamps,
+                });
             }
             super::seed::insert_estate(c, &estate)?;
             counts(c)
@@ -427,8 +452,10 @@ impl Store for SqliteStore {
 
 fn counts(c: &Connection) -> StoreResult<EstateCounts> {
     let count = |table: &str| -> StoreResult<i64> {
-        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
-            .map_err(db_error)
+        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .map_err(db_error)
     };
     Ok(EstateCounts {
         zones: count("zones")?,
@@ -441,7 +468,10 @@ fn counts(c: &Connection) -> StoreResult<EstateCounts> {
     })
 }
 
-fn check_version<T: Record + std::fmt::Debug>(record: &T, expected: Option<i64>) -> StoreResult<()> {
+fn check_version<T: Record + std::fmt::Debug>(
+    record: &T,
+    expected: Option<i64>,
+) -> StoreResult<()> {
     let current = record.meta().version;
     match expected {
         Some(expected) if expected != current => Err(StoreError::StaleVersion {
@@ -469,7 +499,12 @@ fn table_of(kind: EntityKind) -> &'static str {
 }
 
 /// A referenced record must exist.
-fn require_exists(c: &Connection, field: &'static str, kind: EntityKind, id: i64) -> StoreResult<()> {
+fn require_exists(
+    c: &Connection,
+    field: &'static str,
+    kind: EntityKind,
+    id: i64,
+) -> StoreResult<()> {
     let found = c
         .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", table_of(kind)))
         .and_then(|mut s| s.query_row([id], |_| Ok(())).optional())
@@ -480,7 +515,10 @@ fn require_exists(c: &Connection, field: &'static str, kind: EntityKind, id: i64
 /// A referenced record must exist and not be soft-deleted.
 fn require_live(c: &Connection, field: &'static str, kind: EntityKind, id: i64) -> StoreResult<()> {
     let status: Option<String> = c
-        .prepare_cached(&format!("SELECT status FROM {} WHERE id = ?1", table_of(kind)))
+        .prepare_cached(&format!(
+            "SELECT status FROM {} WHERE id = ?1",
+            table_of(kind)
+        ))
         .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
         .map_err(db_error)?;
     match status.as_deref() {
@@ -494,15 +532,24 @@ fn require_live(c: &Connection, field: &'static str, kind: EntityKind, id: i64) 
 
 fn lamp_driver(c: &Connection, lamp_id: i64) -> StoreResult<Option<i64>> {
     c.prepare_cached("SELECT telecell_id FROM lamps WHERE id = ?1")
-        .and_then(|mut s| s.query_row([lamp_id], |row| row.get::<_, Option<i64>>(0)).optional())
+        .and_then(|mut s| {
+            s.query_row([lamp_id], |row| row.get::<_, Option<i64>>(0))
+                .optional()
+        })
         .map_err(db_error)?
-        .ok_or(StoreError::MissingReference { field: "lamp_ids", kind: EntityKind::Lamp, id: lamp_id })
+        .ok_or(StoreError::MissingReference {
+            field: "lamp_ids",
+            kind: EntityKind::Lamp,
+            id: lamp_id,
+        })
 }
 
 fn set_lamp_driver(c: &Connection, lamp_id: i64, telecell_id: Option<i64>) -> StoreResult<()> {
-    c.prepare_cached("UPDATE lamps SET telecell_id = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![lamp_id, telecell_id, millis(Utc::now())]))
-        .map_err(db_error)?;
+    c.prepare_cached(
+        "UPDATE lamps SET telecell_id = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![lamp_id, telecell_id, millis(Utc::now())]))
+    .map_err(db_error)?;
     Ok(())
 }
 
@@ -524,7 +571,11 @@ fn soft_delete<T: Stored>(c: &Connection, id: i64) -> StoreResult<T> {
 /// Removes a soft-deleted record for good, refusing while anything still depends on it.
 fn prune<T: Stored>(c: &Connection, id: i64, dependents: &[(&str, &str)]) -> StoreResult<()> {
     let status: String = c
-        .query_row(&format!("SELECT status FROM {} WHERE id = ?1", T::TABLE), [id], |row| row.get(0))
+        .query_row(
+            &format!("SELECT status FROM {} WHERE id = ?1", T::TABLE),
+            [id],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(db_error)?
         .ok_or(StoreError::NotFound { kind: T::KIND, id })?;
@@ -549,10 +600,21 @@ fn prune<T: Stored>(c: &Connection, id: i64, dependents: &[(&str, &str)]) -> Sto
 }
 
 /// Maps a UNIQUE violation on `field` to a clear duplicate error.
-fn unique(error: rusqlite::Error, kind: EntityKind, field: &'static str, value: &str) -> StoreError {
+fn unique(
+    error: rusqlite::Error,
+    kind: EntityKind,
+    field: &'static str,
+    value: &str,
+) -> StoreError {
     match &error {
-        rusqlite::Error::SqliteFailure(failure, _) if failure.code == ErrorCode::ConstraintViolation => {
-            StoreError::Duplicate { kind, field, value: value.to_owned() }
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Duplicate {
+                kind,
+                field,
+                value: value.to_owned(),
+            }
         }
         _ => db_error(error),
     }

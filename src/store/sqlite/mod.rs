@@ -2,8 +2,8 @@
 //! transaction, and a pool of reader connections that WAL keeps from ever blocking it.
 
 mod inventory;
-mod seed;
 mod rows;
+mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -265,8 +265,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(path_from_url("sqlite://a/b.db").unwrap(), PathBuf::from("a/b.db"));
-        assert_eq!(path_from_url("sqlite:///tmp/b.db").unwrap(), PathBuf::from("/tmp/b.db"));
+        assert_eq!(
+            path_from_url("sqlite://a/b.db").unwrap(),
+            PathBuf::from("a/b.db")
+        );
+        assert_eq!(
+            path_from_url("sqlite:///tmp/b.db").unwrap(),
+            PathBuf::from("/tmp/b.db")
+        );
         assert_eq!(path_from_url("sqlite:b.db").unwrap(), PathBuf::from("b.db"));
         assert!(path_from_url("postgres://x").is_err());
         assert!(path_from_url("sqlite://").is_err());
@@ -279,7 +285,10 @@ mod tests {
         drop(SqliteStore::open(&path).unwrap());
         let store = SqliteStore::open(&path).unwrap();
         let version: usize = store
-            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_error))
+            .read(|c| {
+                c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .map_err(db_error)
+            })
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
     }
@@ -294,8 +303,11 @@ mod tests {
                 std::thread::spawn(move || {
                     store.write(move |c| {
                         if i % 2 == 0 {
-                            c.execute("INSERT INTO zones (id, name) VALUES (?1, ?2)", (i, format!("z{i}")))
-                                .map_err(db_error)?;
+                            c.execute(
+                                "INSERT INTO zones (id, name) VALUES (?1, ?2)",
+                                (i, format!("z{i}")),
+                            )
+                            .map_err(db_error)?;
                             Ok(())
                         } else {
                             c.execute("INSERT INTO zones (id, name) VALUES (?1, 'dup')", [i])
@@ -309,7 +321,10 @@ mod tests {
         let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 32);
         let zones: i64 = store
-            .read(|c| c.query_row("SELECT count(*) FROM zones", [], |r| r.get(0)).map_err(db_error))
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM zones", [], |r| r.get(0))
+                    .map_err(db_error)
+            })
             .unwrap();
         assert_eq!(zones, 32);
     }

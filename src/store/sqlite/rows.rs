@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::db_error;
 use crate::domain::geo::GeoPoint;
 use crate::domain::inventory::{
-    Asset, Basestation, ControlType, EntityStatus, Lamp, LampTechnology, LampType,
-    Record, RecordMeta, Role, Telecell, User,
+    Asset, Basestation, ControlType, EntityStatus, Lamp, LampTechnology, LampType, Record,
+    RecordMeta, Role, Telecell, User,
 };
 use crate::store::{Scan, StatusFilter, StoreError, StoreResult};
 
@@ -118,7 +118,6 @@ fn scan_range<T: Stored>(
     rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
 }
 
-
 pub(super) fn millis(instant: DateTime<Utc>) -> i64 {
     instant.timestamp_millis()
 }
@@ -158,7 +157,10 @@ fn id_list(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<i64>> {
         .unwrap_or_default()
         .split(',')
         .filter(|part| !part.is_empty())
-        .map(|part| part.parse::<i64>().map_err(|e| bad_value(index, e.to_string())))
+        .map(|part| {
+            part.parse::<i64>()
+                .map_err(|e| bad_value(index, e.to_string()))
+        })
         .collect::<rusqlite::Result<Vec<_>>>()?;
     ids.sort_unstable();
     Ok(ids)
@@ -282,7 +284,10 @@ impl Stored for Lamp {
     });
 
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-        let location = match (row.get::<_, Option<f64>>(13)?, row.get::<_, Option<f64>>(14)?) {
+        let location = match (
+            row.get::<_, Option<f64>>(13)?,
+            row.get::<_, Option<f64>>(14)?,
+        ) {
             (Some(lat), Some(lon)) => {
                 Some(GeoPoint::new(lat, lon).map_err(|e| bad_value(13, e.to_string()))?)
             }
@@ -331,4 +336,3 @@ impl Stored for User {
         })
     }
 }
-

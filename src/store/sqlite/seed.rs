@@ -18,12 +18,22 @@ pub(super) fn insert_estate(c: &Connection, estate: &Estate) -> StoreResult<()> 
         .map_err(db_error)?;
     for t in &estate.lamp_types {
         statement
-            .execute(params![t.id, t.name, t.technology.as_str(), t.wattage_w, t.control_type.as_str()])
+            .execute(params![
+                t.id,
+                t.name,
+                t.technology.as_str(),
+                t.wattage_w,
+                t.control_type.as_str()
+            ])
             .map_err(db_error)?;
     }
-    let mut statement = c.prepare("INSERT INTO zones (id, name) VALUES (?1, ?2)").map_err(db_error)?;
+    let mut statement = c
+        .prepare("INSERT INTO zones (id, name) VALUES (?1, ?2)")
+        .map_err(db_error)?;
     for zone in &estate.zones {
-        statement.execute(params![zone.id, zone.name]).map_err(db_error)?;
+        statement
+            .execute(params![zone.id, zone.name])
+            .map_err(db_error)?;
     }
     let mut statement = c
         .prepare("INSERT INTO circuits (id, name, zone_id) VALUES (?1, ?2, ?3)")
@@ -41,7 +51,16 @@ pub(super) fn insert_estate(c: &Connection, estate: &Estate) -> StoreResult<()> 
         .map_err(db_error)?;
     for b in &estate.basestations {
         statement
-            .execute(params![b.id, b.uuid.to_string(), b.name, b.firmware_version, b.location.lat(), b.location.lon(), active, now])
+            .execute(params![
+                b.id,
+                b.uuid.to_string(),
+                b.name,
+                b.firmware_version,
+                b.location.lat(),
+                b.location.lon(),
+                active,
+                now
+            ])
             .map_err(db_error)?;
     }
     let mut statement = c
@@ -73,7 +92,16 @@ pub(super) fn insert_estate(c: &Connection, estate: &Estate) -> StoreResult<()> 
         .map_err(db_error)?;
     for a in &estate.assets {
         statement
-            .execute(params![a.id, a.reference, a.location.lat(), a.location.lon(), a.zone_id, a.circuit_id, active, now])
+            .execute(params![
+                a.id,
+                a.reference,
+                a.location.lat(),
+                a.location.lon(),
+                a.zone_id,
+                a.circuit_id,
+                active,
+                now
+            ])
             .map_err(db_error)?;
     }
     let mut statement = c
@@ -84,7 +112,15 @@ pub(super) fn insert_estate(c: &Connection, estate: &Estate) -> StoreResult<()> 
         .map_err(db_error)?;
     for l in &estate.lamps {
         statement
-            .execute(params![l.id, l.reference, l.asset_id, l.lamp_type_id, l.telecell_id, active, now])
+            .execute(params![
+                l.id,
+                l.reference,
+                l.asset_id,
+                l.lamp_type_id,
+                l.telecell_id,
+                active,
+                now
+            ])
             .map_err(db_error)?;
     }
     Ok(())

@@ -1,0 +1,248 @@
+//! `singularity bench`: the load generator. Measures a running server over real gRPC:
+//! lookups by id, full listings and spatial searches, and prints throughput and latency.
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use color_eyre::eyre::{Result, eyre};
+use futures::StreamExt;
+use rand::Rng;
+use tonic::transport::Channel;
+
+use super::DEFAULT_SERVER;
+use super::client::connect;
+use crate::proto::{self, lamps_client::LampsClient};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Server to measure.
+    #[arg(long, env = "SINGULARITY_SERVER", default_value = DEFAULT_SERVER, global = true)]
+    server: String,
+    #[command(subcommand)]
+    what: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Lamps.Get by random id from concurrent clients.
+    Get {
+        /// Requests in flight; a comma-separated list runs each in turn.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        concurrency: Vec<usize>,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// HTTP/2 connections the clients share.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+    },
+    /// Lamps.List streaming every lamp.
+    List {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long)]
+        page_size: Option<i32>,
+    },
+    /// Lamps.SearchByLocation for boxes holding a given share of the estate.
+    Search {
+        /// Share of all lamps each box holds.
+        #[arg(long, default_value_t = 0.01)]
+        fraction: f64,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
+    match args.what {
+        Bench::Get {
+            concurrency,
+            seconds,
+            connections,
+        } => {
+            if connections == 0 || concurrency.contains(&0) {
+                return Err(eyre!("--concurrency and --connections must be at least 1"));
+            }
+            let mut channels = vec![channel];
+            for _ in 1..connections {
+                channels.push(connect(&args.server).await.map_err(|e| eyre!(e))?);
+            }
+            let lamps = all_lamps(&channels[0], None).await?;
+            let ids: Vec<i64> = lamps.iter().map(|l| l.id).collect();
+            if ids.is_empty() {
+                return Err(eyre!(
+                    "the server holds no lamps; run singularity seed first"
+                ));
+            }
+            println!(
+                "Lamps.Get over {} lamps, {connections} connection(s), {seconds} s per run",
+                ids.len()
+            );
+            for clients in concurrency {
+                bench_get(&channels, &ids, clients, Duration::from_secs(seconds)).await?;
+            }
+        }
+        Bench::List { runs, page_size } => {
+            for run in 1..=runs {
+                let started = Instant::now();
+                let lamps = all_lamps(&channel, page_size).await?;
+                let elapsed = started.elapsed();
+                println!(
+                    "run {run}: {} lamps in {:.3} s = {:.0} lamps/s",
+                    lamps.len(),
+                    elapsed.as_secs_f64(),
+                    lamps.len() as f64 / elapsed.as_secs_f64()
+                );
+            }
+        }
+        Bench::Search { fraction, runs } => {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(eyre!("--fraction must be in (0, 1]"));
+            }
+            let lamps = all_lamps(&channel, None).await?;
+            let points: Vec<(f64, f64)> = lamps
+                .iter()
+                .filter_map(|l| l.location.as_ref().map(|p| (p.lat, p.lon)))
+                .collect();
+            if points.is_empty() {
+                return Err(eyre!(
+                    "the server holds no mounted lamps; run singularity seed first"
+                ));
+            }
+            bench_search(&channel, &points, fraction, runs).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn all_lamps(channel: &Channel, page_size: Option<i32>) -> Result<Vec<proto::Lamp>> {
+    let mut client = LampsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+    let mut stream = client
+        .list(proto::ListOptions {
+            page_size,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut lamps = Vec::new();
+    while let Some(page) = stream.next().await {
+        lamps.extend(page?.items);
+    }
+    Ok(lamps)
+}
+
+async fn bench_get(
+    channels: &[Channel],
+    ids: &[i64],
+    clients: usize,
+    length: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + length;
+    let mut tasks = Vec::new();
+    for index in 0..clients {
+        let mut client = LampsClient::new(channels[index % channels.len()].clone());
+        let ids = ids.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let id = ids[rand::rng().random_range(0..ids.len())];
+                let started = Instant::now();
+                match client.get(proto::IdRequest { id }).await {
+                    Ok(_) => latencies.push(started.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (mut l, e) = task.await?;
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().max(length);
+    latencies.sort_unstable();
+    println!(
+        "  {clients:>3} in flight: {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} ok, {errors} errors)",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+    Ok(())
+}
+
+async fn bench_search(
+    channel: &Channel,
+    points: &[(f64, f64)],
+    fraction: f64,
+    runs: usize,
+) -> Result<()> {
+    let mut client = LampsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+    let wanted = ((points.len() as f64) * fraction).ceil() as usize;
+    let mut timings = Vec::new();
+    let mut found_total = 0usize;
+    for _ in 0..runs {
+        let centre = points[rand::rng().random_range(0..points.len())];
+        let half = half_size_holding(points, centre, wanted);
+        let area = proto::GeoBox {
+            south: (centre.0 - half).max(-90.0),
+            west: (centre.1 - half).max(-180.0),
+            north: (centre.0 + half).min(90.0),
+            east: (centre.1 + half).min(180.0),
+        };
+        let started = Instant::now();
+        let mut stream = client
+            .search_by_location(proto::SearchByLocationRequest {
+                r#box: Some(area),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let mut found = 0;
+        while let Some(page) = stream.next().await {
+            found += page?.items.len();
+        }
+        timings.push(started.elapsed());
+        found_total += found;
+    }
+    timings.sort_unstable();
+    println!(
+        "SearchByLocation over {} lamps, boxes holding {:.1}% (~{} lamps; {:.0} returned on average), {runs} runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        points.len(),
+        fraction * 100.0,
+        wanted,
+        found_total as f64 / runs as f64,
+        percentile(&timings, 0.5),
+        percentile(&timings, 0.99),
+        timings
+            .last()
+            .map(|d| d.as_secs_f64() * 1e3)
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Half the side (in degrees) of a square around `centre` holding about `wanted` points.
+fn half_size_holding(points: &[(f64, f64)], centre: (f64, f64), wanted: usize) -> f64 {
+    let mut distances: Vec<f64> = points
+        .iter()
+        .map(|(lat, lon)| (lat - centre.0).abs().max((lon - centre.1).abs()))
+        .collect();
+    let index = wanted.clamp(1, distances.len()) - 1;
+    let (_, nth, _) = distances.select_nth_unstable_by(index, f64::total_cmp);
+    *nth
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}

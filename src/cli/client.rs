@@ -1,0 +1,816 @@
+//! `singularity client`: every inventory RPC from the command line, printed as a table or
+//! JSON, with exit codes a script can act on.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+
+use super::DEFAULT_SERVER;
+use super::output::{Fields, print_many, print_one};
+use crate::domain::inventory::{EntityStatus, Role};
+use crate::proto::{
+    self, assets_client::AssetsClient, basestations_client::BasestationsClient,
+    catalog_client::CatalogClient, lamps_client::LampsClient, telecells_client::TelecellsClient,
+    users_client::UsersClient,
+};
+use crate::wire;
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server to call.
+    #[arg(long, env = "SINGULARITY_SERVER", default_value = DEFAULT_SERVER, global = true)]
+    server: String,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    resource: Resource,
+}
+
+#[derive(Debug, Subcommand)]
+enum Resource {
+    /// Radio gateways.
+    Basestations {
+        #[command(subcommand)]
+        action: BasestationAction,
+    },
+    /// Radio nodes on the lamps.
+    Telecells {
+        #[command(subcommand)]
+        action: TelecellAction,
+    },
+    /// Lampposts (columns).
+    Assets {
+        #[command(subcommand)]
+        action: AssetAction,
+    },
+    /// Lamps (luminaires).
+    Lamps {
+        #[command(subcommand)]
+        action: LampAction,
+    },
+    /// People and their roles.
+    Users {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Zones (wards).
+    Zones,
+    /// Circuits (feeder pillars).
+    Circuits {
+        /// Only circuits of this zone.
+        #[arg(long)]
+        zone: Option<i64>,
+    },
+    /// Lamp types and their wattages.
+    LampTypes,
+}
+
+#[derive(Debug, Args)]
+struct IdArg {
+    id: i64,
+}
+
+#[derive(Debug, Args)]
+struct ListFlags {
+    /// Only records in this status: active, inactive, unavailable or deleted.
+    #[arg(long, value_parser = parse_status)]
+    status: Option<EntityStatus>,
+    /// Include soft-deleted records.
+    #[arg(long)]
+    include_deleted: bool,
+    /// Records per page (1-1000).
+    #[arg(long)]
+    page_size: Option<i32>,
+    /// Resume after the page that carried this token.
+    #[arg(long, default_value = "")]
+    page_token: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+struct SearchFlags {
+    /// The box: south,west,north,east in decimal degrees (west > east crosses the antimeridian).
+    #[arg(long = "box", value_parser = parse_box, allow_hyphen_values = true)]
+    area: proto::GeoBox,
+    /// Include soft-deleted records.
+    #[arg(long)]
+    include_deleted: bool,
+}
+
+#[derive(Debug, Args)]
+struct LocationFlags {
+    #[arg(long, allow_hyphen_values = true, requires = "lon")]
+    lat: Option<f64>,
+    #[arg(long, allow_hyphen_values = true, requires = "lat")]
+    lon: Option<f64>,
+}
+
+impl LocationFlags {
+    fn point(&self) -> Option<proto::GeoPoint> {
+        Some(proto::GeoPoint {
+            lat: self.lat?,
+            lon: self.lon?,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct ChangeFlags {
+    /// Refuse the change unless the record is still at this version.
+    #[arg(long)]
+    expected_version: Option<i64>,
+    /// New status: active, inactive, unavailable or deleted.
+    #[arg(long, value_parser = parse_status)]
+    status: Option<EntityStatus>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BasestationAction {
+    Get(IdArg),
+    List(ListFlags),
+    Search(SearchFlags),
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        location: LocationFlags,
+        #[arg(long, default_value = "")]
+        firmware: String,
+        /// Hardware uuid; generated when omitted.
+        #[arg(long, default_value = "")]
+        uuid: String,
+    },
+    Update {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        firmware: Option<String>,
+        #[command(flatten)]
+        location: LocationFlags,
+        #[command(flatten)]
+        change: ChangeFlags,
+    },
+    Delete(IdArg),
+    Prune(IdArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum TelecellAction {
+    Get(IdArg),
+    List(ListFlags),
+    Search(SearchFlags),
+    Create {
+        #[arg(long)]
+        basestation: i64,
+        #[command(flatten)]
+        location: LocationFlags,
+        /// The telecell this one relays through.
+        #[arg(long, default_value_t = 0)]
+        relay_via: i64,
+        #[arg(long, default_value = "")]
+        firmware: String,
+        #[arg(long, default_value = "")]
+        uuid: String,
+    },
+    Update {
+        id: i64,
+        #[arg(long)]
+        basestation: Option<i64>,
+        /// 0 stops relaying.
+        #[arg(long)]
+        relay_via: Option<i64>,
+        #[arg(long)]
+        firmware: Option<String>,
+        #[command(flatten)]
+        location: LocationFlags,
+        #[command(flatten)]
+        change: ChangeFlags,
+    },
+    Delete(IdArg),
+    Prune(IdArg),
+    /// Make the telecell drive these lamps.
+    Link {
+        id: i64,
+        #[arg(long, value_delimiter = ',', required = true)]
+        lamps: Vec<i64>,
+    },
+    /// Stop the telecell driving these lamps.
+    Unlink {
+        id: i64,
+        #[arg(long, value_delimiter = ',', required = true)]
+        lamps: Vec<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AssetAction {
+    Get(IdArg),
+    List(ListFlags),
+    Search(SearchFlags),
+    Create {
+        #[arg(long)]
+        reference: String,
+        #[command(flatten)]
+        location: LocationFlags,
+        #[arg(long)]
+        zone: i64,
+        #[arg(long, default_value_t = 0)]
+        circuit: i64,
+    },
+    Update {
+        id: i64,
+        #[arg(long)]
+        reference: Option<String>,
+        #[arg(long)]
+        zone: Option<i64>,
+        /// 0 takes the asset off its circuit.
+        #[arg(long)]
+        circuit: Option<i64>,
+        #[command(flatten)]
+        location: LocationFlags,
+        #[command(flatten)]
+        change: ChangeFlags,
+    },
+    Delete(IdArg),
+    Prune(IdArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum LampAction {
+    Get(IdArg),
+    List(ListFlags),
+    Search(SearchFlags),
+    Create {
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        lamp_type: i64,
+        #[arg(long, default_value_t = 0)]
+        asset: i64,
+        #[arg(long, default_value_t = 0)]
+        telecell: i64,
+    },
+    Update {
+        id: i64,
+        #[arg(long)]
+        reference: Option<String>,
+        #[arg(long)]
+        lamp_type: Option<i64>,
+        #[command(flatten)]
+        change: ChangeFlags,
+    },
+    Delete(IdArg),
+    Prune(IdArg),
+    /// Mount the lamp on an asset.
+    Mount {
+        id: i64,
+        #[arg(long)]
+        asset: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    Get(IdArg),
+    List(ListFlags),
+    /// Create a user; the password is prompted for (without echo) unless --password-env names
+    /// a variable that holds it.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// admin, manager, user or dev.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long)]
+        password_env: Option<String>,
+    },
+    Update {
+        id: i64,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// Prompt for a new password.
+        #[arg(long)]
+        new_password: bool,
+        #[arg(long)]
+        password_env: Option<String>,
+        #[command(flatten)]
+        change: ChangeFlags,
+    },
+    Delete(IdArg),
+    Prune(IdArg),
+}
+
+/// Why the client failed, as an exit code scripts can test.
+#[derive(Debug)]
+enum Failure {
+    Usage(String),
+    Rpc(Status),
+    Connect(String),
+}
+
+pub async fn run(args: ClientArgs) -> ExitCode {
+    match dispatch(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Connect(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(6)
+        }
+        Err(Failure::Rpc(status)) => {
+            eprintln!("error ({:?}): {}", status.code(), status.message());
+            ExitCode::from(exit_code(status.code()))
+        }
+    }
+}
+
+/// 3 not found, 4 invalid argument, 5 conflict (exists, stale, precondition), 6 unavailable,
+/// 7 not allowed, 1 anything else.
+fn exit_code(code: Code) -> u8 {
+    match code {
+        Code::NotFound => 3,
+        Code::InvalidArgument | Code::OutOfRange => 4,
+        Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => 5,
+        Code::Unavailable | Code::DeadlineExceeded => 6,
+        Code::Unauthenticated | Code::PermissionDenied => 7,
+        _ => 1,
+    }
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Failure::Rpc(status)
+    }
+}
+
+pub async fn connect(server: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| format!("{server:?} is not a server URL ({e}); use e.g. {DEFAULT_SERVER}"))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach the server at {server} ({e}); is it running? set --server or SINGULARITY_SERVER"))
+}
+
+async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
+    let channel = connect(&args.server).await.map_err(Failure::Connect)?;
+    let json = args.json;
+    match args.resource {
+        Resource::Basestations { action } => {
+            basestations(BasestationsClient::new(channel), action, json).await
+        }
+        Resource::Telecells { action } => {
+            telecells(TelecellsClient::new(channel), action, json).await
+        }
+        Resource::Assets { action } => assets(AssetsClient::new(channel), action, json).await,
+        Resource::Lamps { action } => lamps(LampsClient::new(channel), action, json).await,
+        Resource::Users { action } => users(UsersClient::new(channel), action, json).await,
+        Resource::Zones => {
+            let reply = CatalogClient::new(channel)
+                .list_zones(proto::ListZonesRequest {})
+                .await?;
+            print_many(&reply.into_inner().zones, json);
+            Ok(())
+        }
+        Resource::Circuits { zone } => {
+            let request = proto::ListCircuitsRequest {
+                zone_id: zone.unwrap_or_default(),
+            };
+            let reply = CatalogClient::new(channel).list_circuits(request).await?;
+            print_many(&reply.into_inner().circuits, json);
+            Ok(())
+        }
+        Resource::LampTypes => {
+            let reply = CatalogClient::new(channel)
+                .list_lamp_types(proto::ListLampTypesRequest {})
+                .await?;
+            print_many(&reply.into_inner().lamp_types, json);
+            Ok(())
+        }
+    }
+}
+
+fn list_options(flags: ListFlags) -> proto::ListOptions {
+    proto::ListOptions {
+        page_size: flags.page_size,
+        page_token: flags.page_token,
+        status: flags
+            .status
+            .map(|s| wire::entity_status(s) as i32)
+            .unwrap_or_default(),
+        include_deleted: flags.include_deleted,
+        limit: flags.limit,
+    }
+}
+
+fn search_request(flags: SearchFlags) -> proto::SearchByLocationRequest {
+    proto::SearchByLocationRequest {
+        r#box: Some(flags.area),
+        page_size: None,
+        include_deleted: flags.include_deleted,
+    }
+}
+
+fn status_value(status: Option<EntityStatus>) -> i32 {
+    status
+        .map(|s| wire::entity_status(s) as i32)
+        .unwrap_or_default()
+}
+
+/// Collects every page of a listing, then prints it.
+async fn print_pages<P, T: Fields>(
+    stream: Result<tonic::Response<Streaming<P>>, Status>,
+    items: fn(P) -> Vec<T>,
+    json: bool,
+) -> Result<(), Failure> {
+    let mut stream = stream?.into_inner();
+    let mut all = Vec::new();
+    while let Some(page) = stream.next().await {
+        all.extend(items(page?));
+    }
+    print_many(&all, json);
+    Ok(())
+}
+
+fn show<T: Fields>(reply: Result<tonic::Response<T>, Status>, json: bool) -> Result<(), Failure> {
+    print_one(&reply?.into_inner(), json);
+    Ok(())
+}
+
+async fn basestations(
+    mut c: BasestationsClient<Channel>,
+    action: BasestationAction,
+    json: bool,
+) -> Result<(), Failure> {
+    use BasestationAction as A;
+    match action {
+        A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),
+        A::List(flags) => {
+            print_pages(
+                c.list(list_options(flags)).await,
+                |p: proto::BasestationPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Search(flags) => {
+            print_pages(
+                c.search_by_location(search_request(flags)).await,
+                |p: proto::BasestationPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Create {
+            name,
+            location,
+            firmware,
+            uuid,
+        } => {
+            let request = proto::CreateBasestationRequest {
+                uuid,
+                name,
+                firmware_version: firmware,
+                location: location.point(),
+                status: 0,
+            };
+            show(c.create(request).await, json)
+        }
+        A::Update {
+            id,
+            name,
+            firmware,
+            location,
+            change,
+        } => {
+            let request = proto::UpdateBasestationRequest {
+                id,
+                expected_version: change.expected_version,
+                name,
+                firmware_version: firmware,
+                location: location.point(),
+                status: status_value(change.status),
+            };
+            show(c.update(request).await, json)
+        }
+        A::Delete(IdArg { id }) => show(c.delete(proto::IdRequest { id }).await, json),
+        A::Prune(IdArg { id }) => show(c.prune(proto::IdRequest { id }).await, json),
+    }
+}
+
+async fn telecells(
+    mut c: TelecellsClient<Channel>,
+    action: TelecellAction,
+    json: bool,
+) -> Result<(), Failure> {
+    use TelecellAction as A;
+    let linked = |reply: Result<tonic::Response<proto::TelecellLampsResponse>, Status>| {
+        reply.map(|r| tonic::Response::new(r.into_inner().telecell.unwrap_or_default()))
+    };
+    match action {
+        A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),
+        A::List(flags) => {
+            print_pages(
+                c.list(list_options(flags)).await,
+                |p: proto::TelecellPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Search(flags) => {
+            print_pages(
+                c.search_by_location(search_request(flags)).await,
+                |p: proto::TelecellPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Create {
+            basestation,
+            location,
+            relay_via,
+            firmware,
+            uuid,
+        } => {
+            let request = proto::CreateTelecellRequest {
+                uuid,
+                basestation_id: basestation,
+                relay_via_id: relay_via,
+                location: location.point(),
+                firmware_version: firmware,
+                status: 0,
+            };
+            show(c.create(request).await, json)
+        }
+        A::Update {
+            id,
+            basestation,
+            relay_via,
+            firmware,
+            location,
+            change,
+        } => {
+            let request = proto::UpdateTelecellRequest {
+                id,
+                expected_version: change.expected_version,
+                basestation_id: basestation,
+                relay_via_id: relay_via,
+                location: location.point(),
+                firmware_version: firmware,
+                status: status_value(change.status),
+            };
+            show(c.update(request).await, json)
+        }
+        A::Delete(IdArg { id }) => show(c.delete(proto::IdRequest { id }).await, json),
+        A::Prune(IdArg { id }) => show(c.prune(proto::IdRequest { id }).await, json),
+        A::Link { id, lamps } => {
+            let request = proto::TelecellLampsRequest {
+                telecell_id: id,
+                lamp_ids: lamps,
+            };
+            show(linked(c.add_to_lamps(request).await), json)
+        }
+        A::Unlink { id, lamps } => {
+            let request = proto::TelecellLampsRequest {
+                telecell_id: id,
+                lamp_ids: lamps,
+            };
+            show(linked(c.remove_from_lamps(request).await), json)
+        }
+    }
+}
+
+async fn assets(
+    mut c: AssetsClient<Channel>,
+    action: AssetAction,
+    json: bool,
+) -> Result<(), Failure> {
+    use AssetAction as A;
+    match action {
+        A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),
+        A::List(flags) => {
+            print_pages(
+                c.list(list_options(flags)).await,
+                |p: proto::AssetPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Search(flags) => {
+            print_pages(
+                c.search_by_location(search_request(flags)).await,
+                |p: proto::AssetPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Create {
+            reference,
+            location,
+            zone,
+            circuit,
+        } => {
+            let request = proto::CreateAssetRequest {
+                reference,
+                location: location.point(),
+                zone_id: zone,
+                circuit_id: circuit,
+                status: 0,
+            };
+            show(c.create(request).await, json)
+        }
+        A::Update {
+            id,
+            reference,
+            zone,
+            circuit,
+            location,
+            change,
+        } => {
+            let request = proto::UpdateAssetRequest {
+                id,
+                expected_version: change.expected_version,
+                reference,
+                location: location.point(),
+                zone_id: zone,
+                circuit_id: circuit,
+                status: status_value(change.status),
+            };
+            show(c.update(request).await, json)
+        }
+        A::Delete(IdArg { id }) => show(c.delete(proto::IdRequest { id }).await, json),
+        A::Prune(IdArg { id }) => show(c.prune(proto::IdRequest { id }).await, json),
+    }
+}
+
+async fn lamps(mut c: LampsClient<Channel>, action: LampAction, json: bool) -> Result<(), Failure> {
+    use LampAction as A;
+    match action {
+        A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),
+        A::List(flags) => {
+            print_pages(
+                c.list(list_options(flags)).await,
+                |p: proto::LampPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Search(flags) => {
+            print_pages(
+                c.search_by_location(search_request(flags)).await,
+                |p: proto::LampPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Create {
+            reference,
+            lamp_type,
+            asset,
+            telecell,
+        } => {
+            let request = proto::CreateLampRequest {
+                reference,
+                asset_id: asset,
+                lamp_type_id: lamp_type,
+                telecell_id: telecell,
+                status: 0,
+            };
+            show(c.create(request).await, json)
+        }
+        A::Update {
+            id,
+            reference,
+            lamp_type,
+            change,
+        } => {
+            let request = proto::UpdateLampRequest {
+                id,
+                expected_version: change.expected_version,
+                reference,
+                lamp_type_id: lamp_type,
+                status: status_value(change.status),
+            };
+            show(c.update(request).await, json)
+        }
+        A::Delete(IdArg { id }) => show(c.delete(proto::IdRequest { id }).await, json),
+        A::Prune(IdArg { id }) => show(c.prune(proto::IdRequest { id }).await, json),
+        A::Mount { id, asset } => show(
+            c.add_to_asset(proto::AddToAssetRequest {
+                lamp_id: id,
+                asset_id: asset,
+            })
+            .await,
+            json,
+        ),
+    }
+}
+
+async fn users(mut c: UsersClient<Channel>, action: UserAction, json: bool) -> Result<(), Failure> {
+    use UserAction as A;
+    match action {
+        A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),
+        A::List(flags) => {
+            print_pages(
+                c.list(list_options(flags)).await,
+                |p: proto::UserPage| p.items,
+                json,
+            )
+            .await
+        }
+        A::Create {
+            username,
+            role,
+            display_name,
+            password_env,
+        } => {
+            let password = read_password(password_env.as_deref())?;
+            let request = proto::CreateUserRequest {
+                username,
+                display_name,
+                role: wire::role(role).into(),
+                password,
+                status: 0,
+            };
+            show(c.create(request).await, json)
+        }
+        A::Update {
+            id,
+            display_name,
+            role,
+            new_password,
+            password_env,
+            change,
+        } => {
+            let password = if new_password || password_env.is_some() {
+                Some(read_password(password_env.as_deref())?)
+            } else {
+                None
+            };
+            let request = proto::UpdateUserRequest {
+                id,
+                expected_version: change.expected_version,
+                display_name,
+                role: role.map(|r| wire::role(r) as i32).unwrap_or_default(),
+                password,
+                status: status_value(change.status),
+            };
+            show(c.update(request).await, json)
+        }
+        A::Delete(IdArg { id }) => show(c.delete(proto::IdRequest { id }).await, json),
+        A::Prune(IdArg { id }) => show(c.prune(proto::IdRequest { id }).await, json),
+    }
+}
+
+/// The password from the named variable, or typed at a prompt without echo.
+fn read_password(variable: Option<&str>) -> Result<String, Failure> {
+    match variable {
+        Some(name) => std::env::var(name)
+            .map_err(|_| Failure::Usage(format!("--password-env names {name}, which is not set"))),
+        None => rpassword::prompt_password("Password: ").map_err(|e| {
+            Failure::Usage(format!(
+                "cannot read a password from the terminal ({e}); use --password-env"
+            ))
+        }),
+    }
+}
+
+fn parse_status(text: &str) -> Result<EntityStatus, String> {
+    EntityStatus::parse(text)
+        .ok_or_else(|| "expected active, inactive, unavailable or deleted".to_owned())
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "expected admin, manager, user or dev".to_owned())
+}
+
+fn parse_box(text: &str) -> Result<proto::GeoBox, String> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|part| part.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| "expected four numbers: south,west,north,east".to_owned())?;
+    match parts.as_slice() {
+        [south, west, north, east] => Ok(proto::GeoBox {
+            south: *south,
+            west: *west,
+            north: *north,
+            east: *east,
+        }),
+        _ => Err("expected four numbers: south,west,north,east".to_owned()),
+    }
+}

@@ -1,0 +1,134 @@
+//! The command line: one binary, one subcommand per role. Configuration comes from flags,
+//! then the environment, then a `.env` file; this is the only layer that picks a concrete
+//! store, installs color-eyre and listens for signals.
+
+mod bench;
+mod client;
+mod demo;
+mod output;
+mod seed;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://singularity.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "singularity",
+    version,
+    about = "Street-lighting central management: lighting server, field simulator and NOC tools",
+    long_about = "Street-lighting central management: lighting server, field simulator and NOC tools.\n\n\
+        With no command, runs the demo: a lighting server on a seeded SQLite estate in your data directory."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the lighting server on a seeded estate in your data directory (the default).
+    Demo(demo::DemoArgs),
+    /// Run the lighting server.
+    Server(serve::ServerArgs),
+    /// Create the schema and seed a realistic estate.
+    Seed(seed::SeedArgs),
+    /// Call the server's RPCs from the command line.
+    Client(client::ClientArgs),
+    /// Measure the server: lookups, listings and spatial search.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the command line and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    // A missing .env is normal; variables already set win over the file.
+    let dotenv = dotenvy::dotenv();
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warning: cannot install error reports: {e}");
+    }
+    let cli = Cli::parse();
+    if let Err(dotenvy::Error::LineParse(line, index)) = dotenv {
+        eprintln!(
+            "error: .env line {line:?} cannot be parsed (at character {index}); fix or remove it"
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        // No command means the demo, with its flags' defaults and environment applied by clap.
+        let command = match cli.command {
+            Some(command) => command,
+            None => Cli::parse_from(["singularity", "demo"])
+                .command
+                .unwrap_or_else(|| unreachable!()),
+        };
+        match command {
+            Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Server(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Seed(args) => seed::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Client(args) => Ok(client::run(args).await),
+            Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    // Streams and blocking work may still be winding down; don't wait on them at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match outcome {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("Error: {report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs logging to stderr at `level` (a `RUST_LOG`-style filter).
+fn init_logging(level: &str) -> color_eyre::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+        color_eyre::eyre::eyre!(
+            "log level {level:?} is not valid ({e}); use error, warn, info, debug, trace or a filter like singularity=debug"
+        )
+    })?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    Ok(())
+}
+
+/// Resolves when Ctrl-C or SIGTERM arrives.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,274 @@
+//! How the client prints replies: one description of each message's fields serves both the
+//! human table and `--json`.
+
+use serde_json::{Value, json};
+
+use crate::proto;
+
+/// A reply that can be printed: its fields, in display order.
+pub trait Fields {
+    fn fields(&self) -> Vec<(&'static str, Value)>;
+}
+
+pub fn print_one<T: Fields>(record: &T, as_json: bool) {
+    let fields = record.fields();
+    if as_json {
+        println!("{}", object(fields));
+    } else {
+        let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        for (name, value) in fields {
+            println!("{name:<width$}  {}", cell(&value));
+        }
+    }
+}
+
+pub fn print_many<T: Fields>(records: &[T], as_json: bool) {
+    if as_json {
+        let values: Vec<Value> = records.iter().map(|r| object(r.fields())).collect();
+        println!("{}", Value::Array(values));
+        return;
+    }
+    let Some(first) = records.first() else {
+        println!("(none)");
+        return;
+    };
+    let header: Vec<&str> = first.fields().iter().map(|(name, _)| *name).collect();
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| r.fields().iter().map(|(_, v)| cell(v)).collect())
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (width, text) in widths.iter_mut().zip(row) {
+            *width = (*width).max(text.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(text, width)| format!("{text:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!(
+        "{}",
+        line(header.iter().map(|h| h.to_uppercase()).collect())
+    );
+    for row in rows {
+        println!("{}", line(row));
+    }
+    println!(
+        "({} {})",
+        records.len(),
+        if records.len() == 1 {
+            "record"
+        } else {
+            "records"
+        }
+    );
+}
+
+fn object(fields: Vec<(&'static str, Value)>) -> Value {
+    Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) if text.is_empty() => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+fn status(value: i32) -> Value {
+    let name = proto::EntityStatus::try_from(value)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ENTITY_STATUS_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| value.to_string());
+    Value::String(name)
+}
+
+fn instant(value: Option<&prost_types::Timestamp>) -> Value {
+    value
+        .and_then(|t| {
+            chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        })
+        .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        .unwrap_or(Value::Null)
+}
+
+fn point(value: Option<&proto::GeoPoint>) -> [(&'static str, Value); 2] {
+    match value {
+        Some(p) => [("lat", json!(p.lat)), ("lon", json!(p.lon))],
+        None => [("lat", Value::Null), ("lon", Value::Null)],
+    }
+}
+
+fn optional_id(id: i64) -> Value {
+    if id == 0 { Value::Null } else { json!(id) }
+}
+
+fn meta(meta: Option<&proto::RecordMeta>) -> [(&'static str, Value); 2] {
+    [
+        (
+            "version",
+            json!(meta.map(|m| m.version).unwrap_or_default()),
+        ),
+        (
+            "updated_at",
+            instant(meta.and_then(|m| m.updated_at.as_ref())),
+        ),
+    ]
+}
+
+impl Fields for proto::Basestation {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut fields = vec![
+            ("id", json!(self.id)),
+            ("uuid", json!(self.uuid)),
+            ("name", json!(self.name)),
+            ("firmware", json!(self.firmware_version)),
+        ];
+        fields.extend(point(self.location.as_ref()));
+        fields.extend([
+            ("status", status(self.status)),
+            ("telecells", json!(self.telecell_count)),
+        ]);
+        fields.extend(meta(self.meta.as_ref()));
+        fields
+    }
+}
+
+impl Fields for proto::Telecell {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut fields = vec![
+            ("id", json!(self.id)),
+            ("uuid", json!(self.uuid)),
+            ("basestation_id", json!(self.basestation_id)),
+            ("relay_via_id", optional_id(self.relay_via_id)),
+        ];
+        fields.extend(point(self.location.as_ref()));
+        fields.extend([
+            ("firmware", json!(self.firmware_version)),
+            ("status", status(self.status)),
+            ("lamp_ids", json!(self.lamp_ids)),
+        ]);
+        fields.extend(meta(self.meta.as_ref()));
+        fields
+    }
+}
+
+impl Fields for proto::Asset {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut fields = vec![("id", json!(self.id)), ("reference", json!(self.reference))];
+        fields.extend(point(self.location.as_ref()));
+        fields.extend([
+            ("zone_id", json!(self.zone_id)),
+            ("zone", json!(self.zone_name)),
+            ("circuit_id", optional_id(self.circuit_id)),
+            ("circuit", json!(self.circuit_name)),
+            ("status", status(self.status)),
+            ("lamp_ids", json!(self.lamp_ids)),
+        ]);
+        fields.extend(meta(self.meta.as_ref()));
+        fields
+    }
+}
+
+impl Fields for proto::Lamp {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let lamp_type = self.lamp_type.as_ref();
+        let mut fields = vec![
+            ("id", json!(self.id)),
+            ("reference", json!(self.reference)),
+            ("asset_id", optional_id(self.asset_id)),
+            ("telecell_id", optional_id(self.telecell_id)),
+            ("lamp_type_id", json!(lamp_type.map(|t| t.id))),
+            ("lamp_type", json!(lamp_type.map(|t| t.name.clone()))),
+            ("watts", json!(lamp_type.map(|t| t.wattage_w))),
+            ("zone_id", optional_id(self.zone_id)),
+        ];
+        fields.extend(point(self.location.as_ref()));
+        fields.push(("status", status(self.status)));
+        fields.extend(meta(self.meta.as_ref()));
+        fields
+    }
+}
+
+impl Fields for proto::User {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let role = proto::Role::try_from(self.role)
+            .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
+            .unwrap_or_else(|_| self.role.to_string());
+        let mut fields = vec![
+            ("id", json!(self.id)),
+            ("username", json!(self.username)),
+            ("display_name", json!(self.display_name)),
+            ("role", json!(role)),
+            ("status", status(self.status)),
+        ];
+        fields.extend(meta(self.meta.as_ref()));
+        fields
+    }
+}
+
+impl Fields for proto::Zone {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("id", json!(self.id)),
+            ("name", json!(self.name)),
+            ("assets", json!(self.asset_count)),
+        ]
+    }
+}
+
+impl Fields for proto::Circuit {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("id", json!(self.id)),
+            ("name", json!(self.name)),
+            ("zone_id", json!(self.zone_id)),
+            ("assets", json!(self.asset_count)),
+        ]
+    }
+}
+
+impl Fields for proto::LampType {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let technology = proto::LampTechnology::try_from(self.technology)
+            .map(|t| {
+                t.as_str_name()
+                    .trim_start_matches("LAMP_TECHNOLOGY_")
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        let control = proto::ControlType::try_from(self.control_type)
+            .map(|t| {
+                t.as_str_name()
+                    .trim_start_matches("CONTROL_TYPE_")
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        vec![
+            ("id", json!(self.id)),
+            ("name", json!(self.name)),
+            ("technology", json!(technology)),
+            ("watts", json!(self.wattage_w)),
+            ("control", json!(control)),
+        ]
+    }
+}
+
+impl Fields for proto::PruneResponse {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![("pruned_id", json!(self.id))]
+    }
+}
