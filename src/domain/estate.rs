@@ -239,7 +239,9 @@ pub fn generate(spec: &EstateSpec) -> Estate {
         } else {
             lon
         };
-        GeoPoint::new(lat, lon).unwrap_or(centre)
+        // Survey-grade precision (about 1 cm) is all a column position carries.
+        let round = |degrees: f64| (degrees * 1e7).round() / 1e7;
+        GeoPoint::new(round(lat), round(lon)).unwrap_or(centre)
     };
 
     let mut estate = Estate {

@@ -1,0 +1,94 @@
+//! A real lighting server for tests: a temporary SQLite file, a listener on 127.0.0.1:0,
+//! generated clients over a real socket, and a clean stop.
+
+#![allow(dead_code, reason = "each test file uses part of this")]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use singularity::domain::estate::{City, EstateSpec, generate};
+use singularity::store::Store;
+use singularity::store::sqlite::SqliteStore;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub channel: Channel,
+    pub store: Arc<SqliteStore>,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), singularity::server::ServerError>>>,
+}
+
+impl TestServer {
+    /// A server on an estate of `lamps` lamps (0 gives reference data only, no lamps).
+    pub async fn start(lamps: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
+        let mut estate = generate(&EstateSpec {
+            lamps: lamps.max(1),
+            rng_seed: 42,
+            city: City::by_key("london").unwrap(),
+        });
+        if lamps == 0 {
+            estate.lamps.clear();
+            estate.assets.clear();
+            estate.telecells.clear();
+        }
+        store.import_estate(&estate).unwrap();
+        Self::on_store(dir, store).await
+    }
+
+    /// A server over an existing database directory (used to restart on the same file).
+    pub async fn on_store(dir: TempDir, store: Arc<SqliteStore>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(singularity::server::run(
+            listener,
+            store.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Self {
+            address,
+            channel,
+            store,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Signals shutdown and waits for the server to finish draining.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Starts the shutdown without waiting for it.
+    pub fn begin_stop(&mut self) -> JoinHandle<Result<(), singularity::server::ServerError>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().unwrap()
+    }
+}
