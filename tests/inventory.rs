@@ -1,6 +1,8 @@
 //! The inventory services over real gRPC on a temporary SQLite estate: CRUD round trips,
 //! soft delete and prune, paging, spatial search, links, and every bad input api.md names.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 mod common;
 
 use common::TestServer;

@@ -2,6 +2,11 @@
 //! generated clients over a real socket, and a clean stop.
 
 #![allow(dead_code, reason = "each test file uses part of this")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test scaffolding fails loudly"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
