@@ -1,0 +1,314 @@
+//! The `singularity` binary as a user meets it: seeding, flag validation, the client's
+//! output and exit codes, and the server's clean shutdown on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+
+fn singularity(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_singularity"))
+        .args(args)
+        .env_remove("SINGULARITY_DATABASE_URL")
+        .env_remove("SINGULARITY_SERVER")
+        .env_remove("SINGULARITY_LISTEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+async fn singularity_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        singularity(&args)
+    })
+    .await
+    .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn seed_refuses_a_populated_database_unless_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("estate.db").display());
+    let first = singularity(&[
+        "seed",
+        "--database-url",
+        &url,
+        "--lamps",
+        "500",
+        "--rng-seed",
+        "3",
+    ]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let report = text(&first.stdout);
+    assert!(report.contains("500 lamps"), "{report}");
+    assert!(
+        report.contains("admin") && report.contains("operator"),
+        "{report}"
+    );
+
+    let again = singularity(&["seed", "--database-url", &url, "--lamps", "500"]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("--reset"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let reset = singularity(&["seed", "--database-url", &url, "--lamps", "800", "--reset"]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(text(&reset.stdout).contains("800 lamps"));
+}
+
+#[test]
+fn seed_takes_passwords_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("estate.db").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_singularity"))
+        .args(["seed", "--database-url", &url, "--lamps", "50"])
+        .env("SINGULARITY_ADMIN_PASSWORD", "chosen-admin-password")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("(from SINGULARITY_ADMIN_PASSWORD)"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("chosen-admin-password"),
+        "a chosen password is never echoed"
+    );
+    let hash: String = rusqlite::Connection::open(dir.path().join("estate.db"))
+        .unwrap()
+        .query_row(
+            "SELECT password_hash FROM users WHERE username = 'admin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(singularity::passwords::verify(
+        "chosen-admin-password",
+        &hash
+    ));
+}
+
+#[test]
+fn bad_flags_and_config_get_clear_errors() {
+    let zero = singularity(&[
+        "seed",
+        "--lamps",
+        "0",
+        "--database-url",
+        "sqlite:///nonexistent/x.db",
+    ]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        text(&zero.stderr).contains("--lamps"),
+        "{}",
+        text(&zero.stderr)
+    );
+
+    let listen = singularity(&["server", "--listen", "not-an-address"]);
+    assert_eq!(listen.status.code(), Some(2));
+    assert!(text(&listen.stderr).contains("--listen"));
+
+    let postgres = singularity(&["server", "--database-url", "postgres://db/lights"]);
+    assert!(!postgres.status.success());
+    assert!(
+        text(&postgres.stderr).contains("SQLite URL"),
+        "{}",
+        text(&postgres.stderr)
+    );
+
+    let scheme = singularity(&["server", "--database-url", "mysql://db"]);
+    assert!(!scheme.status.success());
+    assert!(
+        text(&scheme.stderr).contains("sqlite://"),
+        "{}",
+        text(&scheme.stderr)
+    );
+
+    let log = singularity(&[
+        "server",
+        "--log-level",
+        "loud=[",
+        "--database-url",
+        "sqlite:///tmp/unused.db",
+    ]);
+    assert!(!log.status.success());
+    assert!(
+        text(&log.stderr).contains("log level"),
+        "{}",
+        text(&log.stderr)
+    );
+
+    let city = singularity(&[
+        "seed",
+        "--city",
+        "atlantis",
+        "--database-url",
+        "sqlite:///tmp/unused.db",
+    ]);
+    assert!(!city.status.success());
+    assert!(
+        text(&city.stderr).contains("london"),
+        "{}",
+        text(&city.stderr)
+    );
+
+    let search = singularity(&["client", "lamps", "search", "--box", "1,2,3"]);
+    assert_eq!(search.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn client_prints_tables_and_json_and_exits_with_meaningful_codes() {
+    let mut server = TestServer::start(300).await;
+    let url = server.url();
+    let args = |rest: &[&str]| {
+        let mut all = vec!["client".to_owned(), "--server".to_owned(), url.clone()];
+        all.extend(rest.iter().map(|s| (*s).to_owned()));
+        all
+    };
+
+    let json = singularity_async(args(&["--json", "lamps", "get", "12"])).await;
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let lamp: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(lamp["id"], 12);
+    assert_eq!(lamp["reference"], "LMP-0000012");
+
+    let table = singularity_async(args(&["lamps", "list", "--limit", "3"])).await;
+    let listing = text(&table.stdout);
+    assert!(listing.starts_with("ID"), "{listing}");
+    assert!(listing.contains("(3 records)"), "{listing}");
+
+    let list_json = singularity_async(args(&["--json", "zones"])).await;
+    let zones: serde_json::Value = serde_json::from_slice(&list_json.stdout).unwrap();
+    assert!(zones.as_array().is_some_and(|z| !z.is_empty()));
+
+    // The seed's example flow: create, update, soft delete, prune, link.
+    let created = singularity_async(args(&[
+        "--json",
+        "basestations",
+        "create",
+        "--name",
+        "BS-CLI",
+        "--lat",
+        "51.5",
+        "--lon",
+        "-0.12",
+    ]))
+    .await;
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let basestation: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = basestation["id"].to_string();
+    let updated = singularity_async(args(&[
+        "--json",
+        "basestations",
+        "update",
+        &id,
+        "--name",
+        "BS-CLI-2",
+        "--expected-version",
+        "1",
+    ]))
+    .await;
+    let updated: serde_json::Value = serde_json::from_slice(&updated.stdout).unwrap();
+    assert_eq!(updated["name"], "BS-CLI-2");
+    let stale = singularity_async(args(&[
+        "basestations",
+        "update",
+        &id,
+        "--name",
+        "x",
+        "--expected-version",
+        "1",
+    ]))
+    .await;
+    assert_eq!(
+        stale.status.code(),
+        Some(5),
+        "a stale version is a conflict"
+    );
+    assert!(
+        singularity_async(args(&["basestations", "delete", &id]))
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        singularity_async(args(&["basestations", "prune", &id]))
+            .await
+            .status
+            .success()
+    );
+    let linked =
+        singularity_async(args(&["--json", "telecells", "link", "5", "--lamps", "7"])).await;
+    assert_eq!(linked.status.code(), Some(5), "{}", text(&linked.stderr));
+    let mounted = singularity_async(args(&["--json", "lamps", "mount", "7", "--asset", "2"])).await;
+    assert!(mounted.status.success(), "{}", text(&mounted.stderr));
+
+    let missing = singularity_async(args(&["lamps", "get", "999999"])).await;
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(text(&missing.stderr).contains("lamp 999999 not found"));
+
+    let invalid = singularity_async(args(&["lamps", "list", "--page-size", "0"])).await;
+    assert_eq!(invalid.status.code(), Some(4));
+    assert!(text(&invalid.stderr).contains("page_size"));
+
+    server.stop().await;
+    let unreachable = singularity_async(args(&["lamps", "get", "1"])).await;
+    assert_eq!(unreachable.status.code(), Some(6));
+    assert!(
+        text(&unreachable.stderr).contains("is it running"),
+        "{}",
+        text(&unreachable.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn server_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("estate.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_singularity"))
+        .args(["server", "--database-url", &url, "--listen", &listen])
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit {:?}", output.status);
+    let log = text(&output.stderr);
+    assert!(
+        log.contains("shutting down") && log.contains("database closed"),
+        "{log}"
+    );
+}
