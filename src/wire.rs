@@ -70,13 +70,13 @@ pub fn role(role: Role) -> proto::Role {
     }
 }
 
-impl From<&inv::Basestation> for proto::Basestation {
-    fn from(b: &inv::Basestation) -> Self {
+impl From<inv::Basestation> for proto::Basestation {
+    fn from(b: inv::Basestation) -> Self {
         Self {
             id: b.id,
             uuid: b.uuid.to_string(),
-            name: b.name.clone(),
-            firmware_version: b.firmware_version.clone(),
+            name: b.name,
+            firmware_version: b.firmware_version,
             location: Some(point(b.location)),
             status: entity_status(b.status).into(),
             meta: Some(meta(&b.meta)),
@@ -85,41 +85,41 @@ impl From<&inv::Basestation> for proto::Basestation {
     }
 }
 
-impl From<&inv::Telecell> for proto::Telecell {
-    fn from(t: &inv::Telecell) -> Self {
+impl From<inv::Telecell> for proto::Telecell {
+    fn from(t: inv::Telecell) -> Self {
         Self {
             id: t.id,
             uuid: t.uuid.to_string(),
             basestation_id: t.basestation_id,
             relay_via_id: t.relay_via_id.unwrap_or_default(),
             location: Some(point(t.location)),
-            firmware_version: t.firmware_version.clone(),
+            firmware_version: t.firmware_version,
             status: entity_status(t.status).into(),
             meta: Some(meta(&t.meta)),
-            lamp_ids: t.lamp_ids.clone(),
+            lamp_ids: t.lamp_ids,
         }
     }
 }
 
-impl From<&inv::Asset> for proto::Asset {
-    fn from(a: &inv::Asset) -> Self {
+impl From<inv::Asset> for proto::Asset {
+    fn from(a: inv::Asset) -> Self {
         Self {
             id: a.id,
-            reference: a.reference.clone(),
+            reference: a.reference,
             location: Some(point(a.location)),
             zone_id: a.zone_id,
-            zone_name: a.zone_name.clone(),
+            zone_name: a.zone_name,
             circuit_id: a.circuit_id.unwrap_or_default(),
-            circuit_name: a.circuit_name.clone(),
+            circuit_name: a.circuit_name,
             status: entity_status(a.status).into(),
             meta: Some(meta(&a.meta)),
-            lamp_ids: a.lamp_ids.clone(),
+            lamp_ids: a.lamp_ids,
         }
     }
 }
 
-impl From<&inv::LampType> for proto::LampType {
-    fn from(t: &inv::LampType) -> Self {
+impl From<inv::LampType> for proto::LampType {
+    fn from(t: inv::LampType) -> Self {
         let technology = match t.technology {
             LampTechnology::Led => proto::LampTechnology::Led,
             LampTechnology::Son => proto::LampTechnology::Son,
@@ -133,7 +133,7 @@ impl From<&inv::LampType> for proto::LampType {
         };
         Self {
             id: t.id,
-            name: t.name.clone(),
+            name: t.name,
             technology: technology.into(),
             wattage_w: t.wattage_w,
             control_type: control_type.into(),
@@ -141,13 +141,13 @@ impl From<&inv::LampType> for proto::LampType {
     }
 }
 
-impl From<&inv::Lamp> for proto::Lamp {
-    fn from(l: &inv::Lamp) -> Self {
+impl From<inv::Lamp> for proto::Lamp {
+    fn from(l: inv::Lamp) -> Self {
         Self {
             id: l.id,
-            reference: l.reference.clone(),
+            reference: l.reference,
             asset_id: l.asset_id.unwrap_or_default(),
-            lamp_type: Some((&l.lamp_type).into()),
+            lamp_type: Some(l.lamp_type.into()),
             telecell_id: l.telecell_id.unwrap_or_default(),
             status: entity_status(l.status).into(),
             meta: Some(meta(&l.meta)),
@@ -157,12 +157,12 @@ impl From<&inv::Lamp> for proto::Lamp {
     }
 }
 
-impl From<&inv::User> for proto::User {
-    fn from(u: &inv::User) -> Self {
+impl From<inv::User> for proto::User {
+    fn from(u: inv::User) -> Self {
         Self {
             id: u.id,
-            username: u.username.clone(),
-            display_name: u.display_name.clone(),
+            username: u.username,
+            display_name: u.display_name,
             role: role(u.role).into(),
             status: entity_status(u.status).into(),
             meta: Some(meta(&u.meta)),
@@ -170,21 +170,21 @@ impl From<&inv::User> for proto::User {
     }
 }
 
-impl From<&inv::Zone> for proto::Zone {
-    fn from(z: &inv::Zone) -> Self {
+impl From<inv::Zone> for proto::Zone {
+    fn from(z: inv::Zone) -> Self {
         Self {
             id: z.id,
-            name: z.name.clone(),
+            name: z.name,
             asset_count: z.asset_count,
         }
     }
 }
 
-impl From<&inv::Circuit> for proto::Circuit {
-    fn from(c: &inv::Circuit) -> Self {
+impl From<inv::Circuit> for proto::Circuit {
+    fn from(c: inv::Circuit) -> Self {
         Self {
             id: c.id,
-            name: c.name.clone(),
+            name: c.name,
             zone_id: c.zone_id,
             asset_count: c.asset_count,
         }

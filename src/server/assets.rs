@@ -28,8 +28,8 @@ impl Assets for AssetService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::Asset>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let record = self.0.blocking(move |s| s.asset(id)).await?;
-        Ok(Response::new((&record).into()))
+        let record = self.0.lookup(|s| s.asset(id))?;
+        Ok(Response::new(record.into()))
     }
 
     async fn list(
@@ -46,7 +46,7 @@ impl Assets for AssetService {
     ) -> Result<Response<proto::Asset>, Status> {
         let new = wire::new_asset(request.get_ref())?;
         let record = self.0.blocking(move |s| s.create_asset(new)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn update(
@@ -58,7 +58,7 @@ impl Assets for AssetService {
             .0
             .blocking(move |s| s.update_asset(id, version, patch))
             .await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn delete(
@@ -67,7 +67,7 @@ impl Assets for AssetService {
     ) -> Result<Response<proto::Asset>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_asset(id)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn prune(

@@ -32,8 +32,8 @@ impl Basestations for BasestationService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::Basestation>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let record = self.0.blocking(move |s| s.basestation(id)).await?;
-        Ok(Response::new((&record).into()))
+        let record = self.0.lookup(|s| s.basestation(id))?;
+        Ok(Response::new(record.into()))
     }
 
     async fn list(
@@ -50,7 +50,7 @@ impl Basestations for BasestationService {
     ) -> Result<Response<proto::Basestation>, Status> {
         let new = wire::new_basestation(request.get_ref())?;
         let record = self.0.blocking(move |s| s.create_basestation(new)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn update(
@@ -62,7 +62,7 @@ impl Basestations for BasestationService {
             .0
             .blocking(move |s| s.update_basestation(id, version, patch))
             .await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn delete(
@@ -71,7 +71,7 @@ impl Basestations for BasestationService {
     ) -> Result<Response<proto::Basestation>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_basestation(id)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn prune(

@@ -17,7 +17,7 @@ impl Catalog for CatalogService {
     ) -> Result<Response<proto::ListZonesResponse>, Status> {
         let zones = self.0.blocking(|s| s.zones()).await?;
         Ok(Response::new(proto::ListZonesResponse {
-            zones: zones.iter().map(Into::into).collect(),
+            zones: zones.into_iter().map(Into::into).collect(),
         }))
     }
 
@@ -29,7 +29,7 @@ impl Catalog for CatalogService {
             optional_id("zone_id", request.get_ref().zone_id).map_err(ServiceError::from)?;
         let circuits = self.0.blocking(move |s| s.circuits(zone_id)).await?;
         Ok(Response::new(proto::ListCircuitsResponse {
-            circuits: circuits.iter().map(Into::into).collect(),
+            circuits: circuits.into_iter().map(Into::into).collect(),
         }))
     }
 
@@ -39,7 +39,7 @@ impl Catalog for CatalogService {
     ) -> Result<Response<proto::ListLampTypesResponse>, Status> {
         let lamp_types = self.0.blocking(|s| s.lamp_types()).await?;
         Ok(Response::new(proto::ListLampTypesResponse {
-            lamp_types: lamp_types.iter().map(Into::into).collect(),
+            lamp_types: lamp_types.into_iter().map(Into::into).collect(),
         }))
     }
 }

@@ -16,6 +16,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// Runs a primary-key lookup on the calling runtime thread. Such a lookup takes a few
+    /// microseconds from the page cache, far less than handing it to another thread and back,
+    /// which was measured to cost more than the lookup itself under load (BENCHMARKS.md).
+    /// Only for single-record reads; scans and writes go through `blocking`.
+    pub fn lookup<T>(
+        &self,
+        work: impl FnOnce(&dyn Store) -> StoreResult<T>,
+    ) -> Result<T, ServiceError> {
+        work(self.store.as_ref()).map_err(ServiceError::from)
+    }
+
     /// Runs a blocking storage call on the blocking pool.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, ServiceError>
     where

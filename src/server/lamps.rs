@@ -28,8 +28,8 @@ impl Lamps for LampService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::Lamp>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let record = self.0.blocking(move |s| s.lamp(id)).await?;
-        Ok(Response::new((&record).into()))
+        let record = self.0.lookup(|s| s.lamp(id))?;
+        Ok(Response::new(record.into()))
     }
 
     async fn list(
@@ -46,7 +46,7 @@ impl Lamps for LampService {
     ) -> Result<Response<proto::Lamp>, Status> {
         let new = wire::new_lamp(request.get_ref())?;
         let record = self.0.blocking(move |s| s.create_lamp(new)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn update(
@@ -58,7 +58,7 @@ impl Lamps for LampService {
             .0
             .blocking(move |s| s.update_lamp(id, version, patch))
             .await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn delete(
@@ -67,7 +67,7 @@ impl Lamps for LampService {
     ) -> Result<Response<proto::Lamp>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_lamp(id)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn prune(
@@ -97,6 +97,6 @@ impl Lamps for LampService {
             .0
             .blocking(move |s| s.mount_lamp(lamp_id, asset_id))
             .await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 }

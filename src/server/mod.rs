@@ -24,6 +24,20 @@ use crate::store::Store;
 
 pub use context::Context;
 
+/// Accepted connections with Nagle's algorithm off: replies are small and latency matters.
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot disable Nagle on a connection");
+            }
+        })
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot build the reflection service: {0}")]
@@ -103,7 +117,7 @@ pub async fn run(
         .add_service(proto::catalog_server::CatalogServer::new(
             catalog::CatalogService(context),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming(listener), signal)
         .await?;
     Ok(())
 }

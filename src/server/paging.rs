@@ -18,15 +18,19 @@ use crate::wire::ListRequest;
 
 pub type PageStream<P> = Pin<Box<dyn Stream<Item = Result<P, Status>> + Send>>;
 
-/// Records read from storage per query; pages are cut from these chunks.
-const CHUNK: usize = 10_000;
+/// Records read from storage per query; pages are cut from these chunks. Small for plain
+/// listings (a keyset step costs nothing, and small chunks keep memory flat); large for box
+/// searches, where every query re-runs the R*Tree search and sorts by id, so a 1% box of a
+/// million lamps should be one query, not five.
+const CHUNK: usize = 2_000;
+const AREA_CHUNK: usize = 100_000;
 /// Pages buffered ahead of a slow client.
 const PAGES_IN_FLIGHT: usize = 4;
 
 /// How one record type is read and packed into pages.
 pub struct Pager<R, M, P> {
     pub fetch: fn(&dyn Store, &Scan) -> StoreResult<Vec<R>>,
-    pub item: fn(&R) -> M,
+    pub item: fn(R) -> M,
     pub page: fn(Vec<M>, String) -> P,
 }
 
@@ -124,18 +128,29 @@ where
     M: Send + 'static,
     P: Send + 'static,
 {
-    let limit = CHUNK.min(usize::try_from(remaining).unwrap_or(usize::MAX));
-    let scan = Scan { limit, ..scan };
+    let chunk = if scan.area.is_some() {
+        AREA_CHUNK
+    } else {
+        CHUNK
+    };
+    let limit = chunk.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+    // One record more than needed tells whether anything follows, so the last page can say so.
+    let scan = Scan {
+        limit: limit.saturating_add(1),
+        ..scan
+    };
     let (fetch, item) = (pager.fetch, pager.item);
     let context = context.clone();
     // Spawned, not merely built, so the next chunk is read while this one is being sent.
     tokio::spawn(async move {
         context
             .blocking(move |store| {
-                let records = fetch(store, &scan)?;
+                let mut records = fetch(store, &scan)?;
+                let complete = records.len() <= limit;
+                records.truncate(limit);
                 Ok(Chunk {
-                    complete: records.len() < limit,
-                    items: records.iter().map(|r| (r.id(), item(r))).collect(),
+                    complete,
+                    items: records.into_iter().map(|r| (r.id(), item(r))).collect(),
                 })
             })
             .await

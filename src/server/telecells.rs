@@ -29,8 +29,8 @@ impl Telecells for TelecellService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::Telecell>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let record = self.0.blocking(move |s| s.telecell(id)).await?;
-        Ok(Response::new((&record).into()))
+        let record = self.0.lookup(|s| s.telecell(id))?;
+        Ok(Response::new(record.into()))
     }
 
     async fn list(
@@ -47,7 +47,7 @@ impl Telecells for TelecellService {
     ) -> Result<Response<proto::Telecell>, Status> {
         let new = wire::new_telecell(request.get_ref())?;
         let record = self.0.blocking(move |s| s.create_telecell(new)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn update(
@@ -59,7 +59,7 @@ impl Telecells for TelecellService {
             .0
             .blocking(move |s| s.update_telecell(id, version, patch))
             .await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn delete(
@@ -68,7 +68,7 @@ impl Telecells for TelecellService {
     ) -> Result<Response<proto::Telecell>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_telecell(id)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn prune(
@@ -98,7 +98,7 @@ impl Telecells for TelecellService {
             .blocking(move |s| s.link_telecell_to_lamps(telecell_id, &lamp_ids))
             .await?;
         Ok(Response::new(proto::TelecellLampsResponse {
-            telecell: Some((&record).into()),
+            telecell: Some(record.into()),
         }))
     }
 
@@ -112,7 +112,7 @@ impl Telecells for TelecellService {
             .blocking(move |s| s.unlink_telecell_from_lamps(telecell_id, &lamp_ids))
             .await?;
         Ok(Response::new(proto::TelecellLampsResponse {
-            telecell: Some((&record).into()),
+            telecell: Some(record.into()),
         }))
     }
 }

@@ -38,8 +38,8 @@ impl Users for UserService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let record = self.0.blocking(move |s| s.user(id)).await?;
-        Ok(Response::new((&record).into()))
+        let record = self.0.lookup(|s| s.user(id))?;
+        Ok(Response::new(record.into()))
     }
 
     async fn list(
@@ -63,7 +63,7 @@ impl Users for UserService {
             status: draft.status,
         };
         let record = self.0.blocking(move |s| s.create_user(new)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn update(
@@ -86,7 +86,7 @@ impl Users for UserService {
             .0
             .blocking(move |s| s.update_user(id, version, patch))
             .await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn delete(
@@ -95,7 +95,7 @@ impl Users for UserService {
     ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
         let record = self.0.blocking(move |s| s.delete_user(id)).await?;
-        Ok(Response::new((&record).into()))
+        Ok(Response::new(record.into()))
     }
 
     async fn prune(

@@ -4,9 +4,11 @@
 use chrono::Utc;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
+use super::lamp_index::Touched;
 use super::rows::{Stored, fetch, lamp_type, millis, scan};
 use super::{SqliteStore, db_error};
 use crate::domain::estate::Estate;
+use crate::domain::geo::GeoBox;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
     LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Record, Telecell,
@@ -154,7 +156,7 @@ impl Store for SqliteStore {
 
     fn link_telecell_to_lamps(&self, telecell_id: i64, lamp_ids: &[i64]) -> StoreResult<Telecell> {
         let lamp_ids = lamp_ids.to_vec();
-        self.write(move |c| {
+        self.write_touching(move |c| {
             require_live(c, "telecell_id", EntityKind::Telecell, telecell_id)?;
             for &lamp_id in &lamp_ids {
                 match lamp_driver(c, lamp_id)? {
@@ -166,7 +168,7 @@ impl Store for SqliteStore {
                     _ => set_lamp_driver(c, lamp_id, Some(telecell_id))?,
                 }
             }
-            fetch(c, telecell_id)
+            Ok((fetch(c, telecell_id)?, Touched::Lamps(lamp_ids)))
         })
     }
 
@@ -176,7 +178,7 @@ impl Store for SqliteStore {
         lamp_ids: &[i64],
     ) -> StoreResult<Telecell> {
         let lamp_ids = lamp_ids.to_vec();
-        self.write(move |c| {
+        self.write_touching(move |c| {
             require_exists(c, "telecell_id", EntityKind::Telecell, telecell_id)?;
             for &lamp_id in &lamp_ids {
                 if lamp_driver(c, lamp_id)? != Some(telecell_id) {
@@ -186,7 +188,7 @@ impl Store for SqliteStore {
                 }
                 set_lamp_driver(c, lamp_id, None)?;
             }
-            fetch(c, telecell_id)
+            Ok((fetch(c, telecell_id)?, Touched::Lamps(lamp_ids)))
         })
     }
 
@@ -221,7 +223,7 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
         patch: AssetPatch,
     ) -> StoreResult<Asset> {
-        self.write(move |c| {
+        self.write_touching(move |c| {
             let mut record: Asset = fetch(c, id)?;
             check_version(&record, expected_version)?;
             if let Some(zone_id) = patch.zone_id {
@@ -237,7 +239,9 @@ impl Store for SqliteStore {
                 params![id, record.reference, record.location.lat(), record.location.lon(), record.zone_id, record.circuit_id, record.status.as_str(), millis(Utc::now())],
             )
             .map_err(|e| unique(e, EntityKind::Asset, "reference", &record.reference))?;
-            fetch(c, id)
+            let asset: Asset = fetch(c, id)?;
+            let carried = Touched::Lamps(asset.lamp_ids.clone());
+            Ok((asset, carried))
         })
     }
 
@@ -259,15 +263,25 @@ impl Store for SqliteStore {
     }
 
     fn lamp(&self, id: i64) -> StoreResult<Lamp> {
-        self.read(|c| fetch(c, id))
+        self.lamps.get(id).ok_or(StoreError::NotFound {
+            kind: EntityKind::Lamp,
+            id,
+        })
     }
 
     fn lamps(&self, query: &Scan) -> StoreResult<Vec<Lamp>> {
-        self.read(|c| scan(c, query))
+        match query.area {
+            None => Ok(self.lamps.scan(query)),
+            // The R*Tree finds the ids (an index-only walk); the records come from memory.
+            Some(area) => {
+                let ids = self.read(|c| lamp_ids_in(c, area, query.after_id))?;
+                Ok(self.lamps.pick(&ids, query))
+            }
+        }
     }
 
     fn create_lamp(&self, new: NewLamp) -> StoreResult<Lamp> {
-        self.write(move |c| {
+        self.write_touching(move |c| {
             require_exists(c, "lamp_type_id", EntityKind::LampType, new.lamp_type_id)?;
             if let Some(asset_id) = new.asset_id {
                 require_live(c, "asset_id", EntityKind::Asset, asset_id)?;
@@ -282,7 +296,8 @@ impl Store for SqliteStore {
                 params![new.reference, new.asset_id, new.lamp_type_id, new.telecell_id, new.status.as_str(), now],
             )
             .map_err(|e| unique(e, EntityKind::Lamp, "reference", &new.reference))?;
-            fetch(c, c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            Ok((fetch(c, id)?, Touched::Lamps(vec![id])))
         })
     }
 
@@ -292,7 +307,7 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
         patch: LampPatch,
     ) -> StoreResult<Lamp> {
-        self.write(move |c| {
+        self.write_touching(move |c| {
             let mut record: Lamp = fetch(c, id)?;
             check_version(&record, expected_version)?;
             if let Some(lamp_type_id) = patch.lamp_type_id {
@@ -305,20 +320,20 @@ impl Store for SqliteStore {
                 params![id, record.reference, record.lamp_type.id, record.status.as_str(), millis(Utc::now())],
             )
             .map_err(|e| unique(e, EntityKind::Lamp, "reference", &record.reference))?;
-            fetch(c, id)
+            Ok((fetch(c, id)?, Touched::Lamps(vec![id])))
         })
     }
 
     fn delete_lamp(&self, id: i64) -> StoreResult<Lamp> {
-        self.write(move |c| soft_delete(c, id))
+        self.write_touching(move |c| Ok((soft_delete(c, id)?, Touched::Lamps(vec![id]))))
     }
 
     fn prune_lamp(&self, id: i64) -> StoreResult<()> {
-        self.write(move |c| prune::<Lamp>(c, id, &[]))
+        self.write_touching(move |c| Ok((prune::<Lamp>(c, id, &[])?, Touched::Lamps(vec![id]))))
     }
 
     fn mount_lamp(&self, lamp_id: i64, asset_id: i64) -> StoreResult<Lamp> {
-        self.write(move |c| {
+        self.write_touching(move |c| {
             require_exists(c, "lamp_id", EntityKind::Lamp, lamp_id)?;
             require_live(c, "asset_id", EntityKind::Asset, asset_id)?;
             c.execute(
@@ -326,7 +341,7 @@ impl Store for SqliteStore {
                 params![lamp_id, asset_id, millis(Utc::now())],
             )
             .map_err(db_error)?;
-            fetch(c, lamp_id)
+            Ok((fetch(c, lamp_id)?, Touched::Lamps(vec![lamp_id])))
         })
     }
 
@@ -433,7 +448,7 @@ impl Store for SqliteStore {
 
     fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts> {
         let estate = estate.clone();
-        self.write(move |c| {
+        self.write_touching(move |c| {
             let existing = counts(c)?;
             if existing.lamps > 0 || existing.assets > 0 || existing.telecells > 0 {
                 return Err(StoreError::NotEmpty {
@@ -441,13 +456,39 @@ impl Store for SqliteStore {
                 });
             }
             super::seed::insert_estate(c, &estate)?;
-            counts(c)
+            Ok((counts(c)?, Touched::Everything))
         })
     }
 
     fn reset(&self) -> StoreResult<()> {
-        self.write(super::seed::clear_all)
+        self.write_touching(|c| Ok((super::seed::clear_all(c)?, Touched::Everything)))
     }
+}
+
+/// Ids of the lamps whose asset stands inside the box, after a cursor, ascending.
+fn lamp_ids_in(c: &Connection, area: GeoBox, after_id: i64) -> StoreResult<Vec<i64>> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT e.id FROM assets_rtree r CROSS JOIN assets a ON a.id = r.id \
+             CROSS JOIN lamps e ON e.asset_id = a.id \
+             WHERE e.id > ?1 AND r.max_lat >= ?2 AND r.min_lat <= ?3 AND r.max_lon >= ?4 AND r.min_lon <= ?5 \
+             AND a.lat BETWEEN ?2 AND ?3 AND a.lon BETWEEN ?4 AND ?5",
+        )
+        .map_err(db_error)?;
+    let mut ids = Vec::new();
+    for range in area.lon_ranges() {
+        let rows = statement
+            .query_map(
+                params![after_id, area.south(), area.north(), range.west, range.east],
+                |row| row.get(0),
+            )
+            .map_err(db_error)?;
+        for id in rows {
+            ids.push(id.map_err(db_error)?);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 fn counts(c: &Connection) -> StoreResult<EstateCounts> {

@@ -2,15 +2,18 @@
 //! transaction, and a pool of reader connections that WAL keeps from ever blocking it.
 
 mod inventory;
+mod lamp_index;
 mod rows;
 mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
+
+use lamp_index::{LampIndex, Touched};
 
 use super::{StoreError, StoreResult};
 
@@ -18,13 +21,16 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_inventory.
 
 /// Changes committed together at most; more wait for the next transaction.
 const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Idle reader connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 16;
+/// Reader connections at most; more concurrent reads wait for one to come free rather than
+/// open (and parse the schema for) a fresh connection each time.
+const MAX_READERS: usize = 16;
 
 /// A change queued for the writer: run inside a savepoint, then told how the commit went.
 trait Change: Send {
     /// Runs the change; false means it was refused and its savepoint must be rolled back.
     fn run(&mut self, connection: &Connection) -> bool;
+    /// The lamps the change altered, for the lamp index (read once it has been committed).
+    fn touched(&self) -> &Touched;
     /// Reports the outcome once the transaction is committed (or failed, or never began).
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
@@ -32,22 +38,34 @@ trait Change: Send {
 struct PendingChange<T, W> {
     work: Option<W>,
     result: Option<StoreResult<T>>,
+    touched: Touched,
     reply: mpsc::SyncSender<StoreResult<T>>,
 }
 
 impl<T, W> Change for PendingChange<T, W>
 where
     T: Send,
-    W: FnOnce(&Connection) -> StoreResult<T> + Send,
+    W: FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send,
 {
     fn run(&mut self, connection: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
         };
-        let result = work(connection);
-        let succeeded = result.is_ok();
-        self.result = Some(result);
-        succeeded
+        match work(connection) {
+            Ok((value, touched)) => {
+                self.touched = touched;
+                self.result = Some(Ok(value));
+                true
+            }
+            Err(error) => {
+                self.result = Some(Err(error));
+                false
+            }
+        }
+    }
+
+    fn touched(&self) -> &Touched {
+        &self.touched
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -66,7 +84,15 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<ReaderPool>,
+    reader_returned: Condvar,
+    lamps: Arc<LampIndex>,
+}
+
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    opened: usize,
 }
 
 impl SqliteStore {
@@ -83,16 +109,20 @@ impl SqliteStore {
         }
         let mut writer = open_connection(path, false)?;
         migrate(&mut writer)?;
+        let lamps = Arc::new(LampIndex::load(&writer)?);
         let (sender, receiver) = mpsc::channel::<Job>();
+        let index = lamps.clone();
         let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer, receiver))
+            .spawn(move || write_loop(writer, receiver, &index))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(ReaderPool::default()),
+            reader_returned: Condvar::new(),
+            lamps,
         })
     }
 
@@ -106,33 +136,60 @@ impl SqliteStore {
         if let Some(thread) = lock(&self.writer_thread).take() {
             let _ = thread.join();
         }
-        lock(&self.readers).clear();
+        lock(&self.readers).idle.clear();
     }
 
     /// Runs a read on a pooled connection.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = lock(&self.readers).pop();
-        let connection = match pooled {
-            Some(connection) => connection,
-            None => open_connection(&self.path, true)?,
-        };
+        let connection = self.take_reader()?;
         let result = work(&connection);
-        let mut idle = lock(&self.readers);
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(connection);
-        }
+        lock(&self.readers).idle.push(connection);
+        self.reader_returned.notify_one();
         result
     }
 
-    /// Runs a change on the writer thread and waits until it is committed (or refused).
+    fn take_reader(&self) -> StoreResult<Connection> {
+        let mut pool = lock(&self.readers);
+        loop {
+            if let Some(connection) = pool.idle.pop() {
+                return Ok(connection);
+            }
+            if pool.opened < MAX_READERS {
+                pool.opened += 1;
+                drop(pool);
+                return open_connection(&self.path, true).inspect_err(|_| {
+                    lock(&self.readers).opened -= 1;
+                });
+            }
+            pool = self
+                .reader_returned
+                .wait(pool)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Runs a change that alters no lamp on the writer thread and waits until it is
+    /// committed (or refused).
     fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.write_touching(move |connection| {
+            work(connection).map(|value| (value, Touched::Nothing))
+        })
+    }
+
+    /// Runs a change that reports which lamps it altered; the lamp index is brought up to date
+    /// after the commit and before the caller hears back, so a caller always reads its writes.
+    fn write_touching<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send + 'static,
     ) -> StoreResult<T> {
         let (reply, outcome) = mpsc::sync_channel::<StoreResult<T>>(1);
         let job: Job = Box::new(PendingChange {
             work: Some(work),
             result: None,
+            touched: Touched::Nothing,
             reply,
         });
         let sender = lock(&self.writer).clone().ok_or(StoreError::Closed)?;
@@ -212,7 +269,7 @@ fn migrate(connection: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn write_loop(connection: Connection, jobs: Receiver<Job>) {
+fn write_loop(connection: Connection, jobs: Receiver<Job>, lamps: &LampIndex) {
     while let Ok(first) = jobs.recv() {
         let mut batch: Vec<Job> = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
@@ -221,7 +278,15 @@ fn write_loop(connection: Connection, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let commit = run_batch(&connection, &mut batch);
+        let mut commit = run_batch(&connection, &mut batch);
+        if commit.is_ok() {
+            for job in &batch {
+                if let Err(e) = lamps.apply(&connection, job.touched()) {
+                    tracing::error!(error = %e, "the lamp index could not be refreshed; reloading it");
+                    commit = lamps.apply(&connection, &Touched::Everything);
+                }
+            }
+        }
         for job in batch {
             job.finish(commit.clone());
         }

@@ -115,7 +115,11 @@ fn scan_range<T: Stored>(
             Ok((row.get::<_, i64>(0)?, T::from_row(row)?))
         })
         .map_err(db_error)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+    let mut found = Vec::with_capacity(scan.limit.min(10_000));
+    for row in rows {
+        found.push(row.map_err(db_error)?);
+    }
+    Ok(found)
 }
 
 pub(super) fn millis(instant: DateTime<Utc>) -> i64 {
