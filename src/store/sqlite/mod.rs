@@ -404,7 +404,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let store = SqliteStore::open(&path).unwrap();
-        let estate = generate(&EstateSpec { lamps: 200, rng_seed: 1, city: City::by_key("london").unwrap() });
+        let estate = generate(&EstateSpec {
+            lamps: 200,
+            rng_seed: 1,
+            city: City::by_key("london").unwrap(),
+        });
         store.import_estate(&estate).unwrap();
         assert_eq!(store.lamp(200).unwrap().reference, "LMP-0000200");
 
@@ -412,17 +416,42 @@ mod tests {
         let asset_id = lamp.asset_id.unwrap();
         let moved_to = GeoPoint::new(51.6, -0.2).unwrap();
         store
-            .update_asset(asset_id, None, AssetPatch { location: Some(moved_to), ..AssetPatch::default() })
+            .update_asset(
+                asset_id,
+                None,
+                AssetPatch {
+                    location: Some(moved_to),
+                    ..AssetPatch::default()
+                },
+            )
             .unwrap();
-        assert_eq!(store.lamp(5).unwrap().location, Some(moved_to), "lamps follow their asset");
+        assert_eq!(
+            store.lamp(5).unwrap().location,
+            Some(moved_to),
+            "lamps follow their asset"
+        );
 
         store
-            .update_lamp(5, Some(lamp.meta.version), LampPatch { lamp_type_id: Some(9), ..LampPatch::default() })
+            .update_lamp(
+                5,
+                Some(lamp.meta.version),
+                LampPatch {
+                    lamp_type_id: Some(9),
+                    ..LampPatch::default()
+                },
+            )
             .unwrap();
         assert_eq!(store.lamp(5).unwrap().lamp_type.wattage_w, 280);
 
         store.delete_lamp(5).unwrap();
-        let live = store.lamps(&Scan { after_id: 0, limit: 1000, status: StatusFilter::Live, area: None }).unwrap();
+        let live = store
+            .lamps(&Scan {
+                after_id: 0,
+                limit: 1000,
+                status: StatusFilter::Live,
+                area: None,
+            })
+            .unwrap();
         assert!(live.iter().all(|l| l.id != 5));
         assert_eq!(store.lamp(5).unwrap().status, EntityStatus::Deleted);
         store.prune_lamp(5).unwrap();
