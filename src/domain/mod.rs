@@ -4,6 +4,7 @@ pub mod estate;
 pub mod geo;
 pub mod inventory;
 pub mod paging;
+pub mod sun;
 pub mod validation;
 
 pub use validation::ValidationError;
