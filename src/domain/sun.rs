@@ -26,7 +26,9 @@ const UNIX_EPOCH_JULIAN: f64 = 2_440_587.5;
 
 /// Sunrise and sunset for the solar day centred near local noon of `date` at `point`.
 pub fn sun_day(date: NaiveDate, point: GeoPoint) -> SunDay {
-    let noon_utc = date.and_hms_opt(12, 0, 0).map(|t| Utc.from_utc_datetime(&t));
+    let noon_utc = date
+        .and_hms_opt(12, 0, 0)
+        .map(|t| Utc.from_utc_datetime(&t));
     let Some(noon_utc) = noon_utc else {
         return SunDay::PolarNight;
     };
@@ -37,7 +39,9 @@ pub fn sun_day(date: NaiveDate, point: GeoPoint) -> SunDay {
     let anomaly = (357.5291 + 0.985_600_28 * mean_solar_noon).rem_euclid(360.0);
     let m = anomaly.to_radians();
     let centre = 1.9148 * m.sin() + 0.0200 * (2.0 * m).sin() + 0.0003 * (3.0 * m).sin();
-    let ecliptic = (anomaly + centre + 180.0 + 102.9372).rem_euclid(360.0).to_radians();
+    let ecliptic = (anomaly + centre + 180.0 + 102.9372)
+        .rem_euclid(360.0)
+        .to_radians();
     let transit = J2000 + mean_solar_noon + 0.0053 * m.sin() - 0.0069 * (2.0 * ecliptic).sin();
     let declination = (ecliptic.sin() * 23.4397_f64.to_radians().sin()).asin();
     let latitude = point.lat().to_radians();
@@ -123,7 +127,9 @@ mod tests {
     }
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn assert_near(actual: DateTime<Utc>, expected: &str) {
@@ -165,10 +171,24 @@ mod tests {
     #[test]
     fn polar_days_and_nights() {
         let tromso = point(69.6492, 18.9553);
-        assert_eq!(sun_day("2026-06-21".parse().unwrap(), tromso), SunDay::MidnightSun);
-        assert_eq!(sun_day("2026-12-21".parse().unwrap(), tromso), SunDay::PolarNight);
-        assert!(is_night(utc("2026-12-21T12:00:00Z"), tromso, Duration::minutes(30)));
-        assert!(is_day(utc("2026-06-21T00:00:00Z"), tromso, Duration::minutes(30)));
+        assert_eq!(
+            sun_day("2026-06-21".parse().unwrap(), tromso),
+            SunDay::MidnightSun
+        );
+        assert_eq!(
+            sun_day("2026-12-21".parse().unwrap(), tromso),
+            SunDay::PolarNight
+        );
+        assert!(is_night(
+            utc("2026-12-21T12:00:00Z"),
+            tromso,
+            Duration::minutes(30)
+        ));
+        assert!(is_day(
+            utc("2026-06-21T00:00:00Z"),
+            tromso,
+            Duration::minutes(30)
+        ));
     }
 
     #[test]
@@ -178,7 +198,10 @@ mod tests {
         assert!(is_day(utc("2026-12-21T12:00:00Z"), london, margin));
         assert!(!is_night(utc("2026-12-21T12:00:00Z"), london, margin));
         assert!(is_night(utc("2026-12-21T22:00:00Z"), london, margin));
-        assert!(is_night(utc("2026-12-22T03:00:00Z"), london, margin), "after midnight, before dawn");
+        assert!(
+            is_night(utc("2026-12-22T03:00:00Z"), london, margin),
+            "after midnight, before dawn"
+        );
         // Twenty minutes after sunset is neither: the photocell may not have switched yet.
         let dusk = utc("2026-12-21T16:14:00Z");
         assert!(!is_day(dusk, london, margin) && !is_night(dusk, london, margin));
@@ -188,7 +211,9 @@ mod tests {
     fn dark_hours_over_a_year_near_the_uk_figure() {
         let london = point(51.5074, -0.1278);
         let start: NaiveDate = "2026-01-01".parse().unwrap();
-        let total: f64 = (0..365).map(|d| dark_hours(start + Duration::days(d), london)).sum();
+        let total: f64 = (0..365)
+            .map(|d| dark_hours(start + Duration::days(d), london))
+            .sum();
         // London has about 4,280 hours from sunset to sunrise a year; the ~4,100 lit hours an
         // unmetered UK supply is charged for come from photocells switching on some 15
         // minutes after sunset and off some 15 minutes before sunrise (365 x 0.5 h less).
