@@ -4,6 +4,7 @@ pub mod estate;
 pub mod faults;
 pub mod geo;
 pub mod inventory;
+pub mod local_time;
 pub mod paging;
 pub mod sun;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! detect them from telemetry, and the tracker that dedups, holds down and spots flapping.
 
 pub mod lifecycle;
+pub mod record;
 pub mod rules;
 pub mod tracker;
 

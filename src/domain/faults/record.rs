@@ -1,0 +1,202 @@
+//! Faults as stored and shown: the record, its history, the events of the durable log, and
+//! the filter that listings and watchers share.
+
+use chrono::{DateTime, Utc};
+
+use super::lifecycle::FaultState;
+use super::{FaultType, Severity};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub id: i64,
+    pub fault_type: FaultType,
+    pub severity: Severity,
+    pub state: FaultState,
+    pub lamp_id: Option<i64>,
+    pub circuit_id: Option<i64>,
+    pub basestation_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    pub parent_id: Option<i64>,
+    pub count: u32,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub cleared_at: Option<DateTime<Utc>>,
+    pub acknowledged: bool,
+    pub flapping: bool,
+    pub assignee: String,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What happened to a fault: by the engine (raised .. cleared) or by an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Raised,
+    Repeated,
+    Reopened,
+    Escalated,
+    Cleared,
+    Acknowledged,
+    Assigned,
+    Resolved,
+    Note,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Raised,
+        EventKind::Repeated,
+        EventKind::Reopened,
+        EventKind::Escalated,
+        EventKind::Cleared,
+        EventKind::Acknowledged,
+        EventKind::Assigned,
+        EventKind::Resolved,
+        EventKind::Note,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Raised => "RAISED",
+            EventKind::Repeated => "REPEATED",
+            EventKind::Reopened => "REOPENED",
+            EventKind::Escalated => "ESCALATED",
+            EventKind::Cleared => "CLEARED",
+            EventKind::Acknowledged => "ACKNOWLEDGED",
+            EventKind::Assigned => "ASSIGNED",
+            EventKind::Resolved => "RESOLVED",
+            EventKind::Note => "NOTE",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// One line of a fault's history (the audit trail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    /// `system` for the engine, else the operator.
+    pub actor: String,
+    pub kind: EventKind,
+    pub from_state: Option<FaultState>,
+    pub to_state: FaultState,
+    pub note: String,
+}
+
+/// An entry of the durable event log: every fault change, numbered without gaps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultEvent {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    pub fault: Fault,
+    pub actor: String,
+    pub note: String,
+}
+
+/// Which faults a listing or a watcher wants. Empty sets mean "any".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaultFilter {
+    pub states: Vec<FaultState>,
+    pub min_severity: Option<Severity>,
+    pub types: Vec<FaultType>,
+    pub zone_id: Option<i64>,
+    pub lamp_id: Option<i64>,
+    pub opened_from: Option<DateTime<Utc>>,
+    pub opened_to: Option<DateTime<Utc>>,
+}
+
+impl FaultFilter {
+    pub fn matches(&self, fault: &Fault) -> bool {
+        (self.states.is_empty() || self.states.contains(&fault.state))
+            && self.min_severity.is_none_or(|min| fault.severity >= min)
+            && (self.types.is_empty() || self.types.contains(&fault.fault_type))
+            && self.zone_id.is_none_or(|zone| fault.zone_id == Some(zone))
+            && self.lamp_id.is_none_or(|lamp| fault.lamp_id == Some(lamp))
+            && self.opened_from.is_none_or(|from| fault.first_seen >= from)
+            && self.opened_to.is_none_or(|to| fault.first_seen < to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn fault() -> Fault {
+        let at = DateTime::parse_from_rfc3339("2026-11-28T22:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Fault {
+            id: 1,
+            fault_type: FaultType::LampFailure,
+            severity: Severity::Major,
+            state: FaultState::Open,
+            lamp_id: Some(7),
+            circuit_id: Some(2),
+            basestation_id: Some(1),
+            zone_id: Some(3),
+            parent_id: None,
+            count: 1,
+            first_seen: at,
+            last_seen: at,
+            cleared_at: None,
+            acknowledged: false,
+            flapping: false,
+            assignee: String::new(),
+            version: 1,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = fault();
+        assert!(FaultFilter::default().matches(&f));
+        assert!(
+            FaultFilter {
+                min_severity: Some(Severity::Major),
+                zone_id: Some(3),
+                ..Default::default()
+            }
+            .matches(&f)
+        );
+        assert!(
+            !FaultFilter {
+                min_severity: Some(Severity::Critical),
+                ..Default::default()
+            }
+            .matches(&f)
+        );
+        assert!(
+            !FaultFilter {
+                states: vec![FaultState::Cleared],
+                ..Default::default()
+            }
+            .matches(&f)
+        );
+        assert!(
+            !FaultFilter {
+                types: vec![FaultType::DayBurner],
+                ..Default::default()
+            }
+            .matches(&f)
+        );
+        assert!(
+            !FaultFilter {
+                opened_to: Some(f.first_seen),
+                ..Default::default()
+            }
+            .matches(&f)
+        );
+    }
+
+    #[test]
+    fn event_kinds_round_trip() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}

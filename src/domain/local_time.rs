@@ -1,0 +1,103 @@
+//! Local calendar days in an IANA time zone: where a day starts and ends in UTC (23 or 25
+//! hours on DST change days), and which local hour an instant falls in.
+
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use super::ValidationError;
+
+pub fn time_zone(field: &str, name: &str) -> Result<Tz, ValidationError> {
+    name.parse::<Tz>().map_err(|_| {
+        ValidationError::new(
+            field,
+            format!("{name:?} is not an IANA time zone (e.g. Europe/London)"),
+        )
+    })
+}
+
+pub fn date(field: &str, text: &str) -> Result<NaiveDate, ValidationError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ValidationError::new(field, format!("{text:?} is not a date like 2026-10-25")))
+}
+
+/// One local calendar day as a UTC interval `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDay {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl LocalDay {
+    pub fn new(date: NaiveDate, zone: Tz) -> Self {
+        Self {
+            start: local_midnight(date, zone),
+            end: local_midnight(date.succ_opt().unwrap_or(date), zone),
+        }
+    }
+
+    pub fn hours(&self) -> u32 {
+        ((self.end - self.start).num_minutes() / 60) as u32
+    }
+
+    /// Which hour of the day (from 0) an instant in the day falls in, counted in elapsed
+    /// hours, so the repeated hour of a 25-hour day is its own slot.
+    pub fn hour_index(&self, at: DateTime<Utc>) -> Option<usize> {
+        (at >= self.start && at < self.end).then(|| ((at - self.start).num_minutes() / 60) as usize)
+    }
+}
+
+/// The first instant of a local date. Where midnight itself does not exist (a DST jump at
+/// 00:00, as in some zones), the day starts at the first local time that does.
+fn local_midnight(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    let mut naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    for _ in 0..4 {
+        match zone.from_local_datetime(&naive) {
+            LocalResult::Single(t) => return t.with_timezone(&Utc),
+            LocalResult::Ambiguous(earliest, _) => return earliest.with_timezone(&Utc),
+            LocalResult::None => naive += Duration::minutes(30),
+        }
+    }
+    Utc.from_utc_datetime(&naive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn london() -> Tz {
+        time_zone("time_zone", "Europe/London").unwrap()
+    }
+
+    #[test]
+    fn spring_forward_day_has_23_hours() {
+        let day = LocalDay::new(date("date", "2026-03-29").unwrap(), london());
+        assert_eq!(day.start.to_rfc3339(), "2026-03-29T00:00:00+00:00");
+        assert_eq!(day.end.to_rfc3339(), "2026-03-29T23:00:00+00:00");
+        assert_eq!(day.hours(), 23);
+    }
+
+    #[test]
+    fn fall_back_day_has_25_hours() {
+        let day = LocalDay::new(date("date", "2026-10-25").unwrap(), london());
+        assert_eq!(day.start.to_rfc3339(), "2026-10-24T23:00:00+00:00");
+        assert_eq!(day.end.to_rfc3339(), "2026-10-26T00:00:00+00:00");
+        assert_eq!(day.hours(), 25);
+        let repeated_one_am = DateTime::parse_from_rfc3339("2026-10-25T01:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            day.hour_index(repeated_one_am),
+            Some(2),
+            "01:30 BST is slot 1, 01:30 GMT slot 2"
+        );
+    }
+
+    #[test]
+    fn bad_zones_and_dates_name_the_field() {
+        assert_eq!(
+            time_zone("time_zone", "Mars/Olympus").unwrap_err().field,
+            "time_zone"
+        );
+        assert_eq!(date("date", "25/10/2026").unwrap_err().field, "date");
+    }
+}
