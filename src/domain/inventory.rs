@@ -51,6 +51,7 @@ pub enum EntityKind {
     Zone,
     Circuit,
     LampType,
+    Fault,
 }
 
 impl EntityKind {
@@ -64,6 +65,7 @@ impl EntityKind {
             EntityKind::Zone => "zone",
             EntityKind::Circuit => "circuit",
             EntityKind::LampType => "lamp type",
+            EntityKind::Fault => "fault",
         }
     }
 }

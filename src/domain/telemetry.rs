@@ -38,6 +38,17 @@ pub struct Reading {
     pub alarms: NodeAlarms,
 }
 
+/// Where a lamp sits in the estate, as the fault engine and the fault store need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LampContext {
+    pub lamp_id: i64,
+    pub telecell_id: i64,
+    pub basestation_id: i64,
+    pub circuit_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    pub profile: crate::domain::faults::rules::LampProfile,
+}
+
 /// A report as it arrives, before its ranges are checked.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RawReading {

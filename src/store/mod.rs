@@ -3,7 +3,14 @@
 
 pub mod sqlite;
 
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
 use crate::domain::estate::Estate;
+use crate::domain::faults::lifecycle::Action;
+use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
+use crate::domain::faults::tracker::Change;
+use crate::domain::telemetry::{LampContext, Reading};
 use crate::domain::geo::GeoBox;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
@@ -12,6 +19,56 @@ use crate::domain::inventory::{
 };
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One lamp's reading, ready to store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LampReading {
+    pub lamp_id: i64,
+    pub reading: Reading,
+    /// False for a reading older than the lamp's latest: kept in history, not applied to its
+    /// status.
+    pub latest: bool,
+}
+
+/// A fault change decided by the engine, with what a new fault record needs to know.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineChange {
+    pub at: DateTime<Utc>,
+    pub lamp: LampContext,
+    pub change: Change,
+}
+
+/// What one ingest step stores, atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetryBatch {
+    pub readings: Vec<LampReading>,
+    pub changes: Vec<EngineChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordOutcome {
+    /// Readings newly stored.
+    pub stored: u64,
+    /// Readings already stored before (a resent report).
+    pub duplicates: u64,
+}
+
+/// A lamp's latest reading with when it was taken.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatestReading {
+    pub lamp_id: i64,
+    pub reading: Reading,
+}
+
+/// An operator's action on a fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultAction {
+    pub fault_id: i64,
+    pub expected_version: i64,
+    pub action: Action,
+    pub actor: String,
+    pub note: String,
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
@@ -171,6 +228,38 @@ pub trait Store: Send + Sync + 'static {
     fn zones(&self) -> StoreResult<Vec<Zone>>;
     fn circuits(&self, zone_id: Option<i64>) -> StoreResult<Vec<Circuit>>;
     fn lamp_types(&self) -> StoreResult<Vec<LampType>>;
+
+    /// For each telecell uuid known to the estate: the lamps it drives, in context.
+    fn resolve_telecells(
+        &self,
+        uuids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Vec<LampContext>>>;
+    /// The context of every lamp driven by a telecell (for the engine at start-up).
+    fn lamp_contexts(&self) -> StoreResult<Vec<LampContext>>;
+    /// Stores readings and the engine's fault changes in one commit; the resulting fault
+    /// events are appended to the log and published to subscribers after the commit.
+    fn record_telemetry(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome>;
+    /// Every lamp's latest reading (to rebuild the engine's memory at start-up).
+    fn latest_readings(&self) -> StoreResult<Vec<LatestReading>>;
+    fn lamp_status(&self, lamp_id: i64) -> StoreResult<Option<Reading>>;
+    /// Deletes raw readings older than `before`; returns how many.
+    fn prune_readings(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    fn fault(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)>;
+    /// Faults matching the filter with id greater than `after_id`, ascending, at most `limit`.
+    fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>>;
+    /// Faults not closed (open, acknowledged, assigned) and cleared ones nobody acknowledged.
+    fn active_faults(&self) -> StoreResult<Vec<Fault>>;
+    /// Applies an operator action if the fault is still at the expected version.
+    fn act_on_fault(&self, action: FaultAction) -> StoreResult<Fault>;
+    /// Live fault events, in seq order, from the moment of subscribing.
+    fn subscribe_faults(&self) -> broadcast::Receiver<FaultEvent>;
+    /// Logged events with seq greater than `after_seq`, ascending, at most `limit`.
+    fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>>;
+    /// The oldest and newest seq the log holds (0, 0 when empty).
+    fn fault_log_bounds(&self) -> StoreResult<(u64, u64)>;
+    /// Drops log entries older than `before`, keeping at least the newest one.
+    fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     fn counts(&self) -> StoreResult<EstateCounts>;
     /// Loads a generated estate into an empty database (`NotEmpty` otherwise).

@@ -3,7 +3,7 @@
 
 use super::super::ValidationError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FaultState {
     Open,
     Acknowledged,

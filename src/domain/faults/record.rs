@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::lifecycle::FaultState;
 use super::{FaultType, Severity};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fault {
     pub id: i64,
     pub fault_type: FaultType,
@@ -29,7 +29,7 @@ pub struct Fault {
 }
 
 /// What happened to a fault: by the engine (raised .. cleared) or by an operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     Raised,
     Repeated,

@@ -1,7 +1,6 @@
 //! The `Store` implementation for SQLite: inventory reads on pooled readers, changes on the
 //! writer, each change checked (references, versions, dependents) inside its savepoint.
 
-use chrono::Utc;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::lamp_index::Touched;
@@ -14,7 +13,14 @@ use crate::domain::inventory::{
     LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Record, Telecell,
     TelecellPatch, User, UserPatch, Zone,
 };
-use crate::store::{EstateCounts, Scan, Store, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
+use crate::domain::telemetry::{LampContext, Reading};
+use crate::store::{
+    EstateCounts, FaultAction, LatestReading, RecordOutcome, Scan, Store, StoreError, StoreResult, TelemetryBatch,
+};
 
 impl Store for SqliteStore {
     fn basestation(&self, id: i64) -> StoreResult<Basestation> {
@@ -442,6 +448,62 @@ impl Store for SqliteStore {
         })
     }
 
+    fn resolve_telecells(&self, uuids: &[String]) -> StoreResult<std::collections::HashMap<String, Vec<LampContext>>> {
+        self.resolve_telecells_impl(uuids)
+    }
+
+    fn lamp_contexts(&self) -> StoreResult<Vec<LampContext>> {
+        self.lamp_contexts_impl()
+    }
+
+    fn record_telemetry(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome> {
+        self.record_telemetry_impl(batch)
+    }
+
+    fn latest_readings(&self) -> StoreResult<Vec<LatestReading>> {
+        self.latest_readings_impl()
+    }
+
+    fn lamp_status(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
+        self.lamp_status_impl(lamp_id)
+    }
+
+    fn prune_readings(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_readings_impl(before)
+    }
+
+    fn fault(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)> {
+        self.fault_impl(id)
+    }
+
+    fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>> {
+        self.faults_impl(filter, after_id, limit)
+    }
+
+    fn active_faults(&self) -> StoreResult<Vec<Fault>> {
+        self.active_faults_impl()
+    }
+
+    fn act_on_fault(&self, action: FaultAction) -> StoreResult<Fault> {
+        self.act_on_fault_impl(action)
+    }
+
+    fn subscribe_faults(&self) -> broadcast::Receiver<FaultEvent> {
+        self.subscribe_faults_impl()
+    }
+
+    fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>> {
+        self.fault_events_after_impl(after_seq, limit)
+    }
+
+    fn fault_log_bounds(&self) -> StoreResult<(u64, u64)> {
+        self.fault_log_bounds_impl()
+    }
+
+    fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.prune_fault_log_impl(before)
+    }
+
     fn counts(&self) -> StoreResult<EstateCounts> {
         self.read(counts)
     }
@@ -536,6 +598,7 @@ fn table_of(kind: EntityKind) -> &'static str {
         EntityKind::Zone => "zones",
         EntityKind::Circuit => "circuits",
         EntityKind::LampType => "lamp_types",
+        EntityKind::Fault => "faults",
     }
 }
 

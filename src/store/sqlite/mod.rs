@@ -1,6 +1,7 @@
 //! The SQLite backend: one writer thread that group-commits every queued change in one
 //! transaction, and a pool of reader connections that WAL keeps from ever blocking it.
 
+mod faults;
 mod inventory;
 mod lamp_index;
 mod rows;
@@ -12,15 +13,23 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::broadcast;
+
+use crate::domain::faults::record::FaultEvent;
 
 use lamp_index::{LampIndex, Touched};
 
 use super::{StoreError, StoreResult};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_inventory.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_inventory.sql"),
+    include_str!("../migrations/sqlite/0002_telemetry_faults.sql"),
+];
 
 /// Changes committed together at most; more wait for the next transaction.
 const MAX_JOBS_PER_COMMIT: usize = 512;
+/// Fault events a subscriber may fall behind by before it is told to resync.
+const FAULT_EVENT_BUFFER: usize = 4_096;
 /// Reader connections at most; more concurrent reads wait for one to come free rather than
 /// open (and parse the schema for) a fresh connection each time.
 const MAX_READERS: usize = 16;
@@ -29,8 +38,8 @@ const MAX_READERS: usize = 16;
 trait Change: Send {
     /// Runs the change; false means it was refused and its savepoint must be rolled back.
     fn run(&mut self, connection: &Connection) -> bool;
-    /// The lamps the change altered, for the lamp index (read once it has been committed).
-    fn touched(&self) -> &Touched;
+    /// What must follow the commit: lamps to refresh in the index, events to publish.
+    fn take_effects(&mut self) -> Effects;
     /// Reports the outcome once the transaction is committed (or failed, or never began).
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
@@ -38,22 +47,22 @@ trait Change: Send {
 struct PendingChange<T, W> {
     work: Option<W>,
     result: Option<StoreResult<T>>,
-    touched: Touched,
+    effects: Effects,
     reply: mpsc::SyncSender<StoreResult<T>>,
 }
 
 impl<T, W> Change for PendingChange<T, W>
 where
     T: Send,
-    W: FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send,
+    W: FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send,
 {
     fn run(&mut self, connection: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
         };
         match work(connection) {
-            Ok((value, touched)) => {
-                self.touched = touched;
+            Ok((value, effects)) => {
+                self.effects = effects;
                 self.result = Some(Ok(value));
                 true
             }
@@ -64,8 +73,8 @@ where
         }
     }
 
-    fn touched(&self) -> &Touched {
-        &self.touched
+    fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.effects)
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -87,6 +96,7 @@ pub struct SqliteStore {
     readers: Mutex<ReaderPool>,
     reader_returned: Condvar,
     lamps: Arc<LampIndex>,
+    fault_events: broadcast::Sender<FaultEvent>,
 }
 
 #[derive(Default)]
@@ -112,9 +122,11 @@ impl SqliteStore {
         let lamps = Arc::new(LampIndex::load(&writer)?);
         let (sender, receiver) = mpsc::channel::<Job>();
         let index = lamps.clone();
+        let (fault_events, _) = broadcast::channel(FAULT_EVENT_BUFFER);
+        let publisher = fault_events.clone();
         let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer, receiver, &index))
+            .spawn(move || write_loop(writer, receiver, &index, &publisher))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             path: path.to_owned(),
@@ -123,6 +135,7 @@ impl SqliteStore {
             readers: Mutex::new(ReaderPool::default()),
             reader_returned: Condvar::new(),
             lamps,
+            fault_events,
         })
     }
 
@@ -185,11 +198,22 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send + 'static,
     ) -> StoreResult<T> {
+        self.write_effects(move |connection| {
+            work(connection).map(|(value, lamps)| (value, Effects { lamps, events: Vec::new() }))
+        })
+    }
+
+    /// Runs a change with after-commit effects: lamp index refreshes and fault events, which
+    /// the writer publishes in commit (and so seq) order.
+    fn write_effects<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
+    ) -> StoreResult<T> {
         let (reply, outcome) = mpsc::sync_channel::<StoreResult<T>>(1);
         let job: Job = Box::new(PendingChange {
             work: Some(work),
             result: None,
-            touched: Touched::Nothing,
+            effects: Effects::default(),
             reply,
         });
         let sender = lock(&self.writer).clone().ok_or(StoreError::Closed)?;
@@ -269,7 +293,19 @@ fn migrate(connection: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn write_loop(connection: Connection, jobs: Receiver<Job>, lamps: &LampIndex) {
+/// What a committed change leaves to do.
+#[derive(Default)]
+struct Effects {
+    lamps: Touched,
+    events: Vec<FaultEvent>,
+}
+
+fn write_loop(
+    connection: Connection,
+    jobs: Receiver<Job>,
+    lamps: &LampIndex,
+    events: &broadcast::Sender<FaultEvent>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch: Vec<Job> = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
@@ -280,10 +316,15 @@ fn write_loop(connection: Connection, jobs: Receiver<Job>, lamps: &LampIndex) {
         }
         let mut commit = run_batch(&connection, &mut batch);
         if commit.is_ok() {
-            for job in &batch {
-                if let Err(e) = lamps.apply(&connection, job.touched()) {
+            for job in &mut batch {
+                let effects = job.take_effects();
+                if let Err(e) = lamps.apply(&connection, &effects.lamps) {
                     tracing::error!(error = %e, "the lamp index could not be refreshed; reloading it");
                     commit = lamps.apply(&connection, &Touched::Everything);
+                }
+                for event in effects.events {
+                    // No subscriber is fine: the event is in the log for whoever comes.
+                    let _ = events.send(event);
                 }
             }
         }

@@ -1,0 +1,636 @@
+//! Telemetry, faults and the fault event log in SQLite: readings (latest and history), the
+//! engine's changes applied to fault records, operator actions, and the log behind Watch.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tokio::sync::broadcast;
+
+use super::lamp_index::Touched;
+use super::rows::millis;
+use super::{Effects, SqliteStore, db_error};
+use crate::domain::faults::lifecycle::{self, Action, FaultState};
+use crate::domain::faults::record::{EventKind, Fault, FaultEvent, FaultFilter, HistoryEntry};
+use crate::domain::faults::rules::LampProfile;
+use crate::domain::faults::tracker::Change;
+use crate::domain::faults::{FaultType, Severity};
+use crate::domain::geo::GeoPoint;
+use crate::domain::inventory::{ControlType, EntityKind};
+use crate::domain::telemetry::{LampContext, NodeAlarms, Reading};
+use crate::store::{
+    EngineChange, FaultAction, LatestReading, RecordOutcome, StoreError, StoreResult, TelemetryBatch,
+};
+
+const SYSTEM: &str = "system";
+
+const CONTEXT_SQL: &str = "SELECT t.uuid, t.id, t.basestation_id, l.id, a.circuit_id, a.zone_id, lt.wattage_w, \
+     lt.control_type, a.lat, a.lon \
+     FROM telecells t JOIN lamps l ON l.telecell_id = t.id JOIN lamp_types lt ON lt.id = l.lamp_type_id \
+     LEFT JOIN assets a ON a.id = l.asset_id \
+     WHERE t.status != 'deleted' AND l.status != 'deleted'";
+
+fn context_from_row(row: &Row<'_>) -> rusqlite::Result<(String, LampContext)> {
+    let control: String = row.get(7)?;
+    let location = match (row.get::<_, Option<f64>>(8)?, row.get::<_, Option<f64>>(9)?) {
+        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
+        _ => None,
+    };
+    Ok((
+        row.get(0)?,
+        LampContext {
+            telecell_id: row.get(1)?,
+            basestation_id: row.get(2)?,
+            lamp_id: row.get(3)?,
+            circuit_id: row.get(4)?,
+            zone_id: row.get(5)?,
+            profile: LampProfile {
+                wattage_w: row.get(6)?,
+                dimmable: ControlType::parse(&control) != Some(ControlType::Switch),
+                location,
+            },
+        },
+    ))
+}
+
+fn instant(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn alarms_bits(alarms: NodeAlarms) -> i64 {
+    i64::from(alarms.relay_failure)
+        | i64::from(alarms.driver_failure) << 1
+        | i64::from(alarms.earth_leakage) << 2
+        | i64::from(alarms.tilt_or_impact) << 3
+        | i64::from(alarms.supply_lost) << 4
+}
+
+fn alarms_from(bits: i64) -> NodeAlarms {
+    NodeAlarms {
+        relay_failure: bits & 1 != 0,
+        driver_failure: bits & 2 != 0,
+        earth_leakage: bits & 4 != 0,
+        tilt_or_impact: bits & 8 != 0,
+        supply_lost: bits & 16 != 0,
+    }
+}
+
+const READING_COLUMNS: &str = "at, lamp_on, dim_target_pct, dim_actual_pct, voltage_v, current_a, power_w, \
+     power_factor, energy_wh, burn_hours, switch_count, supply_loss_count, temperature_c, link_quality_pct, alarms";
+
+/// Reads the reading columns starting at `first`, in `READING_COLUMNS` order.
+fn reading_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Reading> {
+    Ok(Reading {
+        at: instant(row.get(first)?),
+        lamp_on: row.get(first + 1)?,
+        dim_target_pct: row.get(first + 2)?,
+        dim_actual_pct: row.get(first + 3)?,
+        voltage_v: row.get(first + 4)?,
+        current_a: row.get(first + 5)?,
+        power_w: row.get(first + 6)?,
+        power_factor: row.get(first + 7)?,
+        energy_wh: row.get::<_, i64>(first + 8)? as u64,
+        burn_hours: row.get(first + 9)?,
+        switch_count: row.get(first + 10)?,
+        supply_loss_count: row.get(first + 11)?,
+        temperature_c: row.get(first + 12)?,
+        link_quality_pct: row.get(first + 13)?,
+        alarms: alarms_from(row.get(first + 14)?),
+    })
+}
+
+fn reading_params(lamp_id: i64, r: &Reading) -> [Box<dyn rusqlite::ToSql>; 16] {
+    [
+        Box::new(lamp_id),
+        Box::new(millis(r.at)),
+        Box::new(r.lamp_on),
+        Box::new(r.dim_target_pct),
+        Box::new(r.dim_actual_pct),
+        Box::new(f64::from(r.voltage_v)),
+        Box::new(f64::from(r.current_a)),
+        Box::new(f64::from(r.power_w)),
+        Box::new(f64::from(r.power_factor)),
+        Box::new(r.energy_wh as i64),
+        Box::new(r.burn_hours),
+        Box::new(r.switch_count),
+        Box::new(r.supply_loss_count),
+        Box::new(f64::from(r.temperature_c)),
+        Box::new(r.link_quality_pct),
+        Box::new(alarms_bits(r.alarms)),
+    ]
+}
+
+const FAULT_COLUMNS: &str = "id, type, severity, state, lamp_id, circuit_id, basestation_id, zone_id, parent_id, \
+     count, first_seen, last_seen, cleared_at, acknowledged, flapping, assignee, version, updated_at";
+
+fn fault_from_row(row: &Row<'_>) -> rusqlite::Result<Fault> {
+    let text = |index: usize| row.get::<_, String>(index);
+    let bad = |index: usize, value: String| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, value.into())
+    };
+    let fault_type = text(1)?;
+    let severity = text(2)?;
+    let state = text(3)?;
+    Ok(Fault {
+        id: row.get(0)?,
+        fault_type: FaultType::parse(&fault_type).ok_or_else(|| bad(1, fault_type))?,
+        severity: Severity::parse(&severity).ok_or_else(|| bad(2, severity))?,
+        state: FaultState::parse(&state).ok_or_else(|| bad(3, state))?,
+        lamp_id: row.get(4)?,
+        circuit_id: row.get(5)?,
+        basestation_id: row.get(6)?,
+        zone_id: row.get(7)?,
+        parent_id: row.get(8)?,
+        count: row.get(9)?,
+        first_seen: instant(row.get(10)?),
+        last_seen: instant(row.get(11)?),
+        cleared_at: row.get::<_, Option<i64>>(12)?.map(instant),
+        acknowledged: row.get(13)?,
+        flapping: row.get(14)?,
+        assignee: row.get(15)?,
+        version: row.get(16)?,
+        updated_at: instant(row.get(17)?),
+    })
+}
+
+fn fetch_fault(c: &Connection, id: i64) -> StoreResult<Fault> {
+    c.prepare_cached(&format!("SELECT {FAULT_COLUMNS} FROM faults WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], fault_from_row).optional())
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound { kind: EntityKind::Fault, id })
+}
+
+/// The newest fault of this type on this lamp, whatever its state.
+fn latest_fault(c: &Connection, lamp_id: i64, fault_type: FaultType) -> StoreResult<Option<Fault>> {
+    c.prepare_cached(&format!(
+        "SELECT {FAULT_COLUMNS} FROM faults WHERE lamp_id = ?1 AND type = ?2 ORDER BY id DESC LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row(params![lamp_id, fault_type.as_str()], fault_from_row).optional())
+    .map_err(db_error)
+}
+
+fn save_fault(c: &Connection, f: &Fault) -> StoreResult<()> {
+    c.prepare_cached(
+        "UPDATE faults SET severity = ?2, state = ?3, parent_id = ?4, count = ?5, last_seen = ?6, cleared_at = ?7, \
+         acknowledged = ?8, flapping = ?9, assignee = ?10, version = ?11, updated_at = ?12 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            f.id,
+            f.severity.as_str(),
+            f.state.as_str(),
+            f.parent_id,
+            f.count,
+            millis(f.last_seen),
+            f.cleared_at.map(millis),
+            f.acknowledged,
+            f.flapping,
+            f.assignee,
+            f.version,
+            millis(f.updated_at)
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn insert_fault(c: &Connection, f: &mut Fault) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO faults (type, severity, state, lamp_id, circuit_id, basestation_id, zone_id, parent_id, count, \
+         first_seen, last_seen, cleared_at, acknowledged, flapping, assignee, version, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            f.fault_type.as_str(),
+            f.severity.as_str(),
+            f.state.as_str(),
+            f.lamp_id,
+            f.circuit_id,
+            f.basestation_id,
+            f.zone_id,
+            f.parent_id,
+            f.count,
+            millis(f.first_seen),
+            millis(f.last_seen),
+            f.cleared_at.map(millis),
+            f.acknowledged,
+            f.flapping,
+            f.assignee,
+            f.version,
+            millis(f.updated_at)
+        ])
+    })
+    .map_err(db_error)?;
+    f.id = c.last_insert_rowid();
+    Ok(())
+}
+
+/// Appends to the fault's history and to the event log; returns the event to publish.
+fn log_event(
+    c: &Connection,
+    fault: &Fault,
+    kind: EventKind,
+    from_state: Option<FaultState>,
+    actor: &str,
+    note: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<FaultEvent> {
+    c.prepare_cached(
+        "INSERT INTO fault_history (fault_id, at, actor, kind, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            fault.id,
+            millis(at),
+            actor,
+            kind.as_str(),
+            from_state.map(FaultState::as_str),
+            fault.state.as_str(),
+            note
+        ])
+    })
+    .map_err(db_error)?;
+    let snapshot = serde_json::to_string(fault).map_err(|e| StoreError::Database(e.to_string()))?;
+    c.prepare_cached("INSERT INTO fault_events (at, kind, fault_id, actor, note, fault) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .and_then(|mut s| s.execute(params![millis(at), kind.as_str(), fault.id, actor, note, snapshot]))
+        .map_err(db_error)?;
+    Ok(FaultEvent {
+        seq: c.last_insert_rowid() as u64,
+        at,
+        kind,
+        fault: fault.clone(),
+        actor: actor.to_owned(),
+        note: note.to_owned(),
+    })
+}
+
+/// Applies one engine decision to the fault records: dedup onto the open fault, re-open a
+/// cleared one, or open a new one when the last was resolved (the repair did not hold).
+fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<FaultEvent>> {
+    let at = change.at;
+    let lamp = &change.lamp;
+    let (fault_type, kind) = match change.change {
+        Change::Raised { fault_type, .. } => (fault_type, EventKind::Raised),
+        Change::Repeated { fault_type, .. } => (fault_type, EventKind::Repeated),
+        Change::Reopened { fault_type, .. } => (fault_type, EventKind::Reopened),
+        Change::Escalated { fault_type, .. } => (fault_type, EventKind::Escalated),
+        Change::Cleared { fault_type } => (fault_type, EventKind::Cleared),
+    };
+    let latest = latest_fault(c, lamp.lamp_id, fault_type)?;
+    let from_state = latest.as_ref().map(|f| f.state);
+    let mut fault = match (latest, kind) {
+        (Some(mut fault), EventKind::Cleared) => {
+            let Some(state) = lifecycle::clear(fault.state) else {
+                return Ok(None); // already resolved or cleared: nothing to clear
+            };
+            fault.state = state;
+            fault.cleared_at = Some(at);
+            fault
+        }
+        (None, EventKind::Cleared) => return Ok(None),
+        (Some(mut fault), _) if fault.state.is_active() => {
+            fault.count += 1;
+            fault.last_seen = at;
+            if let Change::Escalated { severity, .. } = change.change {
+                fault.severity = fault.severity.max(severity);
+            }
+            fault
+        }
+        (Some(mut fault), _) if fault.state == FaultState::Cleared => {
+            fault.state = FaultState::Open;
+            fault.acknowledged = false;
+            fault.cleared_at = None;
+            fault.count += 1;
+            fault.last_seen = at;
+            if let Change::Reopened { flapping, .. } = change.change {
+                fault.flapping |= flapping;
+            }
+            let event = {
+                fault.version += 1;
+                fault.updated_at = at;
+                save_fault(c, &fault)?;
+                log_event(c, &fault, EventKind::Reopened, from_state, SYSTEM, "", at)?
+            };
+            return Ok(Some(event));
+        }
+        _ => {
+            let mut fault = Fault {
+                id: 0,
+                fault_type,
+                severity: fault_type.default_severity(),
+                state: FaultState::Open,
+                lamp_id: Some(lamp.lamp_id),
+                circuit_id: lamp.circuit_id,
+                basestation_id: Some(lamp.basestation_id),
+                zone_id: lamp.zone_id,
+                parent_id: None,
+                count: 1,
+                first_seen: at,
+                last_seen: at,
+                cleared_at: None,
+                acknowledged: false,
+                flapping: matches!(change.change, Change::Reopened { flapping: true, .. }),
+                assignee: String::new(),
+                version: 1,
+                updated_at: at,
+            };
+            insert_fault(c, &mut fault)?;
+            return log_event(c, &fault, EventKind::Raised, None, SYSTEM, "", at).map(Some);
+        }
+    };
+    fault.version += 1;
+    fault.updated_at = at;
+    save_fault(c, &fault)?;
+    log_event(c, &fault, kind, from_state, SYSTEM, "", at).map(Some)
+}
+
+impl SqliteStore {
+    pub(super) fn resolve_telecells_impl(&self, uuids: &[String]) -> StoreResult<HashMap<String, Vec<LampContext>>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(&format!("{CONTEXT_SQL} AND t.uuid = ?1 ORDER BY l.id"))
+                .map_err(db_error)?;
+            let mut found: HashMap<String, Vec<LampContext>> = HashMap::new();
+            for uuid in uuids {
+                if found.contains_key(uuid) {
+                    continue;
+                }
+                let rows = statement.query_map([uuid], context_from_row).map_err(db_error)?;
+                for row in rows {
+                    let (uuid, context) = row.map_err(db_error)?;
+                    found.entry(uuid).or_default().push(context);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    pub(super) fn lamp_contexts_impl(&self) -> StoreResult<Vec<LampContext>> {
+        self.read(|c| {
+            let mut statement = c.prepare(&format!("{CONTEXT_SQL} ORDER BY l.id")).map_err(db_error)?;
+            let rows = statement.query_map([], context_from_row).map_err(db_error)?;
+            rows.map(|row| row.map(|(_, context)| context)).collect::<Result<_, _>>().map_err(db_error)
+        })
+    }
+
+    pub(super) fn record_telemetry_impl(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome> {
+        self.write_effects(move |c| {
+            let mut outcome = RecordOutcome::default();
+            {
+                let mut history = c
+                    .prepare_cached(&format!(
+                        "INSERT OR IGNORE INTO readings (lamp_id, {READING_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                    ))
+                    .map_err(db_error)?;
+                let mut latest = c
+                    .prepare_cached(&format!(
+                        "INSERT INTO lamp_status (lamp_id, {READING_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                         ON CONFLICT (lamp_id) DO UPDATE SET at = excluded.at, lamp_on = excluded.lamp_on, \
+                         dim_target_pct = excluded.dim_target_pct, dim_actual_pct = excluded.dim_actual_pct, \
+                         voltage_v = excluded.voltage_v, current_a = excluded.current_a, power_w = excluded.power_w, \
+                         power_factor = excluded.power_factor, energy_wh = excluded.energy_wh, \
+                         burn_hours = excluded.burn_hours, switch_count = excluded.switch_count, \
+                         supply_loss_count = excluded.supply_loss_count, temperature_c = excluded.temperature_c, \
+                         link_quality_pct = excluded.link_quality_pct, alarms = excluded.alarms \
+                         WHERE excluded.at > lamp_status.at"
+                    ))
+                    .map_err(db_error)?;
+                for item in &batch.readings {
+                    let values = reading_params(item.lamp_id, &item.reading);
+                    let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
+                    if history.execute(refs.as_slice()).map_err(db_error)? == 0 {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    outcome.stored += 1;
+                    if item.latest {
+                        latest.execute(refs.as_slice()).map_err(db_error)?;
+                    }
+                }
+            }
+            let mut events = Vec::new();
+            for change in &batch.changes {
+                events.extend(apply_change(c, change)?);
+            }
+            Ok((outcome, Effects { lamps: Touched::Nothing, events }))
+        })
+    }
+
+    pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare(&format!("SELECT lamp_id, {READING_COLUMNS} FROM lamp_status ORDER BY lamp_id"))
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([], |row| Ok(LatestReading { lamp_id: row.get(0)?, reading: reading_from_row(row, 1)? }))
+                .map_err(db_error)?;
+            rows.collect::<Result<_, _>>().map_err(db_error)
+        })
+    }
+
+    pub(super) fn lamp_status_impl(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {READING_COLUMNS} FROM lamp_status WHERE lamp_id = ?1"))
+                .and_then(|mut s| s.query_row([lamp_id], |row| reading_from_row(row, 0)).optional())
+                .map_err(db_error)
+        })
+    }
+
+    pub(super) fn prune_readings_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute("DELETE FROM readings WHERE at < ?1", [millis(before)])
+                .map(|n| n as u64)
+                .map_err(db_error)
+        })
+    }
+
+    pub(super) fn fault_impl(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)> {
+        self.read(|c| {
+            let fault = fetch_fault(c, id)?;
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT at, actor, kind, from_state, to_state, note FROM fault_history WHERE fault_id = ?1 ORDER BY rowid",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([id], |row| {
+                    let kind: String = row.get(2)?;
+                    let from: Option<String> = row.get(3)?;
+                    let to: String = row.get(4)?;
+                    Ok(HistoryEntry {
+                        at: instant(row.get(0)?),
+                        actor: row.get(1)?,
+                        kind: EventKind::parse(&kind).unwrap_or(EventKind::Note),
+                        from_state: from.as_deref().and_then(FaultState::parse),
+                        to_state: FaultState::parse(&to).unwrap_or(FaultState::Open),
+                        note: row.get(5)?,
+                    })
+                })
+                .map_err(db_error)?;
+            let history = rows.collect::<Result<_, _>>().map_err(db_error)?;
+            Ok((fault, history))
+        })
+    }
+
+    pub(super) fn faults_impl(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "SELECT {FAULT_COLUMNS} FROM faults WHERE id > ?1 \
+                     AND (?2 IS NULL OR lamp_id = ?2) AND (?3 IS NULL OR zone_id = ?3) \
+                     AND (?4 IS NULL OR first_seen >= ?4) AND (?5 IS NULL OR first_seen < ?5) \
+                     ORDER BY id LIMIT ?6"
+                ))
+                .map_err(db_error)?;
+            let mut found = Vec::new();
+            let mut cursor = after_id;
+            loop {
+                let chunk: Vec<Fault> = statement
+                    .query_map(
+                        params![
+                            cursor,
+                            filter.lamp_id,
+                            filter.zone_id,
+                            filter.opened_from.map(millis),
+                            filter.opened_to.map(millis),
+                            (limit.max(100) * 4) as i64
+                        ],
+                        fault_from_row,
+                    )
+                    .map_err(db_error)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db_error)?;
+                let Some(last) = chunk.last() else { break };
+                cursor = last.id;
+                found.extend(chunk.into_iter().filter(|f| filter.matches(f)));
+                if found.len() >= limit {
+                    found.truncate(limit);
+                    break;
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    pub(super) fn active_faults_impl(&self) -> StoreResult<Vec<Fault>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "SELECT {FAULT_COLUMNS} FROM faults WHERE state IN ('OPEN', 'ACKNOWLEDGED', 'ASSIGNED') \
+                     OR (state = 'CLEARED' AND acknowledged = 0) ORDER BY id"
+                ))
+                .map_err(db_error)?;
+            let rows = statement.query_map([], fault_from_row).map_err(db_error)?;
+            rows.collect::<Result<_, _>>().map_err(db_error)
+        })
+    }
+
+    pub(super) fn act_on_fault_impl(&self, request: FaultAction) -> StoreResult<Fault> {
+        self.write_effects(move |c| {
+            let mut fault = fetch_fault(c, request.fault_id)?;
+            if fault.version != request.expected_version {
+                return Err(StoreError::StaleVersion {
+                    kind: EntityKind::Fault,
+                    id: fault.id,
+                    expected: request.expected_version,
+                    current: fault.version,
+                    current_state: format!(
+                        "{} {}, state {}{}, count {}, last seen {}",
+                        fault.severity.as_str(),
+                        fault.fault_type.as_str(),
+                        fault.state.as_str(),
+                        if fault.assignee.is_empty() { String::new() } else { format!(" (assigned to {})", fault.assignee) },
+                        fault.count,
+                        fault.last_seen.to_rfc3339()
+                    ),
+                });
+            }
+            let outcome = lifecycle::act(fault.state, fault.acknowledged, &request.action)
+                .map_err(|e| StoreError::Conflict(e.to_string()))?;
+            let from_state = fault.state;
+            let now = Utc::now();
+            fault.state = outcome.state;
+            fault.acknowledged = outcome.acknowledged;
+            let kind = match &request.action {
+                Action::Acknowledge => EventKind::Acknowledged,
+                Action::Assign { assignee } => {
+                    fault.assignee = assignee.clone();
+                    EventKind::Assigned
+                }
+                Action::Resolve => EventKind::Resolved,
+                Action::AddNote => EventKind::Note,
+            };
+            fault.version += 1;
+            fault.updated_at = now;
+            save_fault(c, &fault)?;
+            let event = log_event(c, &fault, kind, Some(from_state), &request.actor, &request.note, now)?;
+            Ok((fault, Effects { lamps: Touched::Nothing, events: vec![event] }))
+        })
+    }
+
+    pub(super) fn subscribe_faults_impl(&self) -> broadcast::Receiver<FaultEvent> {
+        self.fault_events.subscribe()
+    }
+
+    pub(super) fn fault_events_after_impl(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT seq, at, kind, actor, note, fault FROM fault_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(params![after_seq as i64, limit as i64], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                })
+                .map_err(db_error)?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (seq, at, kind, actor, note, fault) = row.map_err(db_error)?;
+                events.push(FaultEvent {
+                    seq: seq as u64,
+                    at: instant(at),
+                    kind: EventKind::parse(&kind).unwrap_or(EventKind::Note),
+                    fault: serde_json::from_str(&fault).map_err(|e| StoreError::Database(format!("event {seq}: {e}")))?,
+                    actor,
+                    note,
+                });
+            }
+            Ok(events)
+        })
+    }
+
+    pub(super) fn fault_log_bounds_impl(&self) -> StoreResult<(u64, u64)> {
+        self.read(|c| {
+            let oldest: Option<i64> = c.query_row("SELECT min(seq) FROM fault_events", [], |r| r.get(0)).map_err(db_error)?;
+            // The newest ever issued, even if pruned, so a resumed watcher is never told "behind".
+            let newest: Option<i64> = c
+                .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'fault_events'", [], |r| r.get(0))
+                .optional()
+                .map_err(db_error)?;
+            let newest = newest.unwrap_or(0) as u64;
+            Ok((oldest.map_or(newest + 1, |s| s as u64), newest))
+        })
+    }
+
+    pub(super) fn prune_fault_log_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM fault_events WHERE at < ?1 AND seq < (SELECT max(seq) FROM fault_events)",
+                [millis(before)],
+            )
+            .map(|n| n as u64)
+            .map_err(db_error)
+        })
+    }
+}
