@@ -8,3 +8,4 @@ pub mod proto;
 pub mod server;
 pub mod store;
 pub mod wire;
+pub mod wire_faults;

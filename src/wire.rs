@@ -12,6 +12,7 @@ use crate::domain::inventory::{
     LampTechnology, NewAsset, NewBasestation, NewLamp, NewTelecell, Role, TelecellPatch,
 };
 use crate::domain::paging::{self, Cursor};
+use crate::domain::telemetry::{NodeAlarms, RawReading};
 use crate::domain::validation::{optional_id, optional_text, required_id, required_text};
 use crate::proto;
 use crate::store::{Scan, StatusFilter};
@@ -549,6 +550,46 @@ pub fn user_update(r: &proto::UpdateUserRequest) -> Result<UserChange, Validatio
         role: role_field("role", r.role)?,
         password: r.password.clone(),
         status: status_field("status", r.status)?,
+    })
+}
+
+/// A telecell report as received; its ranges are checked by `RawReading::validate`.
+pub fn telecell_report(r: &proto::TelecellReport) -> Result<RawReading, ValidationError> {
+    if r.telecell_uuid.trim().is_empty() {
+        return Err(ValidationError::new("telecell_uuid", "is required"));
+    }
+    if r.lamp_id < 0 {
+        return Err(ValidationError::new(
+            "lamp_id",
+            format!("must be a lamp id or 0 for all (got {})", r.lamp_id),
+        ));
+    }
+    let at =
+        r.at.as_ref()
+            .ok_or_else(|| ValidationError::new("at", "is required"))?;
+    let alarms = r.alarms.unwrap_or_default();
+    Ok(RawReading {
+        at: from_timestamp("at", at)?,
+        lamp_on: r.lamp_on,
+        dim_target_pct: r.dim_target_pct,
+        dim_actual_pct: r.dim_actual_pct,
+        voltage_v: r.voltage_v,
+        current_a: r.current_a,
+        power_w: r.power_w,
+        power_factor: r.power_factor,
+        energy_wh: r.energy_wh,
+        burn_hours: r.burn_hours,
+        switch_count: r.switch_count,
+        supply_loss_count: r.supply_loss_count,
+        temperature_c: r.temperature_c,
+        link_quality_pct: r.link_quality_pct,
+        alarms: NodeAlarms {
+            relay_failure: alarms.relay_failure,
+            driver_failure: alarms.driver_failure,
+            earth_leakage: alarms.earth_leakage,
+            tilt_or_impact: alarms.tilt_or_impact,
+            supply_lost: alarms.supply_lost,
+        },
     })
 }
 

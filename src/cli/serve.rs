@@ -48,7 +48,13 @@ pub async fn serve(listen: SocketAddr, store: Arc<SqliteStore>) -> Result<()> {
     })?;
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %store.path().display(), "lighting server listening");
-    let result = crate::server::run(listener, store.clone(), shutdown_signal()).await;
+    let result = crate::server::run(
+        listener,
+        store.clone(),
+        crate::server::ServerConfig::default(),
+        shutdown_signal(),
+    )
+    .await;
     store.close();
     tracing::info!("database closed; bye");
     result.wrap_err("the server stopped with an error")

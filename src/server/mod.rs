@@ -5,24 +5,70 @@ mod assets;
 mod basestations;
 mod catalog;
 mod context;
+mod engine;
 pub mod error;
+mod faults;
 mod lamps;
 mod paging;
 mod telecells;
+mod telemetry;
 mod users;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
+use crate::domain::faults::rules::Thresholds;
+use crate::domain::faults::tracker::Policy;
 use crate::proto;
 use crate::store::Store;
 
 pub use context::Context;
+
+/// The offline sweep and retention, until shutdown.
+async fn housekeeping(context: Context, engine: engine::Engine, config: ServerConfig) {
+    let mut ticks = tokio::time::interval(config.sweep_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = context.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let mut state = engine.lock().await;
+        let batch = state.sweep(chrono::Utc::now());
+        if !batch.changes.is_empty() {
+            if let Err(e) = context.blocking(move |s| s.record_telemetry(batch)).await {
+                tracing::error!(error = %e, "the offline sweep could not store its faults");
+            }
+        }
+        drop(state);
+        if last_prune.elapsed() >= Duration::from_secs(3600) {
+            last_prune = std::time::Instant::now();
+            let now = chrono::Utc::now();
+            let (readings, events) = (
+                now - config.readings_retention,
+                now - config.event_log_retention,
+            );
+            let pruned = context
+                .blocking(move |s| Ok((s.prune_readings(readings)?, s.prune_fault_log(events)?)))
+                .await;
+            match pruned {
+                Ok((readings, events)) => tracing::info!(
+                    readings,
+                    events,
+                    "retention: old readings and events removed"
+                ),
+                Err(e) => tracing::error!(error = %e, "retention pruning failed"),
+            }
+        }
+    }
+}
 
 /// Accepted connections with Nagle's algorithm off: replies are small and latency matters.
 fn incoming(
@@ -42,8 +88,35 @@ fn incoming(
 pub enum ServerError {
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot load the fault engine's state: {0}")]
+    Engine(String),
     #[error("the gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// How the fault engine and its housekeeping behave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub thresholds: Thresholds,
+    pub policy: Policy,
+    /// How often silent nodes are looked for.
+    pub sweep_interval: Duration,
+    /// Raw readings older than this are deleted (latest status is always kept).
+    pub readings_retention: chrono::Duration,
+    /// Fault events older than this leave the log; a watcher further behind must resync.
+    pub event_log_retention: chrono::Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            thresholds: Thresholds::default(),
+            policy: Policy::default(),
+            sweep_interval: Duration::from_secs(60),
+            readings_retention: chrono::Duration::hours(48),
+            event_log_retention: chrono::Duration::days(7),
+        }
+    }
 }
 
 /// Serves every service on `listener` until `shutdown` completes, then drains: streams end
@@ -51,6 +124,7 @@ pub enum ServerError {
 pub async fn run(
     listener: TcpListener,
     store: Arc<dyn Store>,
+    config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let token = CancellationToken::new();
@@ -58,6 +132,16 @@ pub async fn run(
         store,
         shutdown: token.clone(),
     };
+    let engine_store = context.store.clone();
+    let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
+    let engine_state = tokio::task::spawn_blocking(move || {
+        engine::load(engine_store.as_ref(), thresholds, policy)
+    })
+    .await
+    .map_err(|e| ServerError::Engine(e.to_string()))?
+    .map_err(|e| ServerError::Engine(e.to_string()))?;
+    let engine: engine::Engine = Arc::new(tokio::sync::Mutex::new(engine_state));
+    tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<proto::basestations_server::BasestationsServer<basestations::BasestationService>>().await;
@@ -75,6 +159,12 @@ pub async fn run(
         .await;
     health
         .set_serving::<proto::catalog_server::CatalogServer<catalog::CatalogService>>()
+        .await;
+    health
+        .set_serving::<proto::telemetry_server::TelemetryServer<telemetry::TelemetryService>>()
+        .await;
+    health
+        .set_serving::<proto::faults_server::FaultsServer<faults::FaultService>>()
         .await;
 
     let reflection = || {
@@ -114,6 +204,15 @@ pub async fn run(
         .add_service(proto::users_server::UsersServer::new(users::UserService(
             context.clone(),
         )))
+        .add_service(proto::telemetry_server::TelemetryServer::new(
+            telemetry::TelemetryService {
+                context: context.clone(),
+                engine,
+            },
+        ))
+        .add_service(proto::faults_server::FaultsServer::new(
+            faults::FaultService(context.clone()),
+        ))
         .add_service(proto::catalog_server::CatalogServer::new(
             catalog::CatalogService(context),
         ))

@@ -10,13 +10,13 @@ use crate::domain::estate::Estate;
 use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
 use crate::domain::faults::tracker::Change;
-use crate::domain::telemetry::{LampContext, Reading};
 use crate::domain::geo::GeoBox;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
     LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Telecell,
     TelecellPatch, User, UserPatch, Zone,
 };
+use crate::domain::telemetry::{LampContext, Reading};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -58,6 +58,15 @@ pub struct RecordOutcome {
 pub struct LatestReading {
     pub lamp_id: i64,
     pub reading: Reading,
+}
+
+/// How many faults of one type and severity opened in one hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenedCount {
+    pub fault_type: crate::domain::faults::FaultType,
+    pub severity: crate::domain::faults::Severity,
+    pub hour: usize,
+    pub count: u32,
 }
 
 /// An operator's action on a fault.
@@ -250,6 +259,12 @@ pub trait Store: Send + Sync + 'static {
     fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>>;
     /// Faults not closed (open, acknowledged, assigned) and cleared ones nobody acknowledged.
     fn active_faults(&self) -> StoreResult<Vec<Fault>>;
+    /// Faults opened in `[from, to)`, counted by type, severity and elapsed hour from `from`.
+    fn fault_counts_opened(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<OpenedCount>>;
     /// Applies an operator action if the fault is still at the expected version.
     fn act_on_fault(&self, action: FaultAction) -> StoreResult<Fault>;
     /// Live fault events, in seq order, from the moment of subscribing.

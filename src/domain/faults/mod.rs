@@ -7,7 +7,9 @@ pub mod rules;
 pub mod tracker;
 
 /// What has gone wrong. The names are the TALQ conditions plus our own roll-ups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum FaultType {
     LampFailure,
     DayBurner,
@@ -34,7 +36,9 @@ pub enum FaultType {
 }
 
 /// How bad. Ordered: `Critical > Major > Minor > Warning`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Severity {
     Warning,
     Minor,

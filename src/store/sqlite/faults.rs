@@ -19,7 +19,8 @@ use crate::domain::geo::GeoPoint;
 use crate::domain::inventory::{ControlType, EntityKind};
 use crate::domain::telemetry::{LampContext, NodeAlarms, Reading};
 use crate::store::{
-    EngineChange, FaultAction, LatestReading, RecordOutcome, StoreError, StoreResult, TelemetryBatch,
+    EngineChange, FaultAction, LatestReading, OpenedCount, RecordOutcome, StoreError, StoreResult,
+    TelemetryBatch,
 };
 
 const SYSTEM: &str = "system";
@@ -157,7 +158,10 @@ fn fetch_fault(c: &Connection, id: i64) -> StoreResult<Fault> {
     c.prepare_cached(&format!("SELECT {FAULT_COLUMNS} FROM faults WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], fault_from_row).optional())
         .map_err(db_error)?
-        .ok_or(StoreError::NotFound { kind: EntityKind::Fault, id })
+        .ok_or(StoreError::NotFound {
+            kind: EntityKind::Fault,
+            id,
+        })
 }
 
 /// The newest fault of this type on this lamp, whatever its state.
@@ -346,7 +350,10 @@ fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<Fau
 }
 
 impl SqliteStore {
-    pub(super) fn resolve_telecells_impl(&self, uuids: &[String]) -> StoreResult<HashMap<String, Vec<LampContext>>> {
+    pub(super) fn resolve_telecells_impl(
+        &self,
+        uuids: &[String],
+    ) -> StoreResult<HashMap<String, Vec<LampContext>>> {
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(&format!("{CONTEXT_SQL} AND t.uuid = ?1 ORDER BY l.id"))
@@ -356,7 +363,9 @@ impl SqliteStore {
                 if found.contains_key(uuid) {
                     continue;
                 }
-                let rows = statement.query_map([uuid], context_from_row).map_err(db_error)?;
+                let rows = statement
+                    .query_map([uuid], context_from_row)
+                    .map_err(db_error)?;
                 for row in rows {
                     let (uuid, context) = row.map_err(db_error)?;
                     found.entry(uuid).or_default().push(context);
@@ -368,13 +377,22 @@ impl SqliteStore {
 
     pub(super) fn lamp_contexts_impl(&self) -> StoreResult<Vec<LampContext>> {
         self.read(|c| {
-            let mut statement = c.prepare(&format!("{CONTEXT_SQL} ORDER BY l.id")).map_err(db_error)?;
-            let rows = statement.query_map([], context_from_row).map_err(db_error)?;
-            rows.map(|row| row.map(|(_, context)| context)).collect::<Result<_, _>>().map_err(db_error)
+            let mut statement = c
+                .prepare(&format!("{CONTEXT_SQL} ORDER BY l.id"))
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([], context_from_row)
+                .map_err(db_error)?;
+            rows.map(|row| row.map(|(_, context)| context))
+                .collect::<Result<_, _>>()
+                .map_err(db_error)
         })
     }
 
-    pub(super) fn record_telemetry_impl(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome> {
+    pub(super) fn record_telemetry_impl(
+        &self,
+        batch: TelemetryBatch,
+    ) -> StoreResult<RecordOutcome> {
         self.write_effects(move |c| {
             let mut outcome = RecordOutcome::default();
             {
@@ -422,10 +440,17 @@ impl SqliteStore {
     pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {
         self.read(|c| {
             let mut statement = c
-                .prepare(&format!("SELECT lamp_id, {READING_COLUMNS} FROM lamp_status ORDER BY lamp_id"))
+                .prepare(&format!(
+                    "SELECT lamp_id, {READING_COLUMNS} FROM lamp_status ORDER BY lamp_id"
+                ))
                 .map_err(db_error)?;
             let rows = statement
-                .query_map([], |row| Ok(LatestReading { lamp_id: row.get(0)?, reading: reading_from_row(row, 1)? }))
+                .query_map([], |row| {
+                    Ok(LatestReading {
+                        lamp_id: row.get(0)?,
+                        reading: reading_from_row(row, 1)?,
+                    })
+                })
                 .map_err(db_error)?;
             rows.collect::<Result<_, _>>().map_err(db_error)
         })
@@ -433,9 +458,14 @@ impl SqliteStore {
 
     pub(super) fn lamp_status_impl(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
         self.read(|c| {
-            c.prepare_cached(&format!("SELECT {READING_COLUMNS} FROM lamp_status WHERE lamp_id = ?1"))
-                .and_then(|mut s| s.query_row([lamp_id], |row| reading_from_row(row, 0)).optional())
-                .map_err(db_error)
+            c.prepare_cached(&format!(
+                "SELECT {READING_COLUMNS} FROM lamp_status WHERE lamp_id = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row([lamp_id], |row| reading_from_row(row, 0))
+                    .optional()
+            })
+            .map_err(db_error)
         })
     }
 
@@ -475,7 +505,12 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn faults_impl(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>> {
+    pub(super) fn faults_impl(
+        &self,
+        filter: &FaultFilter,
+        after_id: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Fault>> {
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(&format!(
@@ -542,7 +577,11 @@ impl SqliteStore {
                         fault.severity.as_str(),
                         fault.fault_type.as_str(),
                         fault.state.as_str(),
-                        if fault.assignee.is_empty() { String::new() } else { format!(" (assigned to {})", fault.assignee) },
+                        if fault.assignee.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (assigned to {})", fault.assignee)
+                        },
                         fault.count,
                         fault.last_seen.to_rfc3339()
                     ),
@@ -566,8 +605,50 @@ impl SqliteStore {
             fault.version += 1;
             fault.updated_at = now;
             save_fault(c, &fault)?;
-            let event = log_event(c, &fault, kind, Some(from_state), &request.actor, &request.note, now)?;
-            Ok((fault, Effects { lamps: Touched::Nothing, events: vec![event] }))
+            let event = log_event(
+                c,
+                &fault,
+                kind,
+                Some(from_state),
+                &request.actor,
+                &request.note,
+                now,
+            )?;
+            Ok((
+                fault,
+                Effects {
+                    lamps: Touched::Nothing,
+                    events: vec![event],
+                },
+            ))
+        })
+    }
+
+    pub(super) fn fault_counts_opened_impl(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<OpenedCount>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT type, severity, (first_seen - ?1) / 3600000 AS hour, count(*) FROM faults \
+                     WHERE first_seen >= ?1 AND first_seen < ?2 GROUP BY type, severity, hour",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(params![millis(from), millis(to)], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, u32>(3)?))
+                })
+                .map_err(db_error)?;
+            let mut counts = Vec::new();
+            for row in rows {
+                let (fault_type, severity, hour, count) = row.map_err(db_error)?;
+                if let (Some(fault_type), Some(severity)) = (FaultType::parse(&fault_type), Severity::parse(&severity)) {
+                    counts.push(OpenedCount { fault_type, severity, hour: hour.max(0) as usize, count });
+                }
+            }
+            Ok(counts)
         })
     }
 
@@ -575,7 +656,11 @@ impl SqliteStore {
         self.fault_events.subscribe()
     }
 
-    pub(super) fn fault_events_after_impl(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>> {
+    pub(super) fn fault_events_after_impl(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FaultEvent>> {
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(
@@ -612,10 +697,16 @@ impl SqliteStore {
 
     pub(super) fn fault_log_bounds_impl(&self) -> StoreResult<(u64, u64)> {
         self.read(|c| {
-            let oldest: Option<i64> = c.query_row("SELECT min(seq) FROM fault_events", [], |r| r.get(0)).map_err(db_error)?;
+            let oldest: Option<i64> = c
+                .query_row("SELECT min(seq) FROM fault_events", [], |r| r.get(0))
+                .map_err(db_error)?;
             // The newest ever issued, even if pruned, so a resumed watcher is never told "behind".
             let newest: Option<i64> = c
-                .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'fault_events'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'fault_events'",
+                    [],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(db_error)?;
             let newest = newest.unwrap_or(0) as u64;

@@ -19,7 +19,8 @@ use tokio::sync::broadcast;
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::store::{
-    EstateCounts, FaultAction, LatestReading, RecordOutcome, Scan, Store, StoreError, StoreResult, TelemetryBatch,
+    EstateCounts, FaultAction, LatestReading, OpenedCount, RecordOutcome, Scan, Store, StoreError,
+    StoreResult, TelemetryBatch,
 };
 
 impl Store for SqliteStore {
@@ -448,7 +449,10 @@ impl Store for SqliteStore {
         })
     }
 
-    fn resolve_telecells(&self, uuids: &[String]) -> StoreResult<std::collections::HashMap<String, Vec<LampContext>>> {
+    fn resolve_telecells(
+        &self,
+        uuids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Vec<LampContext>>> {
         self.resolve_telecells_impl(uuids)
     }
 
@@ -482,6 +486,14 @@ impl Store for SqliteStore {
 
     fn active_faults(&self) -> StoreResult<Vec<Fault>> {
         self.active_faults_impl()
+    }
+
+    fn fault_counts_opened(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<OpenedCount>> {
+        self.fault_counts_opened_impl(from, to)
     }
 
     fn act_on_fault(&self, action: FaultAction) -> StoreResult<Fault> {

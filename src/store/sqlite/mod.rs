@@ -199,7 +199,15 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send + 'static,
     ) -> StoreResult<T> {
         self.write_effects(move |connection| {
-            work(connection).map(|(value, lamps)| (value, Effects { lamps, events: Vec::new() }))
+            work(connection).map(|(value, lamps)| {
+                (
+                    value,
+                    Effects {
+                        lamps,
+                        events: Vec::new(),
+                    },
+                )
+            })
         })
     }
 

@@ -1,0 +1,330 @@
+//! The `Faults` service: listings, a fault with its history, Daily Faults on a local day,
+//! triage actions carrying the version the operator saw, and `Watch`: replay from the
+//! durable log, then live, with no gap and no duplicate at the hand-over.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::context::Context;
+use super::paging::PageStream;
+use crate::domain::ValidationError;
+use crate::domain::faults::lifecycle::Action;
+use crate::domain::faults::record::{FaultEvent, FaultFilter};
+use crate::domain::local_time::{self, LocalDay};
+use crate::domain::paging::{self, Cursor};
+use crate::proto::{self, faults_server::Faults};
+use crate::store::FaultAction;
+use crate::wire::{self, timestamp};
+use crate::wire_faults;
+
+pub struct FaultService(pub Context);
+
+/// Events replayed per read of the log.
+const REPLAY_CHUNK: usize = 1_000;
+/// Events buffered towards one watcher; when it cannot keep up the live buffer overflows and
+/// the watcher is told to resync, while ingest and other watchers carry on.
+const WATCHER_BUFFER: usize = 256;
+
+#[tonic::async_trait]
+impl Faults for FaultService {
+    type ListStream = PageStream<proto::FaultPage>;
+    type WatchStream = PageStream<proto::FaultEvent>;
+
+    async fn list(
+        &self,
+        request: Request<proto::ListFaultsRequest>,
+    ) -> Result<Response<Self::ListStream>, Status> {
+        let r = request.into_inner();
+        let filter = wire_faults::filter(r.filter.as_ref())?;
+        let page_size = paging::page_size("page_size", r.page_size)?;
+        let cursor = Cursor::from_token("page_token", &r.page_token)?;
+        let (_, snapshot_seq) = self.0.blocking(|s| s.fault_log_bounds()).await?;
+        let (sender, receiver) = mpsc::channel(4);
+        let context = self.0.clone();
+        tokio::spawn(async move {
+            let mut after = cursor.after_id;
+            loop {
+                let filter = filter.clone();
+                let read = context
+                    .blocking(move |s| s.faults(&filter, after, page_size + 1))
+                    .await;
+                let mut faults = match read {
+                    Ok(faults) => faults,
+                    Err(error) => {
+                        let _ = sender.send(Err(Status::from(error))).await;
+                        return;
+                    }
+                };
+                let more = faults.len() > page_size;
+                faults.truncate(page_size);
+                after = faults.last().map_or(after, |f| f.id);
+                let page = proto::FaultPage {
+                    items: faults.iter().map(Into::into).collect(),
+                    next_page_token: if more {
+                        Cursor { after_id: after }.to_token()
+                    } else {
+                        String::new()
+                    },
+                    snapshot_seq,
+                };
+                if sender.send(Ok(page)).await.is_err() || !more {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn get(
+        &self,
+        request: Request<proto::GetFaultRequest>,
+    ) -> Result<Response<proto::FaultDetail>, Status> {
+        let id = wire::id("id", request.get_ref().id)?;
+        let (fault, history) = self.0.blocking(move |s| s.fault(id)).await?;
+        Ok(Response::new(proto::FaultDetail {
+            fault: Some((&fault).into()),
+            history: history.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn daily_faults(
+        &self,
+        request: Request<proto::DailyFaultsRequest>,
+    ) -> Result<Response<proto::DailyFaultsResponse>, Status> {
+        let r = request.into_inner();
+        let date = local_time::date("date", &r.date)?;
+        let zone = local_time::time_zone("time_zone", &r.time_zone)?;
+        let day = LocalDay::new(date, zone);
+        let counts = self
+            .0
+            .blocking(move |s| s.fault_counts_opened(day.start, day.end))
+            .await?;
+        let hours = day.hours();
+        let mut by_hour = vec![0u32; hours as usize];
+        let mut by_kind: BTreeMap<(i32, i32), u32> = BTreeMap::new();
+        for c in &counts {
+            if let Some(slot) = by_hour.get_mut(c.hour) {
+                *slot += c.count;
+            }
+            let key = (
+                wire_faults::fault_type(c.fault_type) as i32,
+                wire_faults::severity(c.severity) as i32,
+            );
+            *by_kind.entry(key).or_default() += c.count;
+        }
+        Ok(Response::new(proto::DailyFaultsResponse {
+            date: date.to_string(),
+            time_zone: zone.name().to_owned(),
+            day_start: Some(timestamp(day.start)),
+            day_end: Some(timestamp(day.end)),
+            hours,
+            total: by_hour.iter().sum(),
+            counts: by_kind
+                .into_iter()
+                .map(|((r#type, severity), count)| proto::DailyFaultCount {
+                    r#type,
+                    severity,
+                    count,
+                })
+                .collect(),
+            by_hour,
+        }))
+    }
+
+    async fn watch(
+        &self,
+        request: Request<proto::WatchFaultsRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let r = request.into_inner();
+        let filter = wire_faults::filter(r.filter.as_ref())?;
+        // Subscribe before reading the log: whatever commits in between is in both, and the
+        // seq tells the copies apart.
+        let live = self.0.store.subscribe_faults();
+        let (oldest, newest) = self.0.blocking(|s| s.fault_log_bounds()).await?;
+        if r.after_seq > newest {
+            return Err(Status::invalid_argument(format!(
+                "after_seq: {} is beyond the newest event ({newest}); resync: list faults, then watch from its snapshot_seq",
+                r.after_seq
+            )));
+        }
+        if r.after_seq + 1 < oldest {
+            return Err(Status::out_of_range(format!(
+                "after_seq: events after {} are no longer kept (the log starts at {oldest}); resync: list faults, then watch from its snapshot_seq",
+                r.after_seq
+            )));
+        }
+        let (sender, receiver) = mpsc::channel(WATCHER_BUFFER);
+        tokio::spawn(follow(self.0.clone(), r.after_seq, filter, live, sender));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn acknowledge(
+        &self,
+        request: Request<proto::FaultActionRequest>,
+    ) -> Result<Response<proto::Fault>, Status> {
+        let r = request.into_inner();
+        self.act(
+            r.fault_id,
+            r.expected_version,
+            Action::Acknowledge,
+            &r.actor,
+            &r.note,
+        )
+        .await
+    }
+
+    async fn assign(
+        &self,
+        request: Request<proto::AssignFaultRequest>,
+    ) -> Result<Response<proto::Fault>, Status> {
+        let r = request.into_inner();
+        let assignee = crate::domain::validation::required_text("assignee", &r.assignee, 100)?;
+        self.act(
+            r.fault_id,
+            r.expected_version,
+            Action::Assign { assignee },
+            &r.actor,
+            &r.note,
+        )
+        .await
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<proto::FaultActionRequest>,
+    ) -> Result<Response<proto::Fault>, Status> {
+        let r = request.into_inner();
+        self.act(
+            r.fault_id,
+            r.expected_version,
+            Action::Resolve,
+            &r.actor,
+            &r.note,
+        )
+        .await
+    }
+
+    async fn add_note(
+        &self,
+        request: Request<proto::FaultActionRequest>,
+    ) -> Result<Response<proto::Fault>, Status> {
+        let r = request.into_inner();
+        if r.note.trim().is_empty() {
+            return Err(ValidationError::new("note", "must not be empty").into());
+        }
+        self.act(
+            r.fault_id,
+            r.expected_version,
+            Action::AddNote,
+            &r.actor,
+            &r.note,
+        )
+        .await
+    }
+}
+
+impl FaultService {
+    async fn act(
+        &self,
+        fault_id: i64,
+        version: i64,
+        action: Action,
+        actor: &str,
+        note: &str,
+    ) -> Result<Response<proto::Fault>, Status> {
+        let request = FaultAction {
+            fault_id: wire::id("fault_id", fault_id)?,
+            expected_version: if version >= 1 {
+                version
+            } else {
+                return Err(ValidationError::new(
+                    "expected_version",
+                    "is required: the version of the fault you saw (1 or more)",
+                )
+                .into());
+            },
+            action,
+            actor: wire_faults::actor(actor)?,
+            note: wire_faults::note(note)?,
+        };
+        let fault = self.0.blocking(move |s| s.act_on_fault(request)).await?;
+        Ok(Response::new((&fault).into()))
+    }
+}
+
+/// Replays the log after `after_seq`, then forwards live events, skipping any already sent.
+async fn follow(
+    context: Context,
+    after_seq: u64,
+    filter: FaultFilter,
+    mut live: broadcast::Receiver<FaultEvent>,
+    sender: mpsc::Sender<Result<proto::FaultEvent, Status>>,
+) {
+    let mut last = after_seq;
+    loop {
+        let replay = context
+            .blocking(move |s| s.fault_events_after(last, REPLAY_CHUNK))
+            .await;
+        let events = match replay {
+            Ok(events) => events,
+            Err(error) => {
+                let _ = sender.send(Err(Status::from(error))).await;
+                return;
+            }
+        };
+        let done = events.len() < REPLAY_CHUNK;
+        for event in events {
+            last = event.seq;
+            if filter.matches(&event.fault) && sender.send(Ok((&event).into())).await.is_err() {
+                return;
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = context.shutdown.cancelled() => {
+                let _ = sender
+                    .send(Err(Status::unavailable(format!("the server is shutting down; watch again after seq {last}"))))
+                    .await;
+                return;
+            }
+            received = live.recv() => received,
+        };
+        match received {
+            Ok(event) if event.seq <= last => continue,
+            Ok(event) => {
+                last = event.seq;
+                if !filter.matches(&event.fault) {
+                    continue;
+                }
+                // A full buffer means this watcher is not reading: cut it off rather than wait.
+                // The last free slot is kept for the status that tells it where to resume.
+                if sender.capacity() <= 1 {
+                    let _ = sender.try_send(Err(resync(event.seq - 1)));
+                    return;
+                }
+                if sender.try_send(Ok((&event).into())).is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let _ = sender.send(Err(resync(last))).await;
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn resync(last_delivered: u64) -> Status {
+    Status::resource_exhausted(format!(
+        "this watcher fell behind and was cut off; watch again with after_seq {last_delivered}"
+    ))
+}

@@ -1,0 +1,165 @@
+//! The `Telemetry` service: a stream of telecell reports is validated report by report,
+//! evaluated by the fault engine and stored in one commit per chunk; the reply counts only
+//! what is durable.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::context::Context;
+use super::engine::Engine;
+use super::error::ServiceError;
+use crate::domain::faults::tracker::{LampFaults, Skipped};
+use crate::domain::telemetry::{LampContext, Reading};
+use crate::proto::{self, telemetry_server::Telemetry};
+use crate::store::{EngineChange, LampReading, TelemetryBatch};
+use crate::wire;
+
+pub struct TelemetryService {
+    pub context: Context,
+    pub engine: Engine,
+}
+
+/// Reports evaluated and committed together.
+const CHUNK: usize = 2_000;
+/// Rejections listed in a reply; the rest are only counted.
+const MAX_LISTED_REJECTIONS: usize = 100;
+
+#[tonic::async_trait]
+impl Telemetry for TelemetryService {
+    async fn report(
+        &self,
+        request: Request<Streaming<proto::TelecellReport>>,
+    ) -> Result<Response<proto::ReportAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut ack = proto::ReportAck::default();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            let next = stream.next().await;
+            let end = match next {
+                Some(Ok(report)) => {
+                    chunk.push((ack.received, report));
+                    ack.received += 1;
+                    false
+                }
+                Some(Err(status)) => return Err(status),
+                None => true,
+            };
+            if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
+                self.ingest(std::mem::take(&mut chunk), &mut ack).await?;
+            }
+            if end {
+                return Ok(Response::new(ack));
+            }
+        }
+    }
+}
+
+impl TelemetryService {
+    async fn ingest(
+        &self,
+        reports: Vec<(u64, proto::TelecellReport)>,
+        ack: &mut proto::ReportAck,
+    ) -> Result<(), Status> {
+        let now = Utc::now();
+        let mut valid: Vec<(u64, String, i64, Reading)> = Vec::with_capacity(reports.len());
+        for (index, report) in reports {
+            match wire::telecell_report(&report).and_then(|raw| raw.validate(now)) {
+                Ok(reading) => valid.push((index, report.telecell_uuid, report.lamp_id, reading)),
+                Err(error) => reject(ack, index, &report.telecell_uuid, error.to_string()),
+            }
+        }
+        let uuids: Vec<String> = valid.iter().map(|(_, uuid, _, _)| uuid.clone()).collect();
+        let known = self
+            .context
+            .blocking(move |s| s.resolve_telecells(&uuids))
+            .await?;
+
+        let mut engine = self.engine.lock().await;
+        let state = &mut *engine;
+        let mut batch = TelemetryBatch::default();
+        let mut before: HashMap<i64, LampFaults> = HashMap::new();
+        for (index, uuid, lamp_id, reading) in valid {
+            let Some(lamps) = known.get(&uuid) else {
+                reject(
+                    ack,
+                    index,
+                    &uuid,
+                    format!("telecell_uuid: telecell {uuid:?} is not in the estate"),
+                );
+                continue;
+            };
+            let targets: Vec<&LampContext> = lamps
+                .iter()
+                .filter(|l| lamp_id == 0 || l.lamp_id == lamp_id)
+                .collect();
+            if targets.is_empty() {
+                reject(
+                    ack,
+                    index,
+                    &uuid,
+                    format!("lamp_id: lamp {lamp_id} is not driven by telecell {uuid}"),
+                );
+                continue;
+            }
+            for lamp in targets {
+                state.contexts.insert(lamp.lamp_id, *lamp);
+                let faults = state.lamps.entry(lamp.lamp_id).or_default();
+                before.entry(lamp.lamp_id).or_insert_with(|| faults.clone());
+                let latest =
+                    match faults.observe(&reading, &lamp.profile, &state.thresholds, &state.policy)
+                    {
+                        Ok(changes) => {
+                            batch
+                                .changes
+                                .extend(changes.into_iter().map(|change| EngineChange {
+                                    at: reading.at,
+                                    lamp: *lamp,
+                                    change,
+                                }));
+                            true
+                        }
+                        Err(Skipped::Duplicate) => true,
+                        Err(Skipped::OutOfOrder) => {
+                            ack.out_of_order += 1;
+                            false
+                        }
+                    };
+                batch.readings.push(LampReading {
+                    lamp_id: lamp.lamp_id,
+                    reading,
+                    latest,
+                });
+            }
+        }
+        let outcome = self
+            .context
+            .blocking(move |s| s.record_telemetry(batch))
+            .await;
+        match outcome {
+            Ok(outcome) => {
+                ack.stored += outcome.stored;
+                ack.duplicates += outcome.duplicates;
+                Ok(())
+            }
+            Err(error) => {
+                // Nothing was stored: forget what the engine decided, so a resend is judged afresh.
+                state.lamps.extend(before);
+                Err(Status::from(ServiceError::from(error)))
+            }
+        }
+    }
+}
+
+fn reject(ack: &mut proto::ReportAck, index: u64, uuid: &str, reason: String) {
+    ack.rejected += 1;
+    if ack.rejections.len() < MAX_LISTED_REJECTIONS {
+        ack.rejections.push(proto::Rejection {
+            index,
+            telecell_uuid: uuid.to_owned(),
+            reason,
+        });
+    }
+}
