@@ -56,6 +56,7 @@ impl TestServer {
         let task = tokio::spawn(singularity::server::run(
             listener,
             store.clone(),
+            singularity::server::ServerConfig::default(),
             async move {
                 let _ = stopped.await;
             },
