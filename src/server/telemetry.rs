@@ -10,7 +10,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
 use super::engine::Engine;
-use super::error::ServiceError;
 use crate::domain::faults::tracker::{LampFaults, Skipped};
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::proto::{self, telemetry_server::Telemetry};
@@ -51,6 +50,7 @@ impl Telemetry for TelemetryService {
                 self.ingest(std::mem::take(&mut chunk), &mut ack).await?;
             }
             if end {
+                ack.rejections.sort_by_key(|r| r.index);
                 return Ok(Response::new(ack));
             }
         }
@@ -147,7 +147,7 @@ impl TelemetryService {
             Err(error) => {
                 // Nothing was stored: forget what the engine decided, so a resend is judged afresh.
                 state.lamps.extend(before);
-                Err(Status::from(ServiceError::from(error)))
+                Err(Status::from(error))
             }
         }
     }

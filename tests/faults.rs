@@ -1,0 +1,628 @@
+//! Telemetry in, faults out, over real gRPC: validation per report, the fault lifecycle,
+//! Watch with replay and resume (across a restart too), racing operators, a watcher that never
+//! reads, and Daily Faults on the DST change days.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::TestServer;
+use futures::StreamExt;
+use singularity::proto::{
+    self, faults_client::FaultsClient, lamps_client::LampsClient, telemetry_client::TelemetryClient,
+};
+use singularity::store::Store;
+use singularity::store::sqlite::SqliteStore;
+use singularity::wire::timestamp;
+use tonic::Code;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// (lamp id, its telecell's uuid) for lamps that are alone on their telecell.
+async fn lamps_with_telecells(server: &TestServer, count: usize) -> Vec<(i64, String)> {
+    let mut lamps = LampsClient::new(server.channel.clone());
+    let mut stream = lamps
+        .list(proto::ListOptions::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut all = Vec::new();
+    while let Some(page) = stream.next().await {
+        all.extend(page.unwrap().items);
+    }
+    let mut telecells =
+        singularity::proto::telecells_client::TelecellsClient::new(server.channel.clone());
+    let mut found = Vec::new();
+    for lamp in all {
+        let telecell = telecells
+            .get(proto::IdRequest {
+                id: lamp.telecell_id,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if telecell.lamp_ids.len() == 1 {
+            found.push((lamp.id, telecell.uuid));
+            if found.len() == count {
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// A healthy 36 W-class report; tests change what they need.
+fn report(uuid: &str, lamp_id: i64, when: DateTime<Utc>) -> proto::TelecellReport {
+    proto::TelecellReport {
+        telecell_uuid: uuid.to_owned(),
+        lamp_id,
+        at: Some(timestamp(when)),
+        lamp_on: true,
+        dim_target_pct: 100,
+        dim_actual_pct: 100,
+        voltage_v: 236.0,
+        current_a: 0.0,
+        power_w: 0.0,
+        power_factor: 0.95,
+        energy_wh: 1_000,
+        burn_hours: 100,
+        switch_count: 10,
+        supply_loss_count: 0,
+        temperature_c: 20.0,
+        link_quality_pct: 90,
+        alarms: None,
+    }
+}
+
+/// A lamp switched off (so neither failed nor burning by day) whose node reports earth leakage.
+fn earth_leakage(uuid: &str, lamp_id: i64, when: DateTime<Utc>) -> proto::TelecellReport {
+    proto::TelecellReport {
+        lamp_on: false,
+        alarms: Some(proto::NodeAlarms {
+            earth_leakage: true,
+            ..Default::default()
+        }),
+        ..report(uuid, lamp_id, when)
+    }
+}
+
+async fn send(server: &TestServer, reports: Vec<proto::TelecellReport>) -> proto::ReportAck {
+    TelemetryClient::new(server.channel.clone())
+        .report(futures::stream::iter(reports))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn next_events(
+    stream: &mut tonic::Streaming<proto::FaultEvent>,
+    n: usize,
+) -> Vec<proto::FaultEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event should arrive")
+            .expect("the stream should stay open")
+            .unwrap();
+        events.push(event);
+    }
+    events
+}
+
+#[tokio::test]
+async fn bad_reports_are_rejected_and_counted_while_good_ones_are_stored() {
+    let mut server = TestServer::start(200).await;
+    let lamps = lamps_with_telecells(&server, 2).await;
+    let (lamp, uuid) = &lamps[0];
+    let night = at("2026-11-27T22:00:00Z");
+    let good = |minutes: i64| proto::TelecellReport {
+        power_w: 36.0,
+        current_a: 0.16,
+        ..report(uuid, *lamp, night + chrono::Duration::minutes(minutes))
+    };
+    let reports = vec![
+        good(0),
+        proto::TelecellReport {
+            voltage_v: f64::NAN,
+            ..good(15)
+        },
+        proto::TelecellReport {
+            telecell_uuid: "00000000-0000-4000-8000-000000000000".into(),
+            ..good(15)
+        },
+        proto::TelecellReport {
+            at: Some(timestamp(Utc::now() + chrono::Duration::days(1))),
+            ..good(15)
+        },
+        proto::TelecellReport {
+            lamp_id: lamps[1].0,
+            ..good(15)
+        },
+        proto::TelecellReport {
+            dim_actual_pct: 140,
+            ..good(15)
+        },
+        good(30),
+    ];
+    let ack = send(&server, reports).await;
+    assert_eq!(ack.received, 7);
+    assert_eq!(ack.stored, 2);
+    assert_eq!(ack.rejected, 5);
+    let reasons: Vec<(u64, String)> = ack
+        .rejections
+        .iter()
+        .map(|r| (r.index, r.reason.clone()))
+        .collect();
+    assert!(
+        reasons[0].0 == 1 && reasons[0].1.starts_with("voltage_v"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].1.starts_with("telecell_uuid"), "{reasons:?}");
+    assert!(reasons[2].1.starts_with("at"), "{reasons:?}");
+    assert!(reasons[3].1.starts_with("lamp_id"), "{reasons:?}");
+    assert!(reasons[4].1.starts_with("dim_actual_pct"), "{reasons:?}");
+
+    // A resent batch is recognised, and a late report does not overwrite newer state.
+    let again = send(&server, vec![good(0), good(30)]).await;
+    assert_eq!((again.stored, again.duplicates), (0, 2));
+    let late = send(
+        &server,
+        vec![proto::TelecellReport {
+            power_w: 35.0,
+            ..good(20)
+        }],
+    )
+    .await;
+    assert_eq!((late.stored, late.out_of_order), (1, 1));
+    let status = server.store.lamp_status(*lamp).unwrap().unwrap();
+    assert_eq!(status.at, night + chrono::Duration::minutes(30));
+    assert_eq!(status.power_w, 36.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_lamp_raises_dedups_clears_and_keeps_its_history() {
+    let mut server = TestServer::start(100).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    let night = at("2026-11-27T22:00:00Z");
+    let minutes = |m: i64| night + chrono::Duration::minutes(m);
+    let healthy = |m: i64| proto::TelecellReport {
+        power_w: 36.0,
+        current_a: 0.16,
+        ..report(&uuid, lamp, minutes(m))
+    };
+    send(
+        &server,
+        vec![
+            report(&uuid, lamp, minutes(0)),
+            report(&uuid, lamp, minutes(15)),
+        ],
+    )
+    .await;
+
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let filter = proto::FaultFilter {
+        lamp_id: lamp,
+        ..Default::default()
+    };
+    let mut pages = faults
+        .list(proto::ListFaultsRequest {
+            filter: Some(filter.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let page = pages.next().await.unwrap().unwrap();
+    assert_eq!(
+        page.items.len(),
+        1,
+        "one fault per (lamp, type), however often it is seen"
+    );
+    let fault = &page.items[0];
+    assert_eq!(fault.r#type, proto::FaultType::LampFailure as i32);
+    assert_eq!(fault.severity, proto::Severity::Major as i32);
+    assert_eq!(fault.count, 2);
+    assert!(page.snapshot_seq >= 2);
+
+    // Healthy again: cleared only once the hold-down (20 min) has passed.
+    send(&server, vec![healthy(30), healthy(45)]).await;
+    let detail = faults
+        .get(proto::GetFaultRequest { id: fault.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        detail.fault.as_ref().unwrap().state,
+        proto::FaultState::Open as i32
+    );
+    send(&server, vec![healthy(55)]).await;
+    let detail = faults
+        .get(proto::GetFaultRequest { id: fault.id })
+        .await
+        .unwrap()
+        .into_inner();
+    let cleared = detail.fault.unwrap();
+    assert_eq!(cleared.state, proto::FaultState::Cleared as i32);
+    let actions: Vec<&str> = detail.history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions, vec!["RAISED", "REPEATED", "CLEARED"]);
+    assert!(detail.history.iter().all(|h| h.actor == "system"));
+
+    // A cleared fault stays until someone acknowledges it.
+    let acked = faults
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: cleared.id,
+            expected_version: cleared.version,
+            note: "saw it come back".into(),
+            actor: "night.shift".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(acked.acknowledged);
+    assert_eq!(acked.state, proto::FaultState::Cleared as i32);
+    let detail = faults
+        .get(proto::GetFaultRequest { id: cleared.id })
+        .await
+        .unwrap()
+        .into_inner();
+    let last = detail.history.last().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.note.as_str()),
+        ("night.shift", "saw it come back")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_operators_acknowledging_one_fault_exactly_one_wins() {
+    let mut server = TestServer::start(100).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    send(
+        &server,
+        vec![earth_leakage(&uuid, lamp, at("2026-11-27T12:00:00Z"))],
+    )
+    .await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let fault = faults
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+        .remove(0);
+    let race = |actor: &'static str| {
+        let mut client = FaultsClient::new(server.channel.clone());
+        let (id, version) = (fault.id, fault.version);
+        tokio::spawn(async move {
+            client
+                .acknowledge(proto::FaultActionRequest {
+                    fault_id: id,
+                    expected_version: version,
+                    note: String::new(),
+                    actor: actor.into(),
+                })
+                .await
+        })
+    };
+    let (a, b) = (race("alice"), race("bob"));
+    let outcomes = [a.await.unwrap(), b.await.unwrap()];
+    let wins = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(wins, 1);
+    let loser = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert_eq!(loser.code(), Code::Aborted);
+    assert!(
+        loser.message().contains("ACKNOWLEDGED"),
+        "the refusal shows what changed: {}",
+        loser.message()
+    );
+
+    // Bad triage input.
+    let (code, message) = match faults
+        .assign(proto::AssignFaultRequest {
+            fault_id: fault.id,
+            expected_version: fault.version + 1,
+            assignee: " ".into(),
+            ..Default::default()
+        })
+        .await
+    {
+        Err(status) => (status.code(), status.message().to_owned()),
+        Ok(_) => panic!("an empty assignee must be refused"),
+    };
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(message.starts_with("assignee"), "{message}");
+    let missing = faults
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: 999_999,
+            expected_version: 1,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(missing.unwrap_err().code(), Code::NotFound);
+    let unversioned = faults
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: fault.id,
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        unversioned
+            .unwrap_err()
+            .message()
+            .starts_with("expected_version")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watch_replays_exactly_the_missed_events_after_a_reconnect_and_a_restart() {
+    let mut server = TestServer::start(300).await;
+    let lamps = lamps_with_telecells(&server, 12).await;
+    let noon = at("2026-11-27T12:00:00Z");
+    // Three faults before anyone watches.
+    send(
+        &server,
+        lamps[..3]
+            .iter()
+            .map(|(l, u)| earth_leakage(u, *l, noon))
+            .collect(),
+    )
+    .await;
+
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let mut watch = faults
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed = next_events(&mut watch, 3).await;
+    assert_eq!(
+        replayed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    // Live events follow the replay with no gap.
+    send(&server, vec![earth_leakage(&lamps[3].1, lamps[3].0, noon)]).await;
+    let live = next_events(&mut watch, 1).await;
+    assert_eq!(live[0].seq, 4);
+    drop(watch);
+
+    // Disconnected: three events happen. Reconnecting after seq 4 gets exactly those.
+    send(
+        &server,
+        lamps[4..7]
+            .iter()
+            .map(|(l, u)| earth_leakage(u, *l, noon))
+            .collect(),
+    )
+    .await;
+    let mut watch = faults
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 4,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let missed = next_events(&mut watch, 3).await;
+    assert_eq!(
+        missed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
+    assert!(missed.iter().all(|e| e.kind == "RAISED"));
+    drop(watch);
+
+    // Across a restart: the log and the seq survive.
+    server.stop().await;
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let store = server.store.clone();
+    store.close();
+    drop(store);
+    let reopened = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
+    let mut server = TestServer::on_store(dir, reopened).await;
+    send(
+        &server,
+        lamps[7..9]
+            .iter()
+            .map(|(l, u)| earth_leakage(u, *l, noon))
+            .collect(),
+    )
+    .await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let mut watch = faults
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 7,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let after_restart = next_events(&mut watch, 2).await;
+    assert_eq!(
+        after_restart.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![8, 9]
+    );
+    let quiet = tokio::time::timeout(Duration::from_millis(300), watch.next()).await;
+    assert!(quiet.is_err(), "nothing is delivered twice");
+
+    // A filtered watcher sees only what matches, and a seq from the future is refused.
+    let filter = proto::FaultFilter {
+        lamp_id: lamps[9].0,
+        ..Default::default()
+    };
+    let mut narrow = faults
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 9,
+            filter: Some(filter),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    send(
+        &server,
+        lamps[10..12]
+            .iter()
+            .chain(&lamps[9..10])
+            .map(|(l, u)| earth_leakage(u, *l, noon))
+            .collect(),
+    )
+    .await;
+    let matched = next_events(&mut narrow, 1).await;
+    assert_eq!(matched[0].fault.as_ref().unwrap().lamp_id, lamps[9].0);
+    let ahead = faults
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 10_000,
+            filter: None,
+        })
+        .await;
+    assert_eq!(ahead.unwrap_err().code(), Code::InvalidArgument);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_watcher_that_never_reads_does_not_stop_ingest_and_is_told_to_resync() {
+    let mut server = TestServer::start(1_500).await;
+    let lamps = lamps_with_telecells(&server, 1_200).await;
+    let noon = at("2026-11-27T12:00:00Z");
+    let mut faults = FaultsClient::new(server.channel.clone());
+    // A client on its own connection with small HTTP/2 windows, so what it does not read
+    // backs up into the server instead of into the client's receive buffers.
+    let slow = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(16 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let mut stalled = FaultsClient::new(slow)
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut reader = faults
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+
+    let reports: Vec<_> = lamps
+        .iter()
+        .map(|(l, u)| earth_leakage(u, *l, noon))
+        .collect();
+    let ack = tokio::time::timeout(Duration::from_secs(60), send(&server, reports))
+        .await
+        .expect("ingest is not held up by a watcher that does not read");
+    assert_eq!(ack.stored, lamps.len() as u64);
+
+    let seen = next_events(&mut reader, lamps.len()).await;
+    let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=lamps.len() as u64).collect::<Vec<_>>(),
+        "the reading watcher missed nothing"
+    );
+
+    // The stalled watcher gets what was buffered for it, then a status saying where to resume.
+    let mut delivered = 0;
+    let status = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(_)) => delivered += 1,
+            Some(Err(status)) => break status,
+            None => panic!("the stream must end with a status, not silently"),
+        }
+    };
+    assert!(delivered < lamps.len());
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains(&format!("after_seq {delivered}")),
+        "{}",
+        status.message()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn daily_faults_follow_the_local_day_across_dst_changes() {
+    let mut server = TestServer::start(300).await;
+    let lamps = lamps_with_telecells(&server, 8).await;
+    let instants = [
+        "2026-03-28T23:30:00Z", // 28 March, 23:30 GMT: the day before
+        "2026-03-29T00:30:00Z", // 29 March, 00:30 GMT: hour 0
+        "2026-03-29T22:30:00Z", // 29 March, 23:30 BST: the last hour of a 23-hour day
+        "2026-03-29T23:30:00Z", // 30 March, 00:30 BST: the day after
+        "2026-10-24T23:30:00Z", // 25 October, 00:30 BST: hour 0
+        "2026-10-25T01:30:00Z", // 25 October, 01:30 GMT: the repeated hour, slot 2
+        "2026-10-25T23:30:00Z", // 25 October, 23:30 GMT: hour 24 of a 25-hour day
+        "2026-10-26T00:30:00Z", // 26 October: the day after
+    ];
+    let reports = lamps
+        .iter()
+        .zip(instants)
+        .map(|((l, u), t)| earth_leakage(u, *l, at(t)))
+        .collect();
+    send(&server, reports).await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let spring = faults
+        .daily_faults(proto::DailyFaultsRequest {
+            date: "2026-03-29".into(),
+            time_zone: "Europe/London".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((spring.hours, spring.total), (23, 2));
+    assert_eq!(spring.by_hour.len(), 23);
+    assert_eq!((spring.by_hour[0], spring.by_hour[22]), (1, 1));
+    assert_eq!(spring.counts.len(), 1);
+    assert_eq!(
+        spring.counts[0].r#type,
+        proto::FaultType::EarthLeakage as i32
+    );
+    assert_eq!(spring.counts[0].severity, proto::Severity::Critical as i32);
+
+    let autumn = faults
+        .daily_faults(proto::DailyFaultsRequest {
+            date: "2026-10-25".into(),
+            time_zone: "Europe/London".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((autumn.hours, autumn.total), (25, 3));
+    assert_eq!(
+        (autumn.by_hour[0], autumn.by_hour[2], autumn.by_hour[24]),
+        (1, 1, 1)
+    );
+
+    let bad_zone = faults
+        .daily_faults(proto::DailyFaultsRequest {
+            date: "2026-10-25".into(),
+            time_zone: "Narnia".into(),
+        })
+        .await;
+    assert!(bad_zone.unwrap_err().message().starts_with("time_zone"));
+    let bad_date = faults
+        .daily_faults(proto::DailyFaultsRequest {
+            date: "25/10/2026".into(),
+            time_zone: "UTC".into(),
+        })
+        .await;
+    assert!(bad_date.unwrap_err().message().starts_with("date"));
+    server.stop().await;
+}
