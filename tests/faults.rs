@@ -94,6 +94,26 @@ fn earth_leakage(uuid: &str, lamp_id: i64, when: DateTime<Utc>) -> proto::Telece
     }
 }
 
+/// A report of the lamp lit at its rated power, as a healthy lamp at night reports.
+async fn lit_report(
+    server: &TestServer,
+    lamp_id: i64,
+    uuid: &str,
+    when: DateTime<Utc>,
+) -> proto::TelecellReport {
+    let lamp = LampsClient::new(server.channel.clone())
+        .get(proto::IdRequest { id: lamp_id })
+        .await
+        .unwrap()
+        .into_inner();
+    let watts = f64::from(lamp.lamp_type.unwrap().wattage_w);
+    proto::TelecellReport {
+        power_w: watts,
+        current_a: watts / (236.0 * 0.95),
+        ..report(uuid, lamp_id, when)
+    }
+}
+
 async fn send(server: &TestServer, reports: Vec<proto::TelecellReport>) -> proto::ReportAck {
     TelemetryClient::new(server.channel.clone())
         .report(futures::stream::iter(reports))
@@ -624,5 +644,81 @@ async fn daily_faults_follow_the_local_day_across_dst_changes() {
         })
         .await;
     assert!(bad_date.unwrap_err().message().starts_with("date"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lamp_status_derives_health_and_streams_changes() {
+    let mut server = TestServer::start(100).await;
+    let lamps = lamps_with_telecells(&server, 3).await;
+    let mut client = LampsClient::new(server.channel.clone());
+    let unknown = client
+        .get_status(proto::IdRequest { id: lamps[2].0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unknown.health, proto::LampHealth::Unknown as i32);
+    assert!(unknown.last_heard.is_none());
+    assert_eq!(
+        client
+            .get_status(proto::IdRequest { id: 999_999 })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    let mut watch = client
+        .watch_status(proto::WatchStatusRequest {
+            lamp_ids: vec![lamps[0].0, lamps[1].0],
+            zone_id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let initial: Vec<proto::LampStatus> = vec![
+        watch.next().await.unwrap().unwrap(),
+        watch.next().await.unwrap().unwrap(),
+    ];
+    assert!(
+        initial
+            .iter()
+            .all(|s| s.health == proto::LampHealth::Unknown as i32)
+    );
+
+    let night = at("2026-11-27T22:00:00Z");
+    let lit = lit_report(&server, lamps[0].0, &lamps[0].1, night).await;
+    let watts = lit.power_w;
+    send(&server, vec![lit]).await;
+    let update = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(update.lamp_id, lamps[0].0);
+    assert_eq!(update.health, proto::LampHealth::Ok as i32, "{update:?}");
+    assert_eq!(update.power_w, watts);
+    assert_eq!(update.last_heard, Some(timestamp(night)));
+
+    send(&server, vec![earth_leakage(&lamps[1].1, lamps[1].0, night)]).await;
+    let mut faulty = None;
+    while faulty.is_none() {
+        let s = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if s.lamp_id == lamps[1].0 && s.health == proto::LampHealth::Fault as i32 {
+            faulty = Some(s);
+        }
+    }
+    let faulty = faulty.unwrap();
+    assert_eq!(faulty.worst_severity, proto::Severity::Critical as i32);
+    assert_eq!(faulty.open_faults, 1);
+
+    let empty = client
+        .watch_status(proto::WatchStatusRequest::default())
+        .await;
+    assert!(empty.unwrap_err().message().starts_with("lamp_ids"));
     server.stop().await;
 }

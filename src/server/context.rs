@@ -13,6 +13,8 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     /// Cancelled when the server begins to shut down: open streams end promptly.
     pub shutdown: CancellationToken,
+    /// Ids of lamps whose latest reading changed, published after each ingest commit.
+    pub lamp_updates: tokio::sync::broadcast::Sender<i64>,
 }
 
 impl Context {

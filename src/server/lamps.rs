@@ -22,6 +22,7 @@ const PAGER: Pager<crate::domain::inventory::Lamp, proto::Lamp, proto::LampPage>
 impl Lamps for LampService {
     type ListStream = PageStream<proto::LampPage>;
     type SearchByLocationStream = PageStream<proto::LampPage>;
+    type WatchStatusStream = PageStream<proto::LampStatus>;
 
     async fn get(
         &self,
@@ -98,5 +99,22 @@ impl Lamps for LampService {
             .blocking(move |s| s.mount_lamp(lamp_id, asset_id))
             .await?;
         Ok(Response::new(record.into()))
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<proto::IdRequest>,
+    ) -> Result<Response<proto::LampStatus>, Status> {
+        let id = wire::id("id", request.get_ref().id)?;
+        Ok(Response::new(super::status::status(&self.0, id).await?))
+    }
+
+    async fn watch_status(
+        &self,
+        request: Request<proto::WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        Ok(Response::new(
+            super::status::watch(&self.0, request.into_inner()).await?,
+        ))
     }
 }

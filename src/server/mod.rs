@@ -10,6 +10,7 @@ pub mod error;
 mod faults;
 mod lamps;
 mod paging;
+mod status;
 mod telecells;
 mod telemetry;
 mod users;
@@ -94,6 +95,9 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Lamp status changes a status watcher may fall behind by before it is sent everything anew.
+const LAMP_UPDATE_BUFFER: usize = 16_384;
+
 /// How the fault engine and its housekeeping behave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -131,6 +135,7 @@ pub async fn run(
     let context = Context {
         store,
         shutdown: token.clone(),
+        lamp_updates: tokio::sync::broadcast::channel(LAMP_UPDATE_BUFFER).0,
     };
     let engine_store = context.store.clone();
     let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());

@@ -134,6 +134,12 @@ impl TelemetryService {
                 });
             }
         }
+        let updated: Vec<i64> = batch
+            .readings
+            .iter()
+            .filter(|r| r.latest)
+            .map(|r| r.lamp_id)
+            .collect();
         let outcome = self
             .context
             .blocking(move |s| s.record_telemetry(batch))
@@ -142,6 +148,10 @@ impl TelemetryService {
             Ok(outcome) => {
                 ack.stored += outcome.stored;
                 ack.duplicates += outcome.duplicates;
+                for lamp_id in updated {
+                    // Nobody watching is fine.
+                    let _ = self.context.lamp_updates.send(lamp_id);
+                }
                 Ok(())
             }
             Err(error) => {
