@@ -9,3 +9,4 @@ pub mod server;
 pub mod store;
 pub mod wire;
 pub mod wire_faults;
+pub mod sim;

@@ -8,6 +8,7 @@ mod demo;
 mod output;
 mod seed;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ enum Command {
     Server(serve::ServerArgs),
     /// Create the schema and seed a realistic estate.
     Seed(seed::SeedArgs),
+    /// Stream telecell reports for the server's estate, faults included.
+    Simulate(simulate::SimulateArgs),
     /// Call the server's RPCs from the command line.
     Client(client::ClientArgs),
     /// Measure the server: lookups, listings and spatial search.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Server(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Seed(args) => seed::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Simulate(args) => simulate::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(args) => Ok(client::run(args).await),
             Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
         }
