@@ -6,7 +6,7 @@ pub mod domain;
 pub mod passwords;
 pub mod proto;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod wire;
 pub mod wire_faults;
-pub mod sim;

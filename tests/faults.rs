@@ -722,3 +722,197 @@ async fn lamp_status_derives_health_and_streams_changes() {
     assert!(empty.unwrap_err().message().starts_with("lamp_ids"));
     server.stop().await;
 }
+
+/// Every lamp of the estate with its telecell's uuid.
+async fn all_lamps(server: &TestServer) -> Vec<(proto::Lamp, String)> {
+    let mut telecells =
+        singularity::proto::telecells_client::TelecellsClient::new(server.channel.clone());
+    let mut uuids = std::collections::HashMap::new();
+    let mut stream = telecells
+        .list(proto::ListOptions::default())
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(page) = stream.next().await {
+        for t in page.unwrap().items {
+            uuids.insert(t.id, t.uuid);
+        }
+    }
+    let mut lamps = LampsClient::new(server.channel.clone());
+    let mut stream = lamps
+        .list(proto::ListOptions::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut all = Vec::new();
+    while let Some(page) = stream.next().await {
+        for lamp in page.unwrap().items {
+            let uuid = uuids[&lamp.telecell_id].clone();
+            all.push((lamp, uuid));
+        }
+    }
+    all
+}
+
+async fn faults_of(server: &TestServer, fault_type: proto::FaultType) -> Vec<proto::Fault> {
+    let filter = proto::FaultFilter {
+        types: vec![fault_type as i32],
+        ..Default::default()
+    };
+    let mut stream = FaultsClient::new(server.channel.clone())
+        .list(proto::ListFaultsRequest {
+            filter: Some(filter),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = Vec::new();
+    while let Some(page) = stream.next().await {
+        found.extend(page.unwrap().items);
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_circuit_losing_supply_rolls_up_under_one_critical_fault() {
+    let mut server = TestServer::start(400).await;
+    let lamps = all_lamps(&server).await;
+    let circuit_of = |lamp: &proto::Lamp| lamp.asset_id;
+    let mut assets = singularity::proto::assets_client::AssetsClient::new(server.channel.clone());
+    let first_asset = assets
+        .get(proto::IdRequest {
+            id: circuit_of(&lamps[0].0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut on_circuit = Vec::new();
+    for (lamp, uuid) in &lamps {
+        let asset = assets
+            .get(proto::IdRequest { id: lamp.asset_id })
+            .await
+            .unwrap()
+            .into_inner();
+        if asset.circuit_id == first_asset.circuit_id {
+            on_circuit.push((lamp.id, uuid.clone()));
+        }
+    }
+    assert!(on_circuit.len() >= 20, "circuits hold 20-200 lamps");
+    let night = at("2026-11-27T22:00:00Z");
+    let outage: Vec<_> = on_circuit
+        .iter()
+        .map(|(lamp, uuid)| proto::TelecellReport {
+            voltage_v: 0.0,
+            alarms: Some(proto::NodeAlarms {
+                supply_lost: true,
+                ..Default::default()
+            }),
+            ..report(uuid, *lamp, night)
+        })
+        .collect();
+    send(&server, outage).await;
+    let parents = faults_of(&server, proto::FaultType::CircuitSupplyLoss).await;
+    assert_eq!(
+        parents.len(),
+        1,
+        "one line for the circuit, not one per lamp"
+    );
+    let parent = &parents[0];
+    assert_eq!(parent.severity, proto::Severity::Critical as i32);
+    assert_eq!(parent.circuit_id, first_asset.circuit_id);
+    assert_eq!(parent.lamp_id, 0);
+    let children = faults_of(&server, proto::FaultType::SupplyLoss).await;
+    assert_eq!(children.len(), on_circuit.len());
+    assert!(children.iter().all(|c| c.parent_id == parent.id));
+
+    // Supply back on every lamp: the lamp faults clear after the hold-down, then the circuit's.
+    for minutes in [15, 45] {
+        let when = night + chrono::Duration::minutes(minutes);
+        send(
+            &server,
+            on_circuit
+                .iter()
+                .map(|(lamp, uuid)| proto::TelecellReport {
+                    lamp_on: false,
+                    ..report(uuid, *lamp, when)
+                })
+                .collect(),
+        )
+        .await;
+    }
+    let parents = faults_of(&server, proto::FaultType::CircuitSupplyLoss).await;
+    assert_eq!(parents[0].state, proto::FaultState::Cleared as i32);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn silence_raises_node_offline_and_a_silent_basestation_is_one_fault() {
+    let config = singularity::server::ServerConfig {
+        sweep_interval: Duration::from_millis(100),
+        startup_grace: chrono::Duration::zero(),
+        ..Default::default()
+    };
+    let mut server = TestServer::start_with(150, config.clone()).await;
+    let lamps = all_lamps(&server).await;
+    let now = Utc::now();
+    // Every lamp reports now but one, last heard two hours ago.
+    let (quiet_lamp, quiet_uuid) = (&lamps[0].0, &lamps[0].1);
+    let mut reports = vec![proto::TelecellReport {
+        lamp_on: false,
+        ..report(quiet_uuid, quiet_lamp.id, now - chrono::Duration::hours(2))
+    }];
+    reports.extend(lamps[1..].iter().map(|(lamp, uuid)| proto::TelecellReport {
+        lamp_on: false,
+        ..report(uuid, lamp.id, now)
+    }));
+    send(&server, reports).await;
+    let mut offline = Vec::new();
+    for _ in 0..50 {
+        offline = faults_of(&server, proto::FaultType::NodeOffline).await;
+        if !offline.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(offline.len(), 1);
+    assert_eq!(offline[0].lamp_id, quiet_lamp.id);
+    assert!(
+        faults_of(&server, proto::FaultType::BasestationOffline)
+            .await
+            .is_empty()
+    );
+    server.stop().await;
+
+    // A whole basestation falling silent is one fault, and its nodes' offline faults are held back.
+    let mut server = TestServer::start_with(150, config).await;
+    let lamps = all_lamps(&server).await;
+    let long_ago = Utc::now() - chrono::Duration::hours(3);
+    send(
+        &server,
+        lamps
+            .iter()
+            .map(|(lamp, uuid)| proto::TelecellReport {
+                lamp_on: false,
+                ..report(uuid, lamp.id, long_ago)
+            })
+            .collect(),
+    )
+    .await;
+    let mut outages = Vec::new();
+    for _ in 0..50 {
+        outages = faults_of(&server, proto::FaultType::BasestationOffline).await;
+        if !outages.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(outages.len(), 1);
+    assert_eq!(outages[0].severity, proto::Severity::Critical as i32);
+    assert!(
+        faults_of(&server, proto::FaultType::NodeOffline)
+            .await
+            .is_empty()
+    );
+    server.stop().await;
+}

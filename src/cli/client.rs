@@ -57,6 +57,11 @@ enum Resource {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Faults: list, detail, Daily Faults, watch, triage.
+    Faults {
+        #[command(subcommand)]
+        action: super::faults::FaultCommand,
+    },
     /// Zones (wards).
     Zones,
     /// Circuits (feeder pillars).
@@ -268,6 +273,8 @@ enum LampAction {
     },
     Delete(IdArg),
     Prune(IdArg),
+    /// The lamp's latest reading and derived health.
+    Status(IdArg),
     /// Mount the lamp on an asset.
     Mount {
         id: i64,
@@ -313,7 +320,7 @@ enum UserAction {
 
 /// Why the client failed, as an exit code scripts can test.
 #[derive(Debug)]
-enum Failure {
+pub enum Failure {
     Usage(String),
     Rpc(Status),
     Connect(String),
@@ -379,6 +386,7 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
         Resource::Assets { action } => assets(AssetsClient::new(channel), action, json).await,
         Resource::Lamps { action } => lamps(LampsClient::new(channel), action, json).await,
         Resource::Users { action } => users(UsersClient::new(channel), action, json).await,
+        Resource::Faults { action } => super::faults::run(channel, action, json).await,
         Resource::Zones => {
             let reply = CatalogClient::new(channel)
                 .list_zones(proto::ListZonesRequest {})
@@ -709,6 +717,7 @@ async fn lamps(mut c: LampsClient<Channel>, action: LampAction, json: bool) -> R
         }
         A::Delete(IdArg { id }) => show(c.delete(proto::IdRequest { id }).await, json),
         A::Prune(IdArg { id }) => show(c.prune(proto::IdRequest { id }).await, json),
+        A::Status(IdArg { id }) => show(c.get_status(proto::IdRequest { id }).await, json),
         A::Mount { id, asset } => show(
             c.add_to_asset(proto::AddToAssetRequest {
                 lamp_id: id,

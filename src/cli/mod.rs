@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod demo;
+mod faults;
 mod output;
 mod seed;
 mod serve;

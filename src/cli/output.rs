@@ -75,7 +75,7 @@ fn object(fields: Vec<(&'static str, Value)>) -> Value {
     Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
-fn cell(value: &Value) -> String {
+pub fn cell(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
         Value::String(text) if text.is_empty() => "-".to_owned(),
@@ -270,5 +270,123 @@ impl Fields for proto::LampType {
 impl Fields for proto::PruneResponse {
     fn fields(&self) -> Vec<(&'static str, Value)> {
         vec![("pruned_id", json!(self.id))]
+    }
+}
+
+fn enum_name(name: Option<&str>, prefix: &str) -> Value {
+    name.map(|n| Value::String(n.trim_start_matches(prefix).to_owned()))
+        .unwrap_or(Value::Null)
+}
+
+fn severity_name(value: i32) -> Value {
+    enum_name(
+        proto::Severity::try_from(value)
+            .ok()
+            .map(|s| s.as_str_name()),
+        "SEVERITY_",
+    )
+}
+
+fn fault_type_name(value: i32) -> Value {
+    enum_name(
+        proto::FaultType::try_from(value)
+            .ok()
+            .map(|s| s.as_str_name()),
+        "FAULT_TYPE_",
+    )
+}
+
+fn fault_state_name(value: i32) -> Value {
+    enum_name(
+        proto::FaultState::try_from(value)
+            .ok()
+            .map(|s| s.as_str_name()),
+        "FAULT_STATE_",
+    )
+}
+
+impl Fields for proto::Fault {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("id", json!(self.id)),
+            ("severity", severity_name(self.severity)),
+            ("type", fault_type_name(self.r#type)),
+            ("state", fault_state_name(self.state)),
+            ("lamp_id", optional_id(self.lamp_id)),
+            ("zone_id", optional_id(self.zone_id)),
+            ("count", json!(self.count)),
+            ("first_seen", instant(self.first_seen.as_ref())),
+            ("last_seen", instant(self.last_seen.as_ref())),
+            ("acked", json!(self.acknowledged)),
+            ("flapping", json!(self.flapping)),
+            ("assignee", json!(self.assignee)),
+            ("version", json!(self.version)),
+        ]
+    }
+}
+
+impl Fields for proto::HistoryEntry {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("at", instant(self.at.as_ref())),
+            ("actor", json!(self.actor)),
+            ("action", json!(self.action)),
+            ("from", fault_state_name(self.from_state)),
+            ("to", fault_state_name(self.to_state)),
+            ("note", json!(self.note)),
+        ]
+    }
+}
+
+impl Fields for proto::FaultEvent {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut fields = vec![
+            ("seq", json!(self.seq)),
+            ("kind", json!(self.kind)),
+            ("actor", json!(self.actor)),
+        ];
+        if let Some(fault) = &self.fault {
+            fields.extend(fault.fields());
+        }
+        fields
+    }
+}
+
+impl Fields for proto::DailyFaultCount {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("type", fault_type_name(self.r#type)),
+            ("severity", severity_name(self.severity)),
+            ("count", json!(self.count)),
+        ]
+    }
+}
+
+impl Fields for proto::LampStatus {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("lamp_id", json!(self.lamp_id)),
+            (
+                "health",
+                enum_name(
+                    proto::LampHealth::try_from(self.health)
+                        .ok()
+                        .map(|h| h.as_str_name()),
+                    "LAMP_HEALTH_",
+                ),
+            ),
+            ("worst_severity", severity_name(self.worst_severity)),
+            ("open_faults", json!(self.open_faults)),
+            ("last_heard", instant(self.last_heard.as_ref())),
+            ("on", json!(self.lamp_on)),
+            ("dim_pct", json!(self.dim_actual_pct)),
+            ("volts", json!(self.voltage_v)),
+            ("amps", json!(self.current_a)),
+            ("watts", json!(self.power_w)),
+            ("power_factor", json!(self.power_factor)),
+            ("energy_wh", json!(self.energy_wh)),
+            ("burn_hours", json!(self.burn_hours)),
+            ("temperature_c", json!(self.temperature_c)),
+        ]
     }
 }

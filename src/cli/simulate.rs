@@ -55,10 +55,15 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
     if args.batch == 0 || args.batch > 100_000 {
         return Err(eyre!("--batch must be between 1 and 100000"));
     }
-    let time_zone = local_time::time_zone("--time-zone", &args.time_zone).map_err(|e| eyre!("{e}"))?;
-    let start = args
-        .start
-        .unwrap_or_else(|| if args.speed > 1.0 { Utc::now() - Duration::days(1) } else { Utc::now() });
+    let time_zone =
+        local_time::time_zone("--time-zone", &args.time_zone).map_err(|e| eyre!("{e}"))?;
+    let start = args.start.unwrap_or_else(|| {
+        if args.speed > 1.0 {
+            Utc::now() - Duration::days(1)
+        } else {
+            Utc::now()
+        }
+    });
     let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
     let lamps = runner::load_estate(&channel).await?;
     tracing::info!(lamps = lamps.len(), speed = args.speed, %start, "simulating the field");

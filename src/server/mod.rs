@@ -43,7 +43,7 @@ async fn housekeeping(context: Context, engine: engine::Engine, config: ServerCo
         }
         let mut state = engine.lock().await;
         let batch = state.sweep(chrono::Utc::now());
-        if !batch.changes.is_empty() {
+        if !batch.changes.is_empty() || !batch.groups.is_empty() {
             if let Err(e) = context.blocking(move |s| s.record_telemetry(batch)).await {
                 tracing::error!(error = %e, "the offline sweep could not store its faults");
             }
@@ -109,6 +109,10 @@ pub struct ServerConfig {
     pub readings_retention: chrono::Duration,
     /// Fault events older than this leave the log; a watcher further behind must resync.
     pub event_log_retention: chrono::Duration,
+    /// After start-up, how long nodes get to report before silence counts as offline (a
+    /// restarted server must not raise an offline fault for every lamp it did not hear from
+    /// while it was down).
+    pub startup_grace: chrono::Duration,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             sweep_interval: Duration::from_secs(60),
             readings_retention: chrono::Duration::hours(48),
             event_log_retention: chrono::Duration::days(7),
+            startup_grace: chrono::Duration::minutes(60),
         }
     }
 }
@@ -139,8 +144,9 @@ pub async fn run(
     };
     let engine_store = context.store.clone();
     let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
+    let sweep_from = chrono::Utc::now() + config.startup_grace;
     let engine_state = tokio::task::spawn_blocking(move || {
-        engine::load(engine_store.as_ref(), thresholds, policy)
+        engine::load(engine_store.as_ref(), thresholds, policy, sweep_from)
     })
     .await
     .map_err(|e| ServerError::Engine(e.to_string()))?

@@ -134,6 +134,7 @@ impl TelemetryService {
                 });
             }
         }
+        state.correlate(now, &mut batch);
         let updated: Vec<i64> = batch
             .readings
             .iter()

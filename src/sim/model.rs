@@ -103,7 +103,14 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn new(lamps: Vec<SimLamp>, rates: FaultRates, interval: Duration, zone: Tz, seed: u64, start: DateTime<Utc>) -> Self {
+    pub fn new(
+        lamps: Vec<SimLamp>,
+        rates: FaultRates,
+        interval: Duration,
+        zone: Tz,
+        seed: u64,
+        start: DateTime<Utc>,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let interval_ms = interval.num_milliseconds().max(1);
         let state = lamps
@@ -150,7 +157,11 @@ impl Field {
                 let at = self.state[index].next_report;
                 self.state[index].next_report = at + self.interval;
                 if let Some(reading) = self.read(index, at) {
-                    due.push((self.lamps[index].telecell_uuid.clone(), self.lamps[index].lamp_id, reading));
+                    due.push((
+                        self.lamps[index].telecell_uuid.clone(),
+                        self.lamps[index].lamp_id,
+                        reading,
+                    ));
                 }
             }
         }
@@ -173,11 +184,27 @@ impl Field {
             n
         };
         let plan = [
-            (self.rates.lamp_failure, Condition::Failed, Duration::days(5)),
-            (self.rates.day_burner, Condition::DayBurner, Duration::days(3)),
+            (
+                self.rates.lamp_failure,
+                Condition::Failed,
+                Duration::days(5),
+            ),
+            (
+                self.rates.day_burner,
+                Condition::DayBurner,
+                Duration::days(3),
+            ),
             (self.rates.cycling, Condition::Cycling, Duration::hours(12)),
-            (self.rates.node_silent, Condition::Silent, Duration::hours(3)),
-            (self.rates.voltage_sag, Condition::VoltageSag, Duration::hours(1)),
+            (
+                self.rates.node_silent,
+                Condition::Silent,
+                Duration::hours(3),
+            ),
+            (
+                self.rates.voltage_sag,
+                Condition::VoltageSag,
+                Duration::hours(1),
+            ),
         ];
         for (rate, condition, lasts) in plan {
             for _ in 0..pick(rate, &mut self.rng) {
@@ -186,7 +213,8 @@ impl Field {
                 if state.condition == Condition::Healthy {
                     state.condition = condition;
                     let jitter = self.rng.random_range(0.5..1.5);
-                    state.condition_until = now + Duration::seconds((lasts.num_seconds() as f64 * jitter) as i64);
+                    state.condition_until =
+                        now + Duration::seconds((lasts.num_seconds() as f64 * jitter) as i64);
                 }
             }
         }
@@ -195,14 +223,21 @@ impl Field {
             let expected = self.rates.circuit_supply_loss * days * (circuits.len() as f64 / 60.0);
             if self.rng.random_bool(expected.clamp(0.0, 1.0)) {
                 let circuit = circuits[self.rng.random_range(0..circuits.len())];
-                self.circuits_down.insert(circuit, now + Duration::minutes(self.rng.random_range(60..180)));
+                self.circuits_down.insert(
+                    circuit,
+                    now + Duration::minutes(self.rng.random_range(60..180)),
+                );
             }
         }
         let basestations: Vec<i64> = self.lamps.iter().map(|l| l.basestation_id).collect();
-        let expected = self.rates.basestation_outage * days * (basestations.len() as f64 / 2_000.0).max(1.0);
+        let expected =
+            self.rates.basestation_outage * days * (basestations.len() as f64 / 2_000.0).max(1.0);
         if self.rng.random_bool(expected.clamp(0.0, 1.0)) {
             let basestation = basestations[self.rng.random_range(0..basestations.len())];
-            self.basestations_down.insert(basestation, now + Duration::minutes(self.rng.random_range(30..90)));
+            self.basestations_down.insert(
+                basestation,
+                now + Duration::minutes(self.rng.random_range(30..90)),
+            );
         }
         self.circuits_down.retain(|_, until| *until > now);
         self.basestations_down.retain(|_, until| *until > now);
@@ -211,7 +246,9 @@ impl Field {
     /// The reading lamp `index` sends at `at`, or nothing while its node or basestation is silent.
     fn read(&mut self, index: usize, at: DateTime<Utc>) -> Option<Reading> {
         let lamp = &self.lamps[index];
-        let no_supply = lamp.circuit_id.is_some_and(|c| self.circuits_down.contains_key(&c));
+        let no_supply = lamp
+            .circuit_id
+            .is_some_and(|c| self.circuits_down.contains_key(&c));
         let basestation_down = self.basestations_down.contains_key(&lamp.basestation_id);
         let noise = self.rng.random_range(-0.03..0.03_f32);
         let state = &mut self.state[index];
@@ -222,7 +259,11 @@ impl Field {
         state.last_update = at;
         let dark = !sun::is_day(at, lamp.location, Duration::zero());
         let local = at.with_timezone(&self.zone);
-        let dim_pct: u8 = if lamp.dimmable && local.hour() < 5 { 50 } else { 100 };
+        let dim_pct: u8 = if lamp.dimmable && local.hour() < 5 {
+            50
+        } else {
+            100
+        };
         let lamp_on = match state.condition {
             Condition::DayBurner => true,
             _ => dark,
@@ -242,7 +283,11 @@ impl Field {
             236.0 * (1.0 + noise / 3.0)
         };
         let lit = lamp_on && !no_supply && state.condition != Condition::Failed;
-        let power = if lit { lamp.wattage_w as f32 * f32::from(dim_pct) / 100.0 * (1.0 + noise) } else { 0.0 };
+        let power = if lit {
+            lamp.wattage_w as f32 * f32::from(dim_pct) / 100.0 * (1.0 + noise)
+        } else {
+            0.0
+        };
         let power_factor = if lamp.dimmable { 0.95 } else { 0.9 };
         state.energy_wh += f64::from(power) * dt_hours;
         if lit {
@@ -260,7 +305,11 @@ impl Field {
             dim_target_pct: dim_pct,
             dim_actual_pct: dim_pct,
             voltage_v: voltage,
-            current_a: if voltage > 0.0 { power / (voltage * power_factor) } else { 0.0 },
+            current_a: if voltage > 0.0 {
+                power / (voltage * power_factor)
+            } else {
+                0.0
+            },
             power_w: power,
             power_factor: if lit { power_factor } else { 0.0 },
             energy_wh: state.energy_wh as u64,
@@ -269,7 +318,10 @@ impl Field {
             supply_loss_count: state.supply_losses,
             temperature_c: 12.0 + noise * 50.0,
             link_quality_pct: 80,
-            alarms: NodeAlarms { supply_lost: no_supply, ..NodeAlarms::default() },
+            alarms: NodeAlarms {
+                supply_lost: no_supply,
+                ..NodeAlarms::default()
+            },
         })
     }
 }
@@ -277,8 +329,8 @@ impl Field {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::faults::rules::{LampProfile, Thresholds, conditions};
     use crate::domain::faults::FaultType;
+    use crate::domain::faults::rules::{LampProfile, Thresholds, conditions};
 
     fn lamps(n: i64) -> Vec<SimLamp> {
         (1..=n)
@@ -295,11 +347,20 @@ mod tests {
     }
 
     fn start() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn field(rates: FaultRates, seed: u64) -> Field {
-        Field::new(lamps(200), rates, Duration::minutes(15), chrono_tz::Europe::London, seed, start())
+        Field::new(
+            lamps(200),
+            rates,
+            Duration::minutes(15),
+            chrono_tz::Europe::London,
+            seed,
+            start(),
+        )
     }
 
     #[test]
@@ -318,7 +379,11 @@ mod tests {
     }
 
     fn lamp_rates_only(factor: f64) -> FaultRates {
-        FaultRates { circuit_supply_loss: 0.0, basestation_outage: 0.0, ..FaultRates::default().scaled(factor) }
+        FaultRates {
+            circuit_supply_loss: 0.0,
+            basestation_outage: 0.0,
+            ..FaultRates::default().scaled(factor)
+        }
     }
 
     #[test]
@@ -328,19 +393,35 @@ mod tests {
         assert!(noon.iter().all(|(_, _, r)| !r.lamp_on && r.power_w == 0.0));
         let evening = readings_at(&mut f, start() + Duration::hours(10));
         assert_eq!(evening.len(), 200);
-        assert!(evening.iter().all(|(_, _, r)| r.lamp_on && r.dim_actual_pct == 100 && r.power_w > 30.0));
+        assert!(
+            evening
+                .iter()
+                .all(|(_, _, r)| r.lamp_on && r.dim_actual_pct == 100 && r.power_w > 30.0)
+        );
         let small_hours = readings_at(&mut f, start() + Duration::hours(14));
-        assert!(small_hours.iter().all(|(_, _, r)| r.dim_actual_pct == 50 && r.power_w < 20.0));
+        assert!(
+            small_hours
+                .iter()
+                .all(|(_, _, r)| r.dim_actual_pct == 50 && r.power_w < 20.0)
+        );
         assert!(small_hours.iter().all(|(_, _, r)| r.energy_wh > 0));
     }
 
     #[test]
     fn a_healthy_field_raises_no_faults_and_injected_ones_are_detected() {
         let thresholds = Thresholds::default();
-        let profile = LampProfile { wattage_w: 36, dimmable: true, location: Some(GeoPoint::new(51.5, -0.13).unwrap()) };
+        let profile = LampProfile {
+            wattage_w: 36,
+            dimmable: true,
+            location: Some(GeoPoint::new(51.5, -0.13).unwrap()),
+        };
         let mut quiet = field(FaultRates::scaled(&FaultRates::default(), 0.0), 3);
         let night = readings_at(&mut quiet, start() + Duration::hours(11));
-        assert!(night.iter().all(|(_, _, r)| conditions(r, None, &profile, &thresholds).is_empty()));
+        assert!(
+            night
+                .iter()
+                .all(|(_, _, r)| conditions(r, None, &profile, &thresholds).is_empty())
+        );
 
         let mut busy = field(lamp_rates_only(2_000.0), 3);
         let readings = readings_at(&mut busy, start() + Duration::hours(11));
@@ -355,11 +436,21 @@ mod tests {
 
     #[test]
     fn circuits_lose_supply_and_basestations_go_quiet() {
-        let rates = FaultRates { circuit_supply_loss: 100_000.0, ..FaultRates::default().scaled(0.0) };
+        let rates = FaultRates {
+            circuit_supply_loss: 100_000.0,
+            ..FaultRates::default().scaled(0.0)
+        };
         let mut f = field(rates, 4);
         let readings = readings_at(&mut f, start() + Duration::hours(11));
-        assert!(readings.iter().any(|(_, _, r)| r.alarms.supply_lost && r.voltage_v == 0.0));
-        let rates = FaultRates { basestation_outage: 100_000.0, ..FaultRates::default().scaled(0.0) };
+        assert!(
+            readings
+                .iter()
+                .any(|(_, _, r)| r.alarms.supply_lost && r.voltage_v == 0.0)
+        );
+        let rates = FaultRates {
+            basestation_outage: 100_000.0,
+            ..FaultRates::default().scaled(0.0)
+        };
         let mut f = field(rates, 4);
         assert!(readings_at(&mut f, start() + Duration::hours(11)).is_empty());
     }

@@ -15,7 +15,10 @@ use tonic::transport::Channel;
 use super::model::{FaultRates, Field, SimLamp};
 use crate::domain::geo::GeoPoint;
 use crate::domain::telemetry::Reading;
-use crate::proto::{self, assets_client::AssetsClient, lamps_client::LampsClient, telecells_client::TelecellsClient, telemetry_client::TelemetryClient};
+use crate::proto::{
+    self, assets_client::AssetsClient, lamps_client::LampsClient,
+    telecells_client::TelecellsClient, telemetry_client::TelemetryClient,
+};
 use crate::wire::timestamp;
 
 #[derive(Debug, Clone)]
@@ -44,7 +47,10 @@ pub enum SimError {
 pub async fn load_estate(channel: &Channel) -> Result<Vec<SimLamp>, SimError> {
     let mut telecells = TelecellsClient::new(channel.clone());
     let mut by_lamp: HashMap<i64, (String, i64)> = HashMap::new();
-    let mut stream = telecells.list(proto::ListOptions::default()).await?.into_inner();
+    let mut stream = telecells
+        .list(proto::ListOptions::default())
+        .await?
+        .into_inner();
     while let Some(page) = stream.next().await {
         for t in page?.items {
             for lamp in t.lamp_ids {
@@ -53,7 +59,10 @@ pub async fn load_estate(channel: &Channel) -> Result<Vec<SimLamp>, SimError> {
         }
     }
     let mut circuits: HashMap<i64, i64> = HashMap::new();
-    let mut stream = AssetsClient::new(channel.clone()).list(proto::ListOptions::default()).await?.into_inner();
+    let mut stream = AssetsClient::new(channel.clone())
+        .list(proto::ListOptions::default())
+        .await?
+        .into_inner();
     while let Some(page) = stream.next().await {
         for a in page?.items {
             if a.circuit_id != 0 {
@@ -62,7 +71,10 @@ pub async fn load_estate(channel: &Channel) -> Result<Vec<SimLamp>, SimError> {
         }
     }
     let mut lamps = Vec::new();
-    let mut stream = LampsClient::new(channel.clone()).list(proto::ListOptions::default()).await?.into_inner();
+    let mut stream = LampsClient::new(channel.clone())
+        .list(proto::ListOptions::default())
+        .await?
+        .into_inner();
     while let Some(page) = stream.next().await {
         for l in page?.items {
             let (Some((uuid, basestation_id)), Some(location), Some(lamp_type)) =
@@ -70,7 +82,9 @@ pub async fn load_estate(channel: &Channel) -> Result<Vec<SimLamp>, SimError> {
             else {
                 continue;
             };
-            let Ok(location) = GeoPoint::new(location.lat, location.lon) else { continue };
+            let Ok(location) = GeoPoint::new(location.lat, location.lon) else {
+                continue;
+            };
             lamps.push(SimLamp {
                 lamp_id: l.id,
                 telecell_uuid: uuid.clone(),
@@ -123,7 +137,14 @@ pub async fn run(
     config: SimConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut field = Field::new(lamps, config.rates.clone(), config.report_interval, config.time_zone, config.seed, config.start);
+    let mut field = Field::new(
+        lamps,
+        config.rates.clone(),
+        config.report_interval,
+        config.time_zone,
+        config.seed,
+        config.start,
+    );
     let mut client = TelemetryClient::new(channel);
     let mut pending: VecDeque<proto::TelecellReport> = VecDeque::new();
     let began = Instant::now();
@@ -138,9 +159,15 @@ pub async fn run(
             () = &mut shutdown => true,
             _ = ticks.tick() => false,
         };
-        let simulated = Duration::milliseconds((began.elapsed().as_secs_f64() * config.speed * 1000.0) as i64);
+        let simulated =
+            Duration::milliseconds((began.elapsed().as_secs_f64() * config.speed * 1000.0) as i64);
         let now = (config.start + simulated).min(Utc::now());
-        pending.extend(field.step(now).into_iter().map(|(uuid, lamp, reading)| to_report(uuid, lamp, &reading)));
+        pending.extend(
+            field
+                .step(now)
+                .into_iter()
+                .map(|(uuid, lamp, reading)| to_report(uuid, lamp, &reading)),
+        );
         while !pending.is_empty() && Instant::now() >= retry_at {
             let take = pending.len().min(config.batch);
             let batch: Vec<proto::TelecellReport> = pending.iter().take(take).cloned().collect();
@@ -168,7 +195,10 @@ pub async fn run(
         }
         if stopping {
             if !pending.is_empty() {
-                tracing::warn!(queued = pending.len(), "stopping with reports the server has not acknowledged");
+                tracing::warn!(
+                    queued = pending.len(),
+                    "stopping with reports the server has not acknowledged"
+                );
             }
             return;
         }

@@ -38,11 +38,27 @@ pub struct EngineChange {
     pub change: Change,
 }
 
+/// A fault on a whole circuit or basestation, raised (with the lamp faults to put under it)
+/// or cleared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupChange {
+    pub at: DateTime<Utc>,
+    pub fault_type: crate::domain::faults::FaultType,
+    pub circuit_id: Option<i64>,
+    pub basestation_id: Option<i64>,
+    pub zone_id: Option<i64>,
+    pub raised: bool,
+    /// Lamps whose active faults of `child_type` go under the group fault.
+    pub lamp_ids: Vec<i64>,
+    pub child_type: Option<crate::domain::faults::FaultType>,
+}
+
 /// What one ingest step stores, atomically.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TelemetryBatch {
     pub readings: Vec<LampReading>,
     pub changes: Vec<EngineChange>,
+    pub groups: Vec<GroupChange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

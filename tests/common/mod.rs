@@ -32,6 +32,10 @@ pub struct TestServer {
 impl TestServer {
     /// A server on an estate of `lamps` lamps (0 gives reference data only, no lamps).
     pub async fn start(lamps: u32) -> Self {
+        Self::start_with(lamps, singularity::server::ServerConfig::default()).await
+    }
+
+    pub async fn start_with(lamps: u32, config: singularity::server::ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
         let mut estate = generate(&EstateSpec {
@@ -45,18 +49,26 @@ impl TestServer {
             estate.telecells.clear();
         }
         store.import_estate(&estate).unwrap();
-        Self::on_store(dir, store).await
+        Self::on_store_with(dir, store, config).await
     }
 
     /// A server over an existing database directory (used to restart on the same file).
     pub async fn on_store(dir: TempDir, store: Arc<SqliteStore>) -> Self {
+        Self::on_store_with(dir, store, singularity::server::ServerConfig::default()).await
+    }
+
+    pub async fn on_store_with(
+        dir: TempDir,
+        store: Arc<SqliteStore>,
+        config: singularity::server::ServerConfig,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(singularity::server::run(
             listener,
             store.clone(),
-            singularity::server::ServerConfig::default(),
+            config,
             async move {
                 let _ = stopped.await;
             },

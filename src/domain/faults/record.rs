@@ -40,10 +40,12 @@ pub enum EventKind {
     Assigned,
     Resolved,
     Note,
+    /// Put under a circuit or basestation fault (its `parent_id` was set).
+    Grouped,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Raised,
         EventKind::Repeated,
         EventKind::Reopened,
@@ -53,6 +55,7 @@ impl EventKind {
         EventKind::Assigned,
         EventKind::Resolved,
         EventKind::Note,
+        EventKind::Grouped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl EventKind {
             EventKind::Assigned => "ASSIGNED",
             EventKind::Resolved => "RESOLVED",
             EventKind::Note => "NOTE",
+            EventKind::Grouped => "GROUPED",
         }
     }
 

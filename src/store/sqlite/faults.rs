@@ -19,8 +19,8 @@ use crate::domain::geo::GeoPoint;
 use crate::domain::inventory::{ControlType, EntityKind};
 use crate::domain::telemetry::{LampContext, NodeAlarms, Reading};
 use crate::store::{
-    EngineChange, FaultAction, LatestReading, OpenedCount, RecordOutcome, StoreError, StoreResult,
-    TelemetryBatch,
+    EngineChange, FaultAction, GroupChange, LatestReading, OpenedCount, RecordOutcome, StoreError,
+    StoreResult, TelemetryBatch,
 };
 
 const SYSTEM: &str = "system";
@@ -349,6 +349,105 @@ fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<Fau
     log_event(c, &fault, kind, from_state, SYSTEM, "", at).map(Some)
 }
 
+/// Raises or clears a circuit or basestation fault and puts the lamps' faults under it.
+fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEvent>> {
+    let existing = c
+        .prepare_cached(&format!(
+            "SELECT {FAULT_COLUMNS} FROM faults WHERE lamp_id IS NULL AND type = ?1 \
+             AND circuit_id IS ?2 AND basestation_id IS ?3 AND state IN ('OPEN', 'ACKNOWLEDGED', 'ASSIGNED') \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![group.fault_type.as_str(), group.circuit_id, group.basestation_id], fault_from_row)
+                .optional()
+        })
+        .map_err(db_error)?;
+    let at = group.at;
+    let mut events = Vec::new();
+    let parent = match (existing, group.raised) {
+        (None, false) => return Ok(events),
+        (Some(mut fault), false) => {
+            let from = fault.state;
+            fault.state = FaultState::Cleared;
+            fault.cleared_at = Some(at);
+            fault.version += 1;
+            fault.updated_at = at;
+            save_fault(c, &fault)?;
+            events.push(log_event(
+                c,
+                &fault,
+                EventKind::Cleared,
+                Some(from),
+                SYSTEM,
+                "",
+                at,
+            )?);
+            return Ok(events);
+        }
+        (Some(fault), true) => fault,
+        (None, true) => {
+            let mut fault = Fault {
+                id: 0,
+                fault_type: group.fault_type,
+                severity: group.fault_type.default_severity(),
+                state: FaultState::Open,
+                lamp_id: None,
+                circuit_id: group.circuit_id,
+                basestation_id: group.basestation_id,
+                zone_id: group.zone_id,
+                parent_id: None,
+                count: 1,
+                first_seen: at,
+                last_seen: at,
+                cleared_at: None,
+                acknowledged: false,
+                flapping: false,
+                assignee: String::new(),
+                version: 1,
+                updated_at: at,
+            };
+            insert_fault(c, &mut fault)?;
+            let note = format!("{} lamps", group.lamp_ids.len());
+            events.push(log_event(
+                c,
+                &fault,
+                EventKind::Raised,
+                None,
+                SYSTEM,
+                &note,
+                at,
+            )?);
+            fault
+        }
+    };
+    let Some(child_type) = group.child_type else {
+        return Ok(events);
+    };
+    for &lamp_id in &group.lamp_ids {
+        let Some(mut child) = latest_fault(c, lamp_id, child_type)? else {
+            continue;
+        };
+        if !child.state.is_active() || child.parent_id == Some(parent.id) {
+            continue;
+        }
+        child.parent_id = Some(parent.id);
+        child.version += 1;
+        child.updated_at = at;
+        save_fault(c, &child)?;
+        let state = child.state;
+        events.push(log_event(
+            c,
+            &child,
+            EventKind::Grouped,
+            Some(state),
+            SYSTEM,
+            "",
+            at,
+        )?);
+    }
+    Ok(events)
+}
+
 impl SqliteStore {
     pub(super) fn resolve_telecells_impl(
         &self,
@@ -432,6 +531,9 @@ impl SqliteStore {
             let mut events = Vec::new();
             for change in &batch.changes {
                 events.extend(apply_change(c, change)?);
+            }
+            for group in &batch.groups {
+                events.extend(apply_group(c, group)?);
             }
             Ok((outcome, Effects { lamps: Touched::Nothing, events }))
         })
