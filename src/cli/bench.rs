@@ -43,6 +43,27 @@ enum Bench {
         #[arg(long)]
         page_size: Option<i32>,
     },
+    /// Telemetry.Report: sustained ingest with fault evaluation and durable storage.
+    Ingest {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Reports per stream.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+        /// Streams in flight at once.
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+    },
+    /// Faults.Watch fan-out: watchers following a steady rate of fault events.
+    Watch {
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// Fault events per second to cause.
+        #[arg(long, default_value_t = 1_000)]
+        rate: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Lamps.SearchByLocation for boxes holding a given share of the estate.
     Search {
         /// Share of all lamps each box holds.
@@ -95,6 +116,34 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                     lamps.len() as f64 / elapsed.as_secs_f64()
                 );
             }
+        }
+        Bench::Ingest {
+            seconds,
+            batch,
+            streams,
+        } => {
+            if batch == 0 || streams == 0 {
+                return Err(eyre!("--batch and --streams must be at least 1"));
+            }
+            super::bench_faults::ingest(&channel, Duration::from_secs(seconds), batch, streams)
+                .await?;
+        }
+        Bench::Watch {
+            watchers,
+            rate,
+            seconds,
+        } => {
+            if watchers == 0 || rate == 0 {
+                return Err(eyre!("--watchers and --rate must be at least 1"));
+            }
+            super::bench_faults::watch(
+                &args.server,
+                &channel,
+                watchers,
+                rate,
+                Duration::from_secs(seconds),
+            )
+            .await?;
         }
         Bench::Search { fraction, runs } => {
             if !(fraction > 0.0 && fraction <= 1.0) {
@@ -239,7 +288,7 @@ fn half_size_holding(points: &[(f64, f64)], centre: (f64, f64), wanted: usize) -
     *nth
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> f64 {
+pub fn percentile(sorted: &[Duration], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

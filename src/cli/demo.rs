@@ -25,6 +25,8 @@ pub struct DemoArgs {
     /// Log filter.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_level: String,
+    #[command(flatten)]
+    pub engine: super::serve::EngineArgs,
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -50,7 +52,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "Demo estate: {url}\nServing on http://{}  (Ctrl-C to stop)",
         args.listen
     );
-    serve(args.listen, store).await
+    serve(args.listen, store, args.engine.config()).await
 }
 
 fn default_database_url() -> Result<String> {

@@ -3,6 +3,7 @@
 //! store, installs color-eyre and listens for signals.
 
 mod bench;
+mod bench_faults;
 mod client;
 mod demo;
 mod faults;

@@ -8,6 +8,8 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use tokio::net::TcpListener;
 
 use super::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, init_logging, shutdown_signal};
+use crate::domain::faults::tracker::Policy;
+use crate::server::ServerConfig;
 use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Args)]
@@ -21,12 +23,53 @@ pub struct ServerArgs {
     /// Log filter: error, warn, info, debug, trace, or per module (singularity=debug).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_level: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Timings of the fault engine and retention; thresholds keep the defaults of domain.md.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Silence after which a node is offline.
+    #[arg(long, env = "SINGULARITY_OFFLINE_AFTER_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    pub offline_after_minutes: u32,
+    /// How long a condition must stay away before its fault clears.
+    #[arg(long, env = "SINGULARITY_HOLD_DOWN_MINUTES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1_440))]
+    pub hold_down_minutes: u32,
+    /// Raw readings are kept this long (the latest per lamp always).
+    #[arg(long, env = "SINGULARITY_READINGS_RETENTION_HOURS", default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..=8_760))]
+    pub readings_retention_hours: u32,
+    /// Fault events are kept this long for watchers to resume from.
+    #[arg(long, env = "SINGULARITY_EVENT_LOG_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
+    pub event_log_retention_days: u32,
+    /// Seconds between two offline sweeps.
+    #[arg(long, env = "SINGULARITY_SWEEP_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub sweep_seconds: u32,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        let offline_after = chrono::Duration::minutes(i64::from(self.offline_after_minutes));
+        ServerConfig {
+            policy: Policy {
+                offline_after,
+                hold_down: chrono::Duration::minutes(i64::from(self.hold_down_minutes)),
+                ..defaults.policy
+            },
+            sweep_interval: std::time::Duration::from_secs(u64::from(self.sweep_seconds)),
+            readings_retention: chrono::Duration::hours(i64::from(self.readings_retention_hours)),
+            event_log_retention: chrono::Duration::days(i64::from(self.event_log_retention_days)),
+            startup_grace: offline_after,
+            ..defaults
+        }
+    }
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging(&args.log_level)?;
     let store = open_store(&args.database_url)?;
-    serve(args.listen, store).await
+    serve(args.listen, store, args.engine.config()).await
 }
 
 /// Opens the store a database URL names; the scheme picks the backend.
@@ -42,19 +85,17 @@ pub fn open_store(url: &str) -> Result<Arc<SqliteStore>> {
 }
 
 /// Binds, serves until Ctrl-C or SIGTERM, then closes the database cleanly.
-pub async fn serve(listen: SocketAddr, store: Arc<SqliteStore>) -> Result<()> {
+pub async fn serve(
+    listen: SocketAddr,
+    store: Arc<SqliteStore>,
+    config: ServerConfig,
+) -> Result<()> {
     let listener = TcpListener::bind(listen).await.wrap_err_with(|| {
         format!("cannot listen on {listen}; is another server running there? choose another with --listen")
     })?;
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %store.path().display(), "lighting server listening");
-    let result = crate::server::run(
-        listener,
-        store.clone(),
-        crate::server::ServerConfig::default(),
-        shutdown_signal(),
-    )
-    .await;
+    let result = crate::server::run(listener, store.clone(), config, shutdown_signal()).await;
     store.close();
     tracing::info!("database closed; bye");
     result.wrap_err("the server stopped with an error")

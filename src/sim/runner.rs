@@ -102,7 +102,7 @@ pub async fn load_estate(channel: &Channel) -> Result<Vec<SimLamp>, SimError> {
     Ok(lamps)
 }
 
-fn to_report(uuid: String, lamp_id: i64, r: &Reading) -> proto::TelecellReport {
+pub fn report_for(uuid: String, lamp_id: i64, r: &Reading) -> proto::TelecellReport {
     proto::TelecellReport {
         telecell_uuid: uuid,
         lamp_id,
@@ -166,7 +166,7 @@ pub async fn run(
             field
                 .step(now)
                 .into_iter()
-                .map(|(uuid, lamp, reading)| to_report(uuid, lamp, &reading)),
+                .map(|(uuid, lamp, reading)| report_for(uuid, lamp, &reading)),
         );
         while !pending.is_empty() && Instant::now() >= retry_at {
             let take = pending.len().min(config.batch);

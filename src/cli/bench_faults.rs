@@ -1,0 +1,268 @@
+//! `singularity bench ingest` and `bench watch`: the telemetry and fault-feed load generators.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use color_eyre::eyre::{Result, eyre};
+use futures::StreamExt;
+use tonic::transport::Channel;
+
+use super::bench::percentile;
+use super::client::connect;
+use crate::proto::{self, faults_client::FaultsClient, telemetry_client::TelemetryClient};
+use crate::sim::model::{FaultRates, Field};
+use crate::sim::runner::load_estate;
+use crate::wire::timestamp;
+
+/// Streams simulated reports (healthy field, real switching and dimming) as fast as the
+/// server acknowledges them, from several streams at once.
+pub async fn ingest(
+    channel: &Channel,
+    length: Duration,
+    batch: usize,
+    streams: usize,
+) -> Result<()> {
+    let lamps = load_estate(channel).await?;
+    let count = lamps.len();
+    // Simulated time runs from 40 days ago in 15-minute rounds: never in the future.
+    let start = Utc::now() - chrono::Duration::days(40);
+    let interval = chrono::Duration::minutes(15);
+    let mut field = Field::new(
+        lamps,
+        FaultRates::default(),
+        interval,
+        chrono_tz::Europe::London,
+        7,
+        start,
+    );
+    let (sender, receiver) = async_channel(streams * 2);
+    let generator = tokio::task::spawn_blocking(move || {
+        let mut round = 1;
+        loop {
+            let readings = field.step(start + interval * round);
+            round += 1;
+            for chunk in readings.chunks(batch) {
+                let reports: Vec<proto::TelecellReport> = chunk
+                    .iter()
+                    .map(|(uuid, lamp, r)| crate::sim::runner::report_for(uuid.clone(), *lamp, r))
+                    .collect();
+                if sender.send_blocking(reports).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..streams {
+        let receiver = receiver.clone();
+        let mut client = TelemetryClient::new(channel.clone()).max_encoding_message_size(64 << 20);
+        tasks.push(tokio::spawn(async move {
+            let (mut stored, mut rejected, mut latencies) = (0u64, 0u64, Vec::new());
+            while Instant::now() < deadline {
+                let Ok(reports) = receiver.recv().await else {
+                    break;
+                };
+                let sent = Instant::now();
+                match client.report(futures::stream::iter(reports)).await {
+                    Ok(ack) => {
+                        let ack = ack.into_inner();
+                        stored += ack.stored;
+                        rejected += ack.rejected;
+                        latencies.push(sent.elapsed());
+                    }
+                    Err(status) => return Err(eyre!("ingest failed: {status}")),
+                }
+            }
+            Ok::<_, color_eyre::Report>((stored, rejected, latencies))
+        }));
+    }
+    let (mut stored, mut rejected, mut latencies) = (0, 0, Vec::new());
+    for task in tasks {
+        let (s, r, mut l) = task.await??;
+        stored += s;
+        rejected += r;
+        latencies.append(&mut l);
+    }
+    let elapsed = started.elapsed();
+    receiver.close();
+    let _ = generator.await;
+    latencies.sort_unstable();
+    println!(
+        "Telemetry.Report over {count} lamps, {streams} streams of {batch}: {stored} stored in {:.1} s = {:.0} reports/s ({rejected} rejected); per batch p50 {:.1} ms, p99 {:.1} ms",
+        elapsed.as_secs_f64(),
+        stored as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    Ok(())
+}
+
+/// Causes `rate` fault events a second (each report repeats an open VOLTAGE_LOW on its lamp)
+/// and measures how long each takes from the report being sent to each watcher receiving it.
+pub async fn watch(
+    server: &str,
+    channel: &Channel,
+    watchers: usize,
+    rate: usize,
+    length: Duration,
+) -> Result<()> {
+    let lamps = load_estate(channel).await?;
+    let targets: Vec<(String, i64)> = lamps
+        .iter()
+        .take(rate.max(100))
+        .map(|l| (l.telecell_uuid.clone(), l.lamp_id))
+        .collect();
+    let mut telemetry = TelemetryClient::new(channel.clone()).max_encoding_message_size(64 << 20);
+    let base = Utc::now() - chrono::Duration::days(20);
+    let sag = |uuid: &str, lamp: i64, minute: i64| proto::TelecellReport {
+        telecell_uuid: uuid.to_owned(),
+        lamp_id: lamp,
+        at: Some(timestamp(base + chrono::Duration::minutes(minute))),
+        lamp_on: false,
+        voltage_v: 200.0,
+        dim_target_pct: 100,
+        dim_actual_pct: 100,
+        temperature_c: 10.0,
+        link_quality_pct: 80,
+        ..Default::default()
+    };
+    // Open a fault on every target first, so each later report is exactly one event.
+    let opening: Vec<_> = targets.iter().map(|(u, l)| sag(u, *l, 0)).collect();
+    telemetry.report(futures::stream::iter(opening)).await?;
+
+    let snapshot = FaultsClient::new(channel.clone())
+        .list(proto::ListFaultsRequest {
+            page_size: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .next()
+        .await
+        .ok_or_else(|| eyre!("no fault listing"))??
+        .snapshot_seq;
+    let sent_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let mut connections = Vec::new();
+    for _ in 0..watchers.div_ceil(25) {
+        connections.push(connect(server).await.map_err(|e| eyre!(e))?);
+    }
+    let stop = Instant::now() + length + Duration::from_secs(2);
+    let mut tasks = Vec::new();
+    for index in 0..watchers {
+        let mut client = FaultsClient::new(connections[index % connections.len()].clone());
+        let sent_at = sent_at.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = client
+                .watch(proto::WatchFaultsRequest {
+                    after_seq: snapshot,
+                    filter: None,
+                })
+                .await?
+                .into_inner();
+            let (mut latencies, mut expected, mut gaps) = (Vec::new(), snapshot + 1, 0u64);
+            while let Ok(Some(item)) = tokio::time::timeout_at(stop.into(), stream.next()).await {
+                let event = item?;
+                if event.seq != expected {
+                    gaps += 1;
+                }
+                expected = event.seq + 1;
+                let lamp = event.fault.map(|f| f.lamp_id).unwrap_or_default();
+                if let Some(sent) = sent_at.lock().ok().and_then(|m| m.get(&lamp).copied()) {
+                    latencies.push(sent.elapsed());
+                }
+            }
+            Ok::<_, tonic::Status>((latencies, expected - snapshot - 1, gaps))
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let tick = Duration::from_millis(50);
+    let per_tick = (rate / 20).max(1);
+    let mut minute = 1;
+    let mut next = 0usize;
+    let mut sent = 0usize;
+    while started.elapsed() < length {
+        let due = Instant::now() + tick;
+        let mut batch = Vec::with_capacity(per_tick);
+        for _ in 0..per_tick {
+            let (uuid, lamp) = &targets[next % targets.len()];
+            next += 1;
+            if next % targets.len() == 0 {
+                minute += 1;
+            }
+            batch.push(sag(uuid, *lamp, minute));
+        }
+        {
+            let now = Instant::now();
+            if let Ok(mut map) = sent_at.lock() {
+                for report in &batch {
+                    map.insert(report.lamp_id, now);
+                }
+            }
+        }
+        sent += batch.len();
+        telemetry.report(futures::stream::iter(batch)).await?;
+        tokio::time::sleep_until(due.into()).await;
+    }
+    let elapsed = started.elapsed();
+    let (mut all, mut fewest, mut gaps) = (Vec::new(), u64::MAX, 0);
+    for task in tasks {
+        let (mut l, received, g) = task.await??;
+        all.append(&mut l);
+        fewest = fewest.min(received);
+        gaps += g;
+    }
+    all.sort_unstable();
+    println!(
+        "Faults.Watch: {watchers} watchers, {:.0} events/s caused for {:.1} s ({sent} events): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; fewest events seen by one watcher {fewest}, gaps {gaps}",
+        sent as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.last()
+            .map(|d| d.as_secs_f64() * 1e3)
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// A small bounded multi-consumer channel over tokio's mpsc, shared by the sender tasks.
+fn async_channel<T: Send + 'static>(capacity: usize) -> (BlockingSender<T>, SharedReceiver<T>) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(capacity);
+    (
+        BlockingSender(sender),
+        SharedReceiver(Arc::new(tokio::sync::Mutex::new(receiver))),
+    )
+}
+
+struct BlockingSender<T>(tokio::sync::mpsc::Sender<T>);
+
+impl<T> BlockingSender<T> {
+    fn send_blocking(&self, value: T) -> Result<(), ()> {
+        self.0.blocking_send(value).map_err(|_| ())
+    }
+}
+
+struct SharedReceiver<T>(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>>);
+
+impl<T> Clone for SharedReceiver<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> SharedReceiver<T> {
+    async fn recv(&self) -> Result<T, ()> {
+        self.0.lock().await.recv().await.ok_or(())
+    }
+
+    fn close(&self) {
+        if let Ok(mut receiver) = self.0.try_lock() {
+            receiver.close();
+        }
+    }
+}
