@@ -64,6 +64,16 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Faults.DailyFaults for one local day.
+    Daily {
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        #[arg(long, default_value = "Europe/London")]
+        tz: String,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// Lamps.SearchByLocation for boxes holding a given share of the estate.
     Search {
         /// Share of all lamps each box holds.
@@ -144,6 +154,27 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 Duration::from_secs(seconds),
             )
             .await?;
+        }
+        Bench::Daily { date, tz, runs } => {
+            let mut client = crate::proto::faults_client::FaultsClient::new(channel.clone());
+            let mut timings = Vec::new();
+            let mut total = 0;
+            for _ in 0..runs.max(1) {
+                let started = Instant::now();
+                let request = proto::DailyFaultsRequest {
+                    date: date.clone(),
+                    time_zone: tz.clone(),
+                };
+                total = client.daily_faults(request).await?.into_inner().total;
+                timings.push(started.elapsed());
+            }
+            timings.sort_unstable();
+            println!(
+                "Faults.DailyFaults {date} ({tz}): {total} faults; {} runs: p50 {:.1} ms, max {:.1} ms",
+                timings.len(),
+                percentile(&timings, 0.5),
+                percentile(&timings, 1.0)
+            );
         }
         Bench::Search { fraction, runs } => {
             if !(fraction > 0.0 && fraction <= 1.0) {

@@ -24,6 +24,7 @@ use super::{StoreError, StoreResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_inventory.sql"),
     include_str!("../migrations/sqlite/0002_telemetry_faults.sql"),
+    include_str!("../migrations/sqlite/0003_daily_faults_index.sql"),
 ];
 
 /// Changes committed together at most; more wait for the next transaction.
