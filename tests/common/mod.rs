@@ -62,7 +62,17 @@ impl TestServer {
         store: Arc<SqliteStore>,
         config: singularity::server::ServerConfig,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::on_address(dir, store, config, "127.0.0.1:0").await
+    }
+
+    /// A server on a chosen address (to restart where clients expect it).
+    pub async fn on_address(
+        dir: TempDir,
+        store: Arc<SqliteStore>,
+        config: singularity::server::ServerConfig,
+        address: &str,
+    ) -> Self {
+        let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(singularity::server::run(
