@@ -60,6 +60,42 @@ pub fn sun_day(date: NaiveDate, point: GeoPoint) -> SunDay {
     }
 }
 
+/// Day, night, or the twilight margin around sunrise and sunset where neither is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Day,
+    Night,
+    Twilight,
+}
+
+/// The phase of the sun at `point`, computing the sun's day once (the fault rules call this
+/// for every reading).
+pub fn phase(at: DateTime<Utc>, point: GeoPoint, margin: Duration) -> Phase {
+    let date = local_solar_date(at, point);
+    match sun_day(date, point) {
+        SunDay::MidnightSun => Phase::Day,
+        SunDay::PolarNight => Phase::Night,
+        SunDay::Normal { rise, set } => {
+            if at >= rise + margin && at <= set - margin {
+                Phase::Day
+            } else if at >= set + margin {
+                Phase::Night
+            } else if at > rise - margin {
+                Phase::Twilight
+            } else if set > rise {
+                // Before today's sunrise: dark unless still within the margin after yesterday's
+                // sunset, which is always at least a margin earlier than midnight here.
+                match previous_set(date, point) {
+                    Some(previous) if at < previous + margin => Phase::Twilight,
+                    _ => Phase::Night,
+                }
+            } else {
+                Phase::Twilight
+            }
+        }
+    }
+}
+
 /// True while the sun is up at `point`, shrunk by `margin` at both ends, so that lamps
 /// switching by photocell around dusk and dawn are not taken for day burners or failures.
 pub fn is_day(at: DateTime<Utc>, point: GeoPoint, margin: Duration) -> bool {
@@ -189,6 +225,29 @@ mod tests {
             tromso,
             Duration::minutes(30)
         ));
+    }
+
+    #[test]
+    fn phase_agrees_with_is_day_and_is_night_round_the_clock() {
+        let margin = Duration::minutes(30);
+        for p in [
+            point(51.5074, -0.1278),
+            point(-33.8688, 151.2093),
+            point(69.6492, 18.9553),
+        ] {
+            let start = utc("2026-03-01T00:00:00Z");
+            for step in 0..(24 * 4 * 60) {
+                let at = start + Duration::minutes(step * 7);
+                let expected = if is_day(at, p, margin) {
+                    Phase::Day
+                } else if is_night(at, p, margin) {
+                    Phase::Night
+                } else {
+                    Phase::Twilight
+                };
+                assert_eq!(phase(at, p, margin), expected, "{at} at {p:?}");
+            }
+        }
     }
 
     #[test]

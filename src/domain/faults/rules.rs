@@ -99,13 +99,13 @@ pub fn conditions(
     };
     let expected_w = lamp.wattage_w as f32 * dim_share;
     let lit = reading.power_w >= expected_w * t.unlit_power_share && reading.power_w > 0.0;
-    let (day, night) = match lamp.location {
-        Some(point) => (
-            sun::is_day(reading.at, point, t.twilight_margin),
-            sun::is_night(reading.at, point, t.twilight_margin),
-        ),
-        None => (false, false),
-    };
+    let phase = lamp
+        .location
+        .map(|point| sun::phase(reading.at, point, t.twilight_margin));
+    let (day, night) = (
+        phase == Some(sun::Phase::Day),
+        phase == Some(sun::Phase::Night),
+    );
 
     if reading.lamp_on && night && !lit && expected_w > 0.0 {
         found.push(FaultType::LampFailure);

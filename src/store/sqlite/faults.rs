@@ -501,20 +501,6 @@ impl SqliteStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                     ))
                     .map_err(db_error)?;
-                let mut latest = c
-                    .prepare_cached(&format!(
-                        "INSERT INTO lamp_status (lamp_id, {READING_COLUMNS}) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
-                         ON CONFLICT (lamp_id) DO UPDATE SET at = excluded.at, lamp_on = excluded.lamp_on, \
-                         dim_target_pct = excluded.dim_target_pct, dim_actual_pct = excluded.dim_actual_pct, \
-                         voltage_v = excluded.voltage_v, current_a = excluded.current_a, power_w = excluded.power_w, \
-                         power_factor = excluded.power_factor, energy_wh = excluded.energy_wh, \
-                         burn_hours = excluded.burn_hours, switch_count = excluded.switch_count, \
-                         supply_loss_count = excluded.supply_loss_count, temperature_c = excluded.temperature_c, \
-                         link_quality_pct = excluded.link_quality_pct, alarms = excluded.alarms \
-                         WHERE excluded.at > lamp_status.at"
-                    ))
-                    .map_err(db_error)?;
                 for item in &batch.readings {
                     let values = reading_params(item.lamp_id, &item.reading);
                     let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
@@ -523,9 +509,6 @@ impl SqliteStore {
                         continue;
                     }
                     outcome.stored += 1;
-                    if item.latest {
-                        latest.execute(refs.as_slice()).map_err(db_error)?;
-                    }
                 }
             }
             let mut events = Vec::new();
@@ -541,9 +524,12 @@ impl SqliteStore {
 
     pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {
         self.read(|c| {
+            // One seek per lamp to the last row of its history.
             let mut statement = c
                 .prepare(&format!(
-                    "SELECT lamp_id, {READING_COLUMNS} FROM lamp_status ORDER BY lamp_id"
+                    "SELECT l.id, r.{columns} FROM lamps l JOIN readings r ON r.lamp_id = l.id \
+                     AND r.at = (SELECT max(at) FROM readings WHERE lamp_id = l.id) ORDER BY l.id",
+                    columns = READING_COLUMNS.replace(", ", ", r.")
                 ))
                 .map_err(db_error)?;
             let rows = statement
@@ -561,7 +547,7 @@ impl SqliteStore {
     pub(super) fn lamp_status_impl(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
         self.read(|c| {
             c.prepare_cached(&format!(
-                "SELECT {READING_COLUMNS} FROM lamp_status WHERE lamp_id = ?1"
+                "SELECT {READING_COLUMNS} FROM readings WHERE lamp_id = ?1 ORDER BY at DESC LIMIT 1"
             ))
             .and_then(|mut s| {
                 s.query_row([lamp_id], |row| reading_from_row(row, 0))
@@ -571,12 +557,36 @@ impl SqliteStore {
         })
     }
 
+    /// Deletes old readings lamp by lamp along the primary key, in writer jobs of 2,000
+    /// lamps so ingest is never held up for long; every lamp keeps its newest reading.
     pub(super) fn prune_readings_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.write(move |c| {
-            c.execute("DELETE FROM readings WHERE at < ?1", [millis(before)])
-                .map(|n| n as u64)
+        const LAMPS_PER_JOB: i64 = 2_000;
+        let highest: Option<i64> = self.read(|c| {
+            c.query_row("SELECT max(lamp_id) FROM readings", [], |r| r.get(0))
                 .map_err(db_error)
-        })
+        })?;
+        let mut deleted = 0;
+        let mut first = 0;
+        while first <= highest.unwrap_or(-1) {
+            let last = first + LAMPS_PER_JOB - 1;
+            deleted += self.write(move |c| {
+                let mut statement = c
+                    .prepare_cached(
+                        "DELETE FROM readings WHERE lamp_id = ?1 \
+                         AND at < min(?2, (SELECT max(at) FROM readings WHERE lamp_id = ?1))",
+                    )
+                    .map_err(db_error)?;
+                let mut count = 0;
+                for lamp in first..=last {
+                    count += statement
+                        .execute(params![lamp, millis(before)])
+                        .map_err(db_error)? as u64;
+                }
+                Ok(count)
+            })?;
+            first = last + 1;
+        }
+        Ok(deleted)
     }
 
     pub(super) fn fault_impl(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)> {

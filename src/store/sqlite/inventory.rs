@@ -336,7 +336,13 @@ impl Store for SqliteStore {
     }
 
     fn prune_lamp(&self, id: i64) -> StoreResult<()> {
-        self.write_touching(move |c| Ok((prune::<Lamp>(c, id, &[])?, Touched::Lamps(vec![id]))))
+        self.write_touching(move |c| {
+            prune::<Lamp>(c, id, &[])?;
+            // Its raw history goes with it; its faults stay, as the record of what happened.
+            c.execute("DELETE FROM readings WHERE lamp_id = ?1", [id])
+                .map_err(db_error)?;
+            Ok(((), Touched::Lamps(vec![id])))
+        })
     }
 
     fn mount_lamp(&self, lamp_id: i64, asset_id: i64) -> StoreResult<Lamp> {

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_inventory.sql"),
     include_str!("../migrations/sqlite/0002_telemetry_faults.sql"),
     include_str!("../migrations/sqlite/0003_daily_faults_index.sql"),
+    include_str!("../migrations/sqlite/0004_readings_without_time_index.sql"),
 ];
 
 /// Changes committed together at most; more wait for the next transaction.
@@ -514,5 +515,76 @@ mod tests {
         assert_eq!(reopened.lamp(6).unwrap().reference, "LMP-0000006");
         reopened.reset().unwrap();
         assert!(reopened.lamp(6).is_err());
+    }
+
+    #[test]
+    fn retention_keeps_every_lamps_newest_reading() {
+        use crate::domain::estate::{City, EstateSpec, generate};
+        use crate::domain::telemetry::{NodeAlarms, Reading};
+        use crate::store::{LampReading, Store, TelemetryBatch};
+        use chrono::{Duration, TimeZone, Utc};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let estate = generate(&EstateSpec {
+            lamps: 3,
+            rng_seed: 1,
+            city: City::by_key("london").unwrap(),
+        });
+        store.import_estate(&estate).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let reading = |hours: i64| Reading {
+            at: t0 + Duration::hours(hours),
+            lamp_on: false,
+            dim_target_pct: 100,
+            dim_actual_pct: 100,
+            voltage_v: 236.0,
+            current_a: 0.0,
+            power_w: 0.0,
+            power_factor: 0.0,
+            energy_wh: 5,
+            burn_hours: 1,
+            switch_count: 1,
+            supply_loss_count: 0,
+            temperature_c: 10.0,
+            link_quality_pct: 90,
+            alarms: NodeAlarms::default(),
+        };
+        let mut batch = TelemetryBatch::default();
+        for hours in [0, 1, 2, 50] {
+            batch.readings.push(LampReading {
+                lamp_id: 1,
+                reading: reading(hours),
+                latest: true,
+            });
+        }
+        batch.readings.push(LampReading {
+            lamp_id: 2,
+            reading: reading(3),
+            latest: true,
+        });
+        let outcome = store.record_telemetry(batch.clone()).unwrap();
+        assert_eq!((outcome.stored, outcome.duplicates), (5, 0));
+        assert_eq!(store.record_telemetry(batch).unwrap().duplicates, 5);
+
+        // Lamp 2 has been silent since hour 3: its only reading is its newest and stays.
+        let deleted = store.prune_readings(t0 + Duration::hours(10)).unwrap();
+        assert_eq!(deleted, 3);
+        assert_eq!(
+            store.lamp_status(1).unwrap().unwrap().at,
+            t0 + Duration::hours(50)
+        );
+        assert_eq!(
+            store.lamp_status(2).unwrap().unwrap().at,
+            t0 + Duration::hours(3)
+        );
+        assert_eq!(store.lamp_status(3).unwrap(), None);
+        let latest: Vec<i64> = store
+            .latest_readings()
+            .unwrap()
+            .iter()
+            .map(|l| l.lamp_id)
+            .collect();
+        assert_eq!(latest, vec![1, 2]);
     }
 }
