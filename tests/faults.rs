@@ -916,3 +916,66 @@ async fn silence_raises_node_offline_and_a_silent_basestation_is_one_fault() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_seq_older_than_the_log_gets_a_resync_error() {
+    let mut server = TestServer::start(100).await;
+    let lamps = lamps_with_telecells(&server, 3).await;
+    let old = at("2026-11-20T12:00:00Z");
+    send(
+        &server,
+        lamps
+            .iter()
+            .map(|(l, u)| earth_leakage(u, *l, old))
+            .collect(),
+    )
+    .await;
+    // Events are stamped with the instant of the reading; drop everything before today.
+    let dropped = server.store.prune_fault_log(Utc::now()).unwrap();
+    assert_eq!(dropped, 2, "the newest event is always kept");
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let status = faults
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 1,
+            filter: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
+    assert!(status.message().contains("resync"), "{}", status.message());
+    // From the snapshot a listing gives, watching works again.
+    let snapshot = faults
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot_seq;
+    assert_eq!(snapshot, 3);
+    let mut everything = faults
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 0,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next_events(&mut everything, 1).await[0].seq,
+        3,
+        "0 replays what the log still holds"
+    );
+    assert!(
+        faults
+            .watch(proto::WatchFaultsRequest {
+                after_seq: snapshot,
+                filter: None
+            })
+            .await
+            .is_ok()
+    );
+    server.stop().await;
+}

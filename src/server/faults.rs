@@ -150,7 +150,8 @@ impl Faults for FaultService {
                 r.after_seq
             )));
         }
-        if r.after_seq + 1 < oldest {
+        // 0 means "whatever the log still holds"; any other seq must still be in it.
+        if r.after_seq != 0 && r.after_seq + 1 < oldest {
             return Err(Status::out_of_range(format!(
                 "after_seq: events after {} are no longer kept (the log starts at {oldest}); resync: list faults, then watch from its snapshot_seq",
                 r.after_seq
