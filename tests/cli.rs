@@ -151,6 +151,23 @@ fn bad_flags_and_config_get_clear_errors() {
         text(&log.stderr)
     );
 
+    let volts = singularity(&[
+        "server",
+        "--voltage-low-v",
+        "260",
+        "--database-url",
+        "sqlite:///tmp/unused.db",
+    ]);
+    assert!(!volts.status.success());
+    assert!(
+        text(&volts.stderr).contains("--voltage-high-v"),
+        "{}",
+        text(&volts.stderr)
+    );
+
+    let grace = singularity(&["server", "--offline-after-minutes", "0"]);
+    assert_eq!(grace.status.code(), Some(2));
+
     let city = singularity(&[
         "seed",
         "--city",

@@ -27,10 +27,18 @@ pub struct DemoArgs {
     pub log_level: String,
     #[command(flatten)]
     pub engine: super::serve::EngineArgs,
+    /// Do not run the field simulator alongside the server.
+    #[arg(long)]
+    pub no_simulator: bool,
+    /// Fault rate of the demo's simulator, as a multiple of real-world rates (high, so that
+    /// something happens every few seconds).
+    #[arg(long, default_value_t = 5_000.0)]
+    pub fault_rate: f64,
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     init_logging(&args.log_level)?;
+    let config = args.engine.config()?;
     let url = match args.database_url {
         Some(url) => url,
         None => default_database_url()?,
@@ -52,7 +60,47 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "Demo estate: {url}\nServing on http://{}  (Ctrl-C to stop)",
         args.listen
     );
-    serve(args.listen, store, args.engine.config()).await
+    if !args.no_simulator {
+        if !(args.fault_rate.is_finite() && args.fault_rate >= 0.0) {
+            return Err(eyre!("--fault-rate must be 0 or more"));
+        }
+        tokio::spawn(simulate(format!("http://{}", args.listen), args.fault_rate));
+    }
+    serve(args.listen, store, config).await
+}
+
+/// The field, in-process: waits for the server to answer, then reports in real time.
+async fn simulate(server: String, fault_rate: f64) {
+    let channel = loop {
+        match super::client::connect(&server).await {
+            Ok(channel) => break channel,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    };
+    let lamps = match crate::sim::runner::load_estate(&channel).await {
+        Ok(lamps) => lamps,
+        Err(e) => {
+            tracing::error!(error = %e, "the demo's simulator cannot start");
+            return;
+        }
+    };
+    tracing::info!(
+        lamps = lamps.len(),
+        fault_rate,
+        "demo field simulator running"
+    );
+    let config = crate::sim::runner::SimConfig {
+        speed: 1.0,
+        start: chrono::Utc::now(),
+        rates: crate::sim::model::FaultRates::default().scaled(fault_rate),
+        // Real nodes report every 10-60 minutes; the demo's report every minute, so that
+        // what the simulator injects shows within a minute.
+        report_interval: chrono::Duration::minutes(1),
+        seed: rand::random(),
+        time_zone: chrono_tz::Europe::London,
+        batch: 2_000,
+    };
+    crate::sim::runner::run(channel, lamps, config, std::future::pending()).await;
 }
 
 fn default_database_url() -> Result<String> {

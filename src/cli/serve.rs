@@ -8,6 +8,7 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use tokio::net::TcpListener;
 
 use super::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, init_logging, shutdown_signal};
+use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::Policy;
 use crate::server::ServerConfig;
 use crate::store::sqlite::SqliteStore;
@@ -42,16 +43,57 @@ pub struct EngineArgs {
     /// Fault events are kept this long for watchers to resume from.
     #[arg(long, env = "SINGULARITY_EVENT_LOG_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
     pub event_log_retention_days: u32,
+    /// Supply voltage below which VOLTAGE_LOW is raised (UK: 230 V - 6%).
+    #[arg(long, env = "SINGULARITY_VOLTAGE_LOW_V", default_value_t = 216.2)]
+    pub voltage_low_v: f32,
+    /// Supply voltage above which VOLTAGE_HIGH is raised (UK: 230 V + 10%).
+    #[arg(long, env = "SINGULARITY_VOLTAGE_HIGH_V", default_value_t = 253.0)]
+    pub voltage_high_v: f32,
+    /// How far power may stray from the lamp type's rating (times dim level), in percent.
+    #[arg(long, env = "SINGULARITY_POWER_TOLERANCE_PCT", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub power_tolerance_pct: u32,
+    /// Power factor below which POWER_FACTOR_LOW is raised.
+    #[arg(long, env = "SINGULARITY_POWER_FACTOR_MIN", default_value_t = 0.5)]
+    pub power_factor_min: f32,
+    /// Node temperature above which OVER_TEMPERATURE is raised, in degrees Celsius.
+    #[arg(long, env = "SINGULARITY_OVER_TEMPERATURE_C", default_value_t = 85.0)]
+    pub over_temperature_c: f32,
     /// Seconds between two offline sweeps.
     #[arg(long, env = "SINGULARITY_SWEEP_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3_600))]
     pub sweep_seconds: u32,
 }
 
 impl EngineArgs {
-    pub fn config(&self) -> ServerConfig {
+    /// The configuration these flags describe, or what is wrong with them.
+    pub fn config(&self) -> color_eyre::Result<ServerConfig> {
         let defaults = ServerConfig::default();
+        let sane = |name: &str, value: f32, min: f32, max: f32| {
+            if value.is_finite() && (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(eyre!(
+                    "--{name} must be a number between {min} and {max} (got {value})"
+                ))
+            }
+        };
+        let voltage_low_v = sane("voltage-low-v", self.voltage_low_v, 50.0, 480.0)?;
+        let voltage_high_v = sane("voltage-high-v", self.voltage_high_v, 50.0, 480.0)?;
+        if voltage_low_v >= voltage_high_v {
+            return Err(eyre!(
+                "--voltage-low-v ({voltage_low_v}) must be below --voltage-high-v ({voltage_high_v})"
+            ));
+        }
+        let thresholds = Thresholds {
+            voltage_low_v,
+            voltage_high_v,
+            power_tolerance: self.power_tolerance_pct as f32 / 100.0,
+            power_factor_min: sane("power-factor-min", self.power_factor_min, 0.0, 1.0)?,
+            over_temperature_c: sane("over-temperature-c", self.over_temperature_c, 0.0, 150.0)?,
+            ..defaults.thresholds.clone()
+        };
         let offline_after = chrono::Duration::minutes(i64::from(self.offline_after_minutes));
-        ServerConfig {
+        Ok(ServerConfig {
+            thresholds,
             policy: Policy {
                 offline_after,
                 hold_down: chrono::Duration::minutes(i64::from(self.hold_down_minutes)),
@@ -61,15 +103,15 @@ impl EngineArgs {
             readings_retention: chrono::Duration::hours(i64::from(self.readings_retention_hours)),
             event_log_retention: chrono::Duration::days(i64::from(self.event_log_retention_days)),
             startup_grace: offline_after,
-            ..defaults
-        }
+        })
     }
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging(&args.log_level)?;
+    let config = args.engine.config()?;
     let store = open_store(&args.database_url)?;
-    serve(args.listen, store, args.engine.config()).await
+    serve(args.listen, store, config).await
 }
 
 /// Opens the store a database URL names; the scheme picks the backend.
