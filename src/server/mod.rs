@@ -8,6 +8,7 @@ mod context;
 mod engine;
 pub mod error;
 mod faults;
+mod inventory;
 mod lamps;
 mod paging;
 mod status;
