@@ -17,7 +17,7 @@ use crate::wire_faults;
 
 #[derive(Debug, Subcommand)]
 pub enum FaultCommand {
-    /// Faults, newest filters first: --state open --min-severity major --zone 3.
+    /// Faults in id order, filtered: --state open --min-severity major --zone 3.
     List {
         #[arg(long, value_parser = parse_state)]
         state: Vec<FaultState>,
@@ -51,9 +51,13 @@ pub enum FaultCommand {
         #[arg(long, default_value_t = 0)]
         after_seq: u64,
     },
+    /// Acknowledge a fault (a cleared one too, so it leaves the board).
     Ack(ActionArgs),
+    /// Close a fault as repaired.
     Resolve(ActionArgs),
+    /// Add a note to a fault's history (--note is required).
     Note(ActionArgs),
+    /// Hand a fault to a crew or work order.
     Assign {
         #[command(flatten)]
         action: ActionArgs,
