@@ -34,9 +34,7 @@ pub enum FaultCommand {
         limit: usize,
     },
     /// One fault with its history.
-    Get {
-        id: i64,
-    },
+    Get { id: i64 },
     /// Faults opened during a local day, by type and severity.
     Daily {
         /// YYYY-MM-DD; today when omitted.
