@@ -166,15 +166,8 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        let r = request.into_inner();
-        self.act(
-            r.fault_id,
-            r.expected_version,
-            Action::Acknowledge,
-            &r.actor,
-            &r.note,
-        )
-        .await
+        self.act_as_asked(request.into_inner(), Action::Acknowledge)
+            .await
     }
 
     async fn assign(
@@ -197,15 +190,8 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        let r = request.into_inner();
-        self.act(
-            r.fault_id,
-            r.expected_version,
-            Action::Resolve,
-            &r.actor,
-            &r.note,
-        )
-        .await
+        self.act_as_asked(request.into_inner(), Action::Resolve)
+            .await
     }
 
     async fn add_note(
@@ -216,18 +202,21 @@ impl Faults for FaultService {
         if r.note.trim().is_empty() {
             return Err(ValidationError::new("note", "must not be empty").into());
         }
-        self.act(
-            r.fault_id,
-            r.expected_version,
-            Action::AddNote,
-            &r.actor,
-            &r.note,
-        )
-        .await
+        self.act_as_asked(r, Action::AddNote).await
     }
 }
 
 impl FaultService {
+    /// Acknowledge, resolve and note share one request shape.
+    async fn act_as_asked(
+        &self,
+        r: proto::FaultActionRequest,
+        action: Action,
+    ) -> Result<Response<proto::Fault>, Status> {
+        self.act(r.fault_id, r.expected_version, action, &r.actor, &r.note)
+            .await
+    }
+
     async fn act(
         &self,
         fault_id: i64,
