@@ -9,4 +9,5 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod wire;
+pub mod wire_billing;
 pub mod wire_faults;

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::TestServer;
+use common::{TestServer, lamps_with_telecells, send};
 use futures::StreamExt;
-use singularity::proto::{
-    self, faults_client::FaultsClient, lamps_client::LampsClient, telemetry_client::TelemetryClient,
-};
+use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
 use singularity::store::Store;
 use singularity::store::sqlite::SqliteStore;
 use singularity::wire::timestamp;
@@ -24,39 +22,6 @@ fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-/// (lamp id, its telecell's uuid) for lamps that are alone on their telecell.
-async fn lamps_with_telecells(server: &TestServer, count: usize) -> Vec<(i64, String)> {
-    let mut lamps = LampsClient::new(server.channel.clone());
-    let mut stream = lamps
-        .list(proto::ListOptions::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut all = Vec::new();
-    while let Some(page) = stream.next().await {
-        all.extend(page.unwrap().items);
-    }
-    let mut telecells =
-        singularity::proto::telecells_client::TelecellsClient::new(server.channel.clone());
-    let mut found = Vec::new();
-    for lamp in all {
-        let telecell = telecells
-            .get(proto::IdRequest {
-                id: lamp.telecell_id,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if telecell.lamp_ids.len() == 1 {
-            found.push((lamp.id, telecell.uuid));
-            if found.len() == count {
-                break;
-            }
-        }
-    }
-    found
 }
 
 /// A healthy 36 W-class report; tests change what they need.
@@ -112,14 +77,6 @@ async fn lit_report(
         current_a: watts / (236.0 * 0.95),
         ..report(uuid, lamp_id, when)
     }
-}
-
-async fn send(server: &TestServer, reports: Vec<proto::TelecellReport>) -> proto::ReportAck {
-    TelemetryClient::new(server.channel.clone())
-        .report(futures::stream::iter(reports))
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 async fn next_events(

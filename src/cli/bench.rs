@@ -74,6 +74,27 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Writes a month of settled energy for every lamp straight into a database (no server),
+    /// for `bench totals` to read.
+    FillEnergy {
+        #[arg(long, env = "SINGULARITY_DATABASE_URL", default_value = super::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+    },
+    /// Billing.GetTotals for a month.
+    Totals {
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long = "by", value_enum, default_value_t = super::billing::By::Zone)]
+        by: super::billing::By,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// Lamps.SearchByLocation for boxes holding a given share of the estate.
     Search {
         /// Share of all lamps each box holds.
@@ -84,7 +105,27 @@ enum Bench {
     },
 }
 
+fn month_arg(month: &str) -> Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map_err(|_| eyre!("--month {month:?} is not a month like 2026-10"))
+}
+
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if let Bench::FillEnergy {
+        database_url,
+        month,
+    } = &args.what
+    {
+        let month = month_arg(month)?;
+        let store = super::serve::open_store(database_url)?;
+        let filler = store.clone();
+        tokio::task::spawn_blocking(move || {
+            super::bench_billing::fill_energy(filler.as_ref(), month)
+        })
+        .await??;
+        store.close();
+        return Ok(());
+    }
     let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
     match args.what {
         Bench::Get {
@@ -175,6 +216,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 percentile(&timings, 0.5),
                 percentile(&timings, 1.0)
             );
+        }
+        Bench::FillEnergy { .. } => {}
+        Bench::Totals {
+            month,
+            by,
+            limit,
+            runs,
+        } => {
+            let group = super::billing::group_by(by);
+            super::bench_billing::totals(&channel, month_arg(&month)?, group, limit, runs).await?;
         }
         Bench::Search { fraction, runs } => {
             if !(fraction > 0.0 && fraction <= 1.0) {

@@ -62,6 +62,11 @@ enum Resource {
         #[command(subcommand)]
         action: super::faults::FaultCommand,
     },
+    /// Energy billing: totals, a lamp's half-hours, live totals, tariffs.
+    Billing {
+        #[command(subcommand)]
+        action: super::billing::BillingCommand,
+    },
     /// Zones (wards).
     Zones,
     /// Circuits (feeder pillars).
@@ -387,6 +392,7 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
         Resource::Lamps { action } => lamps(LampsClient::new(channel), action, json).await,
         Resource::Users { action } => users(UsersClient::new(channel), action, json).await,
         Resource::Faults { action } => super::faults::run(channel, action, json).await,
+        Resource::Billing { action } => super::billing::run(channel, action, json).await,
         Resource::Zones => {
             let reply = CatalogClient::new(channel)
                 .list_zones(proto::ListZonesRequest {})

@@ -3,7 +3,9 @@
 //! store, installs color-eyre and listens for signals.
 
 mod bench;
+mod bench_billing;
 mod bench_faults;
+mod billing;
 mod client;
 mod demo;
 mod faults;

@@ -9,6 +9,10 @@ use rand::distr::Alphanumeric;
 
 use super::serve::open_store;
 use super::{DEFAULT_DATABASE_URL, init_logging};
+use chrono::{NaiveDate, NaiveTime};
+
+use crate::domain::billing::calendar::Calendar;
+use crate::domain::billing::{Band, NewTariff};
 use crate::domain::estate::{City, EstateSpec, generate};
 use crate::domain::inventory::{EntityStatus, NewUser, Role, validate_password};
 use crate::passwords;
@@ -71,8 +75,28 @@ pub fn seed(store: &dyn Store, spec: &EstateSpec, reset: bool) -> Result<String>
     let estate = generate(spec);
     let generated = started.elapsed();
     let counts = store.import_estate(&estate)?;
+    let tariff = default_tariff(spec.city.time_zone)?;
+    let tariff = store.set_tariff(Calendar::london(), None, tariff)?;
     let loaded = started.elapsed();
     let mut report = describe(&counts, spec);
+    report.push_str(&format!(
+        "\ntariff {} {:?} from {}: {}\n",
+        tariff.id,
+        tariff.terms.name,
+        tariff.terms.valid_from,
+        tariff
+            .terms
+            .bands
+            .iter()
+            .map(|b| format!(
+                "{} from {} at {:.3} p/kWh",
+                b.name,
+                b.starts_at.format("%H:%M"),
+                f64::from(b.price_millipence_per_kwh) / 1000.0
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     report.push_str(&format!(
         "\ngenerated in {:.2} s, stored in {:.2} s\n\nUsers (passwords are shown only now; set them with the variables named to choose your own):\n",
         generated.as_secs_f64(),
@@ -104,6 +128,30 @@ pub fn seed(store: &dyn Store, spec: &EstateSpec, reset: bool) -> Result<String>
         report.push_str(&format!("  {username:<9} {:<8} {shown}\n", role.as_str()));
     }
     Ok(report)
+}
+
+/// A typical unmetered-supply day/night tariff, in the estate's own time zone; replace it
+/// with `client billing set-tariff`.
+fn default_tariff(time_zone: &str) -> Result<NewTariff> {
+    let band = |name: &str, hour, minute, price| {
+        Ok::<_, color_eyre::Report>(Band {
+            name: name.to_owned(),
+            starts_at: NaiveTime::from_hms_opt(hour, minute, 0)
+                .ok_or_else(|| eyre!("bad band start"))?,
+            price_millipence_per_kwh: price,
+        })
+    };
+    NewTariff {
+        name: "Unmetered supply, day/night".to_owned(),
+        time_zone: time_zone
+            .parse()
+            .map_err(|_| eyre!("{time_zone} is not a time zone"))?,
+        valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).ok_or_else(|| eyre!("bad date"))?,
+        valid_to: None,
+        bands: vec![band("night", 0, 30, 17_500)?, band("day", 7, 30, 27_300)?],
+    }
+    .validate()
+    .map_err(|e| eyre!("{e}"))
 }
 
 fn describe(counts: &EstateCounts, spec: &EstateSpec) -> String {

@@ -8,9 +8,12 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use tokio::net::TcpListener;
 
 use super::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, init_logging, shutdown_signal};
+use crate::domain::billing::calendar::Calendar;
+use crate::domain::billing::{Meter, MeterMode};
 use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::Policy;
-use crate::server::ServerConfig;
+use crate::domain::local_time;
+use crate::server::{BillingConfig, ServerConfig};
 use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Args)]
@@ -61,6 +64,27 @@ pub struct EngineArgs {
     /// Seconds between two offline sweeps.
     #[arg(long, env = "SINGULARITY_SWEEP_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3_600))]
     pub sweep_seconds: u32,
+    /// How lamp energy is billed: calculated (wattage x dim x time lit) or measured (the
+    /// node's energy counter).
+    #[arg(long, env = "SINGULARITY_METERING", default_value = "calculated")]
+    pub metering: MeterMode,
+    /// The time zone whose local days and half-hours energy is settled in.
+    #[arg(
+        long,
+        env = "SINGULARITY_SETTLEMENT_TIME_ZONE",
+        default_value = "Europe/London"
+    )]
+    pub settlement_time_zone: String,
+    /// Reports further apart than this leave the time between them unaccounted (missing).
+    #[arg(long, env = "SINGULARITY_METERING_MAX_GAP_MINUTES", default_value_t = 75, value_parser = clap::value_parser!(u32).range(1..=1_440))]
+    pub metering_max_gap_minutes: u32,
+    /// Half-hour detail of settled days is kept this long (about 700 bytes per lamp per
+    /// day); day and month totals are kept for good.
+    #[arg(long, env = "SINGULARITY_ENERGY_SLOTS_RETENTION_DAYS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=3_650))]
+    pub energy_slots_retention_days: u32,
+    /// Seconds between two settlements (and live billing updates).
+    #[arg(long, env = "SINGULARITY_SETTLE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub settle_seconds: u32,
 }
 
 impl EngineArgs {
@@ -92,6 +116,17 @@ impl EngineArgs {
             ..defaults.thresholds.clone()
         };
         let offline_after = chrono::Duration::minutes(i64::from(self.offline_after_minutes));
+        let zone = local_time::time_zone("settlement-time-zone", &self.settlement_time_zone)
+            .map_err(|e| eyre!("--{e}"))?;
+        let calendar = Calendar::new("settlement-time-zone", zone).map_err(|e| eyre!("--{e}"))?;
+        let billing = BillingConfig {
+            meter: Meter {
+                mode: self.metering,
+                calendar,
+                max_gap: chrono::Duration::minutes(i64::from(self.metering_max_gap_minutes)),
+            },
+            settle_interval: std::time::Duration::from_secs(u64::from(self.settle_seconds)),
+        };
         Ok(ServerConfig {
             thresholds,
             policy: Policy {
@@ -103,6 +138,10 @@ impl EngineArgs {
             readings_retention: chrono::Duration::hours(i64::from(self.readings_retention_hours)),
             event_log_retention: chrono::Duration::days(i64::from(self.event_log_retention_days)),
             startup_grace: offline_after,
+            billing,
+            energy_slots_retention: chrono::Duration::days(i64::from(
+                self.energy_slots_retention_days,
+            )),
         })
     }
 }

@@ -52,6 +52,7 @@ pub enum EntityKind {
     Circuit,
     LampType,
     Fault,
+    Tariff,
 }
 
 impl EntityKind {
@@ -66,6 +67,7 @@ impl EntityKind {
             EntityKind::Circuit => "circuit",
             EntityKind::LampType => "lamp type",
             EntityKind::Fault => "fault",
+            EntityKind::Tariff => "tariff",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The fault engine's memory inside the server: every lamp's tracker, rebuilt from the store
 //! at start-up, fed by ingest and by the offline sweep, plus the correlation rules (circuit
 //! supply loss, basestation outage). One lock serialises evaluation and the commit that
-//! follows it, so the store sees decisions in the order they were made.
+//! follows it, so the store sees decisions in the order they were made. The energy ledger
+//! lives here too, since it is fed by the same readings in the same order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+use super::settlement::Ledger;
+use crate::domain::billing::Meter;
 use crate::domain::faults::FaultType;
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::rules::Thresholds;
@@ -28,6 +31,8 @@ pub struct EngineState {
     pub open_groups: HashSet<(FaultType, i64)>,
     /// No node is judged silent before this: after a restart the field needs time to report.
     pub sweep_from: DateTime<Utc>,
+    /// Energy metered by ingest and not yet settled.
+    pub energy: Ledger,
 }
 
 pub type Engine = Arc<Mutex<EngineState>>;
@@ -38,6 +43,7 @@ pub fn load(
     thresholds: Thresholds,
     policy: Policy,
     sweep_from: DateTime<Utc>,
+    meter: Meter,
 ) -> StoreResult<EngineState> {
     let mut lamps: HashMap<i64, LampFaults> = HashMap::new();
     for latest in store.latest_readings()? {
@@ -99,6 +105,7 @@ pub fn load(
         circuit_lamps,
         open_groups,
         sweep_from,
+        energy: Ledger::new(meter),
     })
 }
 

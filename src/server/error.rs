@@ -51,6 +51,7 @@ fn store_status(error: StoreError) -> Status {
             tracing::error!(%detail, "database error");
             Status::internal("database error; see the server log")
         }
+        StoreError::Invalid(error) => Status::invalid_argument(error.to_string()),
         StoreError::Closed => Status::unavailable("the server is shutting down; retry shortly"),
     }
 }

@@ -3,6 +3,7 @@
 
 mod assets;
 mod basestations;
+mod billing;
 mod catalog;
 mod context;
 mod engine;
@@ -11,6 +12,7 @@ mod faults;
 mod inventory;
 mod lamps;
 mod paging;
+mod settlement;
 mod status;
 mod telecells;
 mod telemetry;
@@ -31,6 +33,7 @@ use crate::proto;
 use crate::store::Store;
 
 pub use context::Context;
+pub use settlement::BillingConfig;
 
 /// The offline sweep and retention, until shutdown.
 async fn housekeeping(context: Context, engine: engine::Engine, config: ServerConfig) {
@@ -57,14 +60,25 @@ async fn housekeeping(context: Context, engine: engine::Engine, config: ServerCo
                 now - config.readings_retention,
                 now - config.event_log_retention,
             );
+            let slots = config
+                .billing
+                .calendar()
+                .date_of(now - config.energy_slots_retention);
             let pruned = context
-                .blocking(move |s| Ok((s.prune_readings(readings)?, s.prune_fault_log(events)?)))
+                .blocking(move |s| {
+                    Ok((
+                        s.prune_readings(readings)?,
+                        s.prune_fault_log(events)?,
+                        s.prune_energy_slots(slots)?,
+                    ))
+                })
                 .await;
             match pruned {
-                Ok((readings, events)) => tracing::info!(
+                Ok((readings, events, slot_days)) => tracing::info!(
                     readings,
                     events,
-                    "retention: old readings and events removed"
+                    slot_days,
+                    "retention: old readings, events and half-hour detail removed"
                 ),
                 Err(e) => tracing::error!(error = %e, "retention pruning failed"),
             }
@@ -114,6 +128,9 @@ pub struct ServerConfig {
     /// restarted server must not raise an offline fault for every lamp it did not hear from
     /// while it was down).
     pub startup_grace: chrono::Duration,
+    pub billing: BillingConfig,
+    /// Half-hour detail of settled days is kept this long; day and month totals always.
+    pub energy_slots_retention: chrono::Duration,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +142,8 @@ impl Default for ServerConfig {
             readings_retention: chrono::Duration::hours(48),
             event_log_retention: chrono::Duration::days(7),
             startup_grace: chrono::Duration::minutes(60),
+            billing: BillingConfig::default(),
+            energy_slots_retention: chrono::Duration::days(100),
         }
     }
 }
@@ -146,13 +165,32 @@ pub async fn run(
     let engine_store = context.store.clone();
     let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
     let sweep_from = chrono::Utc::now() + config.startup_grace;
+    let billing_config = config.billing;
     let engine_state = tokio::task::spawn_blocking(move || {
-        engine::load(engine_store.as_ref(), thresholds, policy, sweep_from)
+        let mut state = engine::load(
+            engine_store.as_ref(),
+            thresholds,
+            policy,
+            sweep_from,
+            billing_config.meter,
+        )?;
+        let replayed = settlement::recover(engine_store.as_ref(), &mut state)?;
+        if replayed > 0 {
+            tracing::info!(replayed, "energy of readings not yet settled metered again");
+        }
+        Ok::<_, crate::store::StoreError>(state)
     })
     .await
     .map_err(|e| ServerError::Engine(e.to_string()))?
     .map_err(|e| ServerError::Engine(e.to_string()))?;
     let engine: engine::Engine = Arc::new(tokio::sync::Mutex::new(engine_state));
+    let (settled, settled_watch) = tokio::sync::watch::channel(0u64);
+    let settling = tokio::spawn(settlement::run(
+        context.clone(),
+        engine.clone(),
+        billing_config,
+        settled,
+    ));
     tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -177,6 +215,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<proto::faults_server::FaultsServer<faults::FaultService>>()
+        .await;
+    health
+        .set_serving::<proto::billing_server::BillingServer<billing::BillingService>>()
         .await;
 
     let reflection = || {
@@ -225,10 +266,22 @@ pub async fn run(
         .add_service(proto::faults_server::FaultsServer::new(
             faults::FaultService(context.clone()),
         ))
+        .add_service(proto::billing_server::BillingServer::new(
+            billing::BillingService {
+                context: context.clone(),
+                config: billing_config,
+                settled: settled_watch,
+            },
+        ))
         .add_service(proto::catalog_server::CatalogServer::new(
-            catalog::CatalogService(context),
+            catalog::CatalogService(context.clone()),
         ))
         .serve_with_incoming_shutdown(incoming(listener), signal)
         .await?;
+    // The last settlement, after ingest has stopped, so a clean stop leaves nothing to replay.
+    context.shutdown.cancel();
+    if let Err(e) = settling.await {
+        tracing::error!(error = %e, "the settlement task failed");
+    }
     Ok(())
 }

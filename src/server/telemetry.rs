@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
 use super::engine::Engine;
+use super::settlement::Ledger;
 use crate::domain::faults::tracker::{LampFaults, Skipped};
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::proto::{self, telemetry_server::Telemetry};
@@ -81,6 +82,7 @@ impl TelemetryService {
         let state = &mut *engine;
         let mut batch = TelemetryBatch::default();
         let mut before: HashMap<i64, LampFaults> = HashMap::new();
+        let mut energy = Ledger::new(*state.energy.meter());
         for (index, uuid, lamp_id, reading) in valid {
             let Some(lamps) = known.get(&uuid) else {
                 reject(
@@ -108,10 +110,14 @@ impl TelemetryService {
                 state.contexts.insert(lamp.lamp_id, *lamp);
                 let faults = state.lamps.entry(lamp.lamp_id).or_default();
                 before.entry(lamp.lamp_id).or_insert_with(|| faults.clone());
+                let previous = faults.last_reading;
                 let latest =
                     match faults.observe(&reading, &lamp.profile, &state.thresholds, &state.policy)
                     {
                         Ok(changes) => {
+                            if let Some(previous) = &previous {
+                                energy.record(lamp, previous, &reading);
+                            }
                             batch
                                 .changes
                                 .extend(changes.into_iter().map(|change| EngineChange {
@@ -149,6 +155,7 @@ impl TelemetryService {
             Ok(outcome) => {
                 ack.stored += outcome.stored;
                 ack.duplicates += outcome.duplicates;
+                state.energy.absorb(energy);
                 for lamp_id in updated {
                     // Nobody watching is fine.
                     let _ = self.context.lamp_updates.send(lamp_id);

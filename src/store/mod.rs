@@ -3,9 +3,11 @@
 
 pub mod sqlite;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::broadcast;
 
+use crate::domain::billing::calendar::{AsOf, Calendar};
+use crate::domain::billing::{DayTotals, NewTariff, SlotEnergy, SlotShare, Tariff, TariffBook};
 use crate::domain::estate::Estate;
 use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
@@ -130,6 +132,60 @@ pub enum StoreError {
     Database(String),
     #[error("the database is closed")]
     Closed,
+    #[error(transparent)]
+    Invalid(#[from] crate::domain::ValidationError),
+}
+
+/// Energy for one lamp on one settlement day, not yet stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LampDayEnergy {
+    pub lamp_id: i64,
+    /// The lamp's zone, used when its day is first stored.
+    pub zone_id: Option<i64>,
+    pub wattage_w: u32,
+    pub location: Option<crate::domain::geo::GeoPoint>,
+    pub date: NaiveDate,
+    pub shares: Vec<SlotShare>,
+}
+
+/// Energy settled since the last settlement, and how far each lamp has been settled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnergySettlement {
+    pub days: Vec<LampDayEnergy>,
+    pub cursors: Vec<(i64, DateTime<Utc>)>,
+}
+
+/// How totals are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotalsGroup {
+    Zone,
+    Day,
+    Month,
+    Lamp,
+    /// Everything in one row.
+    All,
+}
+
+/// Totals over `[from, to]` (settlement days, inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotalsQuery {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub group: TotalsGroup,
+    pub zone_id: Option<i64>,
+    /// Lamp rows returned (biggest consumers first).
+    pub limit: usize,
+}
+
+/// One group's totals as stored, before savings and labels.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TotalsRow {
+    /// Zone id, lamp id, `YYYY-MM-DD` or `YYYY-MM`, by the grouping.
+    pub key: String,
+    pub totals: DayTotals,
+    pub lamps: u32,
+    pub lamps_missing: u32,
+    pub missing_slots: i64,
 }
 
 /// Which records a scan returns, in ascending id order, starting after a cursor.
@@ -293,6 +349,42 @@ pub trait Store: Send + Sync + 'static {
     fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     fn counts(&self) -> StoreResult<EstateCounts>;
+
+    /// Adds settled energy to the lamp-days and their rollups, in one commit.
+    fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()>;
+    /// Gives every lamp without a row on `date` an empty one (all slots missing), so a lamp
+    /// that said nothing all day is counted as missing, not left out.
+    fn close_energy_day(
+        &self,
+        calendar: Calendar,
+        date: NaiveDate,
+        lamps: Vec<LampDayEnergy>,
+    ) -> StoreResult<u64>;
+    fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>>;
+    /// Drops the half-hour detail of days before `before`; their totals stay.
+    fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64>;
+    /// Each lamp's readings from an instant on (that instant included), oldest first.
+    fn readings_from(
+        &self,
+        lamps: &[(i64, DateTime<Utc>)],
+    ) -> StoreResult<Vec<(i64, Vec<Reading>)>>;
+    /// Totals, with lamps judged missing data against the slots due by `as_of`.
+    fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>>;
+    /// A lamp's slots and zone on one day, if it has been settled.
+    fn lamp_energy(
+        &self,
+        lamp_id: i64,
+        date: NaiveDate,
+    ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>>;
+    fn tariffs(&self) -> StoreResult<TariffBook>;
+    /// Creates (`id` None) or replaces a tariff, refusing overlapping validity, and prices
+    /// again the energy already settled in the days it covers.
+    fn set_tariff(
+        &self,
+        calendar: Calendar,
+        id: Option<i64>,
+        terms: NewTariff,
+    ) -> StoreResult<Tariff>;
     /// Loads a generated estate into an empty database (`NotEmpty` otherwise).
     fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts>;
     /// Removes every record, leaving an empty schema.

@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use singularity::domain::estate::{City, EstateSpec, generate};
 use singularity::store::Store;
 use singularity::store::sqlite::SqliteStore;
@@ -119,4 +120,48 @@ impl TestServer {
         }
         self.task.take().unwrap()
     }
+}
+
+/// (lamp id, its telecell's uuid) for lamps that are alone on their telecell.
+pub async fn lamps_with_telecells(server: &TestServer, count: usize) -> Vec<(i64, String)> {
+    let mut lamps = singularity::proto::lamps_client::LampsClient::new(server.channel.clone());
+    let mut stream = lamps
+        .list(singularity::proto::ListOptions::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut all = Vec::new();
+    while let Some(page) = stream.next().await {
+        all.extend(page.unwrap().items);
+    }
+    let mut telecells =
+        singularity::proto::telecells_client::TelecellsClient::new(server.channel.clone());
+    let mut found = Vec::new();
+    for lamp in all {
+        let telecell = telecells
+            .get(singularity::proto::IdRequest {
+                id: lamp.telecell_id,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if telecell.lamp_ids.len() == 1 {
+            found.push((lamp.id, telecell.uuid));
+            if found.len() == count {
+                break;
+            }
+        }
+    }
+    found
+}
+
+pub async fn send(
+    server: &TestServer,
+    reports: Vec<singularity::proto::TelecellReport>,
+) -> singularity::proto::ReportAck {
+    singularity::proto::telemetry_client::TelemetryClient::new(server.channel.clone())
+        .report(futures::stream::iter(reports))
+        .await
+        .unwrap()
+        .into_inner()
 }

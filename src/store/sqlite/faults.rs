@@ -544,6 +544,29 @@ impl SqliteStore {
         })
     }
 
+    pub(super) fn readings_from_impl(
+        &self,
+        lamps: &[(i64, DateTime<Utc>)],
+    ) -> StoreResult<Vec<(i64, Vec<Reading>)>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "SELECT {READING_COLUMNS} FROM readings WHERE lamp_id = ?1 AND at >= ?2 ORDER BY at"
+                ))
+                .map_err(db_error)?;
+            let mut found = Vec::with_capacity(lamps.len());
+            for (lamp_id, from) in lamps {
+                let readings = statement
+                    .query_map(params![lamp_id, millis(*from)], |row| reading_from_row(row, 0))
+                    .map_err(db_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_error)?;
+                found.push((*lamp_id, readings));
+            }
+            Ok(found)
+        })
+    }
+
     pub(super) fn lamp_status_impl(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
         self.read(|c| {
             c.prepare_cached(&format!(

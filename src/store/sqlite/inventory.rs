@@ -13,14 +13,17 @@ use crate::domain::inventory::{
     LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Record, Telecell,
     TelecellPatch, User, UserPatch, Zone,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::broadcast;
+
+use crate::domain::billing::calendar::{AsOf, Calendar};
+use crate::domain::billing::{NewTariff, SlotEnergy, Tariff, TariffBook};
 
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::store::{
-    EstateCounts, FaultAction, LatestReading, OpenedCount, RecordOutcome, Scan, Store, StoreError,
-    StoreResult, TelemetryBatch,
+    EnergySettlement, EstateCounts, FaultAction, LampDayEnergy, LatestReading, OpenedCount,
+    RecordOutcome, Scan, Store, StoreError, StoreResult, TelemetryBatch, TotalsQuery, TotalsRow,
 };
 
 impl Store for SqliteStore {
@@ -526,6 +529,59 @@ impl Store for SqliteStore {
         self.read(counts)
     }
 
+    fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()> {
+        self.record_energy_impl(calendar, settlement)
+    }
+
+    fn close_energy_day(
+        &self,
+        calendar: Calendar,
+        date: NaiveDate,
+        lamps: Vec<LampDayEnergy>,
+    ) -> StoreResult<u64> {
+        self.close_energy_day_impl(calendar, date, lamps)
+    }
+
+    fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64> {
+        self.prune_energy_slots_impl(before)
+    }
+
+    fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
+        self.energy_cursors_impl()
+    }
+
+    fn readings_from(
+        &self,
+        lamps: &[(i64, DateTime<Utc>)],
+    ) -> StoreResult<Vec<(i64, Vec<Reading>)>> {
+        self.readings_from_impl(lamps)
+    }
+
+    fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+        self.energy_totals_impl(query, as_of)
+    }
+
+    fn lamp_energy(
+        &self,
+        lamp_id: i64,
+        date: NaiveDate,
+    ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>> {
+        self.lamp_energy_impl(lamp_id, date)
+    }
+
+    fn tariffs(&self) -> StoreResult<TariffBook> {
+        self.tariffs_impl()
+    }
+
+    fn set_tariff(
+        &self,
+        calendar: Calendar,
+        id: Option<i64>,
+        terms: NewTariff,
+    ) -> StoreResult<Tariff> {
+        self.set_tariff_impl(calendar, id, terms)
+    }
+
     fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts> {
         let estate = estate.clone();
         self.write_touching(move |c| {
@@ -617,6 +673,7 @@ fn table_of(kind: EntityKind) -> &'static str {
         EntityKind::Circuit => "circuits",
         EntityKind::LampType => "lamp_types",
         EntityKind::Fault => "faults",
+        EntityKind::Tariff => "tariffs",
     }
 }
 

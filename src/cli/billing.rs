@@ -1,0 +1,441 @@
+//! `singularity client billing ...`: totals for a day, a month or any range as a table, JSON
+//! or CSV; one lamp's half-hours; live totals; tariffs.
+
+use chrono::{Datelike, NaiveDate};
+use clap::{Subcommand, ValueEnum};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use super::client::Failure;
+use super::output::{Fields, print_many, print_one};
+use crate::domain::billing::calendar::month_bounds;
+use crate::proto::{self, billing_client::BillingClient};
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Energy, cost and savings: --month 2026-11 --by zone (default: month to date).
+    Totals {
+        #[command(flatten)]
+        period: Period,
+        /// Group rows by zone, day, month or lamp (the biggest consumers first).
+        #[arg(long = "by", value_enum, default_value_t = By::Zone)]
+        by: By,
+        /// Only this zone (id, from `client zones`).
+        #[arg(long)]
+        zone: Option<i64>,
+        /// Lamp rows to list with --by lamp.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print CSV (integer Wh and milli-pence) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
+    /// One lamp's half-hour slots on a day.
+    Lamp {
+        id: i64,
+        /// YYYY-MM-DD; today when omitted.
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
+        tz: String,
+    },
+    /// Today's and month-to-date totals, printed after each settlement.
+    Watch {
+        #[arg(long)]
+        zone: Option<i64>,
+    },
+    /// Every tariff.
+    Tariffs,
+    /// Create a tariff, or replace one with --id: --band night=00:30@12.5 --band day=07:30@28.
+    SetTariff {
+        #[arg(long)]
+        id: Option<i64>,
+        #[arg(long)]
+        name: String,
+        /// The zone whose local time the bands and dates are in.
+        #[arg(long, default_value = "Europe/London")]
+        time_zone: String,
+        #[arg(long)]
+        valid_from: String,
+        /// Last day (inclusive); open-ended when omitted.
+        #[arg(long)]
+        valid_to: Option<String>,
+        /// NAME=HH:MM@PENCE_PER_KWH; a band lasts until the next starts.
+        #[arg(long = "band", value_parser = parse_band, required = true)]
+        bands: Vec<proto::TariffBand>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    Zone,
+    Day,
+    Month,
+    Lamp,
+}
+
+#[derive(Debug, clap::Args)]
+#[group(multiple = false)]
+pub struct Period {
+    /// Today only.
+    #[arg(long)]
+    today: bool,
+    /// A calendar month, YYYY-MM (up to today if it is this month).
+    #[arg(long)]
+    month: Option<String>,
+    /// The previous calendar month.
+    #[arg(long)]
+    last_month: bool,
+    /// First day, YYYY-MM-DD (with --to).
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// The settlement time zone, for what "today" is.
+    #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
+    tz: String,
+}
+
+impl Period {
+    fn range(&self) -> Result<(String, String), Failure> {
+        let zone: chrono_tz::Tz = self
+            .tz
+            .parse()
+            .map_err(|_| Failure::Usage(format!("--tz {:?} is not an IANA time zone", self.tz)))?;
+        let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+        let clip =
+            |(from, to): (NaiveDate, NaiveDate)| (from.to_string(), to.min(today).to_string());
+        if let (Some(from), Some(to)) = (&self.from, &self.to) {
+            return Ok((from.clone(), to.clone()));
+        }
+        if self.today {
+            return Ok(clip((today, today)));
+        }
+        if self.last_month {
+            let (first, _) = month_bounds(today);
+            let previous = first.pred_opt().unwrap_or(first);
+            return Ok(clip(month_bounds(previous)));
+        }
+        if let Some(month) = &self.month {
+            let first =
+                NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").map_err(|_| {
+                    Failure::Usage(format!("--month {month:?} is not a month like 2026-11"))
+                })?;
+            return Ok(clip(month_bounds(first)));
+        }
+        Ok(clip((today.with_day(1).unwrap_or(today), today)))
+    }
+}
+
+pub fn group_by(by: By) -> proto::GroupBy {
+    match by {
+        By::Zone => proto::GroupBy::Zone,
+        By::Day => proto::GroupBy::Day,
+        By::Month => proto::GroupBy::Month,
+        By::Lamp => proto::GroupBy::Lamp,
+    }
+}
+
+fn parse_band(text: &str) -> Result<proto::TariffBand, String> {
+    let usage = || format!("{text:?} is not NAME=HH:MM@PENCE, e.g. night=00:30@12.5");
+    let (name, rest) = text.split_once('=').ok_or_else(usage)?;
+    let (starts_at, price) = rest.split_once('@').ok_or_else(usage)?;
+    let pence: f64 = price.parse().map_err(|_| usage())?;
+    if !(0.0..=10_000.0).contains(&pence) {
+        return Err(format!("{pence} p/kWh is out of range (0 to 10000)"));
+    }
+    Ok(proto::TariffBand {
+        name: name.to_owned(),
+        starts_at: starts_at.to_owned(),
+        price_millipence_per_kwh: (pence * 1000.0).round() as u32,
+    })
+}
+
+/// Pounds from milli-pence, to the penny: -1234567 mp is "-£12.35".
+pub fn pounds(millipence: i64) -> String {
+    let pence = (millipence.abs() + 500) / 1000;
+    let sign = if millipence < 0 { "-" } else { "" };
+    format!("{sign}£{}.{:02}", pence / 100, pence % 100)
+}
+
+/// Kilowatt-hours from watt-hours, one decimal.
+pub fn kwh(wh: i64) -> String {
+    format!("{:.1}", wh as f64 / 1000.0)
+}
+
+/// A totals row for people: kWh, pounds, and savings as a share of the baseline.
+struct Readable<'a>(&'a proto::TotalsRow);
+
+impl Fields for Readable<'_> {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let r = self.0;
+        let saved = if r.baseline_wh > 0 {
+            format!("{:.0}%", r.savings_wh as f64 * 100.0 / r.baseline_wh as f64)
+        } else {
+            "-".to_owned()
+        };
+        vec![
+            ("group", json!(r.key)),
+            ("kwh", json!(kwh(r.energy_wh))),
+            ("cost", json!(pounds(r.cost_millipence))),
+            ("lamps", json!(r.lamps)),
+            ("missing", json!(r.lamps_missing)),
+            ("baseline_kwh", json!(kwh(r.baseline_wh))),
+            ("saved_kwh", json!(kwh(r.savings_wh))),
+            ("saved", json!(pounds(r.savings_millipence))),
+            ("saved_pct", json!(saved)),
+        ]
+    }
+}
+
+impl Fields for proto::TotalsRow {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("key", json!(self.key)),
+            ("zone_id", json!(self.zone_id)),
+            ("lamp_id", json!(self.lamp_id)),
+            ("energy_wh", json!(self.energy_wh)),
+            ("cost_millipence", json!(self.cost_millipence)),
+            ("lamps", json!(self.lamps)),
+            ("lamps_missing", json!(self.lamps_missing)),
+            ("missing_slots", json!(self.missing_slots)),
+            ("baseline_wh", json!(self.baseline_wh)),
+            (
+                "baseline_cost_millipence",
+                json!(self.baseline_cost_millipence),
+            ),
+            ("savings_wh", json!(self.savings_wh)),
+            ("savings_millipence", json!(self.savings_millipence)),
+            ("unpriced_wh", json!(self.unpriced_wh)),
+        ]
+    }
+}
+
+impl Fields for proto::EnergySlot {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let start = self
+            .start
+            .as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        vec![
+            ("slot", json!(self.index)),
+            ("start", json!(start)),
+            ("energy_wh", json!(self.energy_wh)),
+            ("covered_s", json!(self.covered_seconds)),
+            ("missing", json!(self.missing)),
+            ("cost_millipence", json!(self.cost_millipence)),
+            ("baseline_wh", json!(self.baseline_wh)),
+        ]
+    }
+}
+
+impl Fields for proto::Tariff {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let bands: Vec<String> = self
+            .bands
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}={}@{}",
+                    b.name,
+                    b.starts_at,
+                    b.price_millipence_per_kwh as f64 / 1000.0
+                )
+            })
+            .collect();
+        vec![
+            ("id", json!(self.id)),
+            ("name", json!(self.name)),
+            ("time_zone", json!(self.time_zone)),
+            ("valid_from", json!(self.valid_from)),
+            ("valid_to", json!(self.valid_to)),
+            ("bands", json!(bands)),
+        ]
+    }
+}
+
+fn print_csv(rows: &[proto::TotalsRow]) {
+    let header: Vec<&str> = proto::TotalsRow::default()
+        .fields()
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    println!("{}", header.join(","));
+    for row in rows {
+        let cells: Vec<String> = row
+            .fields()
+            .into_iter()
+            .map(|(_, value)| match value {
+                Value::String(text) if text.contains([',', '"', '\n']) => {
+                    format!("\"{}\"", text.replace('"', "\"\""))
+                }
+                Value::String(text) => text,
+                other => other.to_string(),
+            })
+            .collect();
+        println!("{}", cells.join(","));
+    }
+}
+
+fn print_totals(totals: &proto::Totals, json_out: bool, csv: bool) {
+    let mut rows = totals.rows.clone();
+    rows.extend(totals.total.clone());
+    if csv {
+        print_csv(&rows);
+    } else if json_out {
+        print_many(&rows, true);
+    } else {
+        println!(
+            "{} to {} ({}), {} half-hours due per lamp",
+            totals.from, totals.to, totals.time_zone, totals.expected_slots
+        );
+        let readable: Vec<Readable<'_>> = rows.iter().map(Readable).collect();
+        print_many(&readable, false);
+        if totals.rows_omitted > 0 {
+            println!(
+                "({} more lamps not listed; they are in the total)",
+                totals.rows_omitted
+            );
+        }
+    }
+}
+
+pub async fn run(channel: Channel, command: BillingCommand, json_out: bool) -> Result<(), Failure> {
+    let mut client = BillingClient::new(channel);
+    match command {
+        BillingCommand::Totals {
+            period,
+            by,
+            zone,
+            limit,
+            csv,
+        } => {
+            let (from, to) = period.range()?;
+            let group_by = group_by(by);
+            let totals = client
+                .get_totals(proto::GetTotalsRequest {
+                    from,
+                    to,
+                    group_by: group_by as i32,
+                    zone_id: zone.unwrap_or_default(),
+                    limit,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            print_totals(&totals, json_out, csv);
+        }
+        BillingCommand::Lamp { id, date, tz } => {
+            let date = match date {
+                Some(date) => date,
+                None => {
+                    let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
+                        Failure::Usage(format!("--tz {tz:?} is not an IANA time zone"))
+                    })?;
+                    chrono::Utc::now()
+                        .with_timezone(&zone)
+                        .date_naive()
+                        .to_string()
+                }
+            };
+            let energy = client
+                .get_lamp_energy(proto::GetLampEnergyRequest { lamp_id: id, date })
+                .await?
+                .into_inner();
+            print_many(&energy.slots, json_out);
+            if let Some(total) = &energy.total {
+                if json_out {
+                    print_one(total, true);
+                } else {
+                    println!();
+                    print_one(&Readable(total), false);
+                }
+            }
+        }
+        BillingCommand::Watch { zone } => {
+            let mut stream = client
+                .watch_totals(proto::WatchTotalsRequest {
+                    zone_id: zone.unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            while let Some(update) = stream.next().await {
+                let update = update?;
+                for (label, totals) in [
+                    ("today", &update.today),
+                    ("month to date", &update.month_to_date),
+                ] {
+                    if let Some(total) = totals.as_ref().and_then(|t| t.total.as_ref()) {
+                        if json_out {
+                            print_one(total, true);
+                        } else {
+                            println!(
+                                "{label:<14} {:>10} kWh {:>12}  saved {:>10}  lamps {} ({} missing data)",
+                                kwh(total.energy_wh),
+                                pounds(total.cost_millipence),
+                                pounds(total.savings_millipence),
+                                total.lamps,
+                                total.lamps_missing
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        BillingCommand::Tariffs => {
+            let reply = client
+                .list_tariffs(proto::ListTariffsRequest {})
+                .await?
+                .into_inner();
+            print_many(&reply.tariffs, json_out);
+        }
+        BillingCommand::SetTariff {
+            id,
+            name,
+            time_zone,
+            valid_from,
+            valid_to,
+            bands,
+        } => {
+            let tariff = client
+                .set_tariff(proto::SetTariffRequest {
+                    tariff: Some(proto::Tariff {
+                        id: id.unwrap_or_default(),
+                        name,
+                        time_zone,
+                        valid_from,
+                        valid_to: valid_to.unwrap_or_default(),
+                        bands,
+                    }),
+                })
+                .await?
+                .into_inner();
+            print_one(&tariff, json_out);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_and_energy_read_plainly() {
+        assert_eq!(pounds(1_234_567), "£12.35");
+        assert_eq!(pounds(-1_234_567), "-£12.35");
+        assert_eq!(pounds(0), "£0.00");
+        assert_eq!(kwh(12_345), "12.3");
+    }
+
+    #[test]
+    fn bands_parse_from_pence() {
+        let band = parse_band("night=00:30@12.345").unwrap();
+        assert_eq!(band.price_millipence_per_kwh, 12_345);
+        assert!(parse_band("night@00:30").is_err());
+    }
+}

@@ -1,0 +1,334 @@
+//! The `Billing` service: totals over any range of settlement days grouped by zone, day, month
+//! or lamp; live today and month-to-date totals after each settlement; one lamp's slots;
+//! and tariffs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::context::Context;
+use super::error::ServiceError;
+use super::paging::PageStream;
+use super::settlement::BillingConfig;
+use crate::domain::ValidationError;
+use crate::domain::billing::calendar::{AsOf, month_bounds};
+use crate::domain::billing::settle;
+use crate::domain::local_time;
+use crate::proto::{self, billing_server::Billing};
+use crate::store::{TotalsGroup, TotalsQuery};
+use crate::wire::{self, timestamp};
+use crate::wire_billing;
+
+pub struct BillingService {
+    pub context: Context,
+    pub config: BillingConfig,
+    /// Counts settlements; watchers wake on each.
+    pub settled: watch::Receiver<u64>,
+}
+
+/// The longest range one request may total.
+const MAX_DAYS: i64 = 800;
+const DEFAULT_LAMP_ROWS: u32 = 100;
+const MAX_LAMP_ROWS: u32 = 1_000;
+/// The fastest a watcher is updated, whatever it asks for.
+const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+#[tonic::async_trait]
+impl Billing for BillingService {
+    type WatchTotalsStream = PageStream<proto::LiveTotals>;
+
+    async fn get_totals(
+        &self,
+        request: Request<proto::GetTotalsRequest>,
+    ) -> Result<Response<proto::Totals>, Status> {
+        let r = request.into_inner();
+        let today = self.today();
+        let from = local_time::date("from", &r.from)?;
+        let to = local_time::date("to", &r.to)?;
+        if to < from {
+            return Err(ValidationError::new("to", format!("{to} is before from ({from})")).into());
+        }
+        if to > today {
+            return Err(ValidationError::new(
+                "to",
+                format!(
+                    "{to} has not begun in {} (today is {today})",
+                    self.config.calendar().zone()
+                ),
+            )
+            .into());
+        }
+        if (to - from).num_days() >= MAX_DAYS {
+            return Err(ValidationError::new(
+                "from",
+                format!("ask for at most {MAX_DAYS} days at a time"),
+            )
+            .into());
+        }
+        let zone = self.config.calendar().zone();
+        if !r.time_zone.is_empty() && r.time_zone != zone.name() {
+            local_time::time_zone("time_zone", &r.time_zone)?;
+            return Err(ValidationError::new(
+                "time_zone",
+                format!("energy is settled in {zone} days; ask in {zone} or leave time_zone empty"),
+            )
+            .into());
+        }
+        let query = TotalsQuery {
+            from,
+            to,
+            group: wire_billing::group_field("group_by", r.group_by)?,
+            zone_id: self.zone_filter("zone_id", r.zone_id).await?,
+            limit: lamp_rows("limit", r.limit)?,
+        };
+        Ok(Response::new(
+            totals(&self.context, self.as_of(), query).await?,
+        ))
+    }
+
+    async fn watch_totals(
+        &self,
+        request: Request<proto::WatchTotalsRequest>,
+    ) -> Result<Response<Self::WatchTotalsStream>, Status> {
+        let r = request.into_inner();
+        let group = wire_billing::group_field("group_by", r.group_by)?;
+        let zone_id = self.zone_filter("zone_id", r.zone_id).await?;
+        let limit = lamp_rows("limit", r.limit)?;
+        let interval = Duration::from_millis(u64::from(r.min_interval_ms)).max(MIN_WATCH_INTERVAL);
+        let (sender, receiver) = mpsc::channel(2);
+        let (context, config, mut settled) =
+            (self.context.clone(), self.config, self.settled.clone());
+        tokio::spawn(async move {
+            loop {
+                let seq = *settled.borrow_and_update();
+                let as_of = AsOf {
+                    calendar: config.calendar(),
+                    now: Utc::now(),
+                    grace: config.meter.max_gap,
+                };
+                let today = as_of.calendar.date_of(as_of.now);
+                let (month_start, _) = month_bounds(today);
+                let query = |from: NaiveDate| TotalsQuery {
+                    from,
+                    to: today,
+                    group,
+                    zone_id,
+                    limit,
+                };
+                let update = async {
+                    Ok::<_, ServiceError>(proto::LiveTotals {
+                        today: Some(totals(&context, as_of, query(today)).await?),
+                        month_to_date: Some(totals(&context, as_of, query(month_start)).await?),
+                        settlement: seq,
+                    })
+                }
+                .await
+                .map_err(Status::from);
+                let failed = update.is_err();
+                if sender.send(update).await.is_err() || failed {
+                    return;
+                }
+                tokio::time::sleep(interval).await;
+                tokio::select! {
+                    () = context.shutdown.cancelled() => {
+                        let _ = sender.send(Err(Status::unavailable("the server is shutting down; watch again to resume"))).await;
+                        return;
+                    }
+                    changed = settled.changed() => if changed.is_err() { return },
+                    () = sender.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn get_lamp_energy(
+        &self,
+        request: Request<proto::GetLampEnergyRequest>,
+    ) -> Result<Response<proto::LampEnergy>, Status> {
+        let r = request.into_inner();
+        let lamp_id = wire::id("lamp_id", r.lamp_id)?;
+        let date = local_time::date("date", &r.date)?;
+        let lamp = self.context.lookup(|s| s.lamp(lamp_id))?;
+        let (stored, book) = self
+            .context
+            .blocking(move |s| Ok((s.lamp_energy(lamp_id, date)?, s.tariffs()?)))
+            .await?;
+        let calendar = self.config.calendar();
+        let as_of = self.as_of();
+        let due = as_of.expected(date, date) as usize;
+        let (zone_id, slots) = match stored {
+            Some((zone, slots)) => (zone, slots),
+            None => (
+                lamp.zone_id.unwrap_or(0),
+                vec![settle::SlotEnergy::default(); calendar.slots_in(date)],
+            ),
+        };
+        let prices: Vec<_> = (0..slots.len())
+            .map(|i| book.slot_price(calendar.slot_start(date, i)))
+            .collect();
+        let totals = settle::settle(&slots, &prices);
+        let slot_rows = slots
+            .iter()
+            .zip(&prices)
+            .enumerate()
+            .map(|(index, (slot, price))| proto::EnergySlot {
+                index: index as u32,
+                start: Some(timestamp(calendar.slot_start(date, index))),
+                energy_wh: slot.wh(),
+                covered_seconds: u32::from(slot.covered_s),
+                missing: index < due && !slot.is_complete(),
+                cost_millipence: settle::settle(
+                    std::slice::from_ref(slot),
+                    std::slice::from_ref(price),
+                )
+                .cost_mp,
+                baseline_wh: i64::from(slot.baseline_wh),
+            })
+            .collect();
+        let missing = slots.iter().take(due).filter(|s| !s.is_complete()).count() as i64;
+        let row = crate::store::TotalsRow {
+            key: lamp_id.to_string(),
+            totals,
+            lamps: 1,
+            lamps_missing: u32::from(missing > 0),
+            missing_slots: missing,
+        };
+        Ok(Response::new(proto::LampEnergy {
+            lamp_id,
+            date: date.to_string(),
+            zone_id,
+            slots: slot_rows,
+            total: Some(wire_billing::totals_row(
+                &row,
+                lamp_id.to_string(),
+                zone_id,
+                lamp_id,
+            )),
+        }))
+    }
+
+    async fn list_tariffs(
+        &self,
+        _request: Request<proto::ListTariffsRequest>,
+    ) -> Result<Response<proto::ListTariffsResponse>, Status> {
+        let book = self.context.blocking(|s| s.tariffs()).await?;
+        Ok(Response::new(proto::ListTariffsResponse {
+            tariffs: book.tariffs.iter().map(wire_billing::tariff).collect(),
+        }))
+    }
+
+    async fn set_tariff(
+        &self,
+        request: Request<proto::SetTariffRequest>,
+    ) -> Result<Response<proto::Tariff>, Status> {
+        let (id, terms) = wire_billing::set_tariff(request.get_ref())?;
+        let calendar = self.config.calendar();
+        let tariff = self
+            .context
+            .blocking(move |s| s.set_tariff(calendar, id, terms))
+            .await?;
+        Ok(Response::new(wire_billing::tariff(&tariff)))
+    }
+}
+
+impl BillingService {
+    fn as_of(&self) -> AsOf {
+        AsOf {
+            calendar: self.config.calendar(),
+            now: Utc::now(),
+            grace: self.config.meter.max_gap,
+        }
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.config.calendar().date_of(Utc::now())
+    }
+
+    /// A zone to filter by, which must exist (0: every zone).
+    async fn zone_filter(&self, field: &str, zone_id: i64) -> Result<Option<i64>, Status> {
+        match zone_id {
+            0 => Ok(None),
+            id if id < 0 => {
+                Err(ValidationError::new(field, "a zone id is positive (0: every zone)").into())
+            }
+            id => {
+                let zones = self.context.blocking(|s| s.zones()).await?;
+                if zones.iter().any(|z| z.id == id) {
+                    Ok(Some(id))
+                } else {
+                    Err(Status::not_found(format!("{field}: zone {id} not found")))
+                }
+            }
+        }
+    }
+}
+
+fn lamp_rows(field: &str, limit: u32) -> Result<usize, ValidationError> {
+    match limit {
+        0 => Ok(DEFAULT_LAMP_ROWS as usize),
+        n if n <= MAX_LAMP_ROWS => Ok(n as usize),
+        n => Err(ValidationError::new(
+            field,
+            format!("{n} rows is more than {MAX_LAMP_ROWS}"),
+        )),
+    }
+}
+
+/// Totals for a query, with the grand total, labels and savings.
+async fn totals(
+    context: &Context,
+    as_of: AsOf,
+    query: TotalsQuery,
+) -> Result<proto::Totals, ServiceError> {
+    let (rows, total, zones) = context
+        .blocking(move |s| {
+            let rows = s.energy_totals(&query, as_of)?;
+            let all = TotalsQuery {
+                group: TotalsGroup::All,
+                ..query
+            };
+            let total = s.energy_totals(&all, as_of)?;
+            Ok((rows, total, s.zones()?))
+        })
+        .await?;
+    let names: HashMap<i64, String> = zones.into_iter().map(|z| (z.id, z.name)).collect();
+    let total = total.into_iter().next().unwrap_or_default();
+    let listed = rows.len() as u32;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let id: i64 = row.key.parse().unwrap_or(0);
+            match query.group {
+                TotalsGroup::Zone => {
+                    let label = names
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(|| "(no zone)".to_owned());
+                    wire_billing::totals_row(row, label, id, 0)
+                }
+                TotalsGroup::Lamp => wire_billing::totals_row(row, row.key.clone(), 0, id),
+                _ => wire_billing::totals_row(row, row.key.clone(), 0, 0),
+            }
+        })
+        .collect();
+    Ok(proto::Totals {
+        from: query.from.to_string(),
+        to: query.to.to_string(),
+        time_zone: as_of.calendar.zone().name().to_owned(),
+        group_by: wire_billing::group(query.group) as i32,
+        rows,
+        total: Some(wire_billing::totals_row(&total, "total".into(), 0, 0)),
+        expected_slots: as_of.expected(query.from, query.to),
+        as_of: Some(timestamp(as_of.now)),
+        rows_omitted: if query.group == TotalsGroup::Lamp {
+            total.lamps.saturating_sub(listed)
+        } else {
+            0
+        },
+    })
+}

@@ -1,0 +1,876 @@
+//! Billing in SQLite: lamp-days with their packed slots, the month and zone-day rollups kept
+//! in step with every change by the difference it makes, tariffs, settlement cursors, and
+//! the totals queries that read the rollups (whole months never read the days).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::rows::millis;
+use super::{Effects, SqliteStore, db_error};
+use crate::domain::billing::calendar::{AsOf, Calendar, month_bounds, month_key};
+use crate::domain::billing::settle::{self, SlotEnergy};
+use crate::domain::billing::tariff::SlotPrice;
+use crate::domain::billing::{Band, DayTotals, NewTariff, Tariff, TariffBook};
+use crate::domain::inventory::EntityKind;
+use crate::store::{
+    EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup, TotalsQuery, TotalsRow,
+};
+
+/// Slot prices per day, worked out once per write and shared by every lamp.
+struct PriceCache<'a> {
+    calendar: Calendar,
+    book: &'a TariffBook,
+    days: HashMap<NaiveDate, Vec<SlotPrice>>,
+}
+
+impl<'a> PriceCache<'a> {
+    fn new(calendar: Calendar, book: &'a TariffBook) -> Self {
+        Self {
+            calendar,
+            book,
+            days: HashMap::new(),
+        }
+    }
+
+    fn slots_in_month(&self, date: NaiveDate) -> i64 {
+        let (first, last) = month_bounds(date);
+        self.calendar.expected_slots(
+            first,
+            last,
+            self.calendar.day(last).end,
+            chrono::Duration::zero(),
+        ) as i64
+    }
+
+    fn day(&mut self, date: NaiveDate) -> &[SlotPrice] {
+        let (calendar, book) = (self.calendar, self.book);
+        self.days.entry(date).or_insert_with(|| {
+            (0..calendar.slots_in(date))
+                .map(|index| book.slot_price(calendar.slot_start(date, index)))
+                .collect()
+        })
+    }
+}
+
+/// The zone id of the month row that counts lamps moved between zones.
+const MOVED_LAMPS: i64 = -1;
+
+/// A lamp-day as stored.
+struct DayRow {
+    zone_id: i64,
+    totals: DayTotals,
+    slots: Vec<SlotEnergy>,
+}
+
+fn day_text(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<DayRow>> {
+    c.prepare_cached(
+        "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots \
+         FROM energy_days WHERE day = ?1 AND lamp_id = ?2",
+    )
+    .map_err(db_error)?
+    .query_row(params![date, lamp_id], |row| {
+        Ok(DayRow {
+            zone_id: row.get(0)?,
+            totals: DayTotals {
+                wh: row.get(1)?,
+                cost_mp: row.get(2)?,
+                baseline_wh: row.get(3)?,
+                baseline_cost_mp: row.get(4)?,
+                covered_slots: row.get(5)?,
+                unpriced_wh: row.get(6)?,
+            },
+            slots: settle::decode(&row.get::<_, Vec<u8>>(7)?),
+        })
+    })
+    .optional()
+    .map_err(db_error)
+}
+
+/// Stores a lamp-day's new state and moves the rollups by the difference from the old one.
+fn save_day(
+    c: &Connection,
+    date: NaiveDate,
+    lamp_id: i64,
+    old: Option<&DayTotals>,
+    new: &DayRow,
+    slots_in_day: usize,
+    slots_in_month: i64,
+) -> StoreResult<()> {
+    let day = day_text(date);
+    let t = &new.totals;
+    c.prepare_cached(
+        "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (day, lamp_id) DO UPDATE SET wh = excluded.wh, cost_mp = excluded.cost_mp, \
+         baseline_wh = excluded.baseline_wh, baseline_cost_mp = excluded.baseline_cost_mp, \
+         covered = excluded.covered, unpriced_wh = excluded.unpriced_wh, slots = excluded.slots",
+    )
+    .map_err(db_error)?
+    .execute(params![
+        day,
+        lamp_id,
+        new.zone_id,
+        t.wh,
+        t.cost_mp,
+        t.baseline_wh,
+        t.baseline_cost_mp,
+        t.covered_slots,
+        t.unpriced_wh,
+        settle::encode(&new.slots)
+    ])
+    .map_err(db_error)?;
+
+    let zero = DayTotals::default();
+    let before = old.unwrap_or(&zero);
+    let full = |totals: &DayTotals| totals.covered_slots as usize >= slots_in_day;
+    let new_row = i64::from(old.is_none());
+    let full_change = i64::from(full(t)) - i64::from(old.is_some_and(full));
+    let d = (
+        t.wh - before.wh,
+        t.cost_mp - before.cost_mp,
+        t.baseline_wh - before.baseline_wh,
+        t.baseline_cost_mp - before.baseline_cost_mp,
+        i64::from(t.covered_slots) - i64::from(before.covered_slots),
+        t.unpriced_wh - before.unpriced_wh,
+    );
+    let month = month_key(date);
+    let month_row_created = c
+        .prepare_cached(
+            "INSERT OR IGNORE INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, \
+             baseline_cost_mp, covered, unpriced_wh) VALUES (?1, ?2, ?3, 0, 0, 0, 0, 0, 0)",
+        )
+        .map_err(db_error)?
+        .execute(params![month, new.zone_id, lamp_id])
+        .map_err(db_error)?
+        == 1;
+    let covered_after: i64 = c
+        .prepare_cached(
+            "UPDATE energy_months SET wh = wh + ?4, cost_mp = cost_mp + ?5, baseline_wh = baseline_wh + ?6, \
+             baseline_cost_mp = baseline_cost_mp + ?7, covered = covered + ?8, unpriced_wh = unpriced_wh + ?9 \
+             WHERE month = ?1 AND zone_id = ?2 AND lamp_id = ?3 RETURNING covered",
+        )
+        .map_err(db_error)?
+        .query_row(
+            params![month, new.zone_id, lamp_id, d.0, d.1, d.2, d.3, d.4, d.5],
+            |row| row.get(0),
+        )
+        .map_err(db_error)?;
+    let month_full = |covered: i64| covered >= slots_in_month;
+    let month_full_change =
+        i64::from(month_full(covered_after)) - i64::from(month_full(covered_after - d.4));
+    let mut zone_month = c
+        .prepare_cached(
+            "INSERT INTO energy_zone_months (month, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (month, zone_id) DO UPDATE SET wh = wh + excluded.wh, cost_mp = cost_mp + excluded.cost_mp, \
+             baseline_wh = baseline_wh + excluded.baseline_wh, baseline_cost_mp = baseline_cost_mp + excluded.baseline_cost_mp, \
+             covered = covered + excluded.covered, unpriced_wh = unpriced_wh + excluded.unpriced_wh, \
+             lamps = lamps + excluded.lamps, lamps_full = lamps_full + excluded.lamps_full",
+        )
+        .map_err(db_error)?;
+    zone_month
+        .execute(params![
+            month,
+            new.zone_id,
+            d.0,
+            d.1,
+            d.2,
+            d.3,
+            d.4,
+            d.5,
+            i64::from(month_row_created),
+            month_full_change
+        ])
+        .map_err(db_error)?;
+    if month_row_created {
+        let rows: i64 = c
+            .prepare_cached("SELECT count(*) FROM energy_months WHERE month = ?1 AND lamp_id = ?2")
+            .map_err(db_error)?
+            .query_row(params![month, lamp_id], |row| row.get(0))
+            .map_err(db_error)?;
+        if rows > 1 {
+            zone_month
+                .execute(params![month, MOVED_LAMPS, 0, 0, 0, 0, 0, 0, 1, 0])
+                .map_err(db_error)?;
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO energy_zone_days (day, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (day, zone_id) DO UPDATE SET wh = wh + excluded.wh, cost_mp = cost_mp + excluded.cost_mp, \
+         baseline_wh = baseline_wh + excluded.baseline_wh, baseline_cost_mp = baseline_cost_mp + excluded.baseline_cost_mp, \
+         covered = covered + excluded.covered, unpriced_wh = unpriced_wh + excluded.unpriced_wh, \
+         lamps = lamps + excluded.lamps, lamps_full = lamps_full + excluded.lamps_full",
+    )
+    .map_err(db_error)?
+    .execute(params![day, new.zone_id, d.0, d.1, d.2, d.3, d.4, d.5, new_row, full_change])
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn load_book(c: &Connection) -> StoreResult<TariffBook> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT id, name, time_zone, valid_from, valid_to, bands FROM tariffs ORDER BY valid_from",
+        )
+        .map_err(db_error)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(db_error)?;
+    let mut tariffs = Vec::new();
+    for row in rows {
+        let (id, name, zone, from, to, bands) = row.map_err(db_error)?;
+        let corrupt = |what: &str| StoreError::Database(format!("tariff {id} has a bad {what}"));
+        let bands: Vec<StoredBand> =
+            serde_json::from_str(&bands).map_err(|_| corrupt("band list"))?;
+        tariffs.push(Tariff {
+            id,
+            terms: NewTariff {
+                name,
+                time_zone: zone.parse().map_err(|_| corrupt("time zone"))?,
+                valid_from: from.parse().map_err(|_| corrupt("valid_from"))?,
+                valid_to: to
+                    .map(|t| t.parse().map_err(|_| corrupt("valid_to")))
+                    .transpose()?,
+                bands: bands
+                    .into_iter()
+                    .map(|b| {
+                        Ok(Band {
+                            name: b.name,
+                            starts_at: NaiveTime::parse_from_str(&b.starts_at, "%H:%M")
+                                .map_err(|_| corrupt("band start"))?,
+                            price_millipence_per_kwh: b.price_millipence_per_kwh,
+                        })
+                    })
+                    .collect::<StoreResult<_>>()?,
+            },
+        });
+    }
+    Ok(TariffBook { tariffs })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredBand {
+    name: String,
+    starts_at: String,
+    price_millipence_per_kwh: u32,
+}
+
+/// Settles one lamp-day afresh from its slots: merging new shares, or pricing again.
+fn resettle(
+    c: &Connection,
+    prices: &mut PriceCache<'_>,
+    date: NaiveDate,
+    lamp_id: i64,
+    old: Option<DayRow>,
+    fresh: impl FnOnce() -> DayRow,
+    change: impl FnOnce(&mut [SlotEnergy]),
+) -> StoreResult<()> {
+    let slots_in_day = prices.calendar.slots_in(date);
+    if old.as_ref().is_some_and(|row| row.slots.is_empty()) {
+        // The day's slots are past their retention: its totals stand as settled.
+        return Ok(());
+    }
+    let (old_totals, mut row) = match old {
+        Some(row) => (Some(row.totals), row),
+        None => (None, fresh()),
+    };
+    change(&mut row.slots);
+    row.totals = settle::settle(&row.slots, prices.day(date));
+    let slots_in_month = prices.slots_in_month(date);
+    save_day(
+        c,
+        date,
+        lamp_id,
+        old_totals.as_ref(),
+        &row,
+        slots_in_day,
+        slots_in_month,
+    )
+}
+
+fn fresh_day(calendar: Calendar, lamp: &LampDayEnergy) -> DayRow {
+    let baseline = settle::baseline(&calendar, lamp.date, lamp.wattage_w, lamp.location);
+    DayRow {
+        zone_id: lamp.zone_id.unwrap_or(0),
+        totals: DayTotals::default(),
+        slots: settle::new_day(&baseline),
+    }
+}
+
+impl SqliteStore {
+    pub(super) fn record_energy_impl(
+        &self,
+        calendar: Calendar,
+        settlement: EnergySettlement,
+    ) -> StoreResult<()> {
+        self.write_effects(move |c| {
+            let book = load_book(c)?;
+            let mut prices = PriceCache::new(calendar, &book);
+            for lamp in &settlement.days {
+                let old = load_day(c, &day_text(lamp.date), lamp.lamp_id)?;
+                resettle(
+                    c,
+                    &mut prices,
+                    lamp.date,
+                    lamp.lamp_id,
+                    old,
+                    || fresh_day(calendar, lamp),
+                    |slots| settle::merge(slots, &lamp.shares),
+                )?;
+            }
+            let mut cursor = c
+                .prepare_cached(
+                    "INSERT INTO energy_cursors (lamp_id, at) VALUES (?1, ?2) \
+                     ON CONFLICT (lamp_id) DO UPDATE SET at = max(at, excluded.at)",
+                )
+                .map_err(db_error)?;
+            for (lamp_id, at) in &settlement.cursors {
+                cursor
+                    .execute(params![lamp_id, millis(*at)])
+                    .map_err(db_error)?;
+            }
+            Ok(((), Effects::default()))
+        })
+    }
+
+    pub(super) fn close_energy_day_impl(
+        &self,
+        calendar: Calendar,
+        date: NaiveDate,
+        lamps: Vec<LampDayEnergy>,
+    ) -> StoreResult<u64> {
+        self.write_effects(move |c| {
+            let day = day_text(date);
+            let present: HashSet<i64> = c
+                .prepare_cached("SELECT lamp_id FROM energy_days WHERE day = ?1")
+                .map_err(db_error)?
+                .query_map([&day], |row| row.get(0))
+                .map_err(db_error)?
+                .collect::<Result<_, _>>()
+                .map_err(db_error)?;
+            let book = load_book(c)?;
+            let mut prices = PriceCache::new(calendar, &book);
+            let mut added = 0;
+            for lamp in lamps.iter().filter(|l| !present.contains(&l.lamp_id)) {
+                resettle(
+                    c,
+                    &mut prices,
+                    date,
+                    lamp.lamp_id,
+                    None,
+                    || fresh_day(calendar, lamp),
+                    |_| {},
+                )?;
+                added += 1;
+            }
+            Ok((added, Effects::default()))
+        })
+    }
+
+    /// Drops the slot detail of days before `before` in writer jobs of 20,000 lamp-days,
+    /// keeping their totals and rollups.
+    pub(super) fn prune_energy_slots_impl(&self, before: NaiveDate) -> StoreResult<u64> {
+        let before = day_text(before);
+        let mut pruned = 0;
+        loop {
+            let day = before.clone();
+            let done: usize = self.write_effects(move |c| {
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE energy_days SET slots = x'' WHERE (day, lamp_id) IN \
+                         (SELECT day, lamp_id FROM energy_days WHERE day < ?1 AND length(slots) > 0 LIMIT 20000)",
+                    )
+                    .map_err(db_error)?
+                    .execute([&day])
+                    .map_err(db_error)?;
+                Ok((changed, Effects::default()))
+            })?;
+            pruned += done as u64;
+            if done == 0 {
+                return Ok(pruned);
+            }
+        }
+    }
+
+    pub(super) fn energy_cursors_impl(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare("SELECT lamp_id, at FROM energy_cursors")
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    let ms: i64 = row.get(1)?;
+                    Ok((
+                        row.get(0)?,
+                        Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
+                    ))
+                })
+                .map_err(db_error)?;
+            rows.collect::<Result<_, _>>().map_err(db_error)
+        })
+    }
+
+    pub(super) fn lamp_energy_impl(
+        &self,
+        lamp_id: i64,
+        date: NaiveDate,
+    ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>> {
+        self.read(
+            |c| Ok(load_day(c, &day_text(date), lamp_id)?.map(|row| (row.zone_id, row.slots))),
+        )
+    }
+
+    pub(super) fn tariffs_impl(&self) -> StoreResult<TariffBook> {
+        self.read(load_book)
+    }
+
+    pub(super) fn set_tariff_impl(
+        &self,
+        calendar: Calendar,
+        id: Option<i64>,
+        terms: NewTariff,
+    ) -> StoreResult<Tariff> {
+        self.write_effects(move |c| {
+            let mut book = load_book(c)?;
+            let previous = match id {
+                Some(id) => Some(
+                    book.tariffs
+                        .iter()
+                        .find(|t| t.id == id)
+                        .cloned()
+                        .ok_or(StoreError::NotFound {
+                            kind: EntityKind::Tariff,
+                            id,
+                        })?,
+                ),
+                None => None,
+            };
+            book.check_overlap(&terms, id)?;
+            let bands: Vec<StoredBand> = terms
+                .bands
+                .iter()
+                .map(|b| StoredBand {
+                    name: b.name.clone(),
+                    starts_at: b.starts_at.format("%H:%M").to_string(),
+                    price_millipence_per_kwh: b.price_millipence_per_kwh,
+                })
+                .collect();
+            let bands = serde_json::to_string(&bands)
+                .map_err(|e| StoreError::Database(format!("cannot encode bands: {e}")))?;
+            let values = params![
+                terms.name,
+                terms.time_zone.name(),
+                day_text(terms.valid_from),
+                terms.valid_to.map(day_text),
+                bands
+            ];
+            let id = match id {
+                Some(id) => {
+                    c.execute(
+                        "UPDATE tariffs SET name = ?1, time_zone = ?2, valid_from = ?3, valid_to = ?4, bands = ?5 WHERE id = ?6",
+                        rusqlite::params_from_iter(values.iter().copied().chain([&id as &dyn rusqlite::ToSql])),
+                    )
+                    .map_err(db_error)?;
+                    id
+                }
+                None => {
+                    c.execute(
+                        "INSERT INTO tariffs (name, time_zone, valid_from, valid_to, bands) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        values,
+                    )
+                    .map_err(db_error)?;
+                    c.last_insert_rowid()
+                }
+            };
+            let tariff = Tariff { id, terms };
+            book.tariffs.retain(|t| t.id != id);
+            book.tariffs.push(tariff.clone());
+            // Days the old and the new validity touch (a day either side for zones apart).
+            let mut spans = vec![(tariff.terms.valid_from, tariff.terms.valid_to)];
+            spans.extend(previous.map(|p| (p.terms.valid_from, p.terms.valid_to)));
+            for (from, to) in spans {
+                let from = from.pred_opt().unwrap_or(from);
+                let to = to.and_then(|t| t.succ_opt());
+                reprice(c, calendar, &book, from, to)?;
+            }
+            Ok((tariff, Effects::default()))
+        })
+    }
+
+    pub(super) fn energy_totals_impl(
+        &self,
+        query: &TotalsQuery,
+        as_of: AsOf,
+    ) -> StoreResult<Vec<TotalsRow>> {
+        self.read(|c| match query.group {
+            TotalsGroup::Day => totals_by_day(c, query, as_of),
+            TotalsGroup::Month => {
+                let mut rows = Vec::new();
+                let mut first = query.from;
+                while first <= query.to {
+                    let (_, month_end) = month_bounds(first);
+                    let last = month_end.min(query.to);
+                    let part = TotalsQuery {
+                        from: first,
+                        to: last,
+                        group: TotalsGroup::All,
+                        ..*query
+                    };
+                    // A month without data is a row of zeros, so a chart has no holes.
+                    let mut row = totals_for(c, &part, as_of)?.pop().unwrap_or_default();
+                    row.key = month_key(first);
+                    rows.push(row);
+                    let Some(next) = month_end.succ_opt() else {
+                        break;
+                    };
+                    first = next;
+                }
+                Ok(rows)
+            }
+            _ => totals_for(c, query, as_of),
+        })
+    }
+}
+
+/// Prices again every lamp-day in `[from, to]` (open-ended: to the last stored day).
+fn reprice(
+    c: &Connection,
+    calendar: Calendar,
+    book: &TariffBook,
+    from: NaiveDate,
+    to: Option<NaiveDate>,
+) -> StoreResult<()> {
+    let to = to.map_or_else(|| "9999-12-31".to_owned(), day_text);
+    let keys: Vec<(String, i64)> = c
+        .prepare("SELECT day, lamp_id FROM energy_days WHERE day BETWEEN ?1 AND ?2")
+        .map_err(db_error)?
+        .query_map(params![day_text(from), to], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .map_err(db_error)?
+        .collect::<Result<_, _>>()
+        .map_err(db_error)?;
+    let mut prices = PriceCache::new(calendar, book);
+    for (day, lamp_id) in keys {
+        let date: NaiveDate = day
+            .parse()
+            .map_err(|_| StoreError::Database(format!("bad settlement day {day:?}")))?;
+        let old = load_day(c, &day, lamp_id)?;
+        resettle(c, &mut prices, date, lamp_id, old, DayRow::empty, |_| {})?;
+    }
+    Ok(())
+}
+
+impl DayRow {
+    fn empty() -> Self {
+        Self {
+            zone_id: 0,
+            totals: DayTotals::default(),
+            slots: Vec::new(),
+        }
+    }
+}
+
+/// A period cut into the whole months it holds (first and last month key) and the runs of
+/// days outside them.
+struct Parts {
+    months: Option<(String, String)>,
+    days: Vec<(NaiveDate, NaiveDate)>,
+}
+
+fn split_period(from: NaiveDate, to: NaiveDate) -> Parts {
+    let mut months: Option<(String, String)> = None;
+    let mut days: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    let mut first = from;
+    while first <= to {
+        let (month_start, month_end) = month_bounds(first);
+        let last = month_end.min(to);
+        if first == month_start && last == month_end {
+            let key = month_key(first);
+            months = Some(match months {
+                Some((start, _)) => (start, key),
+                None => (key.clone(), key),
+            });
+        } else {
+            match days.last_mut() {
+                Some((_, end)) if end.succ_opt() == Some(first) => *end = last,
+                _ => days.push((first, last)),
+            }
+        }
+        let Some(next) = month_end.succ_opt() else {
+            break;
+        };
+        first = next;
+    }
+    Parts { months, days }
+}
+
+/// Totals by zone or all in one for one finished month come from the zone-month rollup (a
+/// row per zone); anything else reads the lamps' rows.
+fn totals_for(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+    let (first, last) = month_bounds(query.from);
+    let one_finished_month = query.from == first && query.to == last && as_of.is_complete(last);
+    if one_finished_month && matches!(query.group, TotalsGroup::Zone | TotalsGroup::All) {
+        let month = month_key(first);
+        let moved: i64 = c
+            .prepare_cached(
+                "SELECT lamps FROM energy_zone_months WHERE month = ?1 AND zone_id = ?2",
+            )
+            .map_err(db_error)?
+            .query_row(params![month, MOVED_LAMPS], |row| row.get(0))
+            .optional()
+            .map_err(db_error)?
+            .unwrap_or(0);
+        // A lamp in two zones is one lamp in the total, which only its rows can tell.
+        if query.group == TotalsGroup::Zone || moved == 0 || query.zone_id.is_some() {
+            let rows = zone_month_rows(c, &month, query.zone_id, as_of.expected(first, last))?;
+            return Ok(if query.group == TotalsGroup::Zone {
+                rows
+            } else {
+                vec![sum_rows(rows)]
+            });
+        }
+    }
+    totals_over(c, query, as_of.expected(query.from, query.to))
+}
+
+fn zone_month_rows(
+    c: &Connection,
+    month: &str,
+    zone_id: Option<i64>,
+    expected: u32,
+) -> StoreResult<Vec<TotalsRow>> {
+    let zone = if zone_id.is_some() {
+        " AND zone_id = ?2"
+    } else {
+        " AND ?2 = ?2"
+    };
+    let mut statement = c
+        .prepare_cached(&format!(
+            "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps - lamps_full \
+             FROM energy_zone_months WHERE month = ?1 AND zone_id >= 0{zone} AND lamps > 0 ORDER BY zone_id"
+        ))
+        .map_err(db_error)?;
+    let rows = statement
+        .query_map(params![month, zone_id.unwrap_or(0)], |row| {
+            let lamps: u32 = row.get(7)?;
+            let covered: i64 = row.get(5)?;
+            Ok(TotalsRow {
+                key: row.get::<_, i64>(0)?.to_string(),
+                totals: DayTotals {
+                    wh: row.get(1)?,
+                    cost_mp: row.get(2)?,
+                    baseline_wh: row.get(3)?,
+                    baseline_cost_mp: row.get(4)?,
+                    covered_slots: u32::try_from(covered).unwrap_or(u32::MAX),
+                    unpriced_wh: row.get(6)?,
+                },
+                lamps,
+                lamps_missing: row.get(8)?,
+                missing_slots: i64::from(lamps) * i64::from(expected) - covered,
+            })
+        })
+        .map_err(db_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+}
+
+/// One row adding up `rows` (whose lamps are all different).
+fn sum_rows(rows: Vec<TotalsRow>) -> TotalsRow {
+    let mut total = TotalsRow {
+        key: "0".to_owned(),
+        ..TotalsRow::default()
+    };
+    for row in rows {
+        let (t, r) = (&mut total.totals, &row.totals);
+        t.wh += r.wh;
+        t.cost_mp += r.cost_mp;
+        t.baseline_wh += r.baseline_wh;
+        t.baseline_cost_mp += r.baseline_cost_mp;
+        t.covered_slots = t.covered_slots.saturating_add(r.covered_slots);
+        t.unpriced_wh += r.unpriced_wh;
+        total.lamps += row.lamps;
+        total.lamps_missing += row.lamps_missing;
+        total.missing_slots += row.missing_slots;
+    }
+    total
+}
+
+/// Totals grouped by zone, by lamp, or all in one, from the month rollup for whole months and
+/// the lamp-days for the rest. Lamps are counted once per group, with their slots summed
+/// across the parts, so a lamp is missing data only if its whole period falls short.
+fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResult<Vec<TotalsRow>> {
+    let Parts { months, days } = split_period(query.from, query.to);
+    let zone = if query.zone_id.is_some() {
+        " AND zone_id = ?1"
+    } else {
+        ""
+    };
+    let columns =
+        "zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh";
+    let mut parts = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut bind = |value: String| {
+        values.push(value);
+        format!("?{}", values.len() + 1)
+    };
+    if let Some((first, last)) = months {
+        let (a, b) = (bind(first), bind(last));
+        parts.push(format!(
+            "SELECT {columns} FROM energy_months WHERE month BETWEEN {a} AND {b}{zone}"
+        ));
+    }
+    for (first, last) in days {
+        let (a, b) = (bind(day_text(first)), bind(day_text(last)));
+        parts.push(format!(
+            "SELECT {columns} FROM energy_days WHERE day BETWEEN {a} AND {b}{zone}"
+        ));
+    }
+    let sums = "sum(wh) AS wh, sum(cost_mp), sum(baseline_wh), sum(baseline_cost_mp), sum(covered), sum(unpriced_wh)";
+    let single_part = parts.len() == 1;
+    let parts = parts.join(" UNION ALL ");
+    let sql = match query.group {
+        // One row per lamp: no second grouping.
+        TotalsGroup::Lamp => format!(
+            "SELECT lamp_id AS k, {sums}, 1, sum(covered) < {expected} FROM ({parts}) \
+             GROUP BY lamp_id ORDER BY wh DESC, k LIMIT {}",
+            query.limit
+        ),
+        // Within one part a lamp has one row per zone, so zones group directly (in key order).
+        TotalsGroup::Zone if single_part => format!(
+            "SELECT zone_id AS k, {sums}, count(*), sum(covered < {expected}) FROM ({parts}) \
+             GROUP BY zone_id ORDER BY k"
+        ),
+        group => {
+            let key = if group == TotalsGroup::Zone {
+                "zone_id"
+            } else {
+                "0"
+            };
+            format!(
+                "WITH per_lamp AS (SELECT {key} AS k, lamp_id, sum(wh) AS wh, sum(cost_mp) AS cost_mp, \
+                   sum(baseline_wh) AS baseline_wh, sum(baseline_cost_mp) AS baseline_cost_mp, \
+                   sum(covered) AS covered, sum(unpriced_wh) AS unpriced_wh FROM ({parts}) GROUP BY k, lamp_id) \
+                 SELECT k, {sums}, count(*), sum(covered < {expected}) FROM per_lamp GROUP BY k ORDER BY k"
+            )
+        }
+    };
+    let zone_id = query.zone_id.unwrap_or(0);
+    let mut statement = c.prepare_cached(&sql).map_err(db_error)?;
+    let params = std::iter::once(&zone_id as &dyn rusqlite::ToSql)
+        .chain(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+    let rows = statement
+        .query_map(rusqlite::params_from_iter(params), |row| {
+            let lamps: u32 = row.get(7)?;
+            let covered: i64 = row.get(5)?;
+            Ok(TotalsRow {
+                key: row.get::<_, i64>(0)?.to_string(),
+                totals: DayTotals {
+                    wh: row.get(1)?,
+                    cost_mp: row.get(2)?,
+                    baseline_wh: row.get(3)?,
+                    baseline_cost_mp: row.get(4)?,
+                    covered_slots: u32::try_from(covered).unwrap_or(u32::MAX),
+                    unpriced_wh: row.get(6)?,
+                },
+                lamps,
+                lamps_missing: row.get(8)?,
+                missing_slots: i64::from(lamps) * i64::from(expected) - covered,
+            })
+        })
+        .map_err(db_error)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+}
+
+/// Totals by day from the zone-day rollup; a day still in progress is counted from its
+/// lamp-days, since "complete" there means complete so far.
+fn totals_by_day(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+    let zone = if query.zone_id.is_some() {
+        " AND zone_id = ?3"
+    } else {
+        ""
+    };
+    let mut statement = c
+        .prepare_cached(&format!(
+            "SELECT day, sum(wh), sum(cost_mp), sum(baseline_wh), sum(baseline_cost_mp), sum(covered), \
+             sum(unpriced_wh), sum(lamps), sum(lamps - lamps_full) FROM energy_zone_days \
+             WHERE day BETWEEN ?1 AND ?2 AND (?3 = ?3){zone} GROUP BY day ORDER BY day"
+        ))
+        .map_err(db_error)?;
+    let rows = statement
+        .query_map(
+            params![
+                day_text(query.from),
+                day_text(query.to),
+                query.zone_id.unwrap_or(0)
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    DayTotals {
+                        wh: row.get(1)?,
+                        cost_mp: row.get(2)?,
+                        baseline_wh: row.get(3)?,
+                        baseline_cost_mp: row.get(4)?,
+                        covered_slots: row.get::<_, i64>(5)?.try_into().unwrap_or(u32::MAX),
+                        unpriced_wh: row.get(6)?,
+                    },
+                    row.get::<_, u32>(7)?,
+                    row.get::<_, u32>(8)?,
+                ))
+            },
+        )
+        .map_err(db_error)?;
+    let mut out = Vec::new();
+    let mut stored = HashMap::new();
+    for row in rows {
+        let (day, totals, lamps, missing) = row.map_err(db_error)?;
+        stored.insert(day, (totals, lamps, missing));
+    }
+    // Every day of the range, a day without data as a row of zeros.
+    let mut date = query.from;
+    while date <= query.to {
+        let day = day_text(date);
+        let (totals, lamps, missing) = stored.remove(&day).unwrap_or_default();
+        let due = as_of.expected(date, date);
+        let lamps_missing = if !as_of.is_complete(date) {
+            // A day in progress: count lamps short of what is due so far.
+            let single = TotalsQuery {
+                from: date,
+                to: date,
+                group: TotalsGroup::All,
+                ..*query
+            };
+            totals_over(c, &single, due)?
+                .first()
+                .map_or(0, |r| r.lamps_missing)
+        } else {
+            missing
+        };
+        out.push(TotalsRow {
+            key: day,
+            missing_slots: i64::from(lamps) * i64::from(due) - i64::from(totals.covered_slots),
+            totals,
+            lamps,
+            lamps_missing,
+        });
+        let Some(next) = date.succ_opt() else { break };
+        date = next;
+    }
+    Ok(out)
+}
