@@ -2,6 +2,7 @@
 //! simulator, CLI and NOC console) over gRPC.
 
 pub mod cli;
+pub mod console;
 pub mod domain;
 pub mod passwords;
 pub mod proto;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 
-use super::serve::{open_store, serve};
+use super::serve::{open_store, serve, serve_until};
 use super::{DEFAULT_LISTEN, init_logging};
 use crate::domain::estate::{City, EstateSpec};
 use crate::store::Store;
@@ -30,6 +30,11 @@ pub struct DemoArgs {
     /// Do not run the field simulator alongside the server.
     #[arg(long)]
     pub no_simulator: bool,
+    /// Serve without the console (logs to the screen); the default when not on a terminal.
+    #[arg(long)]
+    pub headless: bool,
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
     /// Fault rate of the demo's simulator, as a multiple of real-world rates (high, so that
     /// something happens every few seconds).
     #[arg(long, default_value_t = 5_000.0)]
@@ -37,7 +42,21 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
-    init_logging(&args.log_level)?;
+    use std::io::IsTerminal;
+    let attached = !args.headless && std::io::stdout().is_terminal();
+    // Checked before anything starts, so a bad keymap or theme is a plain error.
+    let setup = if attached {
+        let log = args
+            .console
+            .log_file
+            .clone()
+            .or_else(crate::console::default_log_path);
+        super::log_to_file(log.as_deref(), &args.log_level)?;
+        Some(args.console.setup()?)
+    } else {
+        init_logging(&args.log_level)?;
+        None
+    };
     let config = args.engine.config()?;
     let url = match args.database_url {
         Some(url) => url,
@@ -54,19 +73,39 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let report =
             tokio::task::spawn_blocking(move || super::seed::seed(seeding.as_ref(), &spec, false))
                 .await??;
-        println!("First run: {report}");
+        if attached {
+            tracing::info!("first run: {report}");
+        } else {
+            println!("First run: {report}");
+        }
     }
-    println!(
-        "Demo estate: {url}\nServing on http://{}  (Ctrl-C to stop)",
-        args.listen
-    );
+    if !attached {
+        println!(
+            "Demo estate: {url}\nServing on http://{}  (Ctrl-C to stop)",
+            args.listen
+        );
+    }
     if !args.no_simulator {
         if !(args.fault_rate.is_finite() && args.fault_rate >= 0.0) {
             return Err(eyre!("--fault-rate must be 0 or more"));
         }
         tokio::spawn(simulate(format!("http://{}", args.listen), args.fault_rate));
     }
-    serve(args.listen, store, config).await
+    let Some(mut setup) = setup else {
+        return serve(args.listen, store, config).await;
+    };
+    let server_url = format!("http://{}", args.listen);
+    setup.state.server = server_url.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve_until(args.listen, store, config, async move {
+        let _ = stopped.await;
+    }));
+    let console = crate::console::attach(&server_url, setup).await;
+    let _ = stop.send(());
+    let served = serving
+        .await
+        .map_err(|e| eyre!("the server task failed: {e}"))?;
+    console.and(served)
 }
 
 /// The field, in-process: waits for the server to answer, then reports in real time.

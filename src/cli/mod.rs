@@ -5,7 +5,7 @@
 mod bench;
 mod bench_billing;
 mod bench_faults;
-mod billing;
+pub mod billing;
 mod client;
 mod demo;
 mod faults;
@@ -49,6 +49,8 @@ enum Command {
     Client(client::ClientArgs),
     /// Measure the server: lookups, listings and spatial search.
     Bench(bench::BenchArgs),
+    /// The NOC console: live faults, lamp panes and billing in the terminal.
+    Console(crate::console::ConsoleArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code.
@@ -90,6 +92,7 @@ pub fn main() -> ExitCode {
             Command::Simulate(args) => simulate::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(args) => Ok(client::run(args).await),
             Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Console(args) => crate::console::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     // Streams and blocking work may still be winding down; don't wait on them at exit.
@@ -113,6 +116,31 @@ fn init_logging(level: &str) -> color_eyre::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .try_init();
+    Ok(())
+}
+
+/// Sends logs to a file (the console owns the screen); with no file, nowhere.
+pub fn log_to_file(path: Option<&std::path::Path>, level: &str) -> color_eyre::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            color_eyre::eyre::eyre!("cannot create {} for the log: {e}", dir.display())
+        })?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| color_eyre::eyre::eyre!("cannot open the log {}: {e}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| color_eyre::eyre::eyre!("log level {level:?} is not valid ({e})"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
         .try_init();
     Ok(())
 }

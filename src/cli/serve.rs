@@ -171,12 +171,22 @@ pub async fn serve(
     store: Arc<SqliteStore>,
     config: ServerConfig,
 ) -> Result<()> {
+    serve_until(listen, store, config, shutdown_signal()).await
+}
+
+/// Binds, serves until `shutdown`, then closes the database cleanly.
+pub async fn serve_until(
+    listen: SocketAddr,
+    store: Arc<SqliteStore>,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let listener = TcpListener::bind(listen).await.wrap_err_with(|| {
         format!("cannot listen on {listen}; is another server running there? choose another with --listen")
     })?;
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %store.path().display(), "lighting server listening");
-    let result = crate::server::run(listener, store.clone(), config, shutdown_signal()).await;
+    let result = crate::server::run(listener, store.clone(), config, shutdown).await;
     store.close();
     tracing::info!("database closed; bye");
     result.wrap_err("the server stopped with an error")

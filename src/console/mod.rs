@@ -1,0 +1,284 @@
+//! The NOC console: a ratatui terminal UI over the lighting server's streams. One loop owns
+//! the state: terminal input first, then network events (drained and coalesced), then a
+//! one-second tick; `update` changes state and returns commands; views draw from `&State`,
+//! only when something changed and at most 30 times a second.
+
+pub mod filter;
+pub mod keymap;
+pub mod net;
+pub mod state;
+pub mod update;
+pub mod view;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::Args;
+use color_eyre::eyre::{Result, eyre};
+use futures::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc;
+
+use keymap::{Key, Keymap};
+use state::State;
+use update::{Command, Event, NetEvent, update};
+use view::Theme;
+
+/// At most this many frames a second.
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// Network events folded in before the next frame, so a burst is drawn once.
+const DRAIN_PER_FRAME: usize = 4_096;
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Server to follow.
+    #[arg(long, env = "SINGULARITY_SERVER", default_value = crate::cli::DEFAULT_SERVER)]
+    pub server: String,
+    /// The operator's time zone for clocks and Daily Faults (`:tz` changes it).
+    #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
+    pub tz: String,
+    /// default, 16 (the ANSI colours) or mono; NO_COLOR selects mono.
+    #[arg(long, env = "SINGULARITY_THEME", default_value = "default")]
+    pub theme: String,
+    /// Keymap overriding assets/keymap.toml [default: keymap.toml in your config directory].
+    #[arg(long, env = "SINGULARITY_KEYMAP")]
+    pub keymap: Option<PathBuf>,
+    /// Where the console logs [default: console.log in your data directory].
+    #[arg(long, env = "SINGULARITY_CONSOLE_LOG")]
+    pub log_file: Option<PathBuf>,
+    /// Who the triage actions are recorded as.
+    #[arg(long = "as", env = "USER", default_value = "operator")]
+    pub user: String,
+}
+
+/// What the console needs, checked before the terminal is taken over so that a mistake is a
+/// plain error message.
+pub struct Setup {
+    pub state: State,
+    pub keymap: Keymap,
+    pub theme: Theme,
+}
+
+impl ConsoleArgs {
+    pub fn setup(&self) -> Result<Setup> {
+        let tz: chrono_tz::Tz = self.tz.parse().map_err(|_| {
+            eyre!(
+                "--tz {:?} is not an IANA time zone (e.g. Europe/London)",
+                self.tz
+            )
+        })?;
+        let theme = if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            Theme::mono()
+        } else {
+            Theme::by_name(&self.theme).map_err(|e| eyre!("--theme {e}"))?
+        };
+        let keymap = match &self.keymap {
+            Some(path) => Keymap::load_file(path)?,
+            None => match default_keymap_path() {
+                Some(path) => Keymap::load_file(&path)?,
+                None => Keymap::load(None)?,
+            },
+        };
+        Ok(Setup {
+            state: State::new(self.server.clone(), self.user.clone(), tz, Utc::now()),
+            keymap,
+            theme,
+        })
+    }
+}
+
+pub fn default_keymap_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "singularity")
+        .map(|d| d.config_dir().join("keymap.toml"))
+}
+
+pub fn default_log_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "singularity").map(|d| d.data_dir().join("console.log"))
+}
+
+/// `singularity console`: the console against a running server.
+pub async fn run(args: ConsoleArgs) -> Result<()> {
+    let setup = args.setup()?;
+    let log = args.log_file.clone().or_else(default_log_path);
+    crate::cli::log_to_file(log.as_deref(), "info")?;
+    attach(&args.server, setup).await
+}
+
+/// Takes over the terminal and runs the console until the operator quits or the session
+/// ends (SIGTERM, SIGHUP); the terminal is restored on every way out, panics included.
+pub async fn attach(server: &str, setup: Setup) -> Result<()> {
+    let channel = net::channel(server).map_err(|e| eyre!(e))?;
+    let (events, net_rx) = mpsc::channel(8_192);
+    tokio::spawn(net::follow_faults(channel.clone(), events.clone()));
+    tokio::spawn(net::follow_billing(channel.clone(), events.clone()));
+    let commands = net::Commands::new(
+        channel,
+        events,
+        setup.state.user.clone(),
+        setup.state.tz.name().to_owned(),
+    );
+    let mut terminal = ratatui::try_init()?;
+    let input = crossterm::event::EventStream::new().filter_map(|event| async move {
+        match event {
+            Ok(crossterm::event::Event::Key(key)) => Key::from_event(&key).map(Event::Key),
+            Ok(crossterm::event::Event::Resize(_, height)) => {
+                Some(Event::Resize(view::board_rows(height)))
+            }
+            _ => None,
+        }
+    });
+    let result = run_loop(
+        &mut terminal,
+        input,
+        net_rx,
+        Some(commands),
+        setup,
+        hang_up(),
+        true,
+    )
+    .await;
+    ratatui::restore();
+    result.map(|_| ())
+}
+
+/// Resolves on SIGTERM or SIGHUP (the SSH session went away).
+async fn hang_up() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut terminate), Ok(mut hangup)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = hangup.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
+}
+
+/// The loop. `commands` runs what `update` asks for (None: dropped, for benchmarks); `sync`
+/// wraps each frame in synchronized output so SSH clients never show half a frame.
+pub async fn run_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    input: impl Stream<Item = Event>,
+    mut net: mpsc::Receiver<NetEvent>,
+    mut commands: Option<net::Commands>,
+    setup: Setup,
+    stop: impl std::future::Future<Output = ()>,
+    sync: bool,
+) -> Result<State>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let Setup {
+        mut state,
+        keymap,
+        theme,
+    } = setup;
+    let mut input = std::pin::pin!(input);
+    let mut stop = std::pin::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let today = state.now.with_timezone(&state.tz).date_naive();
+    let mut pending = vec![Command::Daily(today)];
+    let mut dirty = true;
+    let mut last_frame = Instant::now() - FRAME_INTERVAL;
+    let mut last_daily = Instant::now();
+    state.page_rows = view::board_rows(terminal.size().map_err(|e| eyre!("{e}"))?.height);
+    loop {
+        for command in pending.drain(..) {
+            if let Some(runner) = &mut commands {
+                runner.run(command);
+            }
+        }
+        if state.quit {
+            return Ok(state);
+        }
+        if dirty && last_frame.elapsed() >= FRAME_INTERVAL {
+            state.refresh_view();
+            draw(terminal, &state, &keymap, &theme, sync)?;
+            dirty = false;
+            last_frame = Instant::now();
+        }
+        let frame_due = tokio::time::sleep(if dirty {
+            FRAME_INTERVAL.saturating_sub(last_frame.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        });
+        tokio::select! {
+            biased;
+            event = input.next() => {
+                let Some(event) = event else { return Ok(state) };
+                pending.extend(update(&mut state, &keymap, event));
+                dirty = true;
+            }
+            event = net.recv() => {
+                let Some(event) = event else {
+                    // No network tasks left (a benchmark's feed ended): keep serving input.
+                    net = mpsc::channel(1).1;
+                    continue;
+                };
+                let mut next = Some(event);
+                let mut drained = 0;
+                while let Some(event) = next.take() {
+                    if let (NetEvent::Zones(zones), Some(runner)) = (&event, &mut commands) {
+                        runner.set_zones(zones);
+                    }
+                    pending.extend(update(&mut state, &keymap, Event::Net(event)));
+                    drained += 1;
+                    if drained < DRAIN_PER_FRAME {
+                        next = net.try_recv().ok();
+                    }
+                }
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                pending.extend(update(&mut state, &keymap, Event::Tick(Utc::now())));
+                // Daily Faults again every minute, or sooner when faults have been arriving.
+                let due = if state.arrivals.is_empty() { 60 } else { 10 };
+                if last_daily.elapsed() >= Duration::from_secs(due) {
+                    last_daily = Instant::now();
+                    let day = state
+                        .daily_date
+                        .unwrap_or_else(|| state.now.with_timezone(&state.tz).date_naive());
+                    pending.push(Command::Daily(day));
+                }
+                dirty = true;
+            }
+            () = frame_due => {}
+            () = &mut stop => return Ok(state),
+        }
+    }
+}
+
+fn draw<B: Backend>(
+    terminal: &mut Terminal<B>,
+    state: &State,
+    keymap: &Keymap,
+    theme: &Theme,
+    sync: bool,
+) -> Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+    if sync {
+        crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate)?;
+    }
+    terminal
+        .draw(|frame| view::draw(frame, state, keymap, theme))
+        .map_err(|e| eyre!("cannot draw: {e}"))?;
+    if sync {
+        crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! The console's side of the network: one task per server stream (the fault feed, live billing
+//! totals, the lamp pane), each reconnecting with backoff and reporting its link state, plus
+//! a task per command. Tasks only send `NetEvent`s to the loop; they never touch its state.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use super::state::{Link, StreamName};
+use super::update::{Command, NetEvent, Verb};
+use crate::proto::{
+    self, billing_client::BillingClient, catalog_client::CatalogClient,
+    faults_client::FaultsClient, lamps_client::LampsClient, telecells_client::TelecellsClient,
+};
+
+/// A lazily connected channel: calls connect (and reconnect) as they are made.
+pub fn channel(server: &str) -> Result<Channel, String> {
+    Ok(Endpoint::from_shared(server.to_owned())
+        .map_err(|e| {
+            format!("{server:?} is not a server URL ({e}); use e.g. http://127.0.0.1:50051")
+        })?
+        .connect_timeout(Duration::from_secs(3))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .connect_lazy())
+}
+
+/// Waits before the next attempt: 1 s, 2 s, 4 s ... up to 30 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30))
+}
+
+async fn down(
+    events: &mpsc::Sender<NetEvent>,
+    stream: StreamName,
+    since: &mut Option<chrono::DateTime<Utc>>,
+    attempt: &mut u32,
+    error: String,
+) {
+    let wait = backoff(*attempt);
+    *attempt += 1;
+    let now = Utc::now();
+    let since = *since.get_or_insert(now);
+    let link = Link::Down {
+        since,
+        retry_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+        error,
+    };
+    let _ = events.send(NetEvent::Link(stream, link)).await;
+    tokio::time::sleep(wait).await;
+}
+
+/// Follows the fault feed for good: a snapshot of the active faults, then `Watch` from its
+/// seq; after a drop, `Watch` resumes after the last event seen, so nothing is missed or
+/// shown twice. A resume the log can no longer serve takes a fresh snapshot.
+pub async fn follow_faults(channel: Channel, events: mpsc::Sender<NetEvent>) {
+    let mut faults = FaultsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+    let mut catalog = CatalogClient::new(channel);
+    let mut last_seq: Option<u64> = None;
+    let (mut attempt, mut since) = (0u32, None);
+    loop {
+        if let Ok(zones) = catalog.list_zones(proto::ListZonesRequest {}).await {
+            let _ = events.send(NetEvent::Zones(zones.into_inner().zones)).await;
+        }
+        let after = match last_seq {
+            Some(seq) => seq,
+            None => match snapshot(&mut faults).await {
+                Ok((list, seq)) => {
+                    if events
+                        .send(NetEvent::Snapshot { faults: list, seq })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    last_seq = Some(seq);
+                    seq
+                }
+                Err(status) => {
+                    down(
+                        &events,
+                        StreamName::Faults,
+                        &mut since,
+                        &mut attempt,
+                        status.message().to_owned(),
+                    )
+                    .await;
+                    continue;
+                }
+            },
+        };
+        let request = proto::WatchFaultsRequest {
+            after_seq: after,
+            filter: None,
+        };
+        let mut stream = match faults.watch(request).await {
+            Ok(stream) => stream.into_inner(),
+            Err(status) => {
+                down(
+                    &events,
+                    StreamName::Faults,
+                    &mut since,
+                    &mut attempt,
+                    status.message().to_owned(),
+                )
+                .await;
+                continue;
+            }
+        };
+        let _ = events
+            .send(NetEvent::Link(StreamName::Faults, Link::Live))
+            .await;
+        (attempt, since) = (0, None);
+        let ended = loop {
+            match stream.next().await {
+                Some(Ok(event)) => {
+                    last_seq = Some(event.seq.max(last_seq.unwrap_or(0)));
+                    if events.send(NetEvent::Fault(event)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(status)) => break status,
+                None => break tonic::Status::unavailable("the feed ended"),
+            }
+        };
+        if ended.code() == Code::OutOfRange {
+            last_seq = None;
+        }
+        down(
+            &events,
+            StreamName::Faults,
+            &mut since,
+            &mut attempt,
+            ended.message().to_owned(),
+        )
+        .await;
+    }
+}
+
+async fn snapshot(
+    client: &mut FaultsClient<Channel>,
+) -> Result<(Vec<proto::Fault>, u64), tonic::Status> {
+    let states = [
+        proto::FaultState::Open,
+        proto::FaultState::Acknowledged,
+        proto::FaultState::Assigned,
+        proto::FaultState::Cleared,
+    ];
+    let request = proto::ListFaultsRequest {
+        filter: Some(proto::FaultFilter {
+            states: states.iter().map(|s| *s as i32).collect(),
+            ..Default::default()
+        }),
+        page_size: Some(1_000),
+        page_token: String::new(),
+    };
+    let mut pages = client.list(request).await?.into_inner();
+    let mut all = Vec::new();
+    let mut seq = None;
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        seq.get_or_insert(page.snapshot_seq);
+        all.extend(page.items);
+    }
+    Ok((all, seq.unwrap_or(0)))
+}
+
+/// Follows today's and month-to-date totals by zone.
+pub async fn follow_billing(channel: Channel, events: mpsc::Sender<NetEvent>) {
+    let mut client = BillingClient::new(channel);
+    let (mut attempt, mut since) = (0u32, None);
+    loop {
+        let request = proto::WatchTotalsRequest {
+            group_by: proto::GroupBy::Zone as i32,
+            ..Default::default()
+        };
+        match client.watch_totals(request).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                let _ = events
+                    .send(NetEvent::Link(StreamName::Billing, Link::Live))
+                    .await;
+                (attempt, since) = (0, None);
+                let ended = loop {
+                    match stream.next().await {
+                        Some(Ok(live)) => {
+                            if events.send(NetEvent::LiveTotals(live)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(status)) => break status.message().to_owned(),
+                        None => break "the stream ended".to_owned(),
+                    }
+                };
+                down(
+                    &events,
+                    StreamName::Billing,
+                    &mut since,
+                    &mut attempt,
+                    ended,
+                )
+                .await;
+            }
+            Err(status) => {
+                down(
+                    &events,
+                    StreamName::Billing,
+                    &mut since,
+                    &mut attempt,
+                    status.message().to_owned(),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Follows the status of a zone's lamps (or one lamp), after sending their positions.
+async fn follow_lamps(
+    channel: Channel,
+    events: mpsc::Sender<NetEvent>,
+    zone_id: i64,
+    lamp_id: i64,
+) {
+    let mut lamps = LampsClient::new(channel).max_decoding_message_size(64 << 20);
+    if zone_id > 0 {
+        let mut points = Vec::new();
+        if let Ok(pages) = lamps.list(proto::ListOptions::default()).await {
+            let mut pages = pages.into_inner();
+            while let Some(Ok(page)) = pages.next().await {
+                points.extend(
+                    page.items
+                        .iter()
+                        .filter(|l| l.zone_id == zone_id)
+                        .filter_map(|l| l.location.as_ref().map(|p| (l.id, p.lat, p.lon))),
+                );
+            }
+        }
+        let _ = events.send(NetEvent::ZoneLamps { zone_id, points }).await;
+    }
+    let (mut attempt, mut since) = (0u32, None);
+    loop {
+        let request = if zone_id > 0 {
+            proto::WatchStatusRequest {
+                lamp_ids: Vec::new(),
+                zone_id,
+            }
+        } else {
+            proto::WatchStatusRequest {
+                lamp_ids: vec![lamp_id],
+                zone_id: 0,
+            }
+        };
+        match lamps.watch_status(request).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                let _ = events
+                    .send(NetEvent::Link(StreamName::Lamp, Link::Live))
+                    .await;
+                (attempt, since) = (0, None);
+                let ended = loop {
+                    match stream.next().await {
+                        Some(Ok(status)) => {
+                            if events.send(NetEvent::LampStatus(status)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(status)) => break status.message().to_owned(),
+                        None => break "the stream ended".to_owned(),
+                    }
+                };
+                down(&events, StreamName::Lamp, &mut since, &mut attempt, ended).await;
+            }
+            Err(status) if status.code() == Code::InvalidArgument => {
+                let _ = events
+                    .send(NetEvent::Failed(status.message().to_owned()))
+                    .await;
+                return;
+            }
+            Err(status) => {
+                down(
+                    &events,
+                    StreamName::Lamp,
+                    &mut since,
+                    &mut attempt,
+                    status.message().to_owned(),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Runs commands: triage, detail, Daily Faults, lamp lookups and billing periods.
+pub struct Commands {
+    pub channel: Channel,
+    pub events: mpsc::Sender<NetEvent>,
+    pub user: String,
+    pub tz: String,
+    lamp_task: Option<JoinHandle<()>>,
+    zones: Vec<proto::Zone>,
+}
+
+impl Commands {
+    pub fn new(channel: Channel, events: mpsc::Sender<NetEvent>, user: String, tz: String) -> Self {
+        Self {
+            channel,
+            events,
+            user,
+            tz,
+            lamp_task: None,
+            zones: Vec::new(),
+        }
+    }
+
+    pub fn run(&mut self, command: Command) {
+        let (channel, events) = (self.channel.clone(), self.events.clone());
+        match command {
+            Command::WatchLamp(lamp_id) => {
+                if let Some(task) = self.lamp_task.take() {
+                    task.abort();
+                }
+                let events2 = events.clone();
+                self.lamp_task = Some(tokio::spawn(async move {
+                    let zone_id = LampsClient::new(channel.clone())
+                        .get(proto::IdRequest { id: lamp_id })
+                        .await
+                        .map(|l| l.into_inner().zone_id)
+                        .unwrap_or(0);
+                    follow_lamps(channel, events2, zone_id, lamp_id).await;
+                }));
+            }
+            Command::WatchZone(zone_id) => self.watch_zone(zone_id),
+            Command::FindLamp(query) => {
+                let zone = self
+                    .zones
+                    .iter()
+                    .find(|z| z.name.to_lowercase().contains(&query.to_lowercase()))
+                    .cloned();
+                let needs_zones = self.zones.is_empty();
+                tokio::spawn(async move {
+                    let found = find_lamp(channel, &query, zone, needs_zones).await;
+                    let event = match found {
+                        Ok(event) => event,
+                        Err(message) => NetEvent::Failed(message),
+                    };
+                    let _ = events.send(event).await;
+                });
+            }
+            other => {
+                let (user, tz) = (self.user.clone(), self.tz.clone());
+                tokio::spawn(async move {
+                    let event = run_one(channel, other, user, tz).await;
+                    let _ = events.send(event).await;
+                });
+            }
+        }
+    }
+
+    pub fn set_zones(&mut self, zones: &[proto::Zone]) {
+        self.zones = zones.to_vec();
+    }
+
+    /// Follows a zone's lamps for the map, without a lamp of its own.
+    pub fn watch_zone(&mut self, zone_id: i64) {
+        if let Some(task) = self.lamp_task.take() {
+            task.abort();
+        }
+        let (channel, events) = (self.channel.clone(), self.events.clone());
+        self.lamp_task = Some(tokio::spawn(follow_lamps(channel, events, zone_id, 0)));
+    }
+}
+
+async fn find_lamp(
+    channel: Channel,
+    query: &str,
+    zone: Option<proto::Zone>,
+    needs_zones: bool,
+) -> Result<NetEvent, String> {
+    if let Ok(id) = query.parse::<i64>() {
+        let lamp = LampsClient::new(channel)
+            .get(proto::IdRequest { id })
+            .await
+            .map_err(|s| format!("lamp {id}: {}", s.message()))?;
+        return Ok(NetEvent::Lamp(lamp.into_inner()));
+    }
+    if query.len() >= 8 && query.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        let mut pages = TelecellsClient::new(channel.clone())
+            .list(proto::ListOptions::default())
+            .await
+            .map_err(|s| s.message().to_owned())?
+            .into_inner();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|s| s.message().to_owned())?;
+            if let Some(telecell) = page.items.iter().find(|t| t.uuid.starts_with(query)) {
+                let Some(id) = telecell.lamp_ids.first() else {
+                    return Err(format!("telecell {} drives no lamp", telecell.uuid));
+                };
+                let lamp = LampsClient::new(channel)
+                    .get(proto::IdRequest { id: *id })
+                    .await
+                    .map_err(|s| s.message().to_owned())?;
+                return Ok(NetEvent::Lamp(lamp.into_inner()));
+            }
+        }
+        return Err(format!("no telecell {query}"));
+    }
+    match zone {
+        Some(zone) => Ok(NetEvent::ZoneFound(zone.id)),
+        None if needs_zones => Err("zones are still loading; try again".to_owned()),
+        None => Err(format!("no lamp, telecell or zone matches {query:?}")),
+    }
+}
+
+async fn run_one(channel: Channel, command: Command, user: String, tz: String) -> NetEvent {
+    let mut faults = FaultsClient::new(channel.clone());
+    match command {
+        Command::Act {
+            verb,
+            fault_id,
+            version,
+            text,
+        } => {
+            let request = proto::FaultActionRequest {
+                fault_id,
+                expected_version: version,
+                note: if verb == Verb::Assign {
+                    String::new()
+                } else {
+                    text.clone()
+                },
+                actor: user.clone(),
+            };
+            let reply = match verb {
+                Verb::Acknowledge => faults.acknowledge(request).await,
+                Verb::Resolve => faults.resolve(request).await,
+                Verb::Note => faults.add_note(request).await,
+                Verb::Assign => {
+                    faults
+                        .assign(proto::AssignFaultRequest {
+                            fault_id,
+                            expected_version: version,
+                            assignee: text,
+                            note: String::new(),
+                            actor: user,
+                        })
+                        .await
+                }
+            };
+            match reply {
+                Ok(fault) => NetEvent::Done {
+                    verb: verb.past(),
+                    fault: fault.into_inner(),
+                },
+                Err(status) => {
+                    let current = if status.code() == Code::Aborted {
+                        faults
+                            .get(proto::GetFaultRequest { id: fault_id })
+                            .await
+                            .ok()
+                            .and_then(|d| d.into_inner().fault)
+                    } else {
+                        None
+                    };
+                    NetEvent::Refused {
+                        verb: verb.past(),
+                        fault_id,
+                        message: status.message().to_owned(),
+                        current,
+                    }
+                }
+            }
+        }
+        Command::LoadDetail(id) => match faults.get(proto::GetFaultRequest { id }).await {
+            Ok(detail) => NetEvent::Detail(detail.into_inner()),
+            Err(status) => NetEvent::Failed(format!("fault {id}: {}", status.message())),
+        },
+        Command::Daily(date) => {
+            let request = proto::DailyFaultsRequest {
+                date: date.to_string(),
+                time_zone: tz,
+            };
+            match faults.daily_faults(request).await {
+                Ok(daily) => NetEvent::Daily(daily.into_inner()),
+                Err(status) => NetEvent::Failed(format!("Daily Faults: {}", status.message())),
+            }
+        }
+        Command::Totals { from, to } => {
+            let request = proto::GetTotalsRequest {
+                from: from.to_string(),
+                to: to.to_string(),
+                group_by: proto::GroupBy::Zone as i32,
+                ..Default::default()
+            };
+            match BillingClient::new(channel).get_totals(request).await {
+                Ok(totals) => NetEvent::Totals(totals.into_inner()),
+                Err(status) => NetEvent::Failed(format!("billing: {}", status.message())),
+            }
+        }
+        Command::FindLamp(_) | Command::WatchLamp(_) | Command::WatchZone(_) => {
+            NetEvent::Failed("internal: lamp commands run on their own task".to_owned())
+        }
+    }
+}
