@@ -83,6 +83,17 @@ enum Bench {
         #[arg(long)]
         month: String,
     },
+    /// The console in-process (no server): frame cost, an event flood, bytes and idle CPU.
+    Console {
+        /// Faults on the board.
+        #[arg(long, default_value_t = 100_000)]
+        faults: i64,
+        /// Fault events a second for the flood.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Billing.GetTotals for a month.
     Totals {
         /// YYYY-MM.
@@ -111,6 +122,19 @@ fn month_arg(month: &str) -> Result<chrono::NaiveDate> {
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if let Bench::Console {
+        faults,
+        rate,
+        seconds,
+    } = args.what
+    {
+        if faults < 1 || rate == 0 || seconds == 0 {
+            return Err(eyre!("--faults, --rate and --seconds must be at least 1"));
+        }
+        super::bench_console::render(faults, 500)?;
+        super::bench_console::flood(faults, rate, seconds).await?;
+        return super::bench_console::bytes_and_idle(seconds).await;
+    }
     if let Bench::FillEnergy {
         database_url,
         month,
@@ -217,7 +241,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 percentile(&timings, 1.0)
             );
         }
-        Bench::FillEnergy { .. } => {}
+        Bench::FillEnergy { .. } | Bench::Console { .. } => {}
         Bench::Totals {
             month,
             by,

@@ -14,7 +14,7 @@ use crate::proto::{self, billing_client::BillingClient};
 use crate::store::{EnergySettlement, LampDayEnergy, Store};
 
 /// Lamp-days written per settlement (one commit each).
-const LAMPS_PER_COMMIT: usize = 20_000;
+const LAMPS_PER_COMMIT: usize = 500;
 
 /// Settles every lamp of the store for every day of `month` as a dusk-to-dawn lamp at full
 /// power with every half-hour accounted for.

@@ -172,7 +172,9 @@ impl Fields for Readable<'_> {
     fn fields(&self) -> Vec<(&'static str, Value)> {
         let r = self.0;
         let saved = if r.baseline_wh > 0 {
-            format!("{:.0}%", r.savings_wh as f64 * 100.0 / r.baseline_wh as f64)
+            let pct = (r.savings_wh as f64 * 100.0 / r.baseline_wh as f64).round();
+            // No "-0%".
+            format!("{}%", pct as i64)
         } else {
             "-".to_owned()
         };

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_billing;
+mod bench_console;
 mod bench_faults;
 pub mod billing;
 mod client;
@@ -145,26 +146,31 @@ pub fn log_to_file(path: Option<&std::path::Path>, level: &str) -> color_eyre::R
     Ok(())
 }
 
-/// Resolves when Ctrl-C or SIGTERM arrives.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves when Ctrl-C or SIGTERM arrives. The handlers are installed when this is called,
+/// not when it is first polled, so a signal that comes while the server is still starting up
+/// stops it cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

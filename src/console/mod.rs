@@ -136,7 +136,7 @@ pub async fn attach(server: &str, setup: Setup) -> Result<()> {
         Some(commands),
         setup,
         hang_up(),
-        true,
+        FrameWatcher::terminal(),
     )
     .await;
     ratatui::restore();
@@ -165,8 +165,52 @@ async fn hang_up() {
     std::future::pending::<()>().await;
 }
 
-/// The loop. `commands` runs what `update` asks for (None: dropped, for benchmarks); `sync`
-/// wraps each frame in synchronized output so SSH clients never show half a frame.
+/// What happens around each frame: synchronized output on a real terminal (so an SSH client
+/// never shows half a frame), or a copy of the frame's text for tests and benchmarks.
+pub struct FrameWatcher {
+    sync: bool,
+    on_frame: Option<Box<dyn FnMut(String) + Send>>,
+}
+
+impl FrameWatcher {
+    pub fn terminal() -> Self {
+        Self {
+            sync: true,
+            on_frame: None,
+        }
+    }
+
+    pub fn new(on_frame: impl FnMut(String) + Send + 'static) -> Self {
+        Self {
+            sync: false,
+            on_frame: Some(Box::new(on_frame)),
+        }
+    }
+
+    /// Neither: frames are drawn and nothing else happens.
+    pub fn quiet() -> Self {
+        Self {
+            sync: false,
+            on_frame: None,
+        }
+    }
+}
+
+/// A frame's text, line by line.
+pub fn buffer_text(buffer: &ratatui::buffer::Buffer) -> String {
+    let area = buffer.area;
+    let mut text = String::new();
+    for y in area.top()..area.bottom() {
+        let line: String = (area.left()..area.right())
+            .map(|x| buffer[(x, y)].symbol().to_owned())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// The loop. `commands` runs what `update` asks for (None: dropped, for benchmarks).
 pub async fn run_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     input: impl Stream<Item = Event>,
@@ -174,7 +218,7 @@ pub async fn run_loop<B: Backend>(
     mut commands: Option<net::Commands>,
     setup: Setup,
     stop: impl std::future::Future<Output = ()>,
-    sync: bool,
+    mut frames: FrameWatcher,
 ) -> Result<State>
 where
     B::Error: Send + Sync + 'static,
@@ -205,7 +249,7 @@ where
         }
         if dirty && last_frame.elapsed() >= FRAME_INTERVAL {
             state.refresh_view();
-            draw(terminal, &state, &keymap, &theme, sync)?;
+            draw(terminal, &state, &keymap, &theme, &mut frames)?;
             dirty = false;
             last_frame = Instant::now();
         }
@@ -265,19 +309,22 @@ fn draw<B: Backend>(
     state: &State,
     keymap: &Keymap,
     theme: &Theme,
-    sync: bool,
+    frames: &mut FrameWatcher,
 ) -> Result<()>
 where
     B::Error: Send + Sync + 'static,
 {
     use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-    if sync {
+    if frames.sync {
         crossterm::execute!(std::io::stdout(), BeginSynchronizedUpdate)?;
     }
-    terminal
+    let frame = terminal
         .draw(|frame| view::draw(frame, state, keymap, theme))
         .map_err(|e| eyre!("cannot draw: {e}"))?;
-    if sync {
+    if let Some(on_frame) = &mut frames.on_frame {
+        on_frame(buffer_text(frame.buffer));
+    }
+    if frames.sync {
         crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate)?;
     }
     Ok(())

@@ -257,8 +257,8 @@ impl BillingService {
                 Err(ValidationError::new(field, "a zone id is positive (0: every zone)").into())
             }
             id => {
-                let zones = self.context.blocking(|s| s.zones()).await?;
-                if zones.iter().any(|z| z.id == id) {
+                let zones = self.context.blocking(|s| s.zone_names()).await?;
+                if zones.iter().any(|(zone, _)| *zone == id) {
                     Ok(Some(id))
                 } else {
                     Err(Status::not_found(format!("{field}: zone {id} not found")))
@@ -293,10 +293,16 @@ async fn totals(
                 ..query
             };
             let total = s.energy_totals(&all, as_of)?;
-            Ok((rows, total, s.zones()?))
+            // Labels only where rows are zones.
+            let zones = if query.group == TotalsGroup::Zone {
+                s.zone_names()?
+            } else {
+                Vec::new()
+            };
+            Ok((rows, total, zones))
         })
         .await?;
-    let names: HashMap<i64, String> = zones.into_iter().map(|z| (z.id, z.name)).collect();
+    let names: HashMap<i64, String> = zones.into_iter().collect();
     let total = total.into_iter().next().unwrap_or_default();
     let listed = rows.len() as u32;
     let rows = rows

@@ -307,6 +307,8 @@ pub trait Store: Send + Sync + 'static {
     fn prune_user(&self, id: i64) -> StoreResult<()>;
 
     fn zones(&self) -> StoreResult<Vec<Zone>>;
+    /// Zone ids and names only (`zones` also counts each zone's assets).
+    fn zone_names(&self) -> StoreResult<Vec<(i64, String)>>;
     fn circuits(&self, zone_id: Option<i64>) -> StoreResult<Vec<Circuit>>;
     fn lamp_types(&self) -> StoreResult<Vec<LampType>>;
 

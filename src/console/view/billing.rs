@@ -59,7 +59,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         return;
     };
     let [table_area, chart_area] =
-        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(rest);
+        Layout::horizontal([Constraint::Percentage(68), Constraint::Percentage(32)]).areas(rest);
     let mut rows: Vec<Row<'_>> = totals.rows.iter().map(|r| row(r, theme)).collect();
     if let Some(total) = &totals.total {
         rows.push(row(total, theme).style(theme.title));
@@ -68,9 +68,9 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     let table = Table::new(
         rows,
         [
-            Constraint::Fill(3),
+            Constraint::Min(10),
+            Constraint::Length(8),
             Constraint::Length(9),
-            Constraint::Length(10),
             Constraint::Length(6),
             Constraint::Length(5),
             Constraint::Length(10),

@@ -98,7 +98,17 @@ pub fn link_text(link: &Link, now: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
 }
 
 fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
-    let mut spans = Vec::new();
+    let mut spans = vec![
+        Span::styled(
+            format!(
+                "{} {}",
+                state.now.with_timezone(&state.tz).format("%H:%M:%S"),
+                state.tz
+            ),
+            theme.title,
+        ),
+        Span::styled(" | ", theme.muted),
+    ];
     for (stream, link) in &state.streams {
         let style = if *link == Link::Live {
             theme.ok
@@ -116,12 +126,10 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
         spans.push(Span::styled(" | ", theme.muted));
     }
     spans.push(Span::raw(format!(
-        "{} ev/min | {} | {} | {} {}",
+        "{} ev/min | {} | {}",
         state.event_rate(),
-        state.server,
         state.user,
-        state.now.with_timezone(&state.tz).format("%H:%M:%S"),
-        state.tz
+        state.server
     )));
     frame.render_widget(Paragraph::new(Line::from(spans)).style(Style::new()), area);
 }
@@ -214,8 +222,21 @@ fn context_keys(state: &State, keymap: &Keymap) -> String {
 }
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, keymap: &Keymap, theme: &Theme) {
-    let help = keymap.help();
-    let width = help.iter().map(|(keys, _)| keys.len()).max().unwrap_or(0);
+    let popup_width = usize::from(area.width.saturating_sub(4));
+    let mut help = keymap.help();
+    if help.len() + 2 > usize::from(area.height) {
+        // Two columns: each action's first key only, so the text fits.
+        help = help
+            .into_iter()
+            .map(|(keys, what)| (keys.split('/').next().unwrap_or("").to_owned(), what))
+            .collect();
+    }
+    let width = help
+        .iter()
+        .map(|(keys, _)| keys.len())
+        .max()
+        .unwrap_or(0)
+        .min(popup_width / 4);
     let mut lines: Vec<Line<'_>> = help
         .iter()
         .map(|(keys, what)| {

@@ -92,9 +92,90 @@ fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<DayR
     .map_err(db_error)
 }
 
-/// Stores a lamp-day's new state and moves the rollups by the difference from the old one.
+/// What one write job carries from lamp-day to lamp-day: slot prices and rollup changes.
+struct Pass<'a> {
+    prices: PriceCache<'a>,
+    rollups: Rollups,
+}
+
+/// Zone rollup changes gathered over one write and applied once per zone-day and zone-month.
+#[derive(Debug, Default, Clone, Copy)]
+struct ZoneDelta {
+    wh: i64,
+    cost_mp: i64,
+    baseline_wh: i64,
+    baseline_cost_mp: i64,
+    covered: i64,
+    unpriced_wh: i64,
+    lamps: i64,
+    lamps_full: i64,
+}
+
+impl ZoneDelta {
+    fn add(&mut self, other: &ZoneDelta) {
+        self.wh += other.wh;
+        self.cost_mp += other.cost_mp;
+        self.baseline_wh += other.baseline_wh;
+        self.baseline_cost_mp += other.baseline_cost_mp;
+        self.covered += other.covered;
+        self.unpriced_wh += other.unpriced_wh;
+        self.lamps += other.lamps;
+        self.lamps_full += other.lamps_full;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Rollups {
+    days: HashMap<(String, i64), ZoneDelta>,
+    months: HashMap<(String, i64), ZoneDelta>,
+}
+
+impl Rollups {
+    fn write(self, c: &Connection) -> StoreResult<()> {
+        for (table, key, rows) in [
+            ("energy_zone_days", "day", self.days),
+            ("energy_zone_months", "month", self.months),
+        ] {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} ({key}, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                     ON CONFLICT ({key}, zone_id) DO UPDATE SET wh = wh + excluded.wh, cost_mp = cost_mp + excluded.cost_mp, \
+                     baseline_wh = baseline_wh + excluded.baseline_wh, baseline_cost_mp = baseline_cost_mp + excluded.baseline_cost_mp, \
+                     covered = covered + excluded.covered, unpriced_wh = unpriced_wh + excluded.unpriced_wh, \
+                     lamps = lamps + excluded.lamps, lamps_full = lamps_full + excluded.lamps_full"
+                ))
+                .map_err(db_error)?;
+            for ((period, zone), d) in rows {
+                statement
+                    .execute(params![
+                        period,
+                        zone,
+                        d.wh,
+                        d.cost_mp,
+                        d.baseline_wh,
+                        d.baseline_cost_mp,
+                        d.covered,
+                        d.unpriced_wh,
+                        d.lamps,
+                        d.lamps_full
+                    ])
+                    .map_err(db_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stores a lamp-day's new state, moves its month row by the difference from the old one,
+/// and gathers the zone rollups' share of it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one lamp-day's every fact, used once"
+)]
 fn save_day(
     c: &Connection,
+    rollups: &mut Rollups,
     date: NaiveDate,
     lamp_id: i64,
     old: Option<&DayTotals>,
@@ -128,66 +209,55 @@ fn save_day(
 
     let zero = DayTotals::default();
     let before = old.unwrap_or(&zero);
-    let full = |totals: &DayTotals| totals.covered_slots as usize >= slots_in_day;
-    let new_row = i64::from(old.is_none());
-    let full_change = i64::from(full(t)) - i64::from(old.is_some_and(full));
-    let d = (
-        t.wh - before.wh,
-        t.cost_mp - before.cost_mp,
-        t.baseline_wh - before.baseline_wh,
-        t.baseline_cost_mp - before.baseline_cost_mp,
-        i64::from(t.covered_slots) - i64::from(before.covered_slots),
-        t.unpriced_wh - before.unpriced_wh,
-    );
+    let new_day = old.is_none();
+    let mut d = ZoneDelta {
+        wh: t.wh - before.wh,
+        cost_mp: t.cost_mp - before.cost_mp,
+        baseline_wh: t.baseline_wh - before.baseline_wh,
+        baseline_cost_mp: t.baseline_cost_mp - before.baseline_cost_mp,
+        covered: i64::from(t.covered_slots) - i64::from(before.covered_slots),
+        unpriced_wh: t.unpriced_wh - before.unpriced_wh,
+        lamps: i64::from(new_day),
+        lamps_full: 0,
+    };
+    let day_full = |totals: &DayTotals| totals.covered_slots as usize >= slots_in_day;
+    d.lamps_full = i64::from(day_full(t)) - i64::from(old.is_some_and(day_full));
+    rollups.days.entry((day, new.zone_id)).or_default().add(&d);
+
     let month = month_key(date);
-    let month_row_created = c
+    let (covered_after, lamp_days): (i64, i64) = c
         .prepare_cached(
-            "INSERT OR IGNORE INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, \
-             baseline_cost_mp, covered, unpriced_wh) VALUES (?1, ?2, ?3, 0, 0, 0, 0, 0, 0)",
-        )
-        .map_err(db_error)?
-        .execute(params![month, new.zone_id, lamp_id])
-        .map_err(db_error)?
-        == 1;
-    let covered_after: i64 = c
-        .prepare_cached(
-            "UPDATE energy_months SET wh = wh + ?4, cost_mp = cost_mp + ?5, baseline_wh = baseline_wh + ?6, \
-             baseline_cost_mp = baseline_cost_mp + ?7, covered = covered + ?8, unpriced_wh = unpriced_wh + ?9 \
-             WHERE month = ?1 AND zone_id = ?2 AND lamp_id = ?3 RETURNING covered",
+            "INSERT INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamp_days) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (month, zone_id, lamp_id) DO UPDATE SET wh = wh + excluded.wh, cost_mp = cost_mp + excluded.cost_mp, \
+             baseline_wh = baseline_wh + excluded.baseline_wh, baseline_cost_mp = baseline_cost_mp + excluded.baseline_cost_mp, \
+             covered = covered + excluded.covered, unpriced_wh = unpriced_wh + excluded.unpriced_wh, \
+             lamp_days = lamp_days + excluded.lamp_days RETURNING covered, lamp_days",
         )
         .map_err(db_error)?
         .query_row(
-            params![month, new.zone_id, lamp_id, d.0, d.1, d.2, d.3, d.4, d.5],
-            |row| row.get(0),
+            params![
+                month,
+                new.zone_id,
+                lamp_id,
+                d.wh,
+                d.cost_mp,
+                d.baseline_wh,
+                d.baseline_cost_mp,
+                d.covered,
+                d.unpriced_wh,
+                d.lamps
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .map_err(db_error)?;
+    // A lamp's first day in a month (in this zone) makes its month row.
+    let month_row_created = new_day && lamp_days == 1;
     let month_full = |covered: i64| covered >= slots_in_month;
-    let month_full_change =
-        i64::from(month_full(covered_after)) - i64::from(month_full(covered_after - d.4));
-    let mut zone_month = c
-        .prepare_cached(
-            "INSERT INTO energy_zone_months (month, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT (month, zone_id) DO UPDATE SET wh = wh + excluded.wh, cost_mp = cost_mp + excluded.cost_mp, \
-             baseline_wh = baseline_wh + excluded.baseline_wh, baseline_cost_mp = baseline_cost_mp + excluded.baseline_cost_mp, \
-             covered = covered + excluded.covered, unpriced_wh = unpriced_wh + excluded.unpriced_wh, \
-             lamps = lamps + excluded.lamps, lamps_full = lamps_full + excluded.lamps_full",
-        )
-        .map_err(db_error)?;
-    zone_month
-        .execute(params![
-            month,
-            new.zone_id,
-            d.0,
-            d.1,
-            d.2,
-            d.3,
-            d.4,
-            d.5,
-            i64::from(month_row_created),
-            month_full_change
-        ])
-        .map_err(db_error)?;
+    let mut m = d;
+    m.lamps = i64::from(month_row_created);
+    m.lamps_full =
+        i64::from(month_full(covered_after)) - i64::from(month_full(covered_after - d.covered));
     if month_row_created {
         let rows: i64 = c
             .prepare_cached("SELECT count(*) FROM energy_months WHERE month = ?1 AND lamp_id = ?2")
@@ -195,22 +265,18 @@ fn save_day(
             .query_row(params![month, lamp_id], |row| row.get(0))
             .map_err(db_error)?;
         if rows > 1 {
-            zone_month
-                .execute(params![month, MOVED_LAMPS, 0, 0, 0, 0, 0, 0, 1, 0])
-                .map_err(db_error)?;
+            rollups
+                .months
+                .entry((month.clone(), MOVED_LAMPS))
+                .or_default()
+                .lamps += 1;
         }
     }
-    c.prepare_cached(
-        "INSERT INTO energy_zone_days (day, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT (day, zone_id) DO UPDATE SET wh = wh + excluded.wh, cost_mp = cost_mp + excluded.cost_mp, \
-         baseline_wh = baseline_wh + excluded.baseline_wh, baseline_cost_mp = baseline_cost_mp + excluded.baseline_cost_mp, \
-         covered = covered + excluded.covered, unpriced_wh = unpriced_wh + excluded.unpriced_wh, \
-         lamps = lamps + excluded.lamps, lamps_full = lamps_full + excluded.lamps_full",
-    )
-    .map_err(db_error)?
-    .execute(params![day, new.zone_id, d.0, d.1, d.2, d.3, d.4, d.5, new_row, full_change])
-    .map_err(db_error)?;
+    rollups
+        .months
+        .entry((month, new.zone_id))
+        .or_default()
+        .add(&m);
     Ok(())
 }
 
@@ -274,13 +340,14 @@ struct StoredBand {
 /// Settles one lamp-day afresh from its slots: merging new shares, or pricing again.
 fn resettle(
     c: &Connection,
-    prices: &mut PriceCache<'_>,
+    pass: &mut Pass<'_>,
     date: NaiveDate,
     lamp_id: i64,
     old: Option<DayRow>,
     fresh: impl FnOnce() -> DayRow,
     change: impl FnOnce(&mut [SlotEnergy]),
 ) -> StoreResult<()> {
+    let Pass { prices, rollups } = pass;
     let slots_in_day = prices.calendar.slots_in(date);
     if old.as_ref().is_some_and(|row| row.slots.is_empty()) {
         // The day's slots are past their retention: its totals stand as settled.
@@ -295,6 +362,7 @@ fn resettle(
     let slots_in_month = prices.slots_in_month(date);
     save_day(
         c,
+        rollups,
         date,
         lamp_id,
         old_totals.as_ref(),
@@ -321,12 +389,15 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         self.write_effects(move |c| {
             let book = load_book(c)?;
-            let mut prices = PriceCache::new(calendar, &book);
+            let mut pass = Pass {
+                prices: PriceCache::new(calendar, &book),
+                rollups: Rollups::default(),
+            };
             for lamp in &settlement.days {
                 let old = load_day(c, &day_text(lamp.date), lamp.lamp_id)?;
                 resettle(
                     c,
-                    &mut prices,
+                    &mut pass,
                     lamp.date,
                     lamp.lamp_id,
                     old,
@@ -334,6 +405,7 @@ impl SqliteStore {
                     |slots| settle::merge(slots, &lamp.shares),
                 )?;
             }
+            pass.rollups.write(c)?;
             let mut cursor = c
                 .prepare_cached(
                     "INSERT INTO energy_cursors (lamp_id, at) VALUES (?1, ?2) \
@@ -357,20 +429,29 @@ impl SqliteStore {
     ) -> StoreResult<u64> {
         self.write_effects(move |c| {
             let day = day_text(date);
-            let present: HashSet<i64> = c
-                .prepare_cached("SELECT lamp_id FROM energy_days WHERE day = ?1")
-                .map_err(db_error)?
-                .query_map([&day], |row| row.get(0))
-                .map_err(db_error)?
-                .collect::<Result<_, _>>()
+            let mut exists = c
+                .prepare_cached("SELECT 1 FROM energy_days WHERE day = ?1 AND lamp_id = ?2")
                 .map_err(db_error)?;
+            let mut present: HashSet<i64> = HashSet::new();
+            for lamp in &lamps {
+                if exists
+                    .exists(params![day, lamp.lamp_id])
+                    .map_err(db_error)?
+                {
+                    present.insert(lamp.lamp_id);
+                }
+            }
+            drop(exists);
             let book = load_book(c)?;
-            let mut prices = PriceCache::new(calendar, &book);
+            let mut pass = Pass {
+                prices: PriceCache::new(calendar, &book),
+                rollups: Rollups::default(),
+            };
             let mut added = 0;
             for lamp in lamps.iter().filter(|l| !present.contains(&l.lamp_id)) {
                 resettle(
                     c,
-                    &mut prices,
+                    &mut pass,
                     date,
                     lamp.lamp_id,
                     None,
@@ -379,6 +460,7 @@ impl SqliteStore {
                 )?;
                 added += 1;
             }
+            pass.rollups.write(c)?;
             Ok((added, Effects::default()))
         })
     }
@@ -566,15 +648,18 @@ fn reprice(
         .map_err(db_error)?
         .collect::<Result<_, _>>()
         .map_err(db_error)?;
-    let mut prices = PriceCache::new(calendar, book);
+    let mut pass = Pass {
+        prices: PriceCache::new(calendar, book),
+        rollups: Rollups::default(),
+    };
     for (day, lamp_id) in keys {
         let date: NaiveDate = day
             .parse()
             .map_err(|_| StoreError::Database(format!("bad settlement day {day:?}")))?;
         let old = load_day(c, &day, lamp_id)?;
-        resettle(c, &mut prices, date, lamp_id, old, DayRow::empty, |_| {})?;
+        resettle(c, &mut pass, date, lamp_id, old, DayRow::empty, |_| {})?;
     }
-    Ok(())
+    pass.rollups.write(c)
 }
 
 impl DayRow {

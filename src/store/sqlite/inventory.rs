@@ -414,6 +414,18 @@ impl Store for SqliteStore {
         self.write(move |c| prune::<User>(c, id, &[]))
     }
 
+    fn zone_names(&self) -> StoreResult<Vec<(i64, String)>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached("SELECT id, name FROM zones")
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(db_error)?;
+            rows.collect::<Result<_, _>>().map_err(db_error)
+        })
+    }
+
     fn zones(&self) -> StoreResult<Vec<Zone>> {
         self.read(|c| {
             let mut statement = c

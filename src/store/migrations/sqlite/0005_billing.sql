@@ -38,6 +38,8 @@ CREATE TABLE energy_months (
     baseline_cost_mp INTEGER NOT NULL,
     covered          INTEGER NOT NULL,
     unpriced_wh      INTEGER NOT NULL,
+    -- Days of the lamp in this row (tells a new row from an updated one).
+    lamp_days        INTEGER NOT NULL,
     PRIMARY KEY (month, zone_id, lamp_id)
 ) WITHOUT ROWID;
 

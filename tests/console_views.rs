@@ -1,0 +1,384 @@
+//! Snapshots of every console screen (each tab, the detail pane, prompts, the filter, the
+//! help overlay, the too-small notice) at 80x24 and 160x48, in colour and with NO_COLOR's
+//! monochrome theme, where every state must still read from glyphs and letters.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use chrono::{DateTime, TimeZone, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use singularity::console::keymap::{Key, Keymap};
+use singularity::console::state::{Detail, Link, State, StreamName, Tab};
+use singularity::console::update::{Event, NetEvent, update};
+use singularity::console::view::{self, Theme};
+use singularity::proto;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 21, 30, 0).unwrap()
+}
+
+fn ts(minutes_ago: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: now().timestamp() - minutes_ago * 60,
+        nanos: 0,
+    })
+}
+
+fn fault(id: i64, t: proto::FaultType, s: proto::Severity, st: proto::FaultState) -> proto::Fault {
+    proto::Fault {
+        id,
+        r#type: t as i32,
+        severity: s as i32,
+        state: st as i32,
+        lamp_id: 1000 + id,
+        zone_id: 1 + id % 3,
+        circuit_id: 7,
+        count: id as u32,
+        version: 2,
+        first_seen: ts(id * 17),
+        last_seen: ts(1),
+        assignee: if st == proto::FaultState::Assigned {
+            "crew-north".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
+}
+
+fn totals(from: &str, to: &str) -> proto::Totals {
+    let row = |key: &str, zone: i64, wh: i64| proto::TotalsRow {
+        key: key.into(),
+        zone_id: zone,
+        energy_wh: wh,
+        cost_millipence: wh * 25,
+        lamps: 1200,
+        lamps_missing: if zone == 2 { 3 } else { 0 },
+        baseline_wh: wh * 5 / 4,
+        savings_wh: wh / 4,
+        savings_millipence: wh * 25 / 4,
+        ..Default::default()
+    };
+    proto::Totals {
+        from: from.into(),
+        to: to.into(),
+        time_zone: "Europe/London".into(),
+        rows: vec![
+            row("St James's", 1, 1_841_200),
+            row("West End", 2, 1_320_500),
+            row("Marylebone", 3, 990_000),
+        ],
+        total: Some(row("total", 0, 4_151_700)),
+        expected_slots: 1_323,
+        ..Default::default()
+    }
+}
+
+/// A console in the middle of a night: faults of every severity and state, a lamp found,
+/// billing live.
+fn busy_state() -> (State, Keymap) {
+    let keymap = Keymap::load(None).unwrap();
+    let mut state = State::new(
+        "http://127.0.0.1:50051".into(),
+        "ana".into(),
+        chrono_tz::Europe::London,
+        now(),
+    );
+    let net = |state: &mut State, event: NetEvent| {
+        update(state, &keymap, Event::Net(event));
+    };
+    net(&mut state, NetEvent::Link(StreamName::Faults, Link::Live));
+    net(&mut state, NetEvent::Link(StreamName::Billing, Link::Live));
+    net(
+        &mut state,
+        NetEvent::Zones(vec![
+            proto::Zone {
+                id: 1,
+                name: "St James's".into(),
+                ..Default::default()
+            },
+            proto::Zone {
+                id: 2,
+                name: "West End".into(),
+                ..Default::default()
+            },
+            proto::Zone {
+                id: 3,
+                name: "Marylebone".into(),
+                ..Default::default()
+            },
+        ]),
+    );
+    use proto::{FaultState as S, FaultType as T, Severity as V};
+    let faults = vec![
+        fault(1, T::EarthLeakage, V::Critical, S::Open),
+        fault(2, T::LampFailure, V::Major, S::Acknowledged),
+        fault(3, T::DayBurner, V::Major, S::Assigned),
+        fault(4, T::VoltageLow, V::Warning, S::Cleared),
+        fault(5, T::Cycling, V::Minor, S::Open),
+        fault(6, T::NodeOffline, V::Major, S::Open),
+    ];
+    net(&mut state, NetEvent::Snapshot { faults, seq: 40 });
+    net(
+        &mut state,
+        NetEvent::Daily(proto::DailyFaultsResponse {
+            date: "2026-11-28".into(),
+            time_zone: "Europe/London".into(),
+            hours: 24,
+            total: 31,
+            counts: vec![
+                proto::DailyFaultCount {
+                    r#type: T::LampFailure as i32,
+                    severity: V::Major as i32,
+                    count: 12,
+                },
+                proto::DailyFaultCount {
+                    r#type: T::VoltageLow as i32,
+                    severity: V::Warning as i32,
+                    count: 15,
+                },
+                proto::DailyFaultCount {
+                    r#type: T::EarthLeakage as i32,
+                    severity: V::Critical as i32,
+                    count: 4,
+                },
+            ],
+            by_hour: (0..24).map(|h| (h * 7 % 5) as u32).collect(),
+            ..Default::default()
+        }),
+    );
+    net(
+        &mut state,
+        NetEvent::Lamp(proto::Lamp {
+            id: 1002,
+            reference: "WCC-001002".into(),
+            zone_id: 3,
+            lamp_type: Some(proto::LampType {
+                id: 1,
+                name: "LED 36 W".into(),
+                wattage_w: 36,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    );
+    net(
+        &mut state,
+        NetEvent::LampStatus(proto::LampStatus {
+            lamp_id: 1002,
+            health: proto::LampHealth::Fault as i32,
+            worst_severity: V::Major as i32,
+            open_faults: 1,
+            last_heard: ts(3),
+            lamp_on: true,
+            dim_target_pct: 50,
+            dim_actual_pct: 50,
+            voltage_v: 231.4,
+            current_a: 0.002,
+            power_w: 0.4,
+            power_factor: 0.31,
+            energy_wh: 81_234,
+            burn_hours: 9_876,
+            temperature_c: 14.0,
+            link_quality_pct: 88,
+        }),
+    );
+    net(
+        &mut state,
+        NetEvent::ZoneLamps {
+            zone_id: 3,
+            points: (0..60)
+                .map(|i| {
+                    (
+                        1000 + i,
+                        51.52 + f64::from(i as i32 % 8) * 0.001,
+                        -0.15 + f64::from(i as i32 / 8) * 0.001,
+                    )
+                })
+                .collect(),
+        },
+    );
+    net(
+        &mut state,
+        NetEvent::LiveTotals(proto::LiveTotals {
+            today: Some(totals("2026-11-28", "2026-11-28")),
+            month_to_date: Some(totals("2026-11-01", "2026-11-28")),
+            settlement: 9,
+        }),
+    );
+    update(&mut state, &keymap, Event::Key(Key::parse("j").unwrap()));
+    update(&mut state, &keymap, Event::Key(Key::parse("j").unwrap()));
+    update(
+        &mut state,
+        &keymap,
+        Event::Key(Key::parse("space").unwrap()),
+    );
+    state.message = None;
+    (state, keymap)
+}
+
+fn render(state: &mut State, keymap: &Keymap, theme: &Theme, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    state.page_rows = view::board_rows(height);
+    state.refresh_view();
+    terminal
+        .draw(|frame| view::draw(frame, state, keymap, theme))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    if theme.name == "mono" {
+        for cell in buffer.content() {
+            assert!(
+                cell.fg == ratatui::style::Color::Reset && cell.bg == ratatui::style::Color::Reset,
+                "monochrome must not colour anything: {cell:?}"
+            );
+        }
+    }
+    let mut text = String::new();
+    for y in 0..height {
+        let line: String = (0..width)
+            .map(|x| buffer[(x, y)].symbol().to_owned())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+fn keys(state: &mut State, keymap: &Keymap, keys: &[&str]) {
+    for key in keys {
+        update(state, keymap, Event::Key(Key::parse(key).unwrap()));
+    }
+}
+
+/// Each screen at both sizes; colour and monochrome render the same text.
+fn screens() -> Vec<(&'static str, State, Keymap)> {
+    let mut screens = Vec::new();
+    let (state, keymap) = busy_state();
+    screens.push(("faults", state, keymap));
+    let (mut state, keymap) = busy_state();
+    state.detail = Some(Detail {
+        fault_id: state.selected.unwrap(),
+        history: vec![
+            proto::HistoryEntry {
+                at: ts(50),
+                actor: "system".into(),
+                action: "RAISED".into(),
+                note: String::new(),
+                ..Default::default()
+            },
+            proto::HistoryEntry {
+                at: ts(20),
+                actor: "ana".into(),
+                action: "ACKNOWLEDGED".into(),
+                note: "crew informed".into(),
+                ..Default::default()
+            },
+        ],
+    });
+    screens.push(("detail", state, keymap));
+    let (mut state, keymap) = busy_state();
+    keys(
+        &mut state,
+        &keymap,
+        &["/", "s", "e", "v", ">", "=", "m", "a", "j", "o", "r"],
+    );
+    screens.push(("filter", state, keymap));
+    let (mut state, keymap) = busy_state();
+    keys(
+        &mut state,
+        &keymap,
+        &["/", "s", "e", "v", ">", "=", "h", "u", "g", "e"],
+    );
+    screens.push(("filter_invalid", state, keymap));
+    let (mut state, keymap) = busy_state();
+    keys(
+        &mut state,
+        &keymap,
+        &[
+            "n", "c", "r", "e", "w", "space", "o", "n", "space", "s", "i", "t", "e",
+        ],
+    );
+    screens.push(("note_prompt", state, keymap));
+    let (mut state, keymap) = busy_state();
+    keys(&mut state, &keymap, &[":", "l", "a"]);
+    screens.push(("command", state, keymap));
+    let (mut state, keymap) = busy_state();
+    keys(&mut state, &keymap, &["f"]);
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Fault(proto::FaultEvent {
+            seq: 41,
+            fault: Some(fault(
+                9,
+                proto::FaultType::SupplyLoss,
+                proto::Severity::Major,
+                proto::FaultState::Open,
+            )),
+            ..Default::default()
+        })),
+    );
+    screens.push(("frozen", state, keymap));
+    let (mut state, keymap) = busy_state();
+    keys(&mut state, &keymap, &["?"]);
+    screens.push(("help", state, keymap));
+    let (mut state, keymap) = busy_state();
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Link(
+            StreamName::Faults,
+            Link::Down {
+                since: now() - chrono::Duration::minutes(4),
+                retry_at: now() + chrono::Duration::seconds(8),
+                error: "refused".into(),
+            },
+        )),
+    );
+    screens.push(("disconnected", state, keymap));
+    let (mut state, keymap) = busy_state();
+    state.tab = Tab::Lamps;
+    screens.push(("lamps", state, keymap));
+    let (mut state, keymap) = busy_state();
+    state.tab = Tab::Billing;
+    screens.push(("billing", state, keymap));
+    screens
+}
+
+#[test]
+fn every_screen_at_80x24_and_160x48() {
+    for (name, mut state, keymap) in screens() {
+        for (width, height) in [(80, 24), (160, 48)] {
+            let colour = render(&mut state, &keymap, &Theme::colour(), width, height);
+            let mono = render(&mut state, &keymap, &Theme::mono(), width, height);
+            insta::assert_snapshot!(format!("{name}_{width}x{height}"), colour);
+            if name == "lamps" {
+                // The map draws with plain dots where no colour can mark faulty lamps.
+                insta::assert_snapshot!(format!("{name}_{width}x{height}_no_color"), mono);
+            } else {
+                assert_eq!(colour, mono, "{name}: the text must not depend on colour");
+            }
+        }
+    }
+}
+
+#[test]
+fn below_80x24_it_says_so() {
+    let (mut state, keymap) = busy_state();
+    let text = render(&mut state, &keymap, &Theme::ansi(), 60, 20);
+    assert!(
+        text.contains("needs at least 80x24; this terminal is 60x20"),
+        "{text}"
+    );
+}
+
+#[test]
+fn severity_and_state_read_without_colour() {
+    let (mut state, keymap) = busy_state();
+    let text = render(&mut state, &keymap, &Theme::mono(), 160, 48);
+    for needle in [
+        "!!C", "!M", ".m", ".w", "OPEN", "ACKED", "ASSIGNED", "CLEARED", "*",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+}

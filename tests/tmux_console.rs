@@ -1,0 +1,96 @@
+//! The built `singularity console` in a real terminal (tmux): it draws, follows the server,
+//! opens help, quits on `q`, and leaves the terminal as it found it. Skipped, saying so, where
+//! tmux is not installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+
+fn tmux(args: &[&str]) -> std::process::Output {
+    Command::new("tmux").args(args).output().unwrap()
+}
+
+fn capture(session: &str) -> String {
+    String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", session]).stdout).into_owned()
+}
+
+fn wait_for(session: &str, what: &str, needle: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let screen = capture(session);
+        if needle(&screen) {
+            return screen;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never saw {what}:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_runs_in_a_real_terminal_and_restores_it() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let mut server = TestServer::start(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let session = format!("singularity-test-{}", std::process::id());
+    let command = format!(
+        "{} console --server {} --log-file {} --theme 16",
+        env!("CARGO_BIN_EXE_singularity"),
+        server.url(),
+        dir.path().join("console.log").display()
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    tmux(&["set-option", "-t", &session, "remain-on-exit", "on"]);
+    let session_ref = session.clone();
+    let screen = tokio::task::spawn_blocking(move || {
+        let s = session_ref.as_str();
+        let live = wait_for(s, "the live feed", |t| t.contains("faults: live"));
+        assert!(
+            live.contains("1 Faults") && live.contains("Daily Faults"),
+            "{live}"
+        );
+        tmux(&["send-keys", "-t", s, "?"]);
+        wait_for(s, "the help", |t| t.contains("keys, from the keymap"));
+        tmux(&["send-keys", "-t", s, "x"]);
+        wait_for(s, "the help closed", |t| {
+            !t.contains("keys, from the keymap")
+        });
+        tmux(&["send-keys", "-t", s, "3"]);
+        wait_for(s, "the billing tab", |t| t.contains("energy and cost"));
+        tmux(&["send-keys", "-t", s, "q"]);
+        wait_for(s, "the console to end", |_| {
+            let dead = tmux(&["display-message", "-p", "-t", s, "#{pane_dead}"]);
+            String::from_utf8_lossy(&dead.stdout).trim() == "1"
+        })
+    })
+    .await
+    .unwrap();
+    tmux(&["kill-session", "-t", &session]);
+    // The alternate screen is gone: what the console drew is not left behind.
+    assert!(
+        !screen.contains("1 Faults"),
+        "terminal not restored:\n{screen}"
+    );
+    server.stop().await;
+}
