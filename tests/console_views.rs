@@ -342,6 +342,33 @@ fn screens() -> Vec<(&'static str, State, Keymap)> {
     let (mut state, keymap) = busy_state();
     state.tab = Tab::Billing;
     screens.push(("billing", state, keymap));
+    let (mut state, keymap) = busy_state();
+    state.tab = Tab::Billing;
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::LampEnergy(proto::LampEnergy {
+            lamp_id: 1002,
+            date: "2026-11-28".into(),
+            zone_id: 3,
+            slots: (0..48)
+                .map(|i| proto::EnergySlot {
+                    index: i,
+                    energy_wh: if !(16..=31).contains(&i) { 18 } else { 0 },
+                    covered_seconds: if i < 42 { 1800 } else { 0 },
+                    missing: (42..43).contains(&i),
+                    ..Default::default()
+                })
+                .collect(),
+            total: Some(proto::TotalsRow {
+                energy_wh: 576,
+                cost_millipence: 14_400,
+                baseline_wh: 600,
+                ..Default::default()
+            }),
+        })),
+    );
+    screens.push(("billing_lamp", state, keymap));
     screens
 }
 

@@ -502,6 +502,16 @@ async fn run_one(channel: Channel, command: Command, user: String, tz: String) -
                 Err(status) => NetEvent::Failed(format!("billing: {}", status.message())),
             }
         }
+        Command::LampEnergy { lamp_id, date } => {
+            let request = proto::GetLampEnergyRequest {
+                lamp_id,
+                date: date.to_string(),
+            };
+            match BillingClient::new(channel).get_lamp_energy(request).await {
+                Ok(energy) => NetEvent::LampEnergy(energy.into_inner()),
+                Err(status) => NetEvent::Failed(format!("lamp {lamp_id}: {}", status.message())),
+            }
+        }
         Command::FindLamp(_) | Command::WatchLamp(_) | Command::WatchZone(_) => {
             NetEvent::Failed("internal: lamp commands run on their own task".to_owned())
         }

@@ -139,8 +139,10 @@ pub enum BillingPeriod {
     MonthToDate,
     Today,
     LastMonth,
-    /// A month asked for with `:bill`.
+    /// A month asked for with `:bill 2026-10`.
     Month(NaiveDate),
+    /// Days asked for with `:bill 2026-10-01..2026-10-15`.
+    Range(NaiveDate, NaiveDate),
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -186,6 +188,8 @@ pub struct State {
     pub billing_live: Option<proto::LiveTotals>,
     pub billing_period: BillingPeriod,
     pub billing_totals: Option<proto::Totals>,
+    /// One lamp's half-hours, asked for with `:bill lamp 12`.
+    pub billing_lamp: Option<proto::LampEnergy>,
     pub streams: BTreeMap<StreamName, Link>,
     /// When fault events arrived, for the rate in the status bar.
     pub arrivals: VecDeque<DateTime<Utc>>,
@@ -224,6 +228,7 @@ impl State {
             billing_live: None,
             billing_period: BillingPeriod::MonthToDate,
             billing_totals: None,
+            billing_lamp: None,
             streams: BTreeMap::from([
                 (StreamName::Faults, Link::Connecting),
                 (StreamName::Billing, Link::Connecting),

@@ -61,6 +61,7 @@ pub enum NetEvent {
         points: Vec<(i64, f64, f64)>,
     },
     LiveTotals(proto::LiveTotals),
+    LampEnergy(proto::LampEnergy),
     Totals(proto::Totals),
     Failed(String),
 }
@@ -83,6 +84,10 @@ pub enum Command {
     Totals {
         from: NaiveDate,
         to: NaiveDate,
+    },
+    LampEnergy {
+        lamp_id: i64,
+        date: NaiveDate,
     },
 }
 
@@ -247,6 +252,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 .collect();
         }
         NetEvent::LiveTotals(live) => state.billing_live = Some(live),
+        NetEvent::LampEnergy(energy) => state.billing_lamp = Some(energy),
         NetEvent::Totals(totals) => state.billing_totals = Some(totals),
         NetEvent::Failed(message) => state.say(message),
     }
@@ -478,13 +484,35 @@ fn run_command(state: &mut State, line: &str) -> Vec<Command> {
         },
         "bill" => {
             state.tab = Tab::Billing;
-            let month = NaiveDate::parse_from_str(&format!("{argument}-01"), "%Y-%m-%d");
-            match month {
-                Ok(first) => {
-                    state.billing_period = BillingPeriod::Month(first);
-                    return billing_query(state);
+            let date = |text: &str| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok();
+            if let Some(lamp) = argument.strip_prefix("lamp") {
+                match lamp.trim().parse::<i64>() {
+                    Ok(lamp_id) if lamp_id > 0 => {
+                        return vec![Command::LampEnergy {
+                            lamp_id,
+                            date: today(state),
+                        }];
+                    }
+                    _ => state.say("give a lamp id: :bill lamp 12"),
                 }
-                Err(_) => state.say(format!("{argument:?} is not a month like 2026-10")),
+            } else if let Some((from, to)) = argument.split_once("..") {
+                match (date(from), date(to)) {
+                    (Some(from), Some(to)) if from <= to => {
+                        state.billing_period = BillingPeriod::Range(from, to);
+                        return billing_query(state);
+                    }
+                    _ => state.say("give days like :bill 2026-10-01..2026-10-15"),
+                }
+            } else {
+                match NaiveDate::parse_from_str(&format!("{argument}-01"), "%Y-%m-%d") {
+                    Ok(first) => {
+                        state.billing_period = BillingPeriod::Month(first);
+                        return billing_query(state);
+                    }
+                    Err(_) => state.say(format!(
+                        "{argument:?}: give a month (2026-10), days (2026-10-01..2026-10-15) or lamp 12"
+                    )),
+                }
             }
         }
         other => state.say(format!(
@@ -512,6 +540,7 @@ fn billing_query(state: &mut State) -> Vec<Command> {
             let next = first_of(first + Duration::days(32));
             (first, next.pred_opt().unwrap_or(first).min(today))
         }
+        BillingPeriod::Range(from, to) => (from, to.min(today)),
     };
     state.billing_totals = None;
     vec![Command::Totals { from, to }]
@@ -974,6 +1003,49 @@ mod tests {
         update(&mut state, &keymap, Event::Key(Key::parse("q").unwrap()));
         update(&mut state, &keymap, key("enter"));
         assert!(state.quit);
+    }
+
+    fn command(state: &mut State, keymap: &Keymap, line: &str) -> Vec<Command> {
+        update(state, keymap, key(":"));
+        for c in line.chars() {
+            let name = if c == ' ' {
+                "space".to_owned()
+            } else {
+                c.to_string()
+            };
+            update(state, keymap, Event::Key(Key::parse(&name).unwrap()));
+        }
+        update(state, keymap, key("enter"))
+    }
+
+    #[test]
+    fn billing_commands_take_days_and_a_lamp() {
+        let (mut state, keymap) = live_state();
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            command(&mut state, &keymap, "bill 2026-10-01..2026-10-15"),
+            vec![Command::Totals {
+                from: day("2026-10-01"),
+                to: day("2026-10-15")
+            }]
+        );
+        assert_eq!(
+            command(&mut state, &keymap, "bill lamp 12"),
+            vec![Command::LampEnergy {
+                lamp_id: 12,
+                date: day("2026-11-28")
+            }]
+        );
+        assert!(command(&mut state, &keymap, "bill 2026-10-15..2026-10-01").is_empty());
+        assert!(
+            state
+                .message
+                .as_ref()
+                .unwrap()
+                .1
+                .contains("2026-10-01..2026-10-15")
+        );
+        assert!(command(&mut state, &keymap, "bill lamp x").is_empty());
     }
 
     #[test]

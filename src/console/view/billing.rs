@@ -27,6 +27,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
             first.format("%Y-%m").to_string(),
             state.billing_totals.as_ref(),
         ),
+        BillingPeriod::Range(from, to) => (format!("{from}..{to}"), state.billing_totals.as_ref()),
     };
     let [summary, rest] = Layout::vertical([Constraint::Length(4), Constraint::Min(4)]).areas(area);
     let summary_lines = match (
@@ -93,6 +94,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         })
         .collect();
     let data: Vec<(&str, u64)> = bars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    if let Some(lamp) = &state.billing_lamp {
+        draw_lamp(frame, chart_area, lamp, theme);
+        return;
+    }
     frame.render_widget(
         BarChart::default()
             .block(
@@ -106,6 +111,44 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
             .bar_style(theme.accent)
             .value_style(theme.title),
         chart_area,
+    );
+}
+
+/// One lamp's day: totals and its half-hours as a sparkline.
+fn draw_lamp(frame: &mut Frame<'_>, area: Rect, lamp: &proto::LampEnergy, theme: &Theme) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" lamp {} on {} ", lamp.lamp_id, lamp.date));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [text, bars] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
+    let t = lamp.total.clone().unwrap_or_default();
+    let missing = lamp.slots.iter().filter(|s| s.missing).count();
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::from(Span::styled(
+                format!("{} kWh {}", kwh(t.energy_wh), pounds(t.cost_millipence)),
+                theme.title,
+            )),
+            Line::from(format!("baseline {} kWh", kwh(t.baseline_wh))),
+            Line::from(Span::styled(
+                format!("{missing} of {} half-hours missing", lamp.slots.len()),
+                if missing > 0 { theme.bad } else { theme.ok },
+            )),
+            Line::from(Span::styled("Wh per half-hour:", theme.muted)),
+        ]),
+        text,
+    );
+    let wh: Vec<u64> = lamp
+        .slots
+        .iter()
+        .map(|s| u64::try_from(s.energy_wh).unwrap_or(0))
+        .collect();
+    frame.render_widget(
+        ratatui::widgets::Sparkline::default()
+            .data(wh)
+            .style(theme.accent),
+        bars,
     );
 }
 
