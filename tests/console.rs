@@ -1,7 +1,8 @@
 //! The console's own loop against a real server over real sockets, driven by injected keys
 //! and drawn on a `TestBackend`: a fault appears, is acknowledged from the keyboard, and a
 //! second client sees the acknowledgment; the server is stopped and restarted mid-feed and
-//! the board ends with every fault exactly once.
+//! the board ends with every fault exactly once; with the simulator driving the field, an
+//! operator acknowledges one of its faults by keyboard.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -224,4 +225,91 @@ async fn after_a_server_restart_the_feed_resumes_with_no_fault_missed_or_twice()
     expected.sort_unstable();
     assert_eq!(lamps_on_board, expected, "every fault once, none missed");
     restarted.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_simulator_in_the_field_a_fault_is_triaged_from_the_keyboard() {
+    use singularity::sim::model::FaultRates;
+    use singularity::sim::runner::{self, SimConfig};
+    let mut server = TestServer::start(200).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect_lazy();
+    let lamps = runner::load_estate(&channel).await.unwrap();
+    let config = SimConfig {
+        // Ten simulated minutes a second, from two hours back, with the demo's fault rates.
+        speed: 600.0,
+        start: Utc::now() - chrono::Duration::hours(2),
+        rates: FaultRates::default().scaled(5_000.0),
+        report_interval: chrono::Duration::minutes(15),
+        seed: 11,
+        time_zone: chrono_tz::Europe::London,
+        batch: 500,
+    };
+    let (stop_sim, sim_stopped) = oneshot::channel::<()>();
+    let sim = tokio::spawn(runner::run(channel, lamps, config, async move {
+        let _ = sim_stopped.await;
+    }));
+    let mut console = start_console(&server.url());
+    console.shows("faults: live").await;
+    console.shows(" OPEN ").await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let acknowledged_by_ana = |faults: &mut FaultsClient<tonic::transport::Channel>| {
+        let mut faults = faults.clone();
+        async move {
+            let mut pages = faults
+                .list(proto::ListFaultsRequest {
+                    filter: Some(proto::FaultFilter {
+                        states: vec![proto::FaultState::Acknowledged as i32],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut found = Vec::new();
+            while let Some(page) = pages.next().await {
+                found.extend(page.unwrap().items);
+            }
+            for fault in found {
+                let detail = faults
+                    .get(proto::GetFaultRequest { id: fault.id })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                if detail
+                    .history
+                    .iter()
+                    .any(|h| h.action == "ACKNOWLEDGED" && h.actor == "ana")
+                {
+                    return true;
+                }
+            }
+            false
+        }
+    };
+    // The field keeps changing faults (a repeat raises the version), so an action may meet a
+    // newer version and be refused; the operator simply tries again.
+    let mut done = false;
+    for _ in 0..10 {
+        console.press("j").await;
+        console.press("a").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if acknowledged_by_ana(&mut faults).await {
+            done = true;
+            break;
+        }
+    }
+    assert!(
+        done,
+        "no fault was acknowledged:\n{}",
+        *console.screen.borrow()
+    );
+    console.shows("ACKED").await;
+    console.press("q").await;
+    console.done.await.unwrap();
+    let _ = stop_sim.send(());
+    sim.await.unwrap();
+    server.stop().await;
 }
