@@ -17,6 +17,9 @@ fn singularity(args: &[&str]) -> Output {
         .env_remove("SINGULARITY_SERVER")
         .env_remove("SINGULARITY_LISTEN")
         .env_remove("RUST_LOG")
+        .env_remove("SINGULARITY_TOKEN")
+        .env_remove("SINGULARITY_USER")
+        .env_remove("SINGULARITY_PASSWORD")
         .output()
         .unwrap()
 }
@@ -190,8 +193,15 @@ fn bad_flags_and_config_get_clear_errors() {
 async fn client_prints_tables_and_json_and_exits_with_meaningful_codes() {
     let mut server = TestServer::start(300).await;
     let url = server.url();
+    let token = server.token.clone();
     let args = |rest: &[&str]| {
-        let mut all = vec!["client".to_owned(), "--server".to_owned(), url.clone()];
+        let mut all = vec![
+            "client".to_owned(),
+            "--server".to_owned(),
+            url.clone(),
+            "--token".to_owned(),
+            token.clone(),
+        ];
         all.extend(rest.iter().map(|s| (*s).to_owned()));
         all
     };

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{TestServer, lamps_with_telecells, send};
+use common::{TestServer, lamps_with_telecells, send, session_for};
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -20,6 +20,8 @@ use singularity::console::state::State;
 use singularity::console::update::Event;
 use singularity::console::view::Theme;
 use singularity::console::{Setup, net, run_loop};
+use singularity::domain::inventory::Role;
+use singularity::link::with_token;
 use singularity::proto::{self, faults_client::FaultsClient};
 use singularity::wire::timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -45,6 +47,11 @@ fn leaking(uuid: &str, lamp_id: i64, minutes_ago: i64) -> proto::TelecellReport 
     }
 }
 
+/// The operator at the console: ana, with the user role (triage).
+fn ana(server: &TestServer) -> String {
+    session_for(server.store.as_ref(), "ana", Role::User)
+}
+
 struct Console {
     keys: mpsc::Sender<Event>,
     screen: watch::Receiver<String>,
@@ -52,14 +59,16 @@ struct Console {
     _stop: oneshot::Sender<()>,
 }
 
-/// Runs the console's loop against `server` on a 160x48 test terminal, publishing each frame.
-fn start_console(server: &str) -> Console {
+/// Runs the console's loop against `server` on a 160x48 test terminal, publishing each frame,
+/// signed in with `token`.
+fn start_console(server: &str, token: &str) -> Console {
     let (keys, key_rx) = mpsc::channel::<Event>(64);
     let (screen_tx, screen) = watch::channel(String::new());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = server.to_owned();
+    let token = token.to_owned();
     let done = tokio::spawn(async move {
-        let channel = net::channel(&server).unwrap();
+        let channel = with_token(net::channel(&server).unwrap(), Some(&token)).unwrap();
         let (events, net_rx) = mpsc::channel(8_192);
         tokio::spawn(net::follow_faults(channel.clone(), events.clone()));
         tokio::spawn(net::follow_billing(channel.clone(), events.clone()));
@@ -130,7 +139,7 @@ impl Console {
 #[tokio::test]
 async fn a_new_fault_is_acknowledged_from_the_keyboard_and_a_second_client_sees_it() {
     let mut server = TestServer::start(30).await;
-    let mut console = start_console(&server.url());
+    let mut console = start_console(&server.url(), &ana(&server));
     console.shows("faults: live").await;
     let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
     send(&server, vec![leaking(&uuid, lamp, 1)]).await;
@@ -180,7 +189,7 @@ async fn after_a_server_restart_the_feed_resumes_with_no_fault_missed_or_twice()
     let mut server = TestServer::start(60).await;
     let address = server.address.to_string();
     let lamps = lamps_with_telecells(&server, 6).await;
-    let mut console = start_console(&server.url());
+    let mut console = start_console(&server.url(), &ana(&server));
     console.shows("faults: live").await;
     send(
         &server,
@@ -232,9 +241,7 @@ async fn with_the_simulator_in_the_field_a_fault_is_triaged_from_the_keyboard() 
     use singularity::sim::model::FaultRates;
     use singularity::sim::runner::{self, SimConfig};
     let mut server = TestServer::start(200).await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect_lazy();
+    let channel = server.as_role(Role::Dev);
     let lamps = runner::load_estate(&channel).await.unwrap();
     let config = SimConfig {
         // Ten simulated minutes a second, from two hours back, with the demo's fault rates.
@@ -250,11 +257,11 @@ async fn with_the_simulator_in_the_field_a_fault_is_triaged_from_the_keyboard() 
     let sim = tokio::spawn(runner::run(channel, lamps, config, async move {
         let _ = sim_stopped.await;
     }));
-    let mut console = start_console(&server.url());
+    let mut console = start_console(&server.url(), &ana(&server));
     console.shows("faults: live").await;
     console.shows(" OPEN ").await;
     let mut faults = FaultsClient::new(server.channel.clone());
-    let acknowledged_by_ana = |faults: &mut FaultsClient<tonic::transport::Channel>| {
+    let acknowledged_by_ana = |faults: &mut FaultsClient<singularity::link::AuthedChannel>| {
         let mut faults = faults.clone();
         async move {
             let mut pages = faults

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{TestServer, lamps_with_telecells, send};
+use common::{TestServer, lamps_with_telecells, send, session_for};
 use futures::StreamExt;
+use singularity::domain::inventory::Role;
+use singularity::link::with_token;
 use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
 use singularity::store::Store;
 use singularity::store::sqlite::SqliteStore;
@@ -234,13 +236,15 @@ async fn a_failed_lamp_raises_dedups_clears_and_keeps_its_history() {
     assert_eq!(actions, vec!["RAISED", "REPEATED", "CLEARED"]);
     assert!(detail.history.iter().all(|h| h.actor == "system"));
 
-    // A cleared fault stays until someone acknowledges it.
-    let acked = faults
+    // A cleared fault stays until someone acknowledges it. The action is recorded as the
+    // signed-in user, whatever the request's own actor field says.
+    let night_shift = session_for(server.store.as_ref(), "night.shift", Role::User);
+    let acked = FaultsClient::new(with_token(server.bare.clone(), Some(&night_shift)).unwrap())
         .acknowledge(proto::FaultActionRequest {
             fault_id: cleared.id,
             expected_version: cleared.version,
             note: "saw it come back".into(),
-            actor: "night.shift".into(),
+            actor: "somebody.else".into(),
         })
         .await
         .unwrap()
@@ -484,6 +488,7 @@ async fn a_watcher_that_never_reads_does_not_stop_ingest_and_is_told_to_resync()
         .connect()
         .await
         .unwrap();
+    let slow = with_token(slow, Some(&server.token)).unwrap();
     let mut stalled = FaultsClient::new(slow)
         .watch(proto::WatchFaultsRequest::default())
         .await

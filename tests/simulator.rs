@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::TestServer;
+use singularity::domain::inventory::Role;
 use singularity::sim::model::FaultRates;
 use singularity::sim::runner::{self, SimConfig};
 use singularity::store::sqlite::SqliteStore;
@@ -19,7 +20,11 @@ use tonic::transport::Endpoint;
 async fn the_simulator_loses_no_report_across_a_server_restart() {
     let mut server = TestServer::start(60).await;
     let address = server.address.to_string();
-    let channel = Endpoint::from_shared(server.url()).unwrap().connect_lazy();
+    // Lazy, so the simulator reconnects by itself after the restart; its session is in the
+    // database and outlives the server.
+    let bare = Endpoint::from_shared(server.url()).unwrap().connect_lazy();
+    let token = common::session_for(server.store.as_ref(), "field", Role::Dev);
+    let channel = singularity::link::with_token(bare, Some(&token)).unwrap();
     let lamps = runner::load_estate(&channel).await.unwrap();
     let lamp_count = lamps.len();
     let config = SimConfig {

@@ -44,7 +44,8 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let session = format!("singularity-test-{}", std::process::id());
     let command = format!(
-        "{} console --server {} --log-file {} --theme 16",
+        "env SINGULARITY_TOKEN={} {} console --server {} --log-file {} --theme 16",
+        server.token,
         env!("CARGO_BIN_EXE_singularity"),
         server.url(),
         dir.path().join("console.log").display()

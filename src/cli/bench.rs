@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::link::AuthedChannel;
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, eyre};
 use futures::StreamExt;
 use rand::Rng;
-use tonic::transport::Channel;
 
 use super::DEFAULT_SERVER;
 use super::client::connect;
@@ -18,8 +18,24 @@ pub struct BenchArgs {
     /// Server to measure.
     #[arg(long, env = "SINGULARITY_SERVER", default_value = DEFAULT_SERVER, global = true)]
     server: String,
+    /// Who the benchmark signs in as (ingest needs the dev or admin role).
+    #[command(flatten)]
+    sign_in: super::sign_in::SignInArgs,
     #[command(subcommand)]
     what: Bench,
+}
+
+/// Opens further connections as the same session.
+pub struct Dialer {
+    server: String,
+    token: Option<String>,
+}
+
+impl Dialer {
+    pub async fn dial(&self) -> Result<AuthedChannel> {
+        let channel = connect(&self.server).await.map_err(|e| eyre!(e))?;
+        crate::link::with_token(channel, self.token.as_deref()).map_err(|e| eyre!("{e}"))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +167,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
+    let (channel, session) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
+    let dialer = Dialer {
+        server: args.server.clone(),
+        token: session
+            .map(|s| s.token)
+            .or_else(|| args.sign_in.token.clone()),
+    };
     match args.what {
         Bench::Get {
             concurrency,
@@ -162,7 +185,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             }
             let mut channels = vec![channel];
             for _ in 1..connections {
-                channels.push(connect(&args.server).await.map_err(|e| eyre!(e))?);
+                channels.push(dialer.dial().await?);
             }
             let lamps = all_lamps(&channels[0], None).await?;
             let ids: Vec<i64> = lamps.iter().map(|l| l.id).collect();
@@ -212,7 +235,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 return Err(eyre!("--watchers and --rate must be at least 1"));
             }
             super::bench_faults::watch(
-                &args.server,
+                &dialer,
                 &channel,
                 watchers,
                 rate,
@@ -271,7 +294,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-async fn all_lamps(channel: &Channel, page_size: Option<i32>) -> Result<Vec<proto::Lamp>> {
+async fn all_lamps(channel: &AuthedChannel, page_size: Option<i32>) -> Result<Vec<proto::Lamp>> {
     let mut client = LampsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut stream = client
         .list(proto::ListOptions {
@@ -288,7 +311,7 @@ async fn all_lamps(channel: &Channel, page_size: Option<i32>) -> Result<Vec<prot
 }
 
 async fn bench_get(
-    channels: &[Channel],
+    channels: &[AuthedChannel],
     ids: &[i64],
     clients: usize,
     length: Duration,
@@ -333,7 +356,7 @@ async fn bench_get(
 }
 
 async fn bench_search(
-    channel: &Channel,
+    channel: &AuthedChannel,
     points: &[(f64, f64)],
     fraction: f64,
     runs: usize,

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
+use crate::link::AuthedChannel;
 use chrono::{Duration, NaiveDate};
 use color_eyre::eyre::{Result, eyre};
-use tonic::transport::Channel;
 
 use crate::domain::billing::calendar::{Calendar, month_bounds};
 use crate::domain::billing::{Draw, Meter, MeterMode};
@@ -91,7 +91,7 @@ pub fn fill_energy(store: &dyn Store, month: NaiveDate) -> Result<()> {
 
 /// Times `GetTotals` for a month.
 pub async fn totals(
-    channel: &Channel,
+    channel: &AuthedChannel,
     month: NaiveDate,
     group_by: proto::GroupBy,
     limit: u32,

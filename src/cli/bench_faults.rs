@@ -4,13 +4,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::link::AuthedChannel;
 use chrono::Utc;
 use color_eyre::eyre::{Result, eyre};
 use futures::StreamExt;
-use tonic::transport::Channel;
 
 use super::bench::percentile;
-use super::client::connect;
 use crate::proto::{self, faults_client::FaultsClient, telemetry_client::TelemetryClient};
 use crate::sim::model::{FaultRates, Field};
 use crate::sim::runner::load_estate;
@@ -19,7 +18,7 @@ use crate::wire::timestamp;
 /// Streams simulated reports (healthy field, real switching and dimming) as fast as the
 /// server acknowledges them, from several streams at once.
 pub async fn ingest(
-    channel: &Channel,
+    channel: &AuthedChannel,
     length: Duration,
     batch: usize,
     streams: usize,
@@ -104,8 +103,8 @@ pub async fn ingest(
 /// Causes `rate` fault events a second (each report repeats an open VOLTAGE_LOW on its lamp)
 /// and measures how long each takes from the report being sent to each watcher receiving it.
 pub async fn watch(
-    server: &str,
-    channel: &Channel,
+    dialer: &super::bench::Dialer,
+    channel: &AuthedChannel,
     watchers: usize,
     rate: usize,
     length: Duration,
@@ -148,7 +147,7 @@ pub async fn watch(
     let sent_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let mut connections = Vec::new();
     for _ in 0..watchers.div_ceil(25) {
-        connections.push(connect(server).await.map_err(|e| eyre!(e))?);
+        connections.push(dialer.dial().await?);
     }
     let stop = Instant::now() + length + Duration::from_secs(2);
     let mut tasks = Vec::new();

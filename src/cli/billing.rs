@@ -1,11 +1,11 @@
 //! `singularity client billing ...`: totals for a day, a month or any range as a table, JSON
 //! or CSV; one lamp's half-hours; live totals; tariffs.
 
+use crate::link::AuthedChannel;
 use chrono::{Datelike, NaiveDate};
 use clap::{Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
 use super::client::Failure;
 use super::output::{Fields, print_many, print_one};
@@ -305,7 +305,11 @@ fn print_totals(totals: &proto::Totals, json_out: bool, csv: bool) {
     }
 }
 
-pub async fn run(channel: Channel, command: BillingCommand, json_out: bool) -> Result<(), Failure> {
+pub async fn run(
+    channel: AuthedChannel,
+    command: BillingCommand,
+    json_out: bool,
+) -> Result<(), Failure> {
     let mut client = BillingClient::new(channel);
     match command {
         BillingCommand::Totals {

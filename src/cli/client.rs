@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use crate::link::AuthedChannel;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
@@ -10,6 +11,7 @@ use tonic::{Code, Status, Streaming};
 
 use super::DEFAULT_SERVER;
 use super::output::{Fields, print_many, print_one};
+use super::sign_in::SignInArgs;
 use crate::domain::inventory::{EntityStatus, Role};
 use crate::proto::{
     self, assets_client::AssetsClient, basestations_client::BasestationsClient,
@@ -26,6 +28,8 @@ pub struct ClientArgs {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    sign_in: SignInArgs,
     #[command(subcommand)]
     resource: Resource,
 }
@@ -77,6 +81,8 @@ enum Resource {
     },
     /// Lamp types and their wattages.
     LampTypes,
+    #[command(flatten)]
+    Account(super::account::AccountCommand),
 }
 
 #[derive(Debug, Args)]
@@ -381,7 +387,12 @@ pub async fn connect(server: &str) -> Result<Channel, String> {
 async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
     let channel = connect(&args.server).await.map_err(Failure::Connect)?;
     let json = args.json;
+    if let Resource::Account(command) = args.resource {
+        return super::account::run(channel, &args.sign_in, command, json).await;
+    }
+    let (channel, _) = args.sign_in.link(channel).await.map_err(Failure::Usage)?;
     match args.resource {
+        Resource::Account(_) => Ok(()),
         Resource::Basestations { action } => {
             basestations(BasestationsClient::new(channel), action, json).await
         }
@@ -466,7 +477,7 @@ fn show<T: Fields>(reply: Result<tonic::Response<T>, Status>, json: bool) -> Res
 }
 
 async fn basestations(
-    mut c: BasestationsClient<Channel>,
+    mut c: BasestationsClient<AuthedChannel>,
     action: BasestationAction,
     json: bool,
 ) -> Result<(), Failure> {
@@ -527,7 +538,7 @@ async fn basestations(
 }
 
 async fn telecells(
-    mut c: TelecellsClient<Channel>,
+    mut c: TelecellsClient<AuthedChannel>,
     action: TelecellAction,
     json: bool,
 ) -> Result<(), Failure> {
@@ -609,7 +620,7 @@ async fn telecells(
 }
 
 async fn assets(
-    mut c: AssetsClient<Channel>,
+    mut c: AssetsClient<AuthedChannel>,
     action: AssetAction,
     json: bool,
 ) -> Result<(), Failure> {
@@ -671,7 +682,11 @@ async fn assets(
     }
 }
 
-async fn lamps(mut c: LampsClient<Channel>, action: LampAction, json: bool) -> Result<(), Failure> {
+async fn lamps(
+    mut c: LampsClient<AuthedChannel>,
+    action: LampAction,
+    json: bool,
+) -> Result<(), Failure> {
     use LampAction as A;
     match action {
         A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),
@@ -735,7 +750,11 @@ async fn lamps(mut c: LampsClient<Channel>, action: LampAction, json: bool) -> R
     }
 }
 
-async fn users(mut c: UsersClient<Channel>, action: UserAction, json: bool) -> Result<(), Failure> {
+async fn users(
+    mut c: UsersClient<AuthedChannel>,
+    action: UserAction,
+    json: bool,
+) -> Result<(), Failure> {
     use UserAction as A;
     match action {
         A::Get(IdArg { id }) => show(c.get(proto::IdRequest { id }).await, json),

@@ -89,18 +89,40 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         if !(args.fault_rate.is_finite() && args.fault_rate >= 0.0) {
             return Err(eyre!("--fault-rate must be 0 or more"));
         }
-        tokio::spawn(simulate(format!("http://{}", args.listen), args.fault_rate));
+        let token = crate::server::open_session_for(store.as_ref(), DEMO_FIELD_USER, DEMO_SESSION)
+            .map_err(|e| eyre!("the demo's simulator cannot sign in: {e}"))?;
+        tokio::spawn(simulate(
+            format!("http://{}", args.listen),
+            token,
+            args.fault_rate,
+        ));
     }
     let Some(mut setup) = setup else {
         return serve(args.listen, store, config).await;
     };
     let server_url = format!("http://{}", args.listen);
     setup.state.server = server_url.clone();
+    let store_for_console = store.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(serve_until(args.listen, store, config, async move {
         let _ = stopped.await;
     }));
-    let console = crate::console::attach(&server_url, setup).await;
+    let token = crate::server::open_session_for(
+        store_for_console.as_ref(),
+        DEMO_CONSOLE_USER,
+        DEMO_SESSION,
+    )
+    .map_err(|e| eyre!("the demo's console cannot sign in: {e}"))?;
+    let channel = crate::console::net::channel(&server_url).map_err(|e| eyre!(e))?;
+    let link = crate::link::with_token(channel, Some(&token)).map_err(|e| eyre!("{e}"))?;
+    let who = crate::proto::LoginResponse {
+        user: store_for_console
+            .credentials(DEMO_CONSOLE_USER)?
+            .map(|(user, _)| user.into()),
+        ..Default::default()
+    };
+    crate::console::signed_in_as(&mut setup.state, &who);
+    let console = crate::console::attach(link, setup).await;
     let _ = stop.send(());
     let served = serving
         .await
@@ -108,12 +130,25 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     console.and(served)
 }
 
+/// Who the demo signs in as by itself: the console as an operator (triage), the simulator
+/// with the ingest credential. Both are seeded on first run.
+const DEMO_CONSOLE_USER: &str = "operator";
+const DEMO_FIELD_USER: &str = "dev";
+const DEMO_SESSION: chrono::Duration = chrono::Duration::days(30);
+
 /// The field, in-process: waits for the server to answer, then reports in real time.
-async fn simulate(server: String, fault_rate: f64) {
+async fn simulate(server: String, token: String, fault_rate: f64) {
     let channel = loop {
         match super::client::connect(&server).await {
             Ok(channel) => break channel,
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    };
+    let channel = match crate::link::with_token(channel, Some(&token)) {
+        Ok(channel) => channel,
+        Err(e) => {
+            tracing::error!(error = %e, "the demo's simulator cannot sign in");
+            return;
         }
     };
     let lamps = match crate::sim::runner::load_estate(&channel).await {

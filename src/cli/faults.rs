@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::link::AuthedChannel;
 use clap::Subcommand;
 use futures::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use super::client::Failure;
 use super::output::{Fields, print_many, print_one};
@@ -78,7 +78,7 @@ pub struct ActionArgs {
     actor: String,
 }
 
-pub async fn run(channel: Channel, command: FaultCommand, json: bool) -> Result<(), Failure> {
+pub async fn run(channel: AuthedChannel, command: FaultCommand, json: bool) -> Result<(), Failure> {
     let mut client = FaultsClient::new(channel);
     match command {
         FaultCommand::List {
@@ -177,7 +177,7 @@ enum Verb {
 }
 
 async fn act(
-    client: &mut FaultsClient<Channel>,
+    client: &mut FaultsClient<AuthedChannel>,
     verb: Verb,
     a: ActionArgs,
     to: String,
@@ -210,7 +210,7 @@ async fn act(
 
 /// Follows the feed for ever, reconnecting with backoff and resuming after the last event.
 async fn watch(
-    mut client: FaultsClient<Channel>,
+    mut client: FaultsClient<AuthedChannel>,
     mut after_seq: u64,
     json: bool,
 ) -> Result<(), Failure> {

@@ -2,6 +2,7 @@
 //! then the environment, then a `.env` file; this is the only layer that picks a concrete
 //! store, installs color-eyre and listens for signals.
 
+mod account;
 mod bench;
 mod bench_billing;
 mod bench_console;
@@ -13,6 +14,7 @@ mod faults;
 mod output;
 mod seed;
 mod serve;
+pub mod sign_in;
 mod simulate;
 
 use std::process::ExitCode;

@@ -390,3 +390,37 @@ impl Fields for proto::LampStatus {
         ]
     }
 }
+
+impl Fields for proto::LoginResponse {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        let mut fields = Vec::new();
+        if !self.token.is_empty() {
+            fields.push(("token", json!(self.token)));
+        }
+        fields.push(("expires_at", instant(self.expires_at.as_ref())));
+        if let Some(user) = &self.user {
+            fields.extend(
+                user.fields()
+                    .into_iter()
+                    .filter(|(name, _)| ["username", "display_name", "role"].contains(name)),
+            );
+        }
+        fields
+    }
+}
+
+impl Fields for proto::AuditEntry {
+    fn fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("id", json!(self.id)),
+            ("at", instant(self.at.as_ref())),
+            ("actor", json!(self.actor)),
+            ("role", json!(self.role)),
+            ("peer", json!(self.peer)),
+            ("action", json!(self.action)),
+            ("entity", json!(self.entity)),
+            ("entity_id", json!(self.entity_id)),
+            ("changes", json!(self.changes.replace('\n', "; "))),
+        ]
+    }
+}

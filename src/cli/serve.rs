@@ -13,7 +13,7 @@ use crate::domain::billing::{Meter, MeterMode};
 use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::Policy;
 use crate::domain::local_time;
-use crate::server::{BillingConfig, ServerConfig};
+use crate::server::{BillingConfig, Limits, LoginLimits, ServerConfig};
 use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Args)]
@@ -85,6 +85,27 @@ pub struct EngineArgs {
     /// Seconds between two settlements (and live billing updates).
     #[arg(long, env = "SINGULARITY_SETTLE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3_600))]
     pub settle_seconds: u32,
+    /// Largest request or reply message, in KiB.
+    #[arg(long, env = "SINGULARITY_MAX_MESSAGE_KIB", default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    pub max_message_kib: u32,
+    /// Concurrent calls (streams) one connection may hold open.
+    #[arg(long, env = "SINGULARITY_MAX_STREAMS_PER_CONNECTION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_streams_per_connection: u32,
+    /// Longest a call may take to produce its reply (a client's shorter deadline wins).
+    #[arg(long, env = "SINGULARITY_REQUEST_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub request_timeout_seconds: u32,
+    /// How long a session lasts after signing in.
+    #[arg(long, env = "SINGULARITY_SESSION_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_hours: u32,
+    /// Failed sign-ins allowed per username within the window.
+    #[arg(long, env = "SINGULARITY_LOGIN_FAILURES_PER_USER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub login_failures_per_user: u32,
+    /// Failed sign-ins allowed per client address within the window.
+    #[arg(long, env = "SINGULARITY_LOGIN_FAILURES_PER_PEER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_failures_per_peer: u32,
+    /// The window failed sign-ins are counted over, in seconds.
+    #[arg(long, env = "SINGULARITY_LOGIN_WINDOW_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub login_window_seconds: u32,
 }
 
 impl EngineArgs {
@@ -142,6 +163,19 @@ impl EngineArgs {
             energy_slots_retention: chrono::Duration::days(i64::from(
                 self.energy_slots_retention_days,
             )),
+            limits: Limits {
+                max_message_bytes: self.max_message_kib as usize * 1024,
+                max_streams_per_connection: self.max_streams_per_connection,
+                request_timeout: std::time::Duration::from_secs(u64::from(
+                    self.request_timeout_seconds,
+                )),
+                session_length: chrono::Duration::hours(i64::from(self.session_hours)),
+                login: LoginLimits {
+                    per_user: self.login_failures_per_user,
+                    per_peer: self.login_failures_per_peer,
+                    window: std::time::Duration::from_secs(u64::from(self.login_window_seconds)),
+                },
+            },
         })
     }
 }

@@ -39,6 +39,9 @@ pub struct SimulateArgs {
     /// Log filter.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log_level: String,
+    /// The ingest credential: a user with the dev (or admin) role.
+    #[command(flatten)]
+    sign_in: super::sign_in::SignInArgs,
 }
 
 pub async fn run(args: SimulateArgs) -> Result<()> {
@@ -65,6 +68,7 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         }
     });
     let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
+    let (channel, _) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
     let lamps = runner::load_estate(&channel).await?;
     tracing::info!(lamps = lamps.len(), speed = args.speed, %start, "simulating the field");
     let config = SimConfig {

@@ -48,9 +48,8 @@ pub struct ConsoleArgs {
     /// Where the console logs [default: console.log in your data directory].
     #[arg(long, env = "SINGULARITY_CONSOLE_LOG")]
     pub log_file: Option<PathBuf>,
-    /// Who the triage actions are recorded as.
-    #[arg(long = "as", env = "USER", default_value = "operator")]
-    pub user: String,
+    #[command(flatten)]
+    pub sign_in: crate::cli::sign_in::SignInArgs,
 }
 
 /// What the console needs, checked before the terminal is taken over so that a mistake is a
@@ -82,7 +81,7 @@ impl ConsoleArgs {
             },
         };
         Ok(Setup {
-            state: State::new(self.server.clone(), self.user.clone(), tz, Utc::now()),
+            state: State::new(self.server.clone(), String::new(), tz, Utc::now()),
             keymap,
             theme,
         })
@@ -98,18 +97,37 @@ pub fn default_log_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "singularity").map(|d| d.data_dir().join("console.log"))
 }
 
-/// `singularity console`: the console against a running server.
+/// `singularity console`: the console against a running server, signed in before the
+/// terminal is taken over (so a password prompt or a refusal is plain text).
 pub async fn run(args: ConsoleArgs) -> Result<()> {
-    let setup = args.setup()?;
+    let mut setup = args.setup()?;
     let log = args.log_file.clone().or_else(default_log_path);
     crate::cli::log_to_file(log.as_deref(), "info")?;
-    attach(&args.server, setup).await
+    let channel = net::channel(&args.server).map_err(|e| eyre!(e))?;
+    let (link, session) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
+    let session = match session {
+        Some(session) => session,
+        None => crate::proto::auth_client::AuthClient::new(link.clone())
+            .who_am_i(crate::proto::WhoAmIRequest {})
+            .await
+            .map_err(|e| eyre!("the token was not accepted: {}", e.message()))?
+            .into_inner(),
+    };
+    signed_in_as(&mut setup.state, &session);
+    attach(link, setup).await
+}
+
+/// Shows who is signed in, and with which role, on the status bar.
+pub fn signed_in_as(state: &mut State, session: &crate::proto::LoginResponse) {
+    if let Some(user) = &session.user {
+        state.user = user.username.clone();
+        state.role = crate::wire::role_field("role", user.role).ok().flatten();
+    }
 }
 
 /// Takes over the terminal and runs the console until the operator quits or the session
 /// ends (SIGTERM, SIGHUP); the terminal is restored on every way out, panics included.
-pub async fn attach(server: &str, setup: Setup) -> Result<()> {
-    let channel = net::channel(server).map_err(|e| eyre!(e))?;
+pub async fn attach(channel: crate::link::AuthedChannel, setup: Setup) -> Result<()> {
     let (events, net_rx) = mpsc::channel(8_192);
     tokio::spawn(net::follow_faults(channel.clone(), events.clone()));
     tokio::spawn(net::follow_billing(channel.clone(), events.clone()));

@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::link::AuthedChannel;
+
 use super::state::{Link, StreamName};
 use super::update::{Command, NetEvent, Verb};
 use crate::proto::{
@@ -58,7 +60,7 @@ async fn down(
 /// Follows the fault feed for good: a snapshot of the active faults, then `Watch` from its
 /// seq; after a drop, `Watch` resumes after the last event seen, so nothing is missed or
 /// shown twice. A resume the log can no longer serve takes a fresh snapshot.
-pub async fn follow_faults(channel: Channel, events: mpsc::Sender<NetEvent>) {
+pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent>) {
     let mut faults = FaultsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut catalog = CatalogClient::new(channel);
     let mut last_seq: Option<u64> = None;
@@ -143,7 +145,7 @@ pub async fn follow_faults(channel: Channel, events: mpsc::Sender<NetEvent>) {
 }
 
 async fn snapshot(
-    client: &mut FaultsClient<Channel>,
+    client: &mut FaultsClient<AuthedChannel>,
 ) -> Result<(Vec<proto::Fault>, u64), tonic::Status> {
     let states = [
         proto::FaultState::Open,
@@ -171,7 +173,7 @@ async fn snapshot(
 }
 
 /// Follows today's and month-to-date totals by zone.
-pub async fn follow_billing(channel: Channel, events: mpsc::Sender<NetEvent>) {
+pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEvent>) {
     let mut client = BillingClient::new(channel);
     let (mut attempt, mut since) = (0u32, None);
     loop {
@@ -222,7 +224,7 @@ pub async fn follow_billing(channel: Channel, events: mpsc::Sender<NetEvent>) {
 
 /// Follows the status of a zone's lamps (or one lamp), after sending their positions.
 async fn follow_lamps(
-    channel: Channel,
+    channel: AuthedChannel,
     events: mpsc::Sender<NetEvent>,
     zone_id: i64,
     lamp_id: i64,
@@ -298,7 +300,7 @@ async fn follow_lamps(
 
 /// Runs commands: triage, detail, Daily Faults, lamp lookups and billing periods.
 pub struct Commands {
-    pub channel: Channel,
+    pub channel: AuthedChannel,
     pub events: mpsc::Sender<NetEvent>,
     pub user: String,
     pub tz: String,
@@ -307,7 +309,12 @@ pub struct Commands {
 }
 
 impl Commands {
-    pub fn new(channel: Channel, events: mpsc::Sender<NetEvent>, user: String, tz: String) -> Self {
+    pub fn new(
+        channel: AuthedChannel,
+        events: mpsc::Sender<NetEvent>,
+        user: String,
+        tz: String,
+    ) -> Self {
         Self {
             channel,
             events,
@@ -377,7 +384,7 @@ impl Commands {
 }
 
 async fn find_lamp(
-    channel: Channel,
+    channel: AuthedChannel,
     query: &str,
     zone: Option<proto::Zone>,
     needs_zones: bool,
@@ -417,7 +424,7 @@ async fn find_lamp(
     }
 }
 
-async fn run_one(channel: Channel, command: Command, user: String, tz: String) -> NetEvent {
+async fn run_one(channel: AuthedChannel, command: Command, user: String, tz: String) -> NetEvent {
     let mut faults = FaultsClient::new(channel.clone());
     match command {
         Command::Act {

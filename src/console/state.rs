@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
+use crate::domain::inventory::Role;
+
 use super::filter::{Filter, fault_type_name, severity_rank};
 use crate::proto;
 
@@ -163,6 +165,8 @@ pub struct State {
     pub now: DateTime<Utc>,
     pub server: String,
     pub user: String,
+    /// The signed-in user's role: triage keys the role may not use say so instead of sending.
+    pub role: Option<Role>,
     /// Active faults by id (resolved ones, and cleared ones already acknowledged, leave).
     pub faults: BTreeMap<i64, proto::Fault>,
     pub zones: HashMap<i64, String>,
@@ -207,6 +211,7 @@ impl State {
             now,
             server,
             user,
+            role: None,
             faults: BTreeMap::new(),
             zones: HashMap::new(),
             last_seq: 0,
@@ -245,6 +250,13 @@ impl State {
     }
 
     /// Whether the faults stream is live, so actions may be sent.
+    /// Whether the signed-in role may triage (unknown role: let the server decide).
+    pub fn may_triage(&self) -> bool {
+        self.role.is_none_or(|role| {
+            crate::domain::auth::access("/singularity.v1.Faults/Acknowledge").allows(role)
+        })
+    }
+
     pub fn connected(&self) -> bool {
         self.streams.get(&StreamName::Faults) == Some(&Link::Live)
     }

@@ -439,8 +439,17 @@ fn find_lamp(state: &mut State, query: String) -> Vec<Command> {
     vec![Command::FindLamp(query)]
 }
 
+fn say_read_only(state: &mut State) {
+    let role = state.role.map_or("this", |r| r.as_str());
+    state.say(format!("read-only: the {role} role may not triage faults"));
+}
+
 /// Sends an action for each fault with the version the operator sees for it.
 fn triage(state: &mut State, verb: Verb, ids: &[i64], text: String) -> Vec<Command> {
+    if !state.may_triage() {
+        say_read_only(state);
+        return Vec::new();
+    }
     if !state.connected() {
         state.say("disconnected: actions wait until the feed is live again");
         return Vec::new();
@@ -653,6 +662,8 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
             let ids = state.targets();
             if ids.is_empty() {
                 state.say("select or mark a fault first");
+            } else if !state.may_triage() {
+                say_read_only(state);
             } else if !state.connected() {
                 state.say("disconnected: actions wait until the feed is live again");
             } else {

@@ -1,5 +1,6 @@
 //! Pure types and rules of the lighting estate: no I/O, no async, no gRPC, no SQL.
 
+pub mod auth;
 pub mod billing;
 pub mod estate;
 pub mod faults;

@@ -7,6 +7,7 @@ use crate::wire;
 located_inventory_service! {
     service: AssetService,
     implements: Assets,
+    audit_as: ("Assets", "asset"),
     record: crate::domain::inventory::Asset,
     message: proto::Asset,
     page: AssetPage,

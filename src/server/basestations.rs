@@ -7,6 +7,7 @@ use crate::wire;
 located_inventory_service! {
     service: BasestationService,
     implements: Basestations,
+    audit_as: ("Basestations", "basestation"),
     record: crate::domain::inventory::Basestation,
     message: proto::Basestation,
     page: BasestationPage,

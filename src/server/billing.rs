@@ -10,11 +10,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Change};
 use super::context::Context;
 use super::error::ServiceError;
 use super::paging::PageStream;
 use super::settlement::BillingConfig;
 use crate::domain::ValidationError;
+use crate::domain::auth::Caller;
 use crate::domain::billing::calendar::{AsOf, month_bounds};
 use crate::domain::billing::settle;
 use crate::domain::local_time;
@@ -228,11 +230,35 @@ impl Billing for BillingService {
     ) -> Result<Response<proto::Tariff>, Status> {
         let (id, terms) = wire_billing::set_tariff(request.get_ref())?;
         let calendar = self.config.calendar();
+        let before = match id {
+            Some(id) => self
+                .context
+                .blocking(|s| s.tariffs())
+                .await?
+                .tariffs
+                .iter()
+                .find(|t| t.id == id)
+                .map(wire_billing::tariff),
+            None => None,
+        };
         let tariff = self
             .context
             .blocking(move |s| s.set_tariff(calendar, id, terms))
             .await?;
-        Ok(Response::new(wire_billing::tariff(&tariff)))
+        let after = wire_billing::tariff(&tariff);
+        audit::record(
+            &self.context,
+            request.extensions().get::<Caller>(),
+            Change {
+                action: "Billing.SetTariff".to_owned(),
+                entity: "tariff",
+                entity_id: after.id,
+                before: before.as_ref(),
+                after: Some(&after),
+            },
+        )
+        .await;
+        Ok(Response::new(after))
     }
 }
 

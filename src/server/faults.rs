@@ -8,9 +8,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Change};
 use super::context::Context;
 use super::paging::PageStream;
 use crate::domain::ValidationError;
+use crate::domain::auth::Caller;
 use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::{FaultEvent, FaultFilter};
 use crate::domain::local_time::{self, LocalDay};
@@ -166,7 +168,8 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        self.act_as_asked(request.into_inner(), Action::Acknowledge)
+        let caller = request.extensions().get::<Caller>().cloned();
+        self.act_as_asked(caller, request.into_inner(), Action::Acknowledge)
             .await
     }
 
@@ -174,13 +177,14 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::AssignFaultRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
+        let caller = request.extensions().get::<Caller>().cloned();
         let r = request.into_inner();
         let assignee = crate::domain::validation::required_text("assignee", &r.assignee, 100)?;
         self.act(
+            caller,
             r.fault_id,
             r.expected_version,
             Action::Assign { assignee },
-            &r.actor,
             &r.note,
         )
         .await
@@ -190,7 +194,8 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        self.act_as_asked(request.into_inner(), Action::Resolve)
+        let caller = request.extensions().get::<Caller>().cloned();
+        self.act_as_asked(caller, request.into_inner(), Action::Resolve)
             .await
     }
 
@@ -198,11 +203,12 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
+        let caller = request.extensions().get::<Caller>().cloned();
         let r = request.into_inner();
         if r.note.trim().is_empty() {
             return Err(ValidationError::new("note", "must not be empty").into());
         }
-        self.act_as_asked(r, Action::AddNote).await
+        self.act_as_asked(caller, r, Action::AddNote).await
     }
 }
 
@@ -210,21 +216,31 @@ impl FaultService {
     /// Acknowledge, resolve and note share one request shape.
     async fn act_as_asked(
         &self,
+        caller: Option<Caller>,
         r: proto::FaultActionRequest,
         action: Action,
     ) -> Result<Response<proto::Fault>, Status> {
-        self.act(r.fault_id, r.expected_version, action, &r.actor, &r.note)
+        self.act(caller, r.fault_id, r.expected_version, action, &r.note)
             .await
     }
 
+    /// Acts as the signed-in caller: the request's `actor` field is not trusted.
     async fn act(
         &self,
+        caller: Option<Caller>,
         fault_id: i64,
         version: i64,
         action: Action,
-        actor: &str,
         note: &str,
     ) -> Result<Response<proto::Fault>, Status> {
+        let caller =
+            caller.ok_or_else(|| Status::unauthenticated("this call needs a signed-in user"))?;
+        let verb = match &action {
+            Action::Acknowledge => "Faults.Acknowledge",
+            Action::Assign { .. } => "Faults.Assign",
+            Action::Resolve => "Faults.Resolve",
+            Action::AddNote => "Faults.AddNote",
+        };
         let request = FaultAction {
             fault_id: wire::id("fault_id", fault_id)?,
             expected_version: if version >= 1 {
@@ -237,11 +253,30 @@ impl FaultService {
                 .into());
             },
             action,
-            actor: wire_faults::actor(actor)?,
+            actor: wire_faults::actor(&caller.username)?,
             note: wire_faults::note(note)?,
         };
+        let id = request.fault_id;
+        let before: Option<proto::Fault> = self
+            .0
+            .lookup(|s| s.fault(id))
+            .ok()
+            .map(|(fault, _)| (&fault).into());
         let fault = self.0.blocking(move |s| s.act_on_fault(request)).await?;
-        Ok(Response::new((&fault).into()))
+        let after: proto::Fault = (&fault).into();
+        audit::record(
+            &self.0,
+            Some(&caller),
+            Change {
+                action: verb.to_owned(),
+                entity: "fault",
+                entity_id: id,
+                before: before.as_ref(),
+                after: Some(&after),
+            },
+        )
+        .await;
+        Ok(Response::new(after))
     }
 }
 

@@ -9,6 +9,7 @@ macro_rules! located_inventory_service {
     (
         service: $service:ident,
         implements: $trait:path,
+        audit_as: ($service_name:literal, $entity:literal),
         record: $record:ty,
         message: $message:ty,
         page: $page:ident,
@@ -25,6 +26,32 @@ macro_rules! located_inventory_service {
         extra: { $($extra:tt)* }
     ) => {
         pub struct $service(pub $crate::server::context::Context);
+
+        impl $service {
+            /// Records a change to the audit trail as the request's caller.
+            async fn audit<R>(
+                &self,
+                request: &tonic::Request<R>,
+                verb: &'static str,
+                id: i64,
+                before: Option<&$message>,
+                after: Option<&$message>,
+            ) {
+                let caller = request.extensions().get::<$crate::domain::auth::Caller>();
+                $crate::server::audit::record(
+                    &self.0,
+                    caller,
+                    $crate::server::audit::Change {
+                        action: format!("{}.{}", $service_name, verb),
+                        entity: $entity,
+                        entity_id: id,
+                        before,
+                        after,
+                    },
+                )
+                .await;
+            }
+        }
 
         const PAGER: $crate::server::paging::Pager<$record, $message, $crate::proto::$page> =
             $crate::server::paging::Pager {
@@ -63,7 +90,9 @@ macro_rules! located_inventory_service {
             ) -> Result<tonic::Response<$message>, tonic::Status> {
                 let new = $decode_create(request.get_ref())?;
                 let record = self.0.blocking(move |s| s.$create(new)).await?;
-                Ok(tonic::Response::new(record.into()))
+                let after = <$message>::from(record);
+                self.audit(&request, "Create", after.id, None, Some(&after)).await;
+                Ok(tonic::Response::new(after))
             }
 
             async fn update(
@@ -71,8 +100,11 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$update_request>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
                 let (id, version, patch) = $decode_update(request.get_ref())?;
+                let before = self.0.lookup(|s| s.$get(id)).ok().map(<$message>::from);
                 let record = self.0.blocking(move |s| s.$update(id, version, patch)).await?;
-                Ok(tonic::Response::new(record.into()))
+                let after = <$message>::from(record);
+                self.audit(&request, "Update", id, before.as_ref(), Some(&after)).await;
+                Ok(tonic::Response::new(after))
             }
 
             async fn delete(
@@ -80,8 +112,11 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
                 let id = $crate::wire::id("id", request.get_ref().id)?;
+                let before = self.0.lookup(|s| s.$get(id)).ok().map(<$message>::from);
                 let record = self.0.blocking(move |s| s.$delete(id)).await?;
-                Ok(tonic::Response::new(record.into()))
+                let after = <$message>::from(record);
+                self.audit(&request, "Delete", id, before.as_ref(), Some(&after)).await;
+                Ok(tonic::Response::new(after))
             }
 
             async fn prune(
@@ -89,7 +124,9 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$crate::proto::PruneResponse>, tonic::Status> {
                 let id = $crate::wire::id("id", request.get_ref().id)?;
+                let before = self.0.lookup(|s| s.$get(id)).ok().map(<$message>::from);
                 self.0.blocking(move |s| s.$prune(id)).await?;
+                self.audit(&request, "Prune", id, before.as_ref(), None).await;
                 Ok(tonic::Response::new($crate::proto::PruneResponse { id }))
             }
 

@@ -10,6 +10,7 @@ use crate::wire;
 located_inventory_service! {
     service: LampService,
     implements: Lamps,
+    audit_as: ("Lamps", "lamp"),
     record: crate::domain::inventory::Lamp,
     message: proto::Lamp,
     page: LampPage,

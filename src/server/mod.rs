@@ -2,6 +2,8 @@
 //! graceful shutdown that ends open streams and lets in-flight requests finish.
 
 mod assets;
+mod audit;
+mod auth;
 mod basestations;
 mod billing;
 mod catalog;
@@ -9,8 +11,10 @@ mod context;
 mod engine;
 pub mod error;
 mod faults;
+mod gate;
 mod inventory;
 mod lamps;
+mod limiter;
 mod paging;
 mod settlement;
 mod status;
@@ -32,7 +36,9 @@ use crate::domain::faults::tracker::Policy;
 use crate::proto;
 use crate::store::Store;
 
+pub use auth::open_session_for;
 pub use context::Context;
+pub use limiter::LoginLimits;
 pub use settlement::BillingConfig;
 
 /// The offline sweep and retention, until shutdown.
@@ -131,6 +137,34 @@ pub struct ServerConfig {
     pub billing: BillingConfig,
     /// Half-hour detail of settled days is kept this long; day and month totals always.
     pub energy_slots_retention: chrono::Duration,
+    pub limits: Limits,
+}
+
+/// What one caller may ask of the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest request or reply message, in bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent calls (streams) one connection may hold open.
+    pub max_streams_per_connection: u32,
+    /// Longest a call may take to produce its reply (streams: their first message); a
+    /// client's shorter `grpc-timeout` wins.
+    pub request_timeout: Duration,
+    /// How long a session lasts after signing in.
+    pub session_length: chrono::Duration,
+    pub login: LoginLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_streams_per_connection: 256,
+            request_timeout: Duration::from_secs(60),
+            session_length: chrono::Duration::hours(12),
+            login: LoginLimits::default(),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -144,6 +178,7 @@ impl Default for ServerConfig {
             startup_grace: chrono::Duration::minutes(60),
             billing: BillingConfig::default(),
             energy_slots_retention: chrono::Duration::days(100),
+            limits: Limits::default(),
         }
     }
 }
@@ -191,7 +226,13 @@ pub async fn run(
         billing_config,
         settled,
     ));
+    let limits = config.limits.clone();
     tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
+    let decoy_hash = tokio::task::spawn_blocking(|| {
+        crate::passwords::hash(&crate::domain::auth::new_token()).unwrap_or_default()
+    })
+    .await
+    .map_err(|e| ServerError::Engine(e.to_string()))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<proto::basestations_server::BasestationsServer<basestations::BasestationService>>().await;
@@ -219,6 +260,12 @@ pub async fn run(
     health
         .set_serving::<proto::billing_server::BillingServer<billing::BillingService>>()
         .await;
+    health
+        .set_serving::<proto::auth_server::AuthServer<auth::AuthService>>()
+        .await;
+    health
+        .set_serving::<proto::audit_server::AuditServer<audit::AuditService>>()
+        .await;
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -238,44 +285,67 @@ pub async fn run(
         drain.cancel();
     };
 
+    let bytes = limits.max_message_bytes;
+    // Every service gets the same message size limit, both ways.
+    macro_rules! sized {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(bytes)
+                .max_encoding_message_size(bytes)
+        };
+    }
     Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .timeout(limits.request_timeout)
+        .layer(gate::GateLayer::new(context.store.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(proto::basestations_server::BasestationsServer::new(
+        .add_service(sized!(proto::basestations_server::BasestationsServer::new(
             basestations::BasestationService(context.clone()),
-        ))
-        .add_service(proto::telecells_server::TelecellsServer::new(
+        )))
+        .add_service(sized!(proto::telecells_server::TelecellsServer::new(
             telecells::TelecellService(context.clone()),
-        ))
-        .add_service(proto::assets_server::AssetsServer::new(
+        )))
+        .add_service(sized!(proto::assets_server::AssetsServer::new(
             assets::AssetService(context.clone()),
-        ))
-        .add_service(proto::lamps_server::LampsServer::new(lamps::LampService(
-            context.clone(),
         )))
-        .add_service(proto::users_server::UsersServer::new(users::UserService(
-            context.clone(),
+        .add_service(sized!(proto::lamps_server::LampsServer::new(
+            lamps::LampService(context.clone(),)
         )))
-        .add_service(proto::telemetry_server::TelemetryServer::new(
+        .add_service(sized!(proto::users_server::UsersServer::new(
+            users::UserService(context.clone(),)
+        )))
+        .add_service(sized!(proto::telemetry_server::TelemetryServer::new(
             telemetry::TelemetryService {
                 context: context.clone(),
                 engine,
             },
-        ))
-        .add_service(proto::faults_server::FaultsServer::new(
+        )))
+        .add_service(sized!(proto::faults_server::FaultsServer::new(
             faults::FaultService(context.clone()),
-        ))
-        .add_service(proto::billing_server::BillingServer::new(
+        )))
+        .add_service(sized!(proto::billing_server::BillingServer::new(
             billing::BillingService {
                 context: context.clone(),
                 config: billing_config,
                 settled: settled_watch,
             },
-        ))
-        .add_service(proto::catalog_server::CatalogServer::new(
+        )))
+        .add_service(sized!(proto::auth_server::AuthServer::new(
+            auth::AuthService {
+                context: context.clone(),
+                limiter: std::sync::Arc::new(limiter::LoginLimiter::new(limits.login)),
+                session_length: limits.session_length,
+                decoy_hash,
+            }
+        )))
+        .add_service(sized!(proto::audit_server::AuditServer::new(
+            audit::AuditService(context.clone())
+        )))
+        .add_service(sized!(proto::catalog_server::CatalogServer::new(
             catalog::CatalogService(context.clone()),
-        ))
+        )))
         .serve_with_incoming_shutdown(incoming(listener), signal)
         .await?;
     // The last settlement, after ingest has stopped, so a clean stop leaves nothing to replay.

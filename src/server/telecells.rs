@@ -9,6 +9,7 @@ use crate::wire;
 located_inventory_service! {
     service: TelecellService,
     implements: Telecells,
+    audit_as: ("Telecells", "telecell"),
     record: crate::domain::inventory::Telecell,
     message: proto::Telecell,
     page: TelecellPage,
@@ -28,8 +29,11 @@ located_inventory_service! {
             request: Request<proto::TelecellLampsRequest>,
         ) -> Result<Response<proto::TelecellLampsResponse>, Status> {
             let (telecell_id, lamp_ids) = wire::lamp_ids(request.get_ref())?;
+            let before = self.0.lookup(|s| s.telecell(telecell_id)).ok().map(proto::Telecell::from);
             let record = self.0.blocking(move |s| s.link_telecell_to_lamps(telecell_id, &lamp_ids)).await?;
-            Ok(Response::new(proto::TelecellLampsResponse { telecell: Some(record.into()) }))
+            let after = proto::Telecell::from(record);
+            self.audit(&request, "AddToLamps", telecell_id, before.as_ref(), Some(&after)).await;
+            Ok(Response::new(proto::TelecellLampsResponse { telecell: Some(after) }))
         }
 
         async fn remove_from_lamps(
@@ -37,8 +41,11 @@ located_inventory_service! {
             request: Request<proto::TelecellLampsRequest>,
         ) -> Result<Response<proto::TelecellLampsResponse>, Status> {
             let (telecell_id, lamp_ids) = wire::lamp_ids(request.get_ref())?;
+            let before = self.0.lookup(|s| s.telecell(telecell_id)).ok().map(proto::Telecell::from);
             let record = self.0.blocking(move |s| s.unlink_telecell_from_lamps(telecell_id, &lamp_ids)).await?;
-            Ok(Response::new(proto::TelecellLampsResponse { telecell: Some(record.into()) }))
+            let after = proto::Telecell::from(record);
+            self.audit(&request, "RemoveFromLamps", telecell_id, before.as_ref(), Some(&after)).await;
+            Ok(Response::new(proto::TelecellLampsResponse { telecell: Some(after) }))
         }
     }
 }

@@ -3,9 +3,11 @@
 
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Change};
 use super::context::Context;
 use super::error::ServiceError;
 use super::paging::{self, PageStream, Pager};
+use crate::domain::auth::Caller;
 use crate::domain::inventory::{NewUser, User, UserPatch};
 use crate::passwords;
 use crate::proto::{self, users_server::Users};
@@ -27,6 +29,30 @@ async fn hash(password: String) -> Result<String, ServiceError> {
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
         .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+impl UserService {
+    async fn audit<R>(
+        &self,
+        request: &Request<R>,
+        verb: &str,
+        id: i64,
+        before: Option<&proto::User>,
+        after: Option<&proto::User>,
+    ) {
+        audit::record(
+            &self.0,
+            request.extensions().get::<Caller>(),
+            Change {
+                action: format!("Users.{verb}"),
+                entity: "user",
+                entity_id: id,
+                before,
+                after,
+            },
+        )
+        .await;
+    }
 }
 
 #[tonic::async_trait]
@@ -63,7 +89,10 @@ impl Users for UserService {
             status: draft.status,
         };
         let record = self.0.blocking(move |s| s.create_user(new)).await?;
-        Ok(Response::new(record.into()))
+        let after = proto::User::from(record);
+        self.audit(&request, "Create", after.id, None, Some(&after))
+            .await;
+        Ok(Response::new(after))
     }
 
     async fn update(
@@ -82,11 +111,23 @@ impl Users for UserService {
             status: change.status,
         };
         let (id, version) = (change.id, change.expected_version);
+        let password_changed = patch.password_hash.is_some();
+        let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         let record = self
             .0
             .blocking(move |s| s.update_user(id, version, patch))
             .await?;
-        Ok(Response::new(record.into()))
+        let after = proto::User::from(record);
+        let mut trail = after.clone();
+        if password_changed {
+            // The trail says that the password changed, never what to.
+            trail
+                .display_name
+                .push_str(" (password set: every session ended)");
+        }
+        self.audit(&request, "Update", id, before.as_ref(), Some(&trail))
+            .await;
+        Ok(Response::new(after))
     }
 
     async fn delete(
@@ -94,8 +135,12 @@ impl Users for UserService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
+        let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         let record = self.0.blocking(move |s| s.delete_user(id)).await?;
-        Ok(Response::new(record.into()))
+        let after = proto::User::from(record);
+        self.audit(&request, "Delete", id, before.as_ref(), Some(&after))
+            .await;
+        Ok(Response::new(after))
     }
 
     async fn prune(
@@ -103,7 +148,10 @@ impl Users for UserService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::PruneResponse>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
+        let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         self.0.blocking(move |s| s.prune_user(id)).await?;
+        self.audit(&request, "Prune", id, before.as_ref(), None)
+            .await;
         Ok(Response::new(proto::PruneResponse { id }))
     }
 }

@@ -7,10 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration as StdDuration, Instant};
 
+use crate::link::AuthedChannel;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use futures::StreamExt;
-use tonic::transport::Channel;
 
 use super::model::{FaultRates, Field, SimLamp};
 use crate::domain::geo::GeoPoint;
@@ -44,7 +44,7 @@ pub enum SimError {
 }
 
 /// Loads every live lamp that a telecell drives, with what the model needs.
-pub async fn load_estate(channel: &Channel) -> Result<Vec<SimLamp>, SimError> {
+pub async fn load_estate(channel: &AuthedChannel) -> Result<Vec<SimLamp>, SimError> {
     let mut telecells = TelecellsClient::new(channel.clone());
     let mut by_lamp: HashMap<i64, (String, i64)> = HashMap::new();
     let mut stream = telecells
@@ -132,7 +132,7 @@ pub fn report_for(uuid: String, lamp_id: i64, r: &Reading) -> proto::TelecellRep
 
 /// Runs until `shutdown` resolves, then tries once more to deliver what is queued.
 pub async fn run(
-    channel: Channel,
+    channel: AuthedChannel,
     lamps: Vec<SimLamp>,
     config: SimConfig,
     shutdown: impl std::future::Future<Output = ()>,

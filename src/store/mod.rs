@@ -155,6 +155,35 @@ pub struct EnergySettlement {
     pub cursors: Vec<(i64, DateTime<Utc>)>,
 }
 
+/// One mutation, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub role: String,
+    pub peer: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: i64,
+    pub changes: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub entry: NewAuditEntry,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub actor: Option<String>,
+    pub entity: Option<String>,
+    pub entity_id: Option<i64>,
+    pub limit: usize,
+}
+
 /// How totals are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TotalsGroup {
@@ -387,6 +416,25 @@ pub trait Store: Send + Sync + 'static {
         id: Option<i64>,
         terms: NewTariff,
     ) -> StoreResult<Tariff>;
+    /// A user and their password hash, by username (for signing in).
+    fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+    /// Opens a session: `token_hash` stands for the user until `expires_at`. Expired
+    /// sessions are removed on the way.
+    fn open_session(
+        &self,
+        user_id: i64,
+        token_hash: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user a session stands for, with its expiry, if the session exists.
+    fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>>;
+    fn close_session(&self, token_hash: Vec<u8>) -> StoreResult<()>;
+    /// Sets a user's password hash and ends all of their sessions, in one commit.
+    fn set_password(&self, user_id: i64, password_hash: String) -> StoreResult<()>;
+    fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()>;
+    /// Newest first.
+    fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+
     /// Loads a generated estate into an empty database (`NotEmpty` otherwise).
     fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts>;
     /// Removes every record, leaving an empty schema.

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use singularity::domain::estate::{City, EstateSpec, generate};
+use singularity::domain::inventory::{EntityStatus, NewUser, Role};
+use singularity::link::{AuthedChannel, with_token};
 use singularity::store::Store;
 use singularity::store::sqlite::SqliteStore;
 use tempfile::TempDir;
@@ -21,9 +23,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+/// The user the test scaffolding acts as (admin: every call is allowed).
+pub const TEST_ADMIN: &str = "test-admin";
+
 pub struct TestServer {
     pub address: SocketAddr,
-    pub channel: Channel,
+    /// Signed in as `TEST_ADMIN`.
+    pub channel: AuthedChannel,
+    /// The same server with no token at all.
+    pub bare: Channel,
+    /// `TEST_ADMIN`'s session token.
+    pub token: String,
     pub store: Arc<SqliteStore>,
     pub dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -84,19 +94,33 @@ impl TestServer {
                 let _ = stopped.await;
             },
         ));
-        let channel = Channel::from_shared(format!("http://{address}"))
+        let bare = Channel::from_shared(format!("http://{address}"))
             .unwrap()
             .connect()
             .await
             .unwrap();
+        let token = session_for(store.as_ref(), TEST_ADMIN, Role::Admin);
+        let channel = with_token(bare.clone(), Some(&token)).unwrap();
         Self {
             address,
             channel,
+            bare,
+            token,
             store,
             dir,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// A channel signed in as a user of `role` named after it (made on first use).
+    pub fn as_role(&self, role: Role) -> AuthedChannel {
+        let token = session_for(
+            self.store.as_ref(),
+            &format!("test-{}", role.as_str()),
+            role,
+        );
+        with_token(self.bare.clone(), Some(&token)).unwrap()
     }
 
     pub fn url(&self) -> String {
@@ -164,4 +188,21 @@ pub async fn send(
         .await
         .unwrap()
         .into_inner()
+}
+
+/// A session for `username`, creating the user with `role` when missing. The stored hash is
+/// no valid argon2 hash, so nobody can sign in with a password as a test user.
+pub fn session_for(store: &dyn Store, username: &str, role: Role) -> String {
+    if store.credentials(username).unwrap().is_none() {
+        store
+            .create_user(NewUser {
+                username: username.to_owned(),
+                display_name: username.to_owned(),
+                role,
+                password_hash: "!test".to_owned(),
+                status: EntityStatus::Active,
+            })
+            .unwrap();
+    }
+    singularity::server::open_session_for(store, username, chrono::Duration::hours(1)).unwrap()
 }

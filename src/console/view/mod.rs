@@ -125,10 +125,15 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
         ));
         spans.push(Span::styled(" | ", theme.muted));
     }
+    let who = match state.role {
+        Some(role) if state.may_triage() => format!("{} ({})", state.user, role.as_str()),
+        Some(role) => format!("{} ({}, read-only)", state.user, role.as_str()),
+        None => state.user.clone(),
+    };
     spans.push(Span::raw(format!(
         "{} ev/min | {} | {}",
         state.event_rate(),
-        state.user,
+        who,
         state.server
     )));
     frame.render_widget(Paragraph::new(Line::from(spans)).style(Style::new()), area);

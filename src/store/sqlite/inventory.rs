@@ -22,8 +22,9 @@ use crate::domain::billing::{NewTariff, SlotEnergy, Tariff, TariffBook};
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::store::{
-    EnergySettlement, EstateCounts, FaultAction, LampDayEnergy, LatestReading, OpenedCount,
-    RecordOutcome, Scan, Store, StoreError, StoreResult, TelemetryBatch, TotalsQuery, TotalsRow,
+    AuditEntry, AuditQuery, EnergySettlement, EstateCounts, FaultAction, LampDayEnergy,
+    LatestReading, NewAuditEntry, OpenedCount, RecordOutcome, Scan, Store, StoreError, StoreResult,
+    TelemetryBatch, TotalsQuery, TotalsRow,
 };
 
 impl Store for SqliteStore {
@@ -402,12 +403,19 @@ impl Store for SqliteStore {
                 params![id, record.display_name, record.role.as_str(), record.status.as_str(), new_hash, millis(Utc::now())],
             )
             .map_err(db_error)?;
+            // A new password or a deactivated account ends every session at once.
+            if new_hash.is_some() || record.status != EntityStatus::Active {
+                super::auth::end_sessions(c, id)?;
+            }
             fetch(c, id)
         })
     }
 
     fn delete_user(&self, id: i64) -> StoreResult<User> {
-        self.write(move |c| soft_delete(c, id))
+        self.write(move |c| {
+            super::auth::end_sessions(c, id)?;
+            soft_delete(c, id)
+        })
     }
 
     fn prune_user(&self, id: i64) -> StoreResult<()> {
@@ -567,6 +575,39 @@ impl Store for SqliteStore {
         lamps: &[(i64, DateTime<Utc>)],
     ) -> StoreResult<Vec<(i64, Vec<Reading>)>> {
         self.readings_from_impl(lamps)
+    }
+
+    fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        self.credentials_impl(username)
+    }
+
+    fn open_session(
+        &self,
+        user_id: i64,
+        token_hash: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.open_session_impl(user_id, token_hash, expires_at)
+    }
+
+    fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>> {
+        self.session_impl(token_hash)
+    }
+
+    fn close_session(&self, token_hash: Vec<u8>) -> StoreResult<()> {
+        self.close_session_impl(token_hash)
+    }
+
+    fn set_password(&self, user_id: i64, password_hash: String) -> StoreResult<()> {
+        self.set_password_impl(user_id, password_hash)
+    }
+
+    fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()> {
+        self.record_audit_impl(entry)
+    }
+
+    fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_log_impl(query)
     }
 
     fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {

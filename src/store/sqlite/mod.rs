@@ -1,6 +1,7 @@
 //! The SQLite backend: one writer thread that group-commits every queued change in one
 //! transaction, and a pool of reader connections that WAL keeps from ever blocking it.
 
+mod auth;
 mod billing;
 mod faults;
 mod inventory;
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_daily_faults_index.sql"),
     include_str!("../migrations/sqlite/0004_readings_without_time_index.sql"),
     include_str!("../migrations/sqlite/0005_billing.sql"),
+    include_str!("../migrations/sqlite/0006_auth.sql"),
 ];
 
 /// Changes committed together at most; more wait for the next transaction.

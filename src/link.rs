@@ -1,0 +1,62 @@
+//! A client's line to the server: the gRPC channel plus the bearer token every call carries.
+//! The console, the CLI, the simulator and the benchmarks all talk through a `AuthedChannel`.
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::proto::{self, auth_client::AuthClient};
+
+pub type AuthedChannel = InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the token holds characters a header cannot carry")]
+    BadToken,
+    #[error("cannot sign in: {}", .0.message())]
+    SignIn(Status),
+}
+
+/// A link that carries `token` (none: only public calls such as signing in will work).
+pub fn with_token(channel: Channel, token: Option<&str>) -> Result<AuthedChannel, LinkError> {
+    let value = token
+        .map(|t| MetadataValue::try_from(format!("Bearer {}", t.trim())))
+        .transpose()
+        .map_err(|_| LinkError::BadToken)?;
+    Ok(InterceptedService::new(channel, Bearer(value)))
+}
+
+/// Signs in and returns a link carrying the new session's token, with the session.
+pub async fn sign_in(
+    channel: Channel,
+    username: &str,
+    password: &str,
+) -> Result<(AuthedChannel, proto::LoginResponse), LinkError> {
+    let session = AuthClient::new(channel.clone())
+        .login(proto::LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        })
+        .await
+        .map_err(LinkError::SignIn)?
+        .into_inner();
+    let link = with_token(channel, Some(&session.token))?;
+    Ok((link, session))
+}

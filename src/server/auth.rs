@@ -1,0 +1,224 @@
+//! The `Auth` service: signing in (argon2 check, failures rate-limited), sessions as random
+//! bearer tokens of which only a hash is stored, signing out and changing one's password.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use super::audit::{self, Change};
+use super::context::Context;
+use super::error::ServiceError;
+use super::limiter::LoginLimiter;
+use crate::domain::ValidationError;
+use crate::domain::auth::{Caller, new_token, token_hash};
+use crate::domain::inventory::EntityStatus;
+use crate::passwords;
+use crate::proto::{self, auth_server::Auth};
+use crate::wire;
+
+pub struct AuthService {
+    pub context: Context,
+    pub limiter: Arc<LoginLimiter>,
+    pub session_length: chrono::Duration,
+    /// A hash of a random password, checked against when the username is unknown, so a wrong
+    /// name costs as long as a wrong password and timing does not tell which names exist.
+    pub decoy_hash: String,
+}
+
+/// What a password change shows in the audit trail (never the password).
+#[derive(Debug)]
+struct PasswordChange {
+    #[allow(dead_code, reason = "read through Debug by the audit trail")]
+    password: &'static str,
+}
+
+const PASSWORD_MIN: usize = 8;
+const TEXT_MAX: usize = 1024;
+
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("this call needs a signed-in user"))
+}
+
+async fn verify(password: String, hash: String) -> Result<bool, ServiceError> {
+    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("password check failed: {e}")))
+}
+
+fn bounded(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::new(field, "is required"));
+    }
+    if value.len() > TEXT_MAX {
+        return Err(ValidationError::new(
+            field,
+            format!("is longer than {TEXT_MAX} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn held_off(wait: std::time::Duration) -> Status {
+    let seconds = wait.as_secs().max(1);
+    let mut status =
+        Status::resource_exhausted(format!("too many failed sign-ins; retry in {seconds} s"));
+    if let Ok(value) = MetadataValue::try_from(seconds.to_string()) {
+        status.metadata_mut().insert("retry-after", value);
+    }
+    status
+}
+
+#[tonic::async_trait]
+impl Auth for AuthService {
+    async fn login(
+        &self,
+        request: Request<proto::LoginRequest>,
+    ) -> Result<Response<proto::LoginResponse>, Status> {
+        let peer: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
+        let r = request.into_inner();
+        bounded("username", &r.username)?;
+        bounded("password", &r.password)?;
+        self.limiter
+            .check(&r.username, peer, Instant::now())
+            .map_err(held_off)?;
+        let username = r.username.clone();
+        let found = self
+            .context
+            .blocking(move |s| s.credentials(&username))
+            .await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, self.decoy_hash.clone()),
+        };
+        let matches = verify(r.password, hash).await?;
+        let Some(user) = user.filter(|_| matches) else {
+            self.limiter.failed(&r.username, peer, Instant::now());
+            return Err(Status::unauthenticated("wrong username or password"));
+        };
+        if user.status != EntityStatus::Active {
+            return Err(Status::unauthenticated(format!(
+                "the account {:?} is not active",
+                user.username
+            )));
+        }
+        self.limiter.succeeded(&r.username);
+        let token = new_token();
+        let expires_at = Utc::now() + self.session_length;
+        let (user_id, hash) = (user.id, token_hash(&token));
+        self.context
+            .blocking(move |s| s.open_session(user_id, hash, expires_at))
+            .await?;
+        tracing::info!(user = %user.username, "signed in");
+        Ok(Response::new(proto::LoginResponse {
+            token,
+            expires_at: Some(wire::timestamp(expires_at)),
+            user: Some(user.into()),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<proto::LogoutRequest>,
+    ) -> Result<Response<proto::LogoutResponse>, Status> {
+        let caller = caller(&request)?;
+        self.context
+            .blocking(move |s| s.close_session(caller.token_hash))
+            .await?;
+        Ok(Response::new(proto::LogoutResponse {}))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<proto::WhoAmIRequest>,
+    ) -> Result<Response<proto::LoginResponse>, Status> {
+        let caller = caller(&request)?;
+        let session = self
+            .context
+            .blocking(move |s| s.session(&caller.token_hash))
+            .await?
+            .ok_or_else(|| Status::unauthenticated("the session has ended; sign in again"))?;
+        let (user, expires_at) = session;
+        Ok(Response::new(proto::LoginResponse {
+            token: String::new(),
+            expires_at: Some(wire::timestamp(expires_at)),
+            user: Some(user.into()),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<proto::ChangePasswordRequest>,
+    ) -> Result<Response<proto::ChangePasswordResponse>, Status> {
+        let caller = caller(&request)?;
+        let peer: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
+        let r = request.into_inner();
+        bounded("current_password", &r.current_password)?;
+        bounded("new_password", &r.new_password)?;
+        if r.new_password.chars().count() < PASSWORD_MIN {
+            return Err(ValidationError::new(
+                "new_password",
+                format!("must be at least {PASSWORD_MIN} characters"),
+            )
+            .into());
+        }
+        self.limiter
+            .check(&caller.username, peer, Instant::now())
+            .map_err(held_off)?;
+        let username = caller.username.clone();
+        let (_, hash) = self
+            .context
+            .blocking(move |s| s.credentials(&username))
+            .await?
+            .ok_or_else(|| Status::unauthenticated("the account no longer exists"))?;
+        if !verify(r.current_password, hash).await? {
+            self.limiter.failed(&caller.username, peer, Instant::now());
+            return Err(Status::permission_denied("the current password is wrong"));
+        }
+        let new_hash = tokio::task::spawn_blocking(move || passwords::hash(&r.new_password))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let user_id = caller.user_id;
+        self.context
+            .blocking(move |s| s.set_password(user_id, new_hash))
+            .await?;
+        audit::record(
+            &self.context,
+            Some(&caller),
+            Change {
+                action: "Auth.ChangePassword".to_owned(),
+                entity: "user",
+                entity_id: user_id,
+                before: Some(&PasswordChange { password: "(old)" }),
+                after: Some(&PasswordChange {
+                    password: "(new: every session ended)",
+                }),
+            },
+        )
+        .await;
+        Ok(Response::new(proto::ChangePasswordResponse {}))
+    }
+}
+
+/// Opens a session for a user without a password: for programs that hold the database
+/// itself (the demo signs its console and simulator in this way). Returns the token.
+pub fn open_session_for(
+    store: &dyn crate::store::Store,
+    username: &str,
+    length: chrono::Duration,
+) -> Result<String, ServiceError> {
+    let (user, _) = store.credentials(username)?.ok_or_else(|| {
+        ServiceError::Internal(format!("there is no user {username:?} to sign in as"))
+    })?;
+    let token = new_token();
+    store.open_session(user.id, token_hash(&token), Utc::now() + length)?;
+    Ok(token)
+}

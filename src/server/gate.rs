@@ -1,0 +1,171 @@
+//! The one gate every call passes: it finds the session behind the bearer token, checks the
+//! caller's role against `domain::auth::access`, and hands the `Caller` to the handler in the
+//! request's extensions. Handlers never check roles themselves.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use chrono::Utc;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::server::TcpConnectInfo;
+
+use crate::domain::auth::{Access, Caller, access, token_hash};
+use crate::domain::inventory::{EntityStatus, Role};
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct GateLayer {
+    store: Arc<dyn Store>,
+}
+
+impl GateLayer {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for GateLayer {
+    type Service = Gate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Gate {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Gate<S> {
+    inner: S,
+    store: Arc<dyn Store>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> tower_service::Service<http::Request<Body>> for Gate<S>
+where
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The service that was polled ready is the one to call; a fresh clone stays behind.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let store = self.store.clone();
+        Box::pin(async move {
+            match admit(store.as_ref(), &request) {
+                Ok(Some(caller)) => {
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await
+                }
+                Ok(None) => inner.call(request).await,
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+/// The caller, for calls that need one; `None` for public calls.
+fn admit(store: &dyn Store, request: &http::Request<Body>) -> Result<Option<Caller>, Status> {
+    let path = request.uri().path();
+    let rule = access(path);
+    if rule == Access::Public {
+        return Ok(None);
+    }
+    let token = bearer(request.headers())?;
+    let hash = token_hash(token);
+    // A primary-key read from the page cache: cheaper here than a hop to another thread.
+    let (user, expires_at) = store
+        .session(&hash)
+        .map_err(|e| {
+            tracing::error!(error = %e, "session lookup failed");
+            Status::unavailable("cannot check the session just now; retry shortly")
+        })?
+        .ok_or_else(|| {
+            Status::unauthenticated("the token is unknown or was revoked; sign in again")
+        })?;
+    if expires_at <= Utc::now() {
+        return Err(Status::unauthenticated(format!(
+            "the session expired at {}; sign in again",
+            expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+        )));
+    }
+    if user.status != EntityStatus::Active {
+        return Err(Status::unauthenticated(format!(
+            "the account {:?} is not active",
+            user.username
+        )));
+    }
+    if !rule.allows(user.role) {
+        return Err(Status::permission_denied(format!(
+            "{} may not call {}: it needs the role {}",
+            user.role.as_str(),
+            path.trim_start_matches("/singularity.v1."),
+            roles_text(rule)
+        )));
+    }
+    let peer = request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    Ok(Some(Caller {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+        peer,
+        token_hash: hash,
+    }))
+}
+
+fn roles_text(rule: Access) -> String {
+    match rule {
+        Access::Roles(roles) => roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    }
+}
+
+fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {
+    let missing = || {
+        Status::unauthenticated(
+            "this call needs `authorization: Bearer <token>`; Auth.Login gives a token",
+        )
+    };
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or_else(missing)?;
+    let text = value.to_str().map_err(|_| missing())?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .ok_or_else(missing)?
+        .trim();
+    if token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token)
+}
