@@ -58,7 +58,8 @@ pub fn access(path: &str) -> Access {
         ("Users", "List" | "Get") => Access::Roles(ADMIN),
         (
             "Basestations" | "Telecells" | "Assets" | "Lamps" | "Users",
-            "Create" | "Update" | "Delete" | "Prune" | "AddToLamps" | "RemoveFromLamps",
+            "Create" | "Update" | "Delete" | "Prune" | "AddToLamps" | "RemoveFromLamps"
+            | "AddToAsset",
         ) => Access::Roles(ADMIN),
         (_, method) if is_read(method) => Access::SignedIn,
         _ => Access::Roles(ADMIN),

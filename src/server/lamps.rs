@@ -30,8 +30,11 @@ located_inventory_service! {
         async fn add_to_asset(&self, request: Request<proto::AddToAssetRequest>) -> Result<Response<proto::Lamp>, Status> {
             let lamp_id = wire::id("lamp_id", request.get_ref().lamp_id)?;
             let asset_id = wire::id("asset_id", request.get_ref().asset_id)?;
+            let before = self.0.lookup(|s| s.lamp(lamp_id)).ok().map(proto::Lamp::from);
             let record = self.0.blocking(move |s| s.mount_lamp(lamp_id, asset_id)).await?;
-            Ok(Response::new(record.into()))
+            let after = proto::Lamp::from(record);
+            self.audit(&request, "AddToAsset", lamp_id, before.as_ref(), Some(&after)).await;
+            Ok(Response::new(after))
         }
 
         async fn get_status(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::LampStatus>, Status> {
