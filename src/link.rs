@@ -1,10 +1,12 @@
 //! A client's line to the server: the gRPC channel plus the bearer token every call carries.
 //! The console, the CLI, the simulator and the benchmarks all talk through a `AuthedChannel`.
 
+use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use crate::proto::{self, auth_client::AuthClient};
@@ -32,6 +34,31 @@ pub enum LinkError {
     BadToken,
     #[error("cannot sign in: {}", .0.message())]
     SignIn(Status),
+}
+
+/// An endpoint for a server URL: TLS when the scheme is https, trusting `ca_pem` when given,
+/// else the system's roots.
+pub fn endpoint(server: &str, ca_pem: Option<&[u8]>) -> Result<Endpoint, String> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| {
+            format!("{server:?} is not a server URL ({e}); use e.g. http://127.0.0.1:50051")
+        })?
+        .connect_timeout(Duration::from_secs(5));
+    if !server.starts_with("https://") {
+        if ca_pem.is_some() {
+            return Err(format!(
+                "--ca is for TLS, but {server} is plain http; use an https:// URL"
+            ));
+        }
+        return Ok(endpoint);
+    }
+    let tls = match ca_pem {
+        Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| format!("cannot set up TLS for {server}: {e}"))
 }
 
 /// A link that carries `token` (none: only public calls such as signing in will work).

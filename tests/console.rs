@@ -68,7 +68,7 @@ fn start_console(server: &str, token: &str) -> Console {
     let server = server.to_owned();
     let token = token.to_owned();
     let done = tokio::spawn(async move {
-        let channel = with_token(net::channel(&server).unwrap(), Some(&token)).unwrap();
+        let channel = with_token(net::channel(&server, None).unwrap(), Some(&token)).unwrap();
         let (events, net_rx) = mpsc::channel(8_192);
         tokio::spawn(net::follow_faults(channel.clone(), events.clone()));
         tokio::spawn(net::follow_billing(channel.clone(), events.clone()));

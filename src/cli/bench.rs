@@ -28,12 +28,15 @@ pub struct BenchArgs {
 /// Opens further connections as the same session.
 pub struct Dialer {
     server: String,
+    ca_pem: Option<Vec<u8>>,
     token: Option<String>,
 }
 
 impl Dialer {
     pub async fn dial(&self) -> Result<AuthedChannel> {
-        let channel = connect(&self.server).await.map_err(|e| eyre!(e))?;
+        let channel = connect(&self.server, self.ca_pem.as_deref())
+            .await
+            .map_err(|e| eyre!(e))?;
         crate::link::with_token(channel, self.token.as_deref()).map_err(|e| eyre!("{e}"))
     }
 }
@@ -166,10 +169,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         store.close();
         return Ok(());
     }
-    let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
+    let ca_pem = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
+    let channel = connect(&args.server, ca_pem.as_deref())
+        .await
+        .map_err(|e| eyre!(e))?;
     let (channel, session) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
     let dialer = Dialer {
         server: args.server.clone(),
+        ca_pem,
         token: session
             .map(|s| s.token)
             .or_else(|| args.sign_in.token.clone()),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::link::AuthedChannel;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use super::DEFAULT_SERVER;
@@ -374,18 +374,18 @@ impl From<Status> for Failure {
     }
 }
 
-pub async fn connect(server: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .map_err(|e| format!("{server:?} is not a server URL ({e}); use e.g. {DEFAULT_SERVER}"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    endpoint
+pub async fn connect(server: &str, ca_pem: Option<&[u8]>) -> Result<Channel, String> {
+    crate::link::endpoint(server, ca_pem)?
         .connect()
         .await
         .map_err(|e| format!("cannot reach the server at {server} ({e}); is it running? set --server or SINGULARITY_SERVER"))
 }
 
 async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
-    let channel = connect(&args.server).await.map_err(Failure::Connect)?;
+    let ca = args.sign_in.ca_pem().map_err(Failure::Usage)?;
+    let channel = connect(&args.server, ca.as_deref())
+        .await
+        .map_err(Failure::Connect)?;
     let json = args.json;
     if let Resource::Account(command) = args.resource {
         return super::account::run(channel, &args.sign_in, command, json).await;

@@ -43,6 +43,12 @@ pub struct DemoArgs {
 
 pub async fn run(args: DemoArgs) -> Result<()> {
     use std::io::IsTerminal;
+    if !args.listen.ip().is_loopback() {
+        return Err(eyre!(
+            "the demo serves plaintext and signs itself in, so it listens on this machine only ({} is reachable from others); use 127.0.0.1, or run `singularity server` with --tls-cert and --tls-key",
+            args.listen
+        ));
+    }
     let attached = !args.headless && std::io::stdout().is_terminal();
     // Checked before anything starts, so a bad keymap or theme is a plain error.
     let setup = if attached {
@@ -113,7 +119,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         DEMO_SESSION,
     )
     .map_err(|e| eyre!("the demo's console cannot sign in: {e}"))?;
-    let channel = crate::console::net::channel(&server_url).map_err(|e| eyre!(e))?;
+    let channel = crate::console::net::channel(&server_url, None).map_err(|e| eyre!(e))?;
     let link = crate::link::with_token(channel, Some(&token)).map_err(|e| eyre!("{e}"))?;
     let who = crate::proto::LoginResponse {
         user: store_for_console
@@ -139,7 +145,7 @@ const DEMO_SESSION: chrono::Duration = chrono::Duration::days(30);
 /// The field, in-process: waits for the server to answer, then reports in real time.
 async fn simulate(server: String, token: String, fault_rate: f64) {
     let channel = loop {
-        match super::client::connect(&server).await {
+        match super::client::connect(&server, None).await {
             Ok(channel) => break channel,
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
         }

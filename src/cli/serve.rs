@@ -1,6 +1,7 @@
 //! `singularity server`: the lighting server on a configured listener and database.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
@@ -13,7 +14,7 @@ use crate::domain::billing::{Meter, MeterMode};
 use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::Policy;
 use crate::domain::local_time;
-use crate::server::{BillingConfig, Limits, LoginLimits, ServerConfig};
+use crate::server::{BillingConfig, Limits, LoginLimits, ServerConfig, TlsIdentity};
 use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Args)]
@@ -29,6 +30,60 @@ pub struct ServerArgs {
     pub log_level: String,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// How the server protects its traffic.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain to serve TLS with (with --tls-key).
+    #[arg(long, env = "SINGULARITY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SINGULARITY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plaintext on an address other machines can reach (tokens and passwords then
+    /// cross the network readable by anyone on the path).
+    #[arg(long, env = "SINGULARITY_INSECURE")]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    /// The identity to serve, or why the server must not start.
+    pub fn identity(&self, listen: SocketAddr) -> Result<Option<TlsIdentity>> {
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .wrap_err_with(|| format!("--{flag} {}: cannot read it", path.display()))
+        };
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let identity = TlsIdentity {
+                    cert_pem: read("tls-cert", cert)?,
+                    key_pem: read("tls-key", key)?,
+                };
+                if !String::from_utf8_lossy(&identity.cert_pem)
+                    .contains("-----BEGIN CERTIFICATE-----")
+                {
+                    return Err(eyre!(
+                        "--tls-cert {}: no PEM certificate in it",
+                        cert.display()
+                    ));
+                }
+                if !String::from_utf8_lossy(&identity.key_pem).contains("PRIVATE KEY-----") {
+                    return Err(eyre!(
+                        "--tls-key {}: no PEM private key in it",
+                        key.display()
+                    ));
+                }
+                Ok(Some(identity))
+            }
+            _ if listen.ip().is_loopback() || self.insecure => Ok(None),
+            _ => Err(eyre!(
+                "refusing to serve plaintext on {listen}: other machines can reach it, and bearer tokens and passwords would cross the network readable; give --tls-cert and --tls-key, listen on 127.0.0.1, or pass --insecure if something else (a TLS proxy, a private link) protects the traffic"
+            )),
+        }
+    }
 }
 
 /// Timings of the fault engine and retention; thresholds keep the defaults of domain.md.
@@ -163,6 +218,7 @@ impl EngineArgs {
             energy_slots_retention: chrono::Duration::days(i64::from(
                 self.energy_slots_retention_days,
             )),
+            tls: None,
             limits: Limits {
                 max_message_bytes: self.max_message_kib as usize * 1024,
                 max_streams_per_connection: self.max_streams_per_connection,
@@ -182,7 +238,8 @@ impl EngineArgs {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging(&args.log_level)?;
-    let config = args.engine.config()?;
+    let mut config = args.engine.config()?;
+    config.tls = args.tls.identity(args.listen)?;
     let store = open_store(&args.database_url)?;
     serve(args.listen, store, config).await
 }

@@ -1,4 +1,4 @@
-//! How a command-line program proves who it is: `--user` (the password is asked for without
+//! How a command-line program reaches the server (`--ca` for TLS) and proves who it is: `--user` (the password is asked for without
 //! echo, or read from SINGULARITY_PASSWORD when nobody is there to type it) or the token of a
 //! session from SINGULARITY_TOKEN.
 
@@ -17,11 +17,26 @@ pub struct SignInArgs {
     /// Prefer the environment variable: a flag shows in the process list.
     #[arg(long, env = "SINGULARITY_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM file of the certificate authority to trust for an https:// server [default: the
+    /// system's roots].
+    #[arg(long, env = "SINGULARITY_CA", global = true)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 pub const HOW_TO_SIGN_IN: &str = "sign in first: give --user NAME (the password is asked for) or set SINGULARITY_TOKEN (`singularity client login --user NAME` prints one)";
 
 impl SignInArgs {
+    /// The CA certificate to trust, read from `--ca`.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+        self.ca
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path)
+                    .map_err(|e| format!("--ca {}: cannot read it ({e})", path.display()))
+            })
+            .transpose()
+    }
+
     /// A channel carrying this user's session, and the session when one was opened here.
     pub async fn link(
         &self,

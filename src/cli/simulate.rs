@@ -67,7 +67,10 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
             Utc::now()
         }
     });
-    let channel = connect(&args.server).await.map_err(|e| eyre!(e))?;
+    let ca = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
+    let channel = connect(&args.server, ca.as_deref())
+        .await
+        .map_err(|e| eyre!(e))?;
     let (channel, _) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
     let lamps = runner::load_estate(&channel).await?;
     tracing::info!(lamps = lamps.len(), speed = args.speed, %start, "simulating the field");

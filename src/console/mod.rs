@@ -103,7 +103,8 @@ pub async fn run(args: ConsoleArgs) -> Result<()> {
     let mut setup = args.setup()?;
     let log = args.log_file.clone().or_else(default_log_path);
     crate::cli::log_to_file(log.as_deref(), "info")?;
-    let channel = net::channel(&args.server).map_err(|e| eyre!(e))?;
+    let ca = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
+    let channel = net::channel(&args.server, ca.as_deref()).map_err(|e| eyre!(e))?;
     let (link, session) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
     let session = match session {
         Some(session) => session,

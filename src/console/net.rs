@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::link::AuthedChannel;
 
@@ -21,11 +21,8 @@ use crate::proto::{
 };
 
 /// A lazily connected channel: calls connect (and reconnect) as they are made.
-pub fn channel(server: &str) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(server.to_owned())
-        .map_err(|e| {
-            format!("{server:?} is not a server URL ({e}); use e.g. http://127.0.0.1:50051")
-        })?
+pub fn channel(server: &str, ca_pem: Option<&[u8]>) -> Result<Channel, String> {
+    Ok(crate::link::endpoint(server, ca_pem)?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10))

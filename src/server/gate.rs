@@ -10,7 +10,7 @@ use std::task::{Context as TaskContext, Poll};
 use chrono::Utc;
 use tonic::Status;
 use tonic::body::Body;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::domain::auth::{Access, Caller, access, token_hash};
 use crate::domain::inventory::{EntityStatus, Role};
@@ -119,10 +119,15 @@ fn admit(store: &dyn Store, request: &http::Request<Body>) -> Result<Option<Call
             roles_text(rule)
         )));
     }
-    let peer = request
-        .extensions()
+    let extensions = request.extensions();
+    let peer = extensions
         .get::<TcpConnectInfo>()
         .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
         .map(|a| a.to_string())
         .unwrap_or_default();
     Ok(Some(Caller {

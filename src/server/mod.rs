@@ -138,6 +138,25 @@ pub struct ServerConfig {
     /// Half-hour detail of settled days is kept this long; day and month totals always.
     pub energy_slots_retention: chrono::Duration,
     pub limits: Limits,
+    /// Serve TLS with this certificate and key; plaintext when `None`.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A certificate chain and its private key, both PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("TlsIdentity")
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &format_args!("(hidden)"))
+            .finish()
+    }
 }
 
 /// What one caller may ask of the server.
@@ -179,6 +198,7 @@ impl Default for ServerConfig {
             billing: BillingConfig::default(),
             energy_slots_retention: chrono::Duration::days(100),
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -227,6 +247,7 @@ pub async fn run(
         settled,
     ));
     let limits = config.limits.clone();
+    let tls = config.tls.clone();
     tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
     let decoy_hash = tokio::task::spawn_blocking(|| {
         crate::passwords::hash(&crate::domain::auth::new_token()).unwrap_or_default()
@@ -294,7 +315,13 @@ pub async fn run(
                 .max_encoding_message_size(bytes)
         };
     }
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+        ))?;
+    }
+    builder
         .max_concurrent_streams(limits.max_streams_per_connection)
         .timeout(limits.request_timeout)
         .layer(gate::GateLayer::new(context.store.clone()))

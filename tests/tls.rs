@@ -1,0 +1,186 @@
+//! TLS end to end with a certificate authority and certificates made inside the test: the
+//! server serves rustls, clients that trust the CA get through (the library and the CLI with
+//! `--ca`), clients that do not are refused, and the server will not serve plaintext on an
+//! address other machines can reach.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use singularity::domain::estate::{City, EstateSpec, generate};
+use singularity::domain::inventory::Role;
+use singularity::link::{endpoint, with_token};
+use singularity::proto::{self, auth_client::AuthClient};
+use singularity::server::{ServerConfig, TlsIdentity};
+use singularity::store::Store;
+use singularity::store::sqlite::SqliteStore;
+
+struct Pki {
+    ca_pem: String,
+    server: TlsIdentity,
+}
+
+/// A CA, and a certificate for `localhost` that it signed.
+fn pki() -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "singularity test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        server: TlsIdentity {
+            cert_pem: server_cert.pem().into_bytes(),
+            key_pem: server_key.serialize_pem().into_bytes(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
+    store
+        .import_estate(&generate(&EstateSpec {
+            lamps: 10,
+            rng_seed: 1,
+            city: City::by_key("london").unwrap(),
+        }))
+        .unwrap();
+    let token = common::session_for(store.as_ref(), "remote", Role::User);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = ServerConfig {
+        tls: Some(pki.server.clone()),
+        ..ServerConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(singularity::server::run(
+        listener,
+        store.clone(),
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let url = format!("https://localhost:{port}");
+
+    // Trusting the CA: signed in, over TLS, with the peer recorded.
+    let channel = endpoint(&url, Some(pki.ca_pem.as_bytes()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let me = AuthClient::new(with_token(channel, Some(&token)).unwrap())
+        .who_am_i(proto::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.user.unwrap().username, "remote");
+
+    // Trusting only the system's roots: the handshake fails.
+    let untrusted = endpoint(&url, None).unwrap().connect().await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
+    // Plaintext to the TLS port gets nowhere either.
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://localhost:{port}"))
+        .unwrap()
+        .connect()
+        .await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(channel) => AuthClient::new(channel)
+            .login(proto::LoginRequest::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused);
+
+    // The CLI with --ca.
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let (url_cli, ca_cli, token_cli) = (url.clone(), ca_file.clone(), token.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_singularity"))
+            .args(["client", "--server", &url_cli, "--ca"])
+            .arg(&ca_cli)
+            .args(["--json", "whoami"])
+            .env("SINGULARITY_TOKEN", &token_cli)
+            .env_remove("SINGULARITY_USER")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("\"remote\""), "{stdout}");
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn the_server_refuses_plaintext_where_others_can_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("estate.db").display());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_singularity"))
+            .args(["server", "--database-url", &url])
+            .args(args)
+            .env_remove("SINGULARITY_LISTEN")
+            .env_remove("SINGULARITY_INSECURE")
+            .output()
+            .unwrap()
+    };
+    let open = run(&["--listen", "0.0.0.0:0"]);
+    assert!(!open.status.success());
+    let message = String::from_utf8_lossy(&open.stderr);
+    assert!(
+        message.contains("refusing to serve plaintext on 0.0.0.0:0")
+            && message.contains("--tls-cert"),
+        "{message}"
+    );
+    let half = run(&["--listen", "0.0.0.0:0", "--tls-cert", "cert.pem"]);
+    assert!(!half.status.success());
+    assert!(
+        String::from_utf8_lossy(&half.stderr).contains("--tls-key"),
+        "{}",
+        String::from_utf8_lossy(&half.stderr)
+    );
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let bad = run(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--tls-cert",
+        not_pem.to_str().unwrap(),
+        "--tls-key",
+        not_pem.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no PEM certificate"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
