@@ -390,6 +390,23 @@ fn every_screen_at_80x24_and_160x48() {
 }
 
 #[test]
+fn a_read_only_role_is_shown_and_its_triage_keys_are_hidden() {
+    let (mut state, keymap) = busy_state();
+    state.user = "field-dev".into();
+    state.role = Some(singularity::domain::inventory::Role::Dev);
+    let text = render(&mut state, &keymap, &Theme::mono(), 160, 48);
+    assert!(text.contains("field-dev (dev, read-only)"), "{text}");
+    assert!(text.contains("(read-only role: no triage)"), "{text}");
+    assert!(!text.contains("a ack"), "{text}");
+    state.role = Some(singularity::domain::inventory::Role::Manager);
+    let text = render(&mut state, &keymap, &Theme::mono(), 160, 48);
+    assert!(
+        text.contains("field-dev (manager)") && text.contains("a ack"),
+        "{text}"
+    );
+}
+
+#[test]
 fn below_80x24_it_says_so() {
     let (mut state, keymap) = busy_state();
     let text = render(&mut state, &keymap, &Theme::ansi(), 60, 20);

@@ -1,4 +1,5 @@
-//! The built `singularity console` in a real terminal (tmux): it draws, follows the server,
+//! The built `singularity console` in a real terminal (tmux): it asks for the password
+//! without echo, signs in, draws, follows the server,
 //! opens help, quits on `q`, and leaves the terminal as it found it. Skipped, saying so, where
 //! tmux is not installed.
 
@@ -10,6 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+
+use singularity::store::Store;
+
+const PASSWORD: &str = "owl-at-night-42";
 
 fn tmux(args: &[&str]) -> std::process::Output {
     Command::new("tmux").args(args).output().unwrap()
@@ -43,9 +48,19 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
     let mut server = TestServer::start(50).await;
     let dir = tempfile::tempdir().unwrap();
     let session = format!("singularity-test-{}", std::process::id());
+    // An operator with a real password, typed at the prompt.
+    server
+        .store
+        .create_user(singularity::domain::inventory::NewUser {
+            username: "nightowl".into(),
+            display_name: "Night Owl".into(),
+            role: singularity::domain::inventory::Role::User,
+            password_hash: singularity::passwords::hash(PASSWORD).unwrap(),
+            status: singularity::domain::inventory::EntityStatus::Active,
+        })
+        .unwrap();
     let command = format!(
-        "env SINGULARITY_TOKEN={} {} console --server {} --log-file {} --theme 16",
-        server.token,
+        "env -u SINGULARITY_TOKEN -u SINGULARITY_PASSWORD {} console --server {} --user nightowl --log-file {} --theme 16",
         env!("CARGO_BIN_EXE_singularity"),
         server.url(),
         dir.path().join("console.log").display()
@@ -66,7 +81,13 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
     let session_ref = session.clone();
     let screen = tokio::task::spawn_blocking(move || {
         let s = session_ref.as_str();
+        wait_for(s, "the password prompt", |t| {
+            t.contains("Password for nightowl:")
+        });
+        tmux(&["send-keys", "-t", s, PASSWORD, "Enter"]);
         let live = wait_for(s, "the live feed", |t| t.contains("faults: live"));
+        assert!(live.contains("nightowl (user)"), "{live}");
+        assert!(!live.contains(PASSWORD), "the password was echoed:\n{live}");
         assert!(
             live.contains("1 Faults") && live.contains("Daily Faults"),
             "{live}"
@@ -92,6 +113,10 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
     assert!(
         !screen.contains("1 Faults"),
         "terminal not restored:\n{screen}"
+    );
+    assert!(
+        screen.contains("Password for nightowl:") && !screen.contains(PASSWORD),
+        "{screen}"
     );
     server.stop().await;
 }

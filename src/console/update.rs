@@ -884,6 +884,32 @@ mod tests {
     }
 
     #[test]
+    fn a_read_only_role_sends_no_triage_and_is_told_why() {
+        let (mut state, keymap) = live_state();
+        state.role = Some(crate::domain::inventory::Role::Dev);
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(1, proto::Severity::Major, 1)),
+        );
+        update(&mut state, &keymap, key("j"));
+        for k in ["a", "r", "n", "A"] {
+            assert!(update(&mut state, &keymap, key(k)).is_empty(), "{k}");
+        }
+        assert!(matches!(state.mode, Mode::Normal), "no prompt opened");
+        assert!(state.message.as_ref().unwrap().1.contains("read-only"));
+        state.role = Some(crate::domain::inventory::Role::User);
+        let sent = update(&mut state, &keymap, key("a"));
+        assert!(matches!(
+            &sent[..],
+            [Command::Act {
+                verb: Verb::Acknowledge,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
     fn nothing_is_sent_while_disconnected_and_a_stale_refusal_says_what_changed() {
         let (mut state, keymap) = live_state();
         update(

@@ -186,7 +186,8 @@ fn draw_bottom(frame: &mut Frame<'_>, area: Rect, state: &State, keymap: &Keymap
 /// The keys that matter on this tab, from the keymap.
 fn context_keys(state: &State, keymap: &Keymap) -> String {
     let actions: &[(Action, &str)] = match state.tab {
-        Tab::Faults if state.connected() => &[
+        // Triage keys are shown only when they would do something.
+        Tab::Faults if state.connected() && state.may_triage() => &[
             (Action::Help, "help"),
             (Action::Open, "detail"),
             (Action::Acknowledge, "ack"),
@@ -220,8 +221,12 @@ fn context_keys(state: &State, keymap: &Keymap) -> String {
         .iter()
         .map(|(action, label)| format!("{} {label}", keymap.first_key(*action)))
         .collect();
-    if !state.connected() && state.tab == Tab::Faults {
-        text.push("(actions off while disconnected)".to_owned());
+    if state.tab == Tab::Faults {
+        if !state.may_triage() {
+            text.push("(read-only role: no triage)".to_owned());
+        } else if !state.connected() {
+            text.push("(actions off while disconnected)".to_owned());
+        }
     }
     text.join("  ")
 }
