@@ -291,6 +291,35 @@ async fn client_prints_tables_and_json_and_exits_with_meaningful_codes() {
     assert_eq!(invalid.status.code(), Some(4));
     assert!(text(&invalid.stderr).contains("page_size"));
 
+    // The audit trail of what was just done, newest first.
+    let trail = singularity_async(args(&["--json", "audit", "--limit", "3"])).await;
+    assert!(trail.status.success(), "{}", text(&trail.stderr));
+    let entries: serde_json::Value = serde_json::from_slice(&trail.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0]["action"], "Lamps.AddToAsset");
+    assert!(entries.iter().all(|e| e["actor"] == common::TEST_ADMIN));
+    let table = singularity_async(args(&["audit", "--entity", "basestation"])).await;
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("Basestations.Prune") && table.contains("Basestations.Create"),
+        "{table}"
+    );
+    // Without a session nothing but signing in works, and the error says how to.
+    let bare = singularity_async(vec![
+        "client".to_owned(),
+        "--server".to_owned(),
+        url.clone(),
+        "zones".to_owned(),
+    ])
+    .await;
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(
+        text(&bare.stderr).contains("--user"),
+        "{}",
+        text(&bare.stderr)
+    );
+
     server.stop().await;
     let unreachable = singularity_async(args(&["lamps", "get", "1"])).await;
     assert_eq!(unreachable.status.code(), Some(6));
