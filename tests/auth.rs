@@ -232,6 +232,24 @@ async fn sessions_end_on_logout_on_a_new_password_and_when_the_user_is_deleted()
     assert_eq!(whoami(signed_in(&token)).await.unwrap(), "mo");
     assert!(server.store.session(token.as_bytes()).unwrap().is_none());
     assert!(server.store.session(&token_hash(&token)).unwrap().is_some());
+    // A new role applies to the open session at once.
+    let trail = |token: &str| {
+        let mut client = AuditClient::new(signed_in(token));
+        async move { client.list(proto::ListAuditRequest::default()).await }
+    };
+    assert_eq!(
+        trail(&token).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    UsersClient::new(server.channel.clone())
+        .update(proto::UpdateUserRequest {
+            id,
+            role: proto::Role::Manager as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(trail(&token).await.is_ok(), "the promotion applies at once");
     // Logout ends it.
     AuthClient::new(signed_in(&token))
         .logout(proto::LogoutRequest {})

@@ -129,6 +129,7 @@ impl Auth for AuthService {
         request: Request<proto::LogoutRequest>,
     ) -> Result<Response<proto::LogoutResponse>, Status> {
         let caller = caller(&request)?;
+        self.context.sessions.forget(&caller.token_hash);
         self.context
             .blocking(move |s| s.close_session(caller.token_hash))
             .await?;
@@ -190,6 +191,7 @@ impl Auth for AuthService {
         self.context
             .blocking(move |s| s.set_password(user_id, new_hash))
             .await?;
+        self.context.sessions.forget_user(user_id);
         audit::record(
             &self.context,
             Some(&caller),

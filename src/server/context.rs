@@ -15,6 +15,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Ids of lamps whose latest reading changed, published after each ingest commit.
     pub lamp_updates: tokio::sync::broadcast::Sender<i64>,
+    /// Sessions the gate looked up lately; forgotten by whatever ends or changes them.
+    pub sessions: Arc<super::sessions::SessionCache>,
 }
 
 impl Context {

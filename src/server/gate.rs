@@ -12,6 +12,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use super::sessions::SessionCache;
 use crate::domain::auth::{Access, Caller, access, token_hash};
 use crate::domain::inventory::{EntityStatus, Role};
 use crate::store::Store;
@@ -19,11 +20,12 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct GateLayer {
     store: Arc<dyn Store>,
+    sessions: Arc<SessionCache>,
 }
 
 impl GateLayer {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, sessions: Arc<SessionCache>) -> Self {
+        Self { store, sessions }
     }
 }
 
@@ -34,6 +36,7 @@ impl<S> tower_layer::Layer<S> for GateLayer {
         Gate {
             inner,
             store: self.store.clone(),
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -42,6 +45,7 @@ impl<S> tower_layer::Layer<S> for GateLayer {
 pub struct Gate<S> {
     inner: S,
     store: Arc<dyn Store>,
+    sessions: Arc<SessionCache>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -66,9 +70,9 @@ where
         // The service that was polled ready is the one to call; a fresh clone stays behind.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let store = self.store.clone();
+        let (store, sessions) = (self.store.clone(), self.sessions.clone());
         Box::pin(async move {
-            match admit(store.as_ref(), &request) {
+            match admit(store.as_ref(), &sessions, &request) {
                 Ok(Some(caller)) => {
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
@@ -81,7 +85,11 @@ where
 }
 
 /// The caller, for calls that need one; `None` for public calls.
-fn admit(store: &dyn Store, request: &http::Request<Body>) -> Result<Option<Caller>, Status> {
+fn admit(
+    store: &dyn Store,
+    sessions: &SessionCache,
+    request: &http::Request<Body>,
+) -> Result<Option<Caller>, Status> {
     let path = request.uri().path();
     let rule = access(path);
     if rule == Access::Public {
@@ -89,16 +97,24 @@ fn admit(store: &dyn Store, request: &http::Request<Body>) -> Result<Option<Call
     }
     let token = bearer(request.headers())?;
     let hash = token_hash(token);
-    // A primary-key read from the page cache: cheaper here than a hop to another thread.
-    let (user, expires_at) = store
-        .session(&hash)
-        .map_err(|e| {
-            tracing::error!(error = %e, "session lookup failed");
-            Status::unavailable("cannot check the session just now; retry shortly")
-        })?
-        .ok_or_else(|| {
-            Status::unauthenticated("the token is unknown or was revoked; sign in again")
-        })?;
+    let (user, expires_at) = match sessions.get(&hash) {
+        Some(session) => session,
+        None => {
+            // A primary-key read from the page cache: cheaper here than a hop to another
+            // thread.
+            let (user, expires_at) = store
+                .session(&hash)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "session lookup failed");
+                    Status::unavailable("cannot check the session just now; retry shortly")
+                })?
+                .ok_or_else(|| {
+                    Status::unauthenticated("the token is unknown or was revoked; sign in again")
+                })?;
+            sessions.put(hash.clone(), user.clone(), expires_at);
+            (user, expires_at)
+        }
+    };
     if expires_at <= Utc::now() {
         return Err(Status::unauthenticated(format!(
             "the session expired at {}; sign in again",

@@ -16,6 +16,7 @@ mod inventory;
 mod lamps;
 mod limiter;
 mod paging;
+mod sessions;
 mod settlement;
 mod status;
 mod telecells;
@@ -216,6 +217,7 @@ pub async fn run(
         store,
         shutdown: token.clone(),
         lamp_updates: tokio::sync::broadcast::channel(LAMP_UPDATE_BUFFER).0,
+        sessions: Arc::default(),
     };
     let engine_store = context.store.clone();
     let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
@@ -324,7 +326,10 @@ pub async fn run(
     builder
         .max_concurrent_streams(limits.max_streams_per_connection)
         .timeout(limits.request_timeout)
-        .layer(gate::GateLayer::new(context.store.clone()))
+        .layer(gate::GateLayer::new(
+            context.store.clone(),
+            context.sessions.clone(),
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

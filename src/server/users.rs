@@ -32,7 +32,9 @@ async fn hash(password: String) -> Result<String, ServiceError> {
 }
 
 impl UserService {
-    async fn audit<R>(
+    /// After a change to a user: their cached sessions are forgotten (a new password, role or
+    /// status applies at once) and the change goes to the audit trail.
+    async fn changed<R>(
         &self,
         request: &Request<R>,
         verb: &str,
@@ -40,6 +42,8 @@ impl UserService {
         before: Option<&proto::User>,
         after: Option<&proto::User>,
     ) {
+        // Any change to a user (password, role, status) applies to their sessions at once.
+        self.0.sessions.forget_user(id);
         audit::record(
             &self.0,
             request.extensions().get::<Caller>(),
@@ -90,7 +94,7 @@ impl Users for UserService {
         };
         let record = self.0.blocking(move |s| s.create_user(new)).await?;
         let after = proto::User::from(record);
-        self.audit(&request, "Create", after.id, None, Some(&after))
+        self.changed(&request, "Create", after.id, None, Some(&after))
             .await;
         Ok(Response::new(after))
     }
@@ -125,7 +129,7 @@ impl Users for UserService {
                 .display_name
                 .push_str(" (password set: every session ended)");
         }
-        self.audit(&request, "Update", id, before.as_ref(), Some(&trail))
+        self.changed(&request, "Update", id, before.as_ref(), Some(&trail))
             .await;
         Ok(Response::new(after))
     }
@@ -138,7 +142,7 @@ impl Users for UserService {
         let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         let record = self.0.blocking(move |s| s.delete_user(id)).await?;
         let after = proto::User::from(record);
-        self.audit(&request, "Delete", id, before.as_ref(), Some(&after))
+        self.changed(&request, "Delete", id, before.as_ref(), Some(&after))
             .await;
         Ok(Response::new(after))
     }
@@ -150,7 +154,7 @@ impl Users for UserService {
         let id = wire::id("id", request.get_ref().id)?;
         let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         self.0.blocking(move |s| s.prune_user(id)).await?;
-        self.audit(&request, "Prune", id, before.as_ref(), None)
+        self.changed(&request, "Prune", id, before.as_ref(), None)
             .await;
         Ok(Response::new(proto::PruneResponse { id }))
     }
