@@ -420,6 +420,27 @@ async fn sql_shaped_text_is_stored_and_returned_verbatim_and_audited() {
         .into_inner();
     assert_eq!(renamed.reference, NASTY);
 
+    let lamp = proto::lamps_client::LampsClient::new(admin.clone())
+        .update(proto::UpdateLampRequest {
+            id: 1,
+            reference: Some(NASTY.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lamp.reference, NASTY);
+    let telecell = proto::telecells_client::TelecellsClient::new(admin.clone())
+        .update(proto::UpdateTelecellRequest {
+            id: 1,
+            firmware_version: Some(NASTY.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(telecell.firmware_version, NASTY);
+
     let mut users = UsersClient::new(admin.clone());
     let user = users
         .create(proto::CreateUserRequest {
@@ -495,12 +516,14 @@ async fn sql_shaped_text_is_stored_and_returned_verbatim_and_audited() {
         vec![
             "Billing.SetTariff",
             "Users.Create",
+            "Telecells.Update",
+            "Lamps.Update",
             "Assets.Update",
             "Basestations.Create"
         ],
         "newest first"
     );
-    let asset_entry = &trail[2];
+    let asset_entry = &trail[4];
     assert_eq!(asset_entry.actor, common::TEST_ADMIN);
     assert_eq!(asset_entry.role, "admin");
     assert_eq!(asset_entry.entity, "asset");
@@ -583,14 +606,35 @@ async fn triage_is_recorded_as_the_signed_in_user_from_and_to() {
         .unwrap()
         .items
         .remove(0);
-    faults
+    let acked = faults
         .acknowledge(proto::FaultActionRequest {
             fault_id: fault.id,
             expected_version: fault.version,
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    // Free text in triage is kept verbatim too.
+    let assigned = faults
+        .assign(proto::AssignFaultRequest {
+            fault_id: fault.id,
+            expected_version: acked.version,
+            assignee: NASTY.into(),
+            note: NASTY.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(assigned.assignee, NASTY);
+    let history = faults
+        .get(proto::GetFaultRequest { id: fault.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .history;
+    assert_eq!(history.last().unwrap().note, NASTY);
     let trail = audit(
         &server.channel,
         proto::ListAuditRequest {
@@ -600,12 +644,17 @@ async fn triage_is_recorded_as_the_signed_in_user_from_and_to() {
         },
     )
     .await;
-    assert_eq!(trail.len(), 1);
-    assert_eq!(trail[0].actor, "test-user");
-    assert_eq!(trail[0].action, "Faults.Acknowledge");
+    assert_eq!(trail.len(), 2);
+    assert!(trail.iter().all(|e| e.actor == "test-user"));
+    assert_eq!(trail[1].action, "Faults.Acknowledge");
     assert!(
-        trail[0].changes.contains("state: Open -> Acknowledged")
-            || trail[0].changes.contains("state: 1 -> 2"),
+        trail[1].changes.contains("state: Open -> Acknowledged"),
+        "{}",
+        trail[1].changes
+    );
+    assert_eq!(trail[0].action, "Faults.Assign");
+    assert!(
+        trail[0].changes.contains(&format!("{NASTY:?}")),
         "{}",
         trail[0].changes
     );
@@ -631,5 +680,35 @@ async fn the_token_can_come_from_a_plain_channel_and_session_for_reuses_users() 
             .unwrap(),
         "twice"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_before_it_is_read() {
+    let config = singularity::server::ServerConfig {
+        limits: singularity::server::Limits {
+            max_message_bytes: 64 * 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut server = TestServer::start_with(5, config).await;
+    let status = BasestationsClient::new(server.channel.clone())
+        .create(proto::CreateBasestationRequest {
+            name: "x".repeat(100 * 1024),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // Under the limit, the same call is judged on its content.
+    let status = BasestationsClient::new(server.channel.clone())
+        .create(proto::CreateBasestationRequest {
+            name: "x".repeat(1024),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     server.stop().await;
 }
