@@ -280,6 +280,22 @@ async fn sessions_end_on_logout_on_a_new_password_and_when_the_user_is_deleted()
             Code::Unauthenticated
         );
     }
+    let said = audit(
+        &server.channel,
+        proto::ListAuditRequest {
+            entity: "user".into(),
+            entity_id: id,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        said[0]
+            .changes
+            .ends_with("password: set, every session ended"),
+        "{said:?}"
+    );
+    assert!(!said.iter().any(|e| e.changes.contains("second-password")));
     // So does changing one's own, which needs the current password.
     let c = login(&server, "mo", "second-password").await.unwrap();
     let wrong = AuthClient::new(signed_in(&c))

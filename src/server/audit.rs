@@ -72,6 +72,8 @@ pub struct Change<'a, T> {
     pub entity_id: i64,
     pub before: Option<&'a T>,
     pub after: Option<&'a T>,
+    /// A change the records cannot show (a password was set), said in words.
+    pub also: Option<&'static str>,
 }
 
 /// Writes one audit entry. The change itself is already committed; a failure to write the
@@ -87,7 +89,16 @@ pub async fn record<T: Debug>(context: &Context, caller: Option<&Caller>, change
         action: change.action.clone(),
         entity: change.entity.to_owned(),
         entity_id: change.entity_id,
-        changes: changes(change.before, change.after),
+        changes: {
+            let mut text = changes(change.before, change.after);
+            if let Some(also) = change.also {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(also);
+            }
+            text
+        },
     };
     if let Err(e) = context.blocking(move |s| s.record_audit(entry)).await {
         tracing::error!(error = %e, action = %change.action, "the audit entry could not be stored");

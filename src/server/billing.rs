@@ -255,6 +255,7 @@ impl Billing for BillingService {
                 entity_id: after.id,
                 before: before.as_ref(),
                 after: Some(&after),
+                also: None,
             },
         )
         .await;

@@ -273,6 +273,7 @@ impl FaultService {
                 entity_id: id,
                 before: before.as_ref(),
                 after: Some(&after),
+                also: None,
             },
         )
         .await;

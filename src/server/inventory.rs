@@ -47,6 +47,7 @@ macro_rules! located_inventory_service {
                         entity_id: id,
                         before,
                         after,
+                        also: None,
                     },
                 )
                 .await;

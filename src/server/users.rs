@@ -41,6 +41,7 @@ impl UserService {
         id: i64,
         before: Option<&proto::User>,
         after: Option<&proto::User>,
+        also: Option<&'static str>,
     ) {
         // Any change to a user (password, role, status) applies to their sessions at once.
         self.0.sessions.forget_user(id);
@@ -53,6 +54,7 @@ impl UserService {
                 entity_id: id,
                 before,
                 after,
+                also,
             },
         )
         .await;
@@ -94,7 +96,7 @@ impl Users for UserService {
         };
         let record = self.0.blocking(move |s| s.create_user(new)).await?;
         let after = proto::User::from(record);
-        self.changed(&request, "Create", after.id, None, Some(&after))
+        self.changed(&request, "Create", after.id, None, Some(&after), None)
             .await;
         Ok(Response::new(after))
     }
@@ -122,14 +124,9 @@ impl Users for UserService {
             .blocking(move |s| s.update_user(id, version, patch))
             .await?;
         let after = proto::User::from(record);
-        let mut trail = after.clone();
-        if password_changed {
-            // The trail says that the password changed, never what to.
-            trail
-                .display_name
-                .push_str(" (password set: every session ended)");
-        }
-        self.changed(&request, "Update", id, before.as_ref(), Some(&trail))
+        // The trail says that the password changed, never what to.
+        let also = password_changed.then_some("password: set, every session ended");
+        self.changed(&request, "Update", id, before.as_ref(), Some(&after), also)
             .await;
         Ok(Response::new(after))
     }
@@ -142,7 +139,7 @@ impl Users for UserService {
         let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         let record = self.0.blocking(move |s| s.delete_user(id)).await?;
         let after = proto::User::from(record);
-        self.changed(&request, "Delete", id, before.as_ref(), Some(&after))
+        self.changed(&request, "Delete", id, before.as_ref(), Some(&after), None)
             .await;
         Ok(Response::new(after))
     }
@@ -154,7 +151,7 @@ impl Users for UserService {
         let id = wire::id("id", request.get_ref().id)?;
         let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
         self.0.blocking(move |s| s.prune_user(id)).await?;
-        self.changed(&request, "Prune", id, before.as_ref(), None)
+        self.changed(&request, "Prune", id, before.as_ref(), None, None)
             .await;
         Ok(Response::new(proto::PruneResponse { id }))
     }
