@@ -728,3 +728,94 @@ async fn a_message_over_the_size_limit_is_refused_before_it_is_read() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn open_streams_end_with_their_session() {
+    let mut server = TestServer::start(20).await;
+    let watcher = session_for(server.store.as_ref(), "watcher", Role::User);
+    let link = with_token(server.bare.clone(), Some(&watcher)).unwrap();
+    let mut feed = FaultsClient::new(link.clone())
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Logging out (here from the same session) ends the open watch.
+    AuthClient::new(link)
+        .logout(proto::LogoutRequest {})
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match feed.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the watch outlived its session")
+    .expect("the watch ended without a status");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+
+    // A session that runs out ends its watch at the expiry.
+    let (user, _) = server.store.credentials("watcher").unwrap().unwrap();
+    let brief = "sgt_brief-session";
+    server
+        .store
+        .open_session(
+            user.id,
+            token_hash(brief),
+            chrono::Utc::now() + chrono::Duration::milliseconds(1_500),
+        )
+        .unwrap();
+    let mut totals = BillingClient::new(with_token(server.bare.clone(), Some(brief)).unwrap())
+        .watch_totals(proto::WatchTotalsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match totals.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return status,
+                None => panic!("ended without a status"),
+            }
+        }
+    })
+    .await
+    .expect("the watch outlived its session");
+    assert_eq!(ended.code(), Code::Unauthenticated);
+    assert!(ended.message().contains("expired"), "{ended:?}");
+
+    // An ingest stream ends when its user is deactivated.
+    let field = session_for(server.store.as_ref(), "field", Role::Dev);
+    let (sender, reports) = tokio::sync::mpsc::channel::<proto::TelecellReport>(4);
+    let mut telemetry = proto::telemetry_client::TelemetryClient::new(
+        with_token(server.bare.clone(), Some(&field)).unwrap(),
+    );
+    let call = tokio::spawn(async move {
+        telemetry
+            .report(tokio_stream::wrappers::ReceiverStream::new(reports))
+            .await
+    });
+    sender.send(proto::TelecellReport::default()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (dev, _) = server.store.credentials("field").unwrap().unwrap();
+    UsersClient::new(server.channel.clone())
+        .update(proto::UpdateUserRequest {
+            id: dev.id,
+            status: proto::EntityStatus::Inactive as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+        .await
+        .expect("the ingest stream outlived its account")
+        .unwrap();
+    let status = outcome.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    drop(sender);
+    server.stop().await;
+}

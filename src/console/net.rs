@@ -34,21 +34,37 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30))
 }
 
+/// How often a stream whose session ended checks again (an admin may have restored it only
+/// by a new session, so this is slow on purpose).
+const SIGNED_OUT_RETRY: Duration = Duration::from_secs(300);
+
+/// Reports the stream down and waits before the next attempt. A refused session (expired,
+/// revoked) is reported as signed out, not as a connection problem: retrying soon will not
+/// bring it back.
 async fn down(
     events: &mpsc::Sender<NetEvent>,
     stream: StreamName,
     since: &mut Option<chrono::DateTime<Utc>>,
     attempt: &mut u32,
-    error: String,
+    status: &tonic::Status,
 ) {
-    let wait = backoff(*attempt);
-    *attempt += 1;
     let now = Utc::now();
     let since = *since.get_or_insert(now);
-    let link = Link::Down {
-        since,
-        retry_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
-        error,
+    let (link, wait) = if status.code() == Code::Unauthenticated {
+        let link = Link::SignedOut {
+            since,
+            reason: status.message().to_owned(),
+        };
+        (link, SIGNED_OUT_RETRY)
+    } else {
+        let wait = backoff(*attempt);
+        *attempt += 1;
+        let link = Link::Down {
+            since,
+            retry_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
+            error: status.message().to_owned(),
+        };
+        (link, wait)
     };
     let _ = events.send(NetEvent::Link(stream, link)).await;
     tokio::time::sleep(wait).await;
@@ -86,7 +102,7 @@ pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent
                         StreamName::Faults,
                         &mut since,
                         &mut attempt,
-                        status.message().to_owned(),
+                        &status,
                     )
                     .await;
                     continue;
@@ -105,7 +121,7 @@ pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent
                     StreamName::Faults,
                     &mut since,
                     &mut attempt,
-                    status.message().to_owned(),
+                    &status,
                 )
                 .await;
                 continue;
@@ -135,7 +151,7 @@ pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent
             StreamName::Faults,
             &mut since,
             &mut attempt,
-            ended.message().to_owned(),
+            &ended,
         )
         .await;
     }
@@ -192,8 +208,8 @@ pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEven
                                 return;
                             }
                         }
-                        Some(Err(status)) => break status.message().to_owned(),
-                        None => break "the stream ended".to_owned(),
+                        Some(Err(status)) => break status,
+                        None => break tonic::Status::unavailable("the stream ended"),
                     }
                 };
                 down(
@@ -201,7 +217,7 @@ pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEven
                     StreamName::Billing,
                     &mut since,
                     &mut attempt,
-                    ended,
+                    &ended,
                 )
                 .await;
             }
@@ -211,7 +227,7 @@ pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEven
                     StreamName::Billing,
                     &mut since,
                     &mut attempt,
-                    status.message().to_owned(),
+                    &status,
                 )
                 .await;
             }
@@ -269,11 +285,11 @@ async fn follow_lamps(
                                 return;
                             }
                         }
-                        Some(Err(status)) => break status.message().to_owned(),
-                        None => break "the stream ended".to_owned(),
+                        Some(Err(status)) => break status,
+                        None => break tonic::Status::unavailable("the stream ended"),
                     }
                 };
-                down(&events, StreamName::Lamp, &mut since, &mut attempt, ended).await;
+                down(&events, StreamName::Lamp, &mut since, &mut attempt, &ended).await;
             }
             Err(status) if status.code() == Code::InvalidArgument => {
                 let _ = events
@@ -282,14 +298,7 @@ async fn follow_lamps(
                 return;
             }
             Err(status) => {
-                down(
-                    &events,
-                    StreamName::Lamp,
-                    &mut since,
-                    &mut attempt,
-                    status.message().to_owned(),
-                )
-                .await;
+                down(&events, StreamName::Lamp, &mut since, &mut attempt, &status).await;
             }
         }
     }

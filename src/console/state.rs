@@ -58,6 +58,11 @@ pub enum Link {
         retry_at: DateTime<Utc>,
         error: String,
     },
+    /// The server refused the session (expired or revoked): only signing in again helps.
+    SignedOut {
+        since: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

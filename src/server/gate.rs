@@ -1,17 +1,19 @@
 //! The one gate every call passes: it finds the session behind the bearer token, checks the
 //! caller's role against `domain::auth::access`, and hands the `Caller` to the handler in the
-//! request's extensions. Handlers never check roles themselves.
+//! request's extensions. Handlers never check roles themselves. Calls that stay open
+//! (watches, ingest) end when their session does.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use super::revocation::{Direction, Revocable, SessionEnd};
 use super::sessions::SessionCache;
 use crate::domain::auth::{Access, Caller, access, token_hash};
 use crate::domain::inventory::{EntityStatus, Role};
@@ -72,24 +74,56 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let (store, sessions) = (self.store.clone(), self.sessions.clone());
         Box::pin(async move {
-            match admit(store.as_ref(), &sessions, &request) {
-                Ok(Some(caller)) => {
-                    request.extensions_mut().insert(caller);
+            let (caller, expires_at) = match admit(store.as_ref(), &sessions, &request) {
+                Ok(Some(admitted)) => admitted,
+                Ok(None) => return inner.call(request).await,
+                Err(status) => return Ok(status.into_http()),
+            };
+            let lasting = lasting(request.uri().path());
+            let end = lasting.map(|_| {
+                SessionEnd::new(
+                    sessions.subscribe(),
+                    expires_at,
+                    caller.token_hash.clone(),
+                    caller.user_id,
+                )
+            });
+            request.extensions_mut().insert(caller);
+            match (lasting, end) {
+                (Some(Direction::Incoming), Some(end)) => {
+                    let request = request
+                        .map(|body| Body::new(Revocable::new(body, end, Direction::Incoming)));
                     inner.call(request).await
                 }
-                Ok(None) => inner.call(request).await,
-                Err(status) => Ok(status.into_http()),
+                (Some(Direction::Reply), Some(end)) => {
+                    let response = inner.call(request).await?;
+                    Ok(response.map(|body| Body::new(Revocable::new(body, end, Direction::Reply))))
+                }
+                _ => inner.call(request).await,
             }
         })
     }
 }
 
-/// The caller, for calls that need one; `None` for public calls.
+/// Calls that may stay open for hours, and which of their bodies ends with the session:
+/// watches (the reply) and telemetry ingest (the incoming reports).
+fn lasting(path: &str) -> Option<Direction> {
+    let method = path.rsplit('/').next().unwrap_or("");
+    if path == "/singularity.v1.Telemetry/Report" {
+        Some(Direction::Incoming)
+    } else if method.starts_with("Watch") {
+        Some(Direction::Reply)
+    } else {
+        None
+    }
+}
+
+/// The caller and when their session ends, for calls that need one; `None` for public calls.
 fn admit(
     store: &dyn Store,
     sessions: &SessionCache,
     request: &http::Request<Body>,
-) -> Result<Option<Caller>, Status> {
+) -> Result<Option<(Caller, DateTime<Utc>)>, Status> {
     let path = request.uri().path();
     let rule = access(path);
     if rule == Access::Public {
@@ -146,13 +180,14 @@ fn admit(
         })
         .map(|a| a.to_string())
         .unwrap_or_default();
-    Ok(Some(Caller {
+    let caller = Caller {
         user_id: user.id,
         username: user.username,
         role: user.role,
         peer,
         token_hash: hash,
-    }))
+    };
+    Ok(Some((caller, expires_at)))
 }
 
 fn roles_text(rule: Access) -> String {

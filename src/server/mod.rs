@@ -16,6 +16,7 @@ mod inventory;
 mod lamps;
 mod limiter;
 mod paging;
+mod revocation;
 mod sessions;
 mod settlement;
 mod status;

@@ -1,13 +1,17 @@
 //! Sessions the gate has looked up lately, so that a call costs a map read rather than a
 //! database read. Whatever ends or changes a session on this server (logout, a new password,
 //! a user changed or deleted) forgets it here at once; entries also expire after a few
-//! seconds, which bounds how long a change made behind the server's back goes unseen.
+//! seconds, which bounds how long a change made behind the server's back goes unseen. Each
+//! end is also announced, for the streams opened on that session.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use super::revocation::Ended;
 
 use crate::domain::inventory::User;
 
@@ -22,12 +26,29 @@ struct Entry {
     fetched: Instant,
 }
 
-#[derive(Default)]
 pub struct SessionCache {
     entries: RwLock<HashMap<Vec<u8>, Entry>>,
+    /// Told of every session that ends here, so open streams can end with it.
+    ended: broadcast::Sender<Ended>,
+}
+
+/// Notices an open stream may miss before it stops listening for its session's end.
+const ENDED_BUFFER: usize = 1_024;
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::default(),
+            ended: broadcast::channel(ENDED_BUFFER).0,
+        }
+    }
 }
 
 impl SessionCache {
+    pub fn subscribe(&self) -> broadcast::Receiver<Ended> {
+        self.ended.subscribe()
+    }
+
     pub fn get(&self, token_hash: &[u8]) -> Option<(User, DateTime<Utc>)> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries
@@ -59,6 +80,8 @@ impl SessionCache {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(token_hash);
+        // Nobody listening is fine: no stream is open on that session.
+        let _ = self.ended.send(Ended::Session(token_hash.to_vec()));
     }
 
     /// Forgets every session of a user (their password, role or account changed).
@@ -67,5 +90,6 @@ impl SessionCache {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|_, e| e.user.id != user_id);
+        let _ = self.ended.send(Ended::User(user_id));
     }
 }

@@ -94,6 +94,10 @@ pub fn link_text(link: &Link, now: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
                 since.with_timezone(&tz).format("%H:%M")
             )
         }
+        Link::SignedOut { since, .. } => format!(
+            "signed out at {}: restart the console to sign in",
+            since.with_timezone(&tz).format("%H:%M")
+        ),
     }
 }
 
