@@ -407,6 +407,28 @@ fn a_read_only_role_is_shown_and_its_triage_keys_are_hidden() {
 }
 
 #[test]
+fn a_session_that_ended_says_signed_out_and_turns_triage_off() {
+    let (mut state, keymap) = busy_state();
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Link(
+            StreamName::Faults,
+            Link::SignedOut {
+                since: now() - chrono::Duration::minutes(2),
+                reason: "the session expired; sign in again".into(),
+            },
+        )),
+    );
+    let text = render(&mut state, &keymap, &Theme::mono(), 160, 48);
+    assert!(
+        text.contains("faults: signed out at") && text.contains("restart the console to sign in"),
+        "{text}"
+    );
+    assert!(update(&mut state, &keymap, Event::Key(Key::parse("a").unwrap())).is_empty());
+}
+
+#[test]
 fn below_80x24_it_says_so() {
     let (mut state, keymap) = busy_state();
     let text = render(&mut state, &keymap, &Theme::ansi(), 60, 20);
