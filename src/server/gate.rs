@@ -79,27 +79,27 @@ where
                 Ok(None) => return inner.call(request).await,
                 Err(status) => return Ok(status.into_http()),
             };
-            let lasting = lasting(request.uri().path());
-            let end = lasting.map(|_| {
-                SessionEnd::new(
+            let lasting = lasting(request.uri().path()).map(|direction| {
+                let end = SessionEnd::new(
                     sessions.subscribe(),
                     expires_at,
                     caller.token_hash.clone(),
                     caller.user_id,
-                )
+                );
+                (direction, end)
             });
             request.extensions_mut().insert(caller);
-            match (lasting, end) {
-                (Some(Direction::Incoming), Some(end)) => {
+            match lasting {
+                None => inner.call(request).await,
+                Some((Direction::Incoming, end)) => {
                     let request = request
                         .map(|body| Body::new(Revocable::new(body, end, Direction::Incoming)));
                     inner.call(request).await
                 }
-                (Some(Direction::Reply), Some(end)) => {
+                Some((Direction::Reply, end)) => {
                     let response = inner.call(request).await?;
                     Ok(response.map(|body| Body::new(Revocable::new(body, end, Direction::Reply))))
                 }
-                _ => inner.call(request).await,
             }
         })
     }
