@@ -1,6 +1,7 @@
 //! A client's line to the server: the gRPC channel plus the bearer token every call carries.
 //! The console, the CLI, the simulator and the benchmarks all talk through a `AuthedChannel`.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -13,18 +14,45 @@ use crate::proto::{self, auth_client::AuthClient};
 
 pub type AuthedChannel = InterceptedService<Channel, Bearer>;
 
-/// Adds `authorization: Bearer <token>` to every call.
+/// Adds `authorization: Bearer <token>` to every call, from a slot that can be refilled.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer(TokenSlot);
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+        if let Some(value) = self.0.current() {
+            request.metadata_mut().insert("authorization", value);
         }
         Ok(request)
+    }
+}
+
+/// The token a link carries, shared by every clone of the link: signing in again refills it
+/// for all of them at once.
+#[derive(Clone, Default)]
+pub struct TokenSlot(Arc<RwLock<Option<MetadataValue<Ascii>>>>);
+
+impl TokenSlot {
+    pub fn new(token: Option<&str>) -> Result<Self, LinkError> {
+        let slot = Self::default();
+        slot.set(token)?;
+        Ok(slot)
+    }
+
+    pub fn set(&self, token: Option<&str>) -> Result<(), LinkError> {
+        let value = token
+            .map(|t| MetadataValue::try_from(format!("Bearer {}", t.trim())))
+            .transpose()
+            .map_err(|_| LinkError::BadToken)?;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = value;
+        Ok(())
+    }
+
+    fn current(&self) -> Option<MetadataValue<Ascii>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -63,11 +91,12 @@ pub fn endpoint(server: &str, ca_pem: Option<&[u8]>) -> Result<Endpoint, String>
 
 /// A link that carries `token` (none: only public calls such as signing in will work).
 pub fn with_token(channel: Channel, token: Option<&str>) -> Result<AuthedChannel, LinkError> {
-    let value = token
-        .map(|t| MetadataValue::try_from(format!("Bearer {}", t.trim())))
-        .transpose()
-        .map_err(|_| LinkError::BadToken)?;
-    Ok(InterceptedService::new(channel, Bearer(value)))
+    Ok(with_slot(channel, &TokenSlot::new(token)?))
+}
+
+/// A link that carries whatever token `slot` holds at each call.
+pub fn with_slot(channel: Channel, slot: &TokenSlot) -> AuthedChannel {
+    InterceptedService::new(channel, Bearer(slot.clone()))
 }
 
 /// Signs in and returns a link carrying the new session's token, with the session.

@@ -21,8 +21,9 @@ use singularity::console::update::Event;
 use singularity::console::view::Theme;
 use singularity::console::{Setup, net, run_loop};
 use singularity::domain::inventory::Role;
-use singularity::link::with_token;
+use singularity::link::{TokenSlot, with_slot, with_token};
 use singularity::proto::{self, faults_client::FaultsClient};
+use singularity::store::Store;
 use singularity::wire::timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -68,11 +69,29 @@ fn start_console(server: &str, token: &str) -> Console {
     let server = server.to_owned();
     let token = token.to_owned();
     let done = tokio::spawn(async move {
-        let channel = with_token(net::channel(&server, None).unwrap(), Some(&token)).unwrap();
+        let sign_in = net::SignIn {
+            slot: TokenSlot::new(Some(&token)).unwrap(),
+            renewed: Default::default(),
+        };
+        let channel = with_slot(net::channel(&server, None).unwrap(), &sign_in.slot);
         let (events, net_rx) = mpsc::channel(8_192);
-        tokio::spawn(net::follow_faults(channel.clone(), events.clone()));
-        tokio::spawn(net::follow_billing(channel.clone(), events.clone()));
-        let commands = net::Commands::new(channel, events, "ana".into(), "Europe/London".into());
+        tokio::spawn(net::follow_faults(
+            channel.clone(),
+            events.clone(),
+            sign_in.renewed.clone(),
+        ));
+        tokio::spawn(net::follow_billing(
+            channel.clone(),
+            events.clone(),
+            sign_in.renewed.clone(),
+        ));
+        let commands = net::Commands::new(
+            channel,
+            events,
+            "ana".into(),
+            "Europe/London".into(),
+            sign_in,
+        );
         let setup = Setup {
             state: State::new(
                 server.clone(),
@@ -318,5 +337,46 @@ async fn with_the_simulator_in_the_field_a_fault_is_triaged_from_the_keyboard() 
     console.done.await.unwrap();
     let _ = stop_sim.send(());
     sim.await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_session_ends_the_console_asks_for_the_password_and_carries_on() {
+    const PASSWORD: &str = "ana-at-the-desk";
+    let mut server = TestServer::start(20).await;
+    server
+        .store
+        .create_user(singularity::domain::inventory::NewUser {
+            username: "ana".into(),
+            display_name: "Ana".into(),
+            role: Role::User,
+            password_hash: singularity::passwords::hash(PASSWORD).unwrap(),
+            status: singularity::domain::inventory::EntityStatus::Active,
+        })
+        .unwrap();
+    let token = ana(&server);
+    let mut console = start_console(&server.url(), &token);
+    console.shows("faults: live").await;
+    // The session ends elsewhere (here it is logged out): the console stops retrying and asks.
+    singularity::proto::auth_client::AuthClient::new(
+        with_token(server.bare.clone(), Some(&token)).unwrap(),
+    )
+    .logout(proto::LogoutRequest {})
+    .await
+    .unwrap();
+    console.shows("the session ended; password for ana").await;
+    console.shows("faults: signed out at").await;
+    for c in PASSWORD.chars() {
+        console.press(&c.to_string()).await;
+    }
+    console.press("enter").await;
+    let screen = console.shows("signed in again as ana").await;
+    assert!(
+        !screen.contains(PASSWORD),
+        "the password was drawn:\n{screen}"
+    );
+    console.shows("faults: live").await;
+    console.press("q").await;
+    console.done.await.unwrap();
     server.stop().await;
 }

@@ -120,7 +120,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     )
     .map_err(|e| eyre!("the demo's console cannot sign in: {e}"))?;
     let channel = crate::console::net::channel(&server_url, None).map_err(|e| eyre!(e))?;
-    let link = crate::link::with_token(channel, Some(&token)).map_err(|e| eyre!("{e}"))?;
+    let sign_in = crate::console::net::SignIn {
+        slot: crate::link::TokenSlot::new(Some(&token)).map_err(|e| eyre!("{e}"))?,
+        renewed: Default::default(),
+    };
     let who = crate::proto::LoginResponse {
         user: store_for_console
             .credentials(DEMO_CONSOLE_USER)?
@@ -128,7 +131,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ..Default::default()
     };
     crate::console::signed_in_as(&mut setup.state, &who);
-    let console = crate::console::attach(link, setup).await;
+    let console = crate::console::attach(channel, sign_in, setup).await;
     let _ = stop.send(());
     let served = serving
         .await

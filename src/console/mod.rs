@@ -105,7 +105,20 @@ pub async fn run(args: ConsoleArgs) -> Result<()> {
     crate::cli::log_to_file(log.as_deref(), "info")?;
     let ca = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
     let channel = net::channel(&args.server, ca.as_deref()).map_err(|e| eyre!(e))?;
-    let (link, session) = args.sign_in.link(channel).await.map_err(|e| eyre!(e))?;
+    let (link, session) = args
+        .sign_in
+        .link(channel.clone())
+        .await
+        .map_err(|e| eyre!(e))?;
+    let token = session
+        .as_ref()
+        .map(|s| s.token.clone())
+        .or_else(|| args.sign_in.token.clone())
+        .unwrap_or_default();
+    let sign_in = net::SignIn {
+        slot: crate::link::TokenSlot::new(Some(&token)).map_err(|e| eyre!("{e}"))?,
+        renewed: Default::default(),
+    };
     let session = match session {
         Some(session) => session,
         None => crate::proto::auth_client::AuthClient::new(link.clone())
@@ -115,7 +128,7 @@ pub async fn run(args: ConsoleArgs) -> Result<()> {
             .into_inner(),
     };
     signed_in_as(&mut setup.state, &session);
-    attach(link, setup).await
+    attach(channel, sign_in, setup).await
 }
 
 /// Shows who is signed in, and with which role, on the status bar.
@@ -128,15 +141,30 @@ pub fn signed_in_as(state: &mut State, session: &crate::proto::LoginResponse) {
 
 /// Takes over the terminal and runs the console until the operator quits or the session
 /// ends (SIGTERM, SIGHUP); the terminal is restored on every way out, panics included.
-pub async fn attach(channel: crate::link::AuthedChannel, setup: Setup) -> Result<()> {
+/// Every call carries the token in `sign_in`, which signing in again from the console renews.
+pub async fn attach(
+    channel: tonic::transport::Channel,
+    sign_in: net::SignIn,
+    setup: Setup,
+) -> Result<()> {
+    let channel = crate::link::with_slot(channel, &sign_in.slot);
     let (events, net_rx) = mpsc::channel(8_192);
-    tokio::spawn(net::follow_faults(channel.clone(), events.clone()));
-    tokio::spawn(net::follow_billing(channel.clone(), events.clone()));
+    tokio::spawn(net::follow_faults(
+        channel.clone(),
+        events.clone(),
+        sign_in.renewed.clone(),
+    ));
+    tokio::spawn(net::follow_billing(
+        channel.clone(),
+        events.clone(),
+        sign_in.renewed.clone(),
+    ));
     let commands = net::Commands::new(
         channel,
         events,
         setup.state.user.clone(),
         setup.state.tz.name().to_owned(),
+        sign_in,
     );
     let mut terminal = ratatui::try_init()?;
     let input = crossterm::event::EventStream::new().filter_map(|event| async move {

@@ -11,12 +11,16 @@ use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::link::AuthedChannel;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::link::{AuthedChannel, TokenSlot};
 
 use super::state::{Link, StreamName};
 use super::update::{Command, NetEvent, Verb};
 use crate::proto::{
-    self, billing_client::BillingClient, catalog_client::CatalogClient,
+    self, auth_client::AuthClient, billing_client::BillingClient, catalog_client::CatalogClient,
     faults_client::FaultsClient, lamps_client::LampsClient, telecells_client::TelecellsClient,
 };
 
@@ -47,6 +51,7 @@ async fn down(
     since: &mut Option<chrono::DateTime<Utc>>,
     attempt: &mut u32,
     status: &tonic::Status,
+    renewed: &Notify,
 ) {
     let now = Utc::now();
     let since = *since.get_or_insert(now);
@@ -67,13 +72,20 @@ async fn down(
         (link, wait)
     };
     let _ = events.send(NetEvent::Link(stream, link)).await;
-    tokio::time::sleep(wait).await;
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        () = renewed.notified() => {}
+    }
 }
 
 /// Follows the fault feed for good: a snapshot of the active faults, then `Watch` from its
 /// seq; after a drop, `Watch` resumes after the last event seen, so nothing is missed or
 /// shown twice. A resume the log can no longer serve takes a fresh snapshot.
-pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent>) {
+pub async fn follow_faults(
+    channel: AuthedChannel,
+    events: mpsc::Sender<NetEvent>,
+    renewed: Arc<Notify>,
+) {
     let mut faults = FaultsClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut catalog = CatalogClient::new(channel);
     let mut last_seq: Option<u64> = None;
@@ -103,6 +115,7 @@ pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent
                         &mut since,
                         &mut attempt,
                         &status,
+                        &renewed,
                     )
                     .await;
                     continue;
@@ -122,6 +135,7 @@ pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent
                     &mut since,
                     &mut attempt,
                     &status,
+                    &renewed,
                 )
                 .await;
                 continue;
@@ -152,6 +166,7 @@ pub async fn follow_faults(channel: AuthedChannel, events: mpsc::Sender<NetEvent
             &mut since,
             &mut attempt,
             &ended,
+            &renewed,
         )
         .await;
     }
@@ -186,7 +201,11 @@ async fn snapshot(
 }
 
 /// Follows today's and month-to-date totals by zone.
-pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEvent>) {
+pub async fn follow_billing(
+    channel: AuthedChannel,
+    events: mpsc::Sender<NetEvent>,
+    renewed: Arc<Notify>,
+) {
     let mut client = BillingClient::new(channel);
     let (mut attempt, mut since) = (0u32, None);
     loop {
@@ -218,6 +237,7 @@ pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEven
                     &mut since,
                     &mut attempt,
                     &ended,
+                    &renewed,
                 )
                 .await;
             }
@@ -228,6 +248,7 @@ pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEven
                     &mut since,
                     &mut attempt,
                     &status,
+                    &renewed,
                 )
                 .await;
             }
@@ -239,6 +260,7 @@ pub async fn follow_billing(channel: AuthedChannel, events: mpsc::Sender<NetEven
 async fn follow_lamps(
     channel: AuthedChannel,
     events: mpsc::Sender<NetEvent>,
+    renewed: Arc<Notify>,
     zone_id: i64,
     lamp_id: i64,
 ) {
@@ -289,7 +311,15 @@ async fn follow_lamps(
                         None => break tonic::Status::unavailable("the stream ended"),
                     }
                 };
-                down(&events, StreamName::Lamp, &mut since, &mut attempt, &ended).await;
+                down(
+                    &events,
+                    StreamName::Lamp,
+                    &mut since,
+                    &mut attempt,
+                    &ended,
+                    &renewed,
+                )
+                .await;
             }
             Err(status) if status.code() == Code::InvalidArgument => {
                 let _ = events
@@ -298,9 +328,50 @@ async fn follow_lamps(
                 return;
             }
             Err(status) => {
-                down(&events, StreamName::Lamp, &mut since, &mut attempt, &status).await;
+                down(
+                    &events,
+                    StreamName::Lamp,
+                    &mut since,
+                    &mut attempt,
+                    &status,
+                    &renewed,
+                )
+                .await;
             }
         }
+    }
+}
+
+/// The console's session, shared by its tasks: the token every call carries, and a bell rung
+/// when it is renewed so that streams waiting as signed out try again at once.
+#[derive(Clone, Default)]
+pub struct SignIn {
+    pub slot: TokenSlot,
+    pub renewed: Arc<Notify>,
+}
+
+/// Signs in again as `user`; the new token goes into the slot every link reads.
+async fn sign_in_again(
+    channel: AuthedChannel,
+    sign_in: SignIn,
+    user: String,
+    password: String,
+) -> NetEvent {
+    let reply = AuthClient::new(channel)
+        .login(proto::LoginRequest {
+            username: user,
+            password,
+        })
+        .await;
+    match reply {
+        Ok(session) => match sign_in.slot.set(Some(&session.into_inner().token)) {
+            Ok(()) => {
+                sign_in.renewed.notify_waiters();
+                NetEvent::SignedIn
+            }
+            Err(e) => NetEvent::SignInRefused(e.to_string()),
+        },
+        Err(status) => NetEvent::SignInRefused(status.message().to_owned()),
     }
 }
 
@@ -310,6 +381,7 @@ pub struct Commands {
     pub events: mpsc::Sender<NetEvent>,
     pub user: String,
     pub tz: String,
+    pub sign_in: SignIn,
     lamp_task: Option<JoinHandle<()>>,
     zones: Vec<proto::Zone>,
 }
@@ -320,12 +392,14 @@ impl Commands {
         events: mpsc::Sender<NetEvent>,
         user: String,
         tz: String,
+        sign_in: SignIn,
     ) -> Self {
         Self {
             channel,
             events,
             user,
             tz,
+            sign_in,
             lamp_task: None,
             zones: Vec::new(),
         }
@@ -339,16 +413,25 @@ impl Commands {
                     task.abort();
                 }
                 let events2 = events.clone();
+                let renewed = self.sign_in.renewed.clone();
                 self.lamp_task = Some(tokio::spawn(async move {
                     let zone_id = LampsClient::new(channel.clone())
                         .get(proto::IdRequest { id: lamp_id })
                         .await
                         .map(|l| l.into_inner().zone_id)
                         .unwrap_or(0);
-                    follow_lamps(channel, events2, zone_id, lamp_id).await;
+                    follow_lamps(channel, events2, renewed, zone_id, lamp_id).await;
                 }));
             }
             Command::WatchZone(zone_id) => self.watch_zone(zone_id),
+            Command::SignIn { password } => {
+                let (sign_in, user) = (self.sign_in.clone(), self.user.clone());
+                tokio::spawn(async move {
+                    let _ = events
+                        .send(sign_in_again(channel, sign_in, user, password).await)
+                        .await;
+                });
+            }
             Command::FindLamp(query) => {
                 let zone = self
                     .zones
@@ -385,7 +468,13 @@ impl Commands {
             task.abort();
         }
         let (channel, events) = (self.channel.clone(), self.events.clone());
-        self.lamp_task = Some(tokio::spawn(follow_lamps(channel, events, zone_id, 0)));
+        self.lamp_task = Some(tokio::spawn(follow_lamps(
+            channel,
+            events,
+            self.sign_in.renewed.clone(),
+            zone_id,
+            0,
+        )));
     }
 }
 
@@ -525,7 +614,10 @@ async fn run_one(channel: AuthedChannel, command: Command, user: String, tz: Str
                 Err(status) => NetEvent::Failed(format!("lamp {lamp_id}: {}", status.message())),
             }
         }
-        Command::FindLamp(_) | Command::WatchLamp(_) | Command::WatchZone(_) => {
+        Command::FindLamp(_)
+        | Command::WatchLamp(_)
+        | Command::WatchZone(_)
+        | Command::SignIn { .. } => {
             NetEvent::Failed("internal: lamp commands run on their own task".to_owned())
         }
     }

@@ -106,6 +106,8 @@ pub enum PromptFor {
     Note(Vec<i64>),
     Assign(Vec<i64>),
     FindLamp,
+    /// Signing in again after the session ended; what is typed is never drawn.
+    Password,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

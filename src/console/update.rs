@@ -64,6 +64,9 @@ pub enum NetEvent {
     LampEnergy(proto::LampEnergy),
     Totals(proto::Totals),
     Failed(String),
+    /// Signed in again: the streams resume by themselves.
+    SignedIn,
+    SignInRefused(String),
 }
 
 /// Work for the network tasks.
@@ -89,6 +92,10 @@ pub enum Command {
         lamp_id: i64,
         date: NaiveDate,
     },
+    /// Signs in again as the console's user.
+    SignIn {
+        password: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +119,7 @@ impl Verb {
 
 /// Commands the console understands after `:`, for completion.
 pub const COMMANDS: &[&str] = &[
-    "ack", "bill", "help", "lamp", "q", "quit", "resolve", "tz", "zone",
+    "ack", "bill", "help", "lamp", "login", "q", "quit", "resolve", "tz", "zone",
 ];
 
 pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> {
@@ -140,7 +147,19 @@ pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> 
 fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
     match event {
         NetEvent::Link(stream, link) => {
+            let signed_out = matches!(link, Link::SignedOut { .. });
+            let newly =
+                signed_out && !matches!(state.streams.get(&stream), Some(Link::SignedOut { .. }));
             state.streams.insert(stream, link);
+            if newly && stream == StreamName::Faults && matches!(state.mode, Mode::Normal) {
+                ask_password(state);
+            }
+        }
+        NetEvent::SignedIn => {
+            state.say(format!("signed in again as {}", state.user));
+        }
+        NetEvent::SignInRefused(message) => {
+            state.say(format!("sign-in refused: {message}; :login to try again"));
         }
         NetEvent::Snapshot { faults, seq } => {
             state.faults = faults
@@ -418,6 +437,8 @@ fn edit_prompt(state: &mut State, key: Key, for_: PromptFor, text: String) -> Ve
                 PromptFor::Note(ids) => triage(state, Verb::Note, &ids, text),
                 PromptFor::Assign(ids) => triage(state, Verb::Assign, &ids, text),
                 PromptFor::FindLamp => find_lamp(state, text),
+                PromptFor::Password if text.is_empty() => Vec::new(),
+                PromptFor::Password => vec![Command::SignIn { password: text }],
             }
         }
         _ => {
@@ -427,6 +448,15 @@ fn edit_prompt(state: &mut State, key: Key, for_: PromptFor, text: String) -> Ve
             Vec::new()
         }
     }
+}
+
+/// The session ended: asks for the password to sign in again (esc leaves it; `:login`
+/// asks again).
+fn ask_password(state: &mut State) {
+    state.mode = Mode::Prompt {
+        for_: PromptFor::Password,
+        text: String::new(),
+    };
 }
 
 fn find_lamp(state: &mut State, query: String) -> Vec<Command> {
@@ -479,6 +509,7 @@ fn run_command(state: &mut State, line: &str) -> Vec<Command> {
     match name {
         "q" | "quit" => state.quit = true,
         "help" => state.mode = Mode::Help,
+        "login" => ask_password(state),
         "lamp" | "zone" => return find_lamp(state, argument),
         "ack" => return act(state, Action::Acknowledge),
         "resolve" => return act(state, Action::Resolve),
@@ -881,6 +912,45 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_session_that_ends_asks_for_the_password_once_and_sends_it_on_enter() {
+        let (mut state, keymap) = live_state();
+        let signed_out = || {
+            Event::Net(NetEvent::Link(
+                StreamName::Faults,
+                Link::SignedOut {
+                    since: now(),
+                    reason: "expired".into(),
+                },
+            ))
+        };
+        update(&mut state, &keymap, signed_out());
+        assert!(matches!(
+            state.mode,
+            Mode::Prompt {
+                for_: PromptFor::Password,
+                ..
+            }
+        ));
+        // Enter on nothing sends nothing; esc leaves, and the next notice does not ask again.
+        assert!(update(&mut state, &keymap, key("enter")).is_empty());
+        update(&mut state, &keymap, key(":"));
+        for k in ["l", "o", "g", "i", "n"] {
+            update(&mut state, &keymap, key(k));
+        }
+        update(&mut state, &keymap, key("enter"));
+        for k in ["p", "w"] {
+            update(&mut state, &keymap, key(k));
+        }
+        let sent = update(&mut state, &keymap, key("enter"));
+        assert!(matches!(&sent[..], [Command::SignIn { password }] if password == "pw"));
+        update(&mut state, &keymap, signed_out());
+        assert!(
+            matches!(state.mode, Mode::Normal),
+            "asked once per sign-out"
+        );
     }
 
     #[test]

@@ -170,10 +170,20 @@ fn draw_bottom(frame: &mut Frame<'_>, area: Rect, state: &State, keymap: &Keymap
                 PromptFor::Note(ids) => format!("note for {} fault(s)", ids.len()),
                 PromptFor::Assign(ids) => format!("assign {} fault(s) to", ids.len()),
                 PromptFor::FindLamp => "lamp id, telecell uuid or zone".to_owned(),
+                PromptFor::Password => format!(
+                    "the session ended; password for {} (esc: later, with :login)",
+                    state.user
+                ),
+            };
+            // A password is never drawn, not even masked: its length stays private too.
+            let shown = if matches!(for_, PromptFor::Password) {
+                String::new()
+            } else {
+                text.clone()
             };
             Line::from(vec![
                 Span::styled(format!("{label}: "), theme.title),
-                Span::raw(text.clone()),
+                Span::raw(shown),
                 Span::styled("▏", theme.accent),
             ])
         }
