@@ -47,26 +47,16 @@ pub async fn run(
     command: AccountCommand,
     json: bool,
 ) -> Result<(), Failure> {
-    if let AccountCommand::Login = command {
-        let user = sign
-            .user
-            .clone()
-            .ok_or_else(|| Failure::Usage("give --user NAME to sign in".into()))?;
-        let password = password_for(&user).map_err(Failure::Usage)?;
-        let (_, session) = sign_in(channel, &user, &password)
+    let signed = |channel: Channel| async move {
+        sign.link(channel)
             .await
-            .map_err(|e| match e {
-                crate::link::LinkError::SignIn(status) => Failure::Rpc(status),
-                other => Failure::Usage(other.to_string()),
-            })?;
-        print_one(&session, json);
-        return Ok(());
-    }
-    let (link, _) = sign.link(channel).await.map_err(Failure::Usage)?;
+            .map(|(link, _)| link)
+            .map_err(Failure::Usage)
+    };
     match command {
-        AccountCommand::Login => Ok(()),
+        AccountCommand::Login => login(channel, sign, json).await,
         AccountCommand::Logout => {
-            AuthClient::new(link)
+            AuthClient::new(signed(channel).await?)
                 .logout(proto::LogoutRequest {})
                 .await?;
             if !json {
@@ -75,7 +65,7 @@ pub async fn run(
             Ok(())
         }
         AccountCommand::Whoami => {
-            let reply = AuthClient::new(link)
+            let reply = AuthClient::new(signed(channel).await?)
                 .who_am_i(proto::WhoAmIRequest {})
                 .await?;
             print_one(&reply.into_inner(), json);
@@ -93,7 +83,7 @@ pub async fn run(
                     "the new passwords differ; nothing changed".into(),
                 ));
             }
-            AuthClient::new(link)
+            AuthClient::new(signed(channel).await?)
                 .change_password(proto::ChangePasswordRequest {
                     current_password: current,
                     new_password: new,
@@ -111,7 +101,7 @@ pub async fn run(
             since,
             limit,
         } => {
-            let mut pages = AuditClient::new(link)
+            let mut pages = AuditClient::new(signed(channel).await?)
                 .list(proto::ListAuditRequest {
                     from: since.map(wire::timestamp),
                     to: None,
@@ -130,4 +120,21 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Signs in with `--user` and prints the session, token included.
+async fn login(channel: Channel, sign: &SignInArgs, json: bool) -> Result<(), Failure> {
+    let user = sign
+        .user
+        .clone()
+        .ok_or_else(|| Failure::Usage("give --user NAME to sign in".into()))?;
+    let password = password_for(&user).map_err(Failure::Usage)?;
+    let (_, session) = sign_in(channel, &user, &password)
+        .await
+        .map_err(|e| match e {
+            crate::link::LinkError::SignIn(status) => Failure::Rpc(status),
+            other => Failure::Usage(other.to_string()),
+        })?;
+    print_one(&session, json);
+    Ok(())
 }

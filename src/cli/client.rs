@@ -31,7 +31,16 @@ pub struct ClientArgs {
     #[command(flatten)]
     sign_in: SignInArgs,
     #[command(subcommand)]
-    resource: Resource,
+    command: ClientCommand,
+}
+
+/// Signing in and the audit trail, or a call on the estate (which needs a session).
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    #[command(flatten)]
+    Account(super::account::AccountCommand),
+    #[command(flatten)]
+    Estate(Resource),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +90,6 @@ enum Resource {
     },
     /// Lamp types and their wattages.
     LampTypes,
-    #[command(flatten)]
-    Account(super::account::AccountCommand),
 }
 
 #[derive(Debug, Args)]
@@ -387,12 +394,14 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
         .await
         .map_err(Failure::Connect)?;
     let json = args.json;
-    if let Resource::Account(command) = args.resource {
-        return super::account::run(channel, &args.sign_in, command, json).await;
-    }
+    let resource = match args.command {
+        ClientCommand::Account(command) => {
+            return super::account::run(channel, &args.sign_in, command, json).await;
+        }
+        ClientCommand::Estate(resource) => resource,
+    };
     let (channel, _) = args.sign_in.link(channel).await.map_err(Failure::Usage)?;
-    match args.resource {
-        Resource::Account(_) => Ok(()),
+    match resource {
         Resource::Basestations { action } => {
             basestations(BasestationsClient::new(channel), action, json).await
         }
