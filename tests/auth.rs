@@ -819,3 +819,43 @@ async fn open_streams_end_with_their_session() {
     drop(sender);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_holds_no_more_streams_than_the_limit() {
+    let config = singularity::server::ServerConfig {
+        limits: singularity::server::Limits {
+            max_streams_per_connection: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut server = TestServer::start_with(5, config).await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let first = faults
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let _second = faults
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // A third call on the same connection waits for a free stream.
+    let mut lamps = proto::lamps_client::LampsClient::new(server.channel.clone());
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        lamps.get(proto::IdRequest { id: 1 }),
+    )
+    .await;
+    assert!(waiting.is_err(), "a third stream was opened: {waiting:?}");
+    drop(first);
+    let served = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        lamps.get(proto::IdRequest { id: 1 }),
+    )
+    .await
+    .expect("the call never got a stream");
+    assert_eq!(served.unwrap().into_inner().id, 1);
+    server.stop().await;
+}
