@@ -859,3 +859,39 @@ async fn a_connection_holds_no_more_streams_than_the_limit() {
     assert_eq!(served.unwrap().into_inner().id, 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn deadlines_are_honoured_the_servers_and_the_clients() {
+    let config = singularity::server::ServerConfig {
+        limits: singularity::server::Limits {
+            request_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut server = TestServer::start_with(5, config).await;
+    // An ingest stream held open past the server's limit is cut off.
+    let (sender, reports) = tokio::sync::mpsc::channel::<proto::TelecellReport>(4);
+    let mut telemetry = proto::telemetry_client::TelemetryClient::new(server.channel.clone());
+    let started = std::time::Instant::now();
+    let outcome = telemetry
+        .report(tokio_stream::wrappers::ReceiverStream::new(reports))
+        .await;
+    let status = outcome.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    drop(sender);
+    // A client's own shorter deadline wins.
+    let (_sender, reports) = tokio::sync::mpsc::channel::<proto::TelecellReport>(4);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(reports));
+    request.set_timeout(std::time::Duration::from_millis(200));
+    let status = telemetry.report(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    server.stop().await;
+}
