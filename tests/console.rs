@@ -21,7 +21,7 @@ use singularity::console::update::Event;
 use singularity::console::view::Theme;
 use singularity::console::{Setup, net, run_loop};
 use singularity::domain::inventory::Role;
-use singularity::link::{TokenSlot, with_slot, with_token};
+use singularity::link::{TokenSlot, with_token};
 use singularity::proto::{self, faults_client::FaultsClient};
 use singularity::store::Store;
 use singularity::wire::timestamp;
@@ -73,24 +73,11 @@ fn start_console(server: &str, token: &str) -> Console {
             slot: TokenSlot::new(Some(&token)).unwrap(),
             renewed: Default::default(),
         };
-        let channel = with_slot(net::channel(&server, None).unwrap(), &sign_in.slot);
-        let (events, net_rx) = mpsc::channel(8_192);
-        tokio::spawn(net::follow_faults(
-            channel.clone(),
-            events.clone(),
-            sign_in.renewed.clone(),
-        ));
-        tokio::spawn(net::follow_billing(
-            channel.clone(),
-            events.clone(),
-            sign_in.renewed.clone(),
-        ));
-        let commands = net::Commands::new(
-            channel,
-            events,
+        let (commands, net_rx) = net::start(
+            net::channel(&server, None).unwrap(),
+            sign_in,
             "ana".into(),
             "Europe/London".into(),
-            sign_in,
         );
         let setup = Setup {
             state: State::new(

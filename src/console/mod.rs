@@ -147,24 +147,11 @@ pub async fn attach(
     sign_in: net::SignIn,
     setup: Setup,
 ) -> Result<()> {
-    let channel = crate::link::with_slot(channel, &sign_in.slot);
-    let (events, net_rx) = mpsc::channel(8_192);
-    tokio::spawn(net::follow_faults(
-        channel.clone(),
-        events.clone(),
-        sign_in.renewed.clone(),
-    ));
-    tokio::spawn(net::follow_billing(
-        channel.clone(),
-        events.clone(),
-        sign_in.renewed.clone(),
-    ));
-    let commands = net::Commands::new(
+    let (commands, net_rx) = net::start(
         channel,
-        events,
+        sign_in,
         setup.state.user.clone(),
         setup.state.tz.name().to_owned(),
-        sign_in,
     );
     let mut terminal = ratatui::try_init()?;
     let input = crossterm::event::EventStream::new().filter_map(|event| async move {

@@ -81,7 +81,7 @@ async fn down(
 /// Follows the fault feed for good: a snapshot of the active faults, then `Watch` from its
 /// seq; after a drop, `Watch` resumes after the last event seen, so nothing is missed or
 /// shown twice. A resume the log can no longer serve takes a fresh snapshot.
-pub async fn follow_faults(
+async fn follow_faults(
     channel: AuthedChannel,
     events: mpsc::Sender<NetEvent>,
     renewed: Arc<Notify>,
@@ -201,7 +201,7 @@ async fn snapshot(
 }
 
 /// Follows today's and month-to-date totals by zone.
-pub async fn follow_billing(
+async fn follow_billing(
     channel: AuthedChannel,
     events: mpsc::Sender<NetEvent>,
     renewed: Arc<Notify>,
@@ -373,6 +373,33 @@ async fn sign_in_again(
         },
         Err(status) => NetEvent::SignInRefused(status.message().to_owned()),
     }
+}
+
+/// Network events the loop may fall behind by before the streams wait for it.
+const EVENT_BUFFER: usize = 8_192;
+
+/// Opens the console's side of the network: follows the fault feed and live billing totals,
+/// and returns the runner of commands and the events for the loop. Every call carries the
+/// token in `sign_in`.
+pub fn start(
+    channel: Channel,
+    sign_in: SignIn,
+    user: String,
+    tz: String,
+) -> (Commands, mpsc::Receiver<NetEvent>) {
+    let channel = crate::link::with_slot(channel, &sign_in.slot);
+    let (events, net_rx) = mpsc::channel(EVENT_BUFFER);
+    tokio::spawn(follow_faults(
+        channel.clone(),
+        events.clone(),
+        sign_in.renewed.clone(),
+    ));
+    tokio::spawn(follow_billing(
+        channel.clone(),
+        events.clone(),
+        sign_in.renewed.clone(),
+    ));
+    (Commands::new(channel, events, user, tz, sign_in), net_rx)
 }
 
 /// Runs commands: triage, detail, Daily Faults, lamp lookups and billing periods.
