@@ -15,7 +15,7 @@ use super::error::ServiceError;
 use super::limiter::LoginLimiter;
 use crate::domain::ValidationError;
 use crate::domain::auth::{Caller, new_token, token_hash};
-use crate::domain::inventory::EntityStatus;
+use crate::domain::inventory::{EntityStatus, validate_password};
 use crate::passwords;
 use crate::proto::{self, auth_server::Auth};
 use crate::wire;
@@ -29,7 +29,6 @@ pub struct AuthService {
     pub decoy_hash: String,
 }
 
-const PASSWORD_MIN: usize = 8;
 const TEXT_MAX: usize = 1024;
 
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
@@ -155,14 +154,7 @@ impl Auth for AuthService {
         let peer: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
         let r = request.into_inner();
         bounded("current_password", &r.current_password)?;
-        bounded("new_password", &r.new_password)?;
-        if r.new_password.chars().count() < PASSWORD_MIN {
-            return Err(ValidationError::new(
-                "new_password",
-                format!("must be at least {PASSWORD_MIN} characters"),
-            )
-            .into());
-        }
+        validate_password("new_password", &r.new_password)?;
         self.limiter
             .check(&caller.username, peer, Instant::now())
             .map_err(held_off)?;
@@ -176,10 +168,7 @@ impl Auth for AuthService {
             self.limiter.failed(&caller.username, peer, Instant::now());
             return Err(Status::permission_denied("the current password is wrong"));
         }
-        let new_hash = tokio::task::spawn_blocking(move || passwords::hash(&r.new_password))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let new_hash = super::users::hash(r.new_password).await?;
         let user_id = caller.user_id;
         self.context
             .blocking(move |s| s.set_password(user_id, new_hash))

@@ -24,7 +24,8 @@ const PAGER: Pager<User, proto::User, proto::UserPage> = Pager {
     },
 };
 
-async fn hash(password: String) -> Result<String, ServiceError> {
+/// Hashes a password off the async runtime (argon2 takes tens of milliseconds on purpose).
+pub(super) async fn hash(password: String) -> Result<String, ServiceError> {
     tokio::task::spawn_blocking(move || passwords::hash(&password))
         .await
         .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
