@@ -88,6 +88,7 @@ impl From<&HistoryEntry> for proto::HistoryEntry {
             from_state: h.from_state.map(state).unwrap_or_default().into(),
             to_state: state(h.to_state).into(),
             note: h.note.clone(),
+            change: h.change.clone(),
         }
     }
 }

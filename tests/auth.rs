@@ -664,7 +664,7 @@ async fn triage_is_recorded_as_the_signed_in_user_from_and_to() {
     assert!(trail.iter().all(|e| e.actor == "test-user"));
     assert_eq!(trail[1].action, "Faults.Acknowledge");
     assert!(
-        trail[1].changes.contains("state: Open -> Acknowledged"),
+        trail[1].changes.contains("state: OPEN -> ACKNOWLEDGED"),
         "{}",
         trail[1].changes
     );

@@ -73,12 +73,8 @@ fn start_console(server: &str, token: &str) -> Console {
             slot: TokenSlot::new(Some(&token)).unwrap(),
             renewed: Default::default(),
         };
-        let (commands, net_rx) = net::start(
-            net::channel(&server, None).unwrap(),
-            sign_in,
-            "ana".into(),
-            "Europe/London".into(),
-        );
+        let (commands, net_rx) =
+            net::start(net::channel(&server, None).unwrap(), sign_in, "ana".into());
         let setup = Setup {
             state: State::new(
                 server.clone(),

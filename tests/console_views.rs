@@ -125,6 +125,7 @@ fn busy_state() -> (State, Keymap) {
             date: "2026-11-28".into(),
             time_zone: "Europe/London".into(),
             hours: 24,
+            minutes: 1440,
             total: 31,
             counts: vec![
                 proto::DailyFaultCount {
@@ -256,8 +257,11 @@ fn screens() -> Vec<(&'static str, State, Keymap)> {
     let (state, keymap) = busy_state();
     screens.push(("faults", state, keymap));
     let (mut state, keymap) = busy_state();
+    let open = state.selected.unwrap();
     state.detail = Some(Detail {
-        fault_id: state.selected.unwrap(),
+        fault_id: open,
+        fault: state.faults.get(&open).cloned(),
+        loaded: true,
         history: vec![
             proto::HistoryEntry {
                 at: ts(50),
@@ -274,6 +278,7 @@ fn screens() -> Vec<(&'static str, State, Keymap)> {
                 ..Default::default()
             },
         ],
+        ..Default::default()
     });
     screens.push(("detail", state, keymap));
     let (mut state, keymap) = busy_state();
@@ -364,6 +369,7 @@ fn screens() -> Vec<(&'static str, State, Keymap)> {
                 energy_wh: 576,
                 cost_millipence: 14_400,
                 baseline_wh: 600,
+                savings_wh: 24,
                 ..Default::default()
             }),
         })),

@@ -542,7 +542,7 @@ async fn a_watcher_that_never_reads_does_not_stop_ingest_and_is_told_to_resync()
 #[tokio::test]
 async fn daily_faults_follow_the_local_day_across_dst_changes() {
     let mut server = TestServer::start(300).await;
-    let lamps = lamps_with_telecells(&server, 8).await;
+    let lamps = lamps_with_telecells(&server, 9).await;
     let instants = [
         "2026-03-28T23:30:00Z", // 28 March, 23:30 GMT: the day before
         "2026-03-29T00:30:00Z", // 29 March, 00:30 GMT: hour 0
@@ -552,6 +552,7 @@ async fn daily_faults_follow_the_local_day_across_dst_changes() {
         "2026-10-25T01:30:00Z", // 25 October, 01:30 GMT: the repeated hour, slot 2
         "2026-10-25T23:30:00Z", // 25 October, 23:30 GMT: hour 24 of a 25-hour day
         "2026-10-26T00:30:00Z", // 26 October: the day after
+        "2026-04-05T13:10:00Z", // 5 April, 23:40 at Lord Howe: the last half hour of 24.5
     ];
     let reports = lamps
         .iter()
@@ -591,6 +592,20 @@ async fn daily_faults_follow_the_local_day_across_dst_changes() {
         (autumn.by_hour[0], autumn.by_hour[2], autumn.by_hour[24]),
         (1, 1, 1)
     );
+    assert_eq!(autumn.minutes, 25 * 60);
+
+    // Lord Howe Island shifts by half an hour: its day is 24.5 hours, in 25 slots.
+    let half = faults
+        .daily_faults(proto::DailyFaultsRequest {
+            date: "2026-04-05".into(),
+            time_zone: "Australia/Lord_Howe".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((half.minutes, half.hours, half.total), (1470, 25, 1));
+    assert_eq!(half.by_hour.len(), 25);
+    assert_eq!(half.by_hour[24], 1, "the short last hour is counted");
 
     let bad_zone = faults
         .daily_faults(proto::DailyFaultsRequest {

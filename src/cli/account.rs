@@ -1,6 +1,7 @@
 //! `singularity client login | logout | whoami | password | audit`: sessions, one's own
 //! password, and the audit trail.
 
+use super::output::outln;
 use clap::Subcommand;
 use futures::StreamExt;
 use tonic::transport::Channel;
@@ -36,6 +37,7 @@ pub enum AccountCommand {
         /// Only entries at or after this instant (RFC 3339).
         #[arg(long)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many entries, newest first (1-10000).
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i32).range(1..=10_000))]
         limit: i32,
     },
@@ -60,7 +62,7 @@ pub async fn run(
                 .logout(proto::LogoutRequest {})
                 .await?;
             if !json {
-                println!("signed out");
+                outln!("signed out");
             }
             Ok(())
         }
@@ -90,7 +92,7 @@ pub async fn run(
                 })
                 .await?;
             if !json {
-                println!("password changed; every session ended: sign in again");
+                outln!("password changed; every session ended: sign in again");
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! `singularity bench`: the load generator. Measures a running server over real gRPC:
 //! lookups by id, full listings and spatial searches, and prints throughput and latency.
 
+use super::output::outln;
 use std::time::{Duration, Instant};
 
 use crate::link::AuthedChannel;
@@ -57,13 +58,16 @@ enum Bench {
     },
     /// Lamps.List streaming every lamp.
     List {
+        /// How many full listings.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Lamps per page (the server's default when omitted).
         #[arg(long)]
         page_size: Option<i32>,
     },
     /// Telemetry.Report: sustained ingest with fault evaluation and durable storage.
     Ingest {
+        /// How long to send for.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Reports per stream.
@@ -75,11 +79,13 @@ enum Bench {
     },
     /// Faults.Watch fan-out: watchers following a steady rate of fault events.
     Watch {
+        /// Watchers following the feed at once.
         #[arg(long, default_value_t = 100)]
         watchers: usize,
         /// Fault events per second to cause.
         #[arg(long, default_value_t = 1_000)]
         rate: usize,
+        /// How long to run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -88,14 +94,17 @@ enum Bench {
         /// YYYY-MM-DD.
         #[arg(long)]
         date: String,
+        /// The time zone of the day.
         #[arg(long, default_value = "Europe/London")]
         tz: String,
+        /// How many calls.
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
     /// Writes a month of settled energy for every lamp straight into a database (no server),
     /// for `bench totals` to read.
     FillEnergy {
+        /// The database to write into (the server must not be running on it).
         #[arg(long, env = "SINGULARITY_DATABASE_URL", default_value = super::DEFAULT_DATABASE_URL)]
         database_url: String,
         /// YYYY-MM.
@@ -110,6 +119,7 @@ enum Bench {
         /// Fault events a second for the flood.
         #[arg(long, default_value_t = 5_000)]
         rate: u64,
+        /// How long the flood and the idle measurement each run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -118,10 +128,13 @@ enum Bench {
         /// YYYY-MM.
         #[arg(long)]
         month: String,
+        /// Group rows by zone, day, month or lamp.
         #[arg(long = "by", value_enum, default_value_t = super::billing::By::Zone)]
         by: super::billing::By,
+        /// Lamp rows with --by lamp.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// How many calls.
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
@@ -130,6 +143,7 @@ enum Bench {
         /// Share of all lamps each box holds.
         #[arg(long, default_value_t = 0.01)]
         fraction: f64,
+        /// How many boxes.
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
@@ -201,7 +215,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                     "the server holds no lamps; run singularity seed first"
                 ));
             }
-            println!(
+            outln!(
                 "Lamps.Get over {} lamps, {connections} connection(s), {seconds} s per run",
                 ids.len()
             );
@@ -214,7 +228,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 let started = Instant::now();
                 let lamps = all_lamps(&channel, page_size).await?;
                 let elapsed = started.elapsed();
-                println!(
+                outln!(
                     "run {run}: {} lamps in {:.3} s = {:.0} lamps/s",
                     lamps.len(),
                     elapsed.as_secs_f64(),
@@ -264,7 +278,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 timings.push(started.elapsed());
             }
             timings.sort_unstable();
-            println!(
+            outln!(
                 "Faults.DailyFaults {date} ({tz}): {total} faults; {} runs: p50 {:.1} ms, max {:.1} ms",
                 timings.len(),
                 percentile(&timings, 0.5),
@@ -352,7 +366,7 @@ async fn bench_get(
     }
     let elapsed = started.elapsed().max(length);
     latencies.sort_unstable();
-    println!(
+    outln!(
         "  {clients:>3} in flight: {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} ok, {errors} errors)",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.50),
@@ -397,7 +411,7 @@ async fn bench_search(
         found_total += found;
     }
     timings.sort_unstable();
-    println!(
+    outln!(
         "SearchByLocation over {} lamps, boxes holding {:.1}% (~{} lamps; {:.0} returned on average), {runs} runs: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         points.len(),
         fraction * 100.0,

@@ -1,6 +1,7 @@
 //! `singularity bench fill-energy` and `bench totals`: a month of settled energy for every lamp
 //! written through the store's own settlement path, then `Billing.GetTotals` timed over it.
 
+use super::output::outln;
 use std::time::Instant;
 
 use crate::link::AuthedChannel;
@@ -78,7 +79,7 @@ pub fn fill_energy(store: &dyn Store, month: NaiveDate) -> Result<()> {
             )?;
             written += chunk.len();
         }
-        println!(
+        outln!(
             "{date}: {} lamp-days so far, {:.0} lamp-days/s",
             written,
             written as f64 / started.elapsed().as_secs_f64()
@@ -117,7 +118,7 @@ pub async fn totals(
     }
     timings.sort_unstable();
     let total = reply.total.unwrap_or_default();
-    println!(
+    outln!(
         "Billing.GetTotals {first}..{last} by {}: {} rows, {} lamps, {} kWh; {} runs: p50 {:.1} ms, max {:.1} ms",
         group_by.as_str_name(),
         reply.rows.len(),

@@ -2,6 +2,7 @@
 //! a Faults frame with many faults in state, keeping up with a flood of fault events while
 //! keys still get through, CPU when the feed is quiet, and bytes written to the terminal.
 
+use super::output::outln;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,7 +84,7 @@ pub fn render(faults: i64, frames: usize) -> Result<()> {
         timings.push(started.elapsed());
     }
     timings.sort_unstable();
-    println!(
+    outln!(
         "Faults frame, 160x48, {faults} faults in state: p50 {:.3} ms, p99 {:.3} ms ({frames} frames); ordering the board once: {:.1} ms",
         percentile(&timings, 0.5),
         percentile(&timings, 0.99),
@@ -186,7 +187,7 @@ pub async fn flood(faults: i64, rate: u64, seconds: u64) -> Result<()> {
     let mut latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     latencies.sort_unstable();
     let frames = frames.lock().map(|n| *n).unwrap_or(0);
-    println!(
+    outln!(
         "{sent} fault events in {seconds} s ({rate}/s) on {faults} faults: at most {max_queued} queued; {frames} frames ({:.0}/s); key to screen p50 {:.1} ms, p99 {:.1} ms ({} keys)",
         frames as f64 / seconds as f64,
         percentile(&latencies, 0.5),
@@ -257,7 +258,7 @@ pub async fn bytes_and_idle(idle_seconds: u64) -> Result<()> {
         terminal.draw(|frame| view::draw(frame, &state, &keymap, &theme))?;
     }
     let per_tick = (count() - before) as f64 / 60.0;
-    println!(
+    outln!(
         "bytes to the terminal: {per_event:.0} per fault event (one frame each, worst case), {per_tick:.0} per idle second (the clock)"
     );
 
@@ -284,7 +285,7 @@ pub async fn bytes_and_idle(idle_seconds: u64) -> Result<()> {
     )
     .await?;
     let cpu = cpu_seconds() - cpu_before;
-    println!(
+    outln!(
         "idle: {:.2}% of one core over {:.0} s with a quiet feed (2,000 faults on the board)",
         cpu * 100.0 / wall.elapsed().as_secs_f64(),
         wall.elapsed().as_secs_f64()

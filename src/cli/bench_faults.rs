@@ -1,5 +1,6 @@
 //! `singularity bench ingest` and `bench watch`: the telemetry and fault-feed load generators.
 
+use super::output::outln;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,7 +91,7 @@ pub async fn ingest(
     receiver.close();
     let _ = generator.await;
     latencies.sort_unstable();
-    println!(
+    outln!(
         "Telemetry.Report over {count} lamps, {streams} streams of {batch}: {stored} stored in {:.1} s = {:.0} reports/s ({rejected} rejected); per batch p50 {:.1} ms, p99 {:.1} ms",
         elapsed.as_secs_f64(),
         stored as f64 / elapsed.as_secs_f64(),
@@ -216,7 +217,7 @@ pub async fn watch(
         gaps += g;
     }
     all.sort_unstable();
-    println!(
+    outln!(
         "Faults.Watch: {watchers} watchers, {:.0} events/s caused for {:.1} s ({sent} events): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; fewest events seen by one watcher {fewest}, gaps {gaps}",
         sent as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),

@@ -1,6 +1,7 @@
 //! `singularity client billing ...`: totals for a day, a month or any range as a table, JSON
 //! or CSV; one lamp's half-hours; live totals; tariffs.
 
+use super::output::outln;
 use crate::link::AuthedChannel;
 use chrono::{Datelike, NaiveDate};
 use clap::{Subcommand, ValueEnum};
@@ -8,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::client::Failure;
-use super::output::{Fields, print_many, print_one};
+use super::output::{Fields, object, print_many, print_one};
 use crate::domain::billing::calendar::month_bounds;
 use crate::proto::{self, billing_client::BillingClient};
 
@@ -33,15 +34,18 @@ pub enum BillingCommand {
     },
     /// One lamp's half-hour slots on a day.
     Lamp {
+        /// The lamp's id.
         id: i64,
         /// YYYY-MM-DD; today when omitted.
         #[arg(long)]
         date: Option<String>,
+        /// The settlement time zone, for what "today" is.
         #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
         tz: String,
     },
     /// Today's and month-to-date totals, printed after each settlement.
     Watch {
+        /// Only this zone (id, from `client zones`).
         #[arg(long)]
         zone: Option<i64>,
     },
@@ -49,13 +53,16 @@ pub enum BillingCommand {
     Tariffs,
     /// Create a tariff, or replace one with --id: --band night=00:30@12.5 --band day=07:30@28.
     SetTariff {
+        /// Replace this tariff (from `billing tariffs`) instead of creating one.
         #[arg(long)]
         id: Option<i64>,
+        /// The tariff's name, e.g. "2027 contract".
         #[arg(long)]
         name: String,
         /// The zone whose local time the bands and dates are in.
         #[arg(long, default_value = "Europe/London")]
         time_zone: String,
+        /// First day it applies, YYYY-MM-DD.
         #[arg(long)]
         valid_from: String,
         /// Last day (inclusive); open-ended when omitted.
@@ -75,22 +82,23 @@ pub enum By {
     Lamp,
 }
 
+/// One way of naming the period: --today, --month, --last-month, or --from with --to (month
+/// to date when none is given).
 #[derive(Debug, clap::Args)]
-#[group(multiple = false)]
 pub struct Period {
     /// Today only.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["month", "last_month", "from", "to"])]
     today: bool,
     /// A calendar month, YYYY-MM (up to today if it is this month).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["last_month", "from", "to"])]
     month: Option<String>,
     /// The previous calendar month.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["from", "to"])]
     last_month: bool,
     /// First day, YYYY-MM-DD (with --to).
     #[arg(long, requires = "to")]
     from: Option<String>,
-    /// Last day, YYYY-MM-DD.
+    /// Last day, YYYY-MM-DD, inclusive (with --from).
     #[arg(long, requires = "from")]
     to: Option<String>,
     /// The settlement time zone, for what "today" is.
@@ -165,29 +173,60 @@ pub fn kwh(wh: i64) -> String {
     format!("{:.1}", wh as f64 / 1000.0)
 }
 
-/// A totals row for people: kWh, pounds, and savings as a share of the baseline.
-struct Readable<'a>(&'a proto::TotalsRow);
+/// Energy with its unit, in Wh where kWh would round to nothing: "4151.7 kWh", "45 Wh".
+pub fn energy(wh: i64) -> String {
+    if wh.abs() < 1_000 {
+        format!("{wh} Wh")
+    } else {
+        format!("{} kWh", kwh(wh))
+    }
+}
+
+/// The share of the half-hours due that the lamps' reports account for, which is what the
+/// energy, the baseline and so the saving cover: "100%", "8%", "-" when none were due.
+pub fn covered(row: &proto::TotalsRow, expected_slots: u32) -> String {
+    let due = i64::from(row.lamps) * i64::from(expected_slots);
+    if due <= 0 {
+        return "-".to_owned();
+    }
+    let share = (due - row.missing_slots).clamp(0, due) as f64 * 100.0 / due as f64;
+    // Never "100%" while anything is missing, never "0%" while anything is there.
+    let shown = match share {
+        s if s > 99.0 && s < 100.0 => 99,
+        s if s > 0.0 && s < 1.0 => 1,
+        s => s.round() as i64,
+    };
+    format!("{shown}%")
+}
+
+/// A saving as a share of the baseline it is measured against ("-" without a baseline).
+pub fn saved_share(row: &proto::TotalsRow) -> String {
+    if row.baseline_wh > 0 {
+        let pct = (row.savings_wh as f64 * 100.0 / row.baseline_wh as f64).round();
+        format!("{}%", pct as i64)
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// A totals row for people: energy with units, pounds, the half-hours with data, and the
+/// saving over those half-hours as a share of the baseline.
+struct Readable<'a>(&'a proto::TotalsRow, u32);
 
 impl Fields for Readable<'_> {
     fn fields(&self) -> Vec<(&'static str, Value)> {
         let r = self.0;
-        let saved = if r.baseline_wh > 0 {
-            let pct = (r.savings_wh as f64 * 100.0 / r.baseline_wh as f64).round();
-            // No "-0%".
-            format!("{}%", pct as i64)
-        } else {
-            "-".to_owned()
-        };
         vec![
             ("group", json!(r.key)),
-            ("kwh", json!(kwh(r.energy_wh))),
+            ("energy", json!(energy(r.energy_wh))),
             ("cost", json!(pounds(r.cost_millipence))),
             ("lamps", json!(r.lamps)),
             ("missing", json!(r.lamps_missing)),
-            ("baseline_kwh", json!(kwh(r.baseline_wh))),
-            ("saved_kwh", json!(kwh(r.savings_wh))),
-            ("saved", json!(pounds(r.savings_millipence))),
-            ("saved_pct", json!(saved)),
+            ("data", json!(covered(r, self.1))),
+            ("baseline", json!(energy(r.baseline_wh))),
+            ("saved", json!(energy(r.savings_wh))),
+            ("saved_cost", json!(pounds(r.savings_millipence))),
+            ("saved_pct", json!(saved_share(r))),
         ]
     }
 }
@@ -265,7 +304,7 @@ fn print_csv(rows: &[proto::TotalsRow]) {
         .iter()
         .map(|(name, _)| *name)
         .collect();
-    println!("{}", header.join(","));
+    outln!("{}", header.join(","));
     for row in rows {
         let cells: Vec<String> = row
             .fields()
@@ -278,7 +317,7 @@ fn print_csv(rows: &[proto::TotalsRow]) {
                 other => other.to_string(),
             })
             .collect();
-        println!("{}", cells.join(","));
+        outln!("{}", cells.join(","));
     }
 }
 
@@ -290,14 +329,20 @@ fn print_totals(totals: &proto::Totals, json_out: bool, csv: bool) {
     } else if json_out {
         print_many(&rows, true);
     } else {
-        println!(
-            "{} to {} ({}), {} half-hours due per lamp",
-            totals.from, totals.to, totals.time_zone, totals.expected_slots
+        outln!(
+            "{} to {} ({}), {} half-hours due per lamp; savings over the half-hours with data",
+            totals.from,
+            totals.to,
+            totals.time_zone,
+            totals.expected_slots
         );
-        let readable: Vec<Readable<'_>> = rows.iter().map(Readable).collect();
+        let readable: Vec<Readable<'_>> = rows
+            .iter()
+            .map(|r| Readable(r, totals.expected_slots))
+            .collect();
         print_many(&readable, false);
         if totals.rows_omitted > 0 {
-            println!(
+            outln!(
                 "({} more lamps not listed; they are in the total)",
                 totals.rows_omitted
             );
@@ -351,13 +396,24 @@ pub async fn run(
                 .get_lamp_energy(proto::GetLampEnergyRequest { lamp_id: id, date })
                 .await?
                 .into_inner();
-            print_many(&energy.slots, json_out);
-            if let Some(total) = &energy.total {
-                if json_out {
-                    print_one(total, true);
-                } else {
-                    println!();
-                    print_one(&Readable(total), false);
+            if json_out {
+                let slots: Vec<Value> = energy.slots.iter().map(|s| object(s.fields())).collect();
+                let total = energy.total.as_ref().map(|t| object(t.fields()));
+                outln!(
+                    "{}",
+                    json!({
+                        "lamp_id": energy.lamp_id,
+                        "date": energy.date,
+                        "slots": slots,
+                        "total": total,
+                    })
+                );
+            } else {
+                print_many(&energy.slots, false);
+                if let Some(total) = &energy.total {
+                    outln!();
+                    let due = energy.slots.len() as u32;
+                    print_one(&Readable(total, due), false);
                 }
             }
         }
@@ -379,11 +435,13 @@ pub async fn run(
                         if json_out {
                             print_one(total, true);
                         } else {
-                            println!(
-                                "{label:<14} {:>10} kWh {:>12}  saved {:>10}  lamps {} ({} missing data)",
-                                kwh(total.energy_wh),
+                            let due = totals.as_ref().map_or(0, |t| t.expected_slots);
+                            outln!(
+                                "{label:<14} {:>14} {:>12}  saved {:>10} over {} of the half-hours  lamps {} ({} missing data)",
+                                energy(total.energy_wh),
                                 pounds(total.cost_millipence),
                                 pounds(total.savings_millipence),
+                                covered(total, due),
                                 total.lamps,
                                 total.lamps_missing
                             );
@@ -436,6 +494,24 @@ mod tests {
         assert_eq!(pounds(-1_234_567), "-£12.35");
         assert_eq!(pounds(0), "£0.00");
         assert_eq!(kwh(12_345), "12.3");
+    }
+
+    #[test]
+    fn small_energy_reads_in_wh_and_coverage_never_rounds_to_whole() {
+        assert_eq!(energy(45), "45 Wh");
+        assert_eq!(energy(-12), "-12 Wh");
+        assert_eq!(energy(4_151_700), "4151.7 kWh");
+        let row = |missing_slots| proto::TotalsRow {
+            lamps: 100,
+            missing_slots,
+            ..Default::default()
+        };
+        assert_eq!(covered(&row(0), 48), "100%");
+        assert_eq!(covered(&row(1), 48), "99%");
+        assert_eq!(covered(&row(4_799), 48), "1%");
+        assert_eq!(covered(&row(4_800), 48), "0%");
+        assert_eq!(covered(&row(2_400), 48), "50%");
+        assert_eq!(covered(&row(0), 0), "-");
     }
 
     #[test]

@@ -94,6 +94,7 @@ enum Resource {
 
 #[derive(Debug, Args)]
 struct IdArg {
+    /// The record's id.
     id: i64,
 }
 
@@ -128,8 +129,10 @@ struct SearchFlags {
 
 #[derive(Debug, Args)]
 struct LocationFlags {
+    /// Latitude in decimal degrees (with --lon).
     #[arg(long, allow_hyphen_values = true, requires = "lon")]
     lat: Option<f64>,
+    /// Longitude in decimal degrees (with --lat).
     #[arg(long, allow_hyphen_values = true, requires = "lat")]
     lon: Option<f64>,
 }
@@ -155,24 +158,34 @@ struct ChangeFlags {
 
 #[derive(Debug, Subcommand)]
 enum BasestationAction {
+    /// One basestation.
     Get(IdArg),
+    /// Basestations in id order, page by page.
     List(ListFlags),
+    /// Basestations inside a box.
     Search(SearchFlags),
+    /// Add a basestation.
     Create {
+        /// Its name, e.g. BS-Victoria.
         #[arg(long)]
         name: String,
         #[command(flatten)]
         location: LocationFlags,
+        /// Firmware version.
         #[arg(long, default_value = "")]
         firmware: String,
         /// Hardware uuid; generated when omitted.
         #[arg(long, default_value = "")]
         uuid: String,
     },
+    /// Change a basestation's fields.
     Update {
+        /// The basestation's id.
         id: i64,
+        /// New name.
         #[arg(long)]
         name: Option<String>,
+        /// New firmware version.
         #[arg(long)]
         firmware: Option<String>,
         #[command(flatten)]
@@ -180,16 +193,23 @@ enum BasestationAction {
         #[command(flatten)]
         change: ChangeFlags,
     },
+    /// Soft delete (status DELETED; prune removes it for good).
     Delete(IdArg),
+    /// Remove a soft-deleted basestation for good.
     Prune(IdArg),
 }
 
 #[derive(Debug, Subcommand)]
 enum TelecellAction {
+    /// One telecell.
     Get(IdArg),
+    /// Telecells in id order, page by page.
     List(ListFlags),
+    /// Telecells inside a box.
     Search(SearchFlags),
+    /// Add a telecell.
     Create {
+        /// The basestation it reports through.
         #[arg(long)]
         basestation: i64,
         #[command(flatten)]
@@ -197,18 +217,24 @@ enum TelecellAction {
         /// The telecell this one relays through.
         #[arg(long, default_value_t = 0)]
         relay_via: i64,
+        /// Firmware version.
         #[arg(long, default_value = "")]
         firmware: String,
+        /// Hardware uuid; generated when omitted.
         #[arg(long, default_value = "")]
         uuid: String,
     },
+    /// Change a telecell's fields.
     Update {
+        /// The telecell's id.
         id: i64,
+        /// Move it to this basestation.
         #[arg(long)]
         basestation: Option<i64>,
         /// 0 stops relaying.
         #[arg(long)]
         relay_via: Option<i64>,
+        /// New firmware version.
         #[arg(long)]
         firmware: Option<String>,
         #[command(flatten)]
@@ -216,17 +242,23 @@ enum TelecellAction {
         #[command(flatten)]
         change: ChangeFlags,
     },
+    /// Soft delete (status DELETED; prune removes it for good).
     Delete(IdArg),
+    /// Remove a soft-deleted telecell for good.
     Prune(IdArg),
     /// Make the telecell drive these lamps.
     Link {
+        /// The telecell's id.
         id: i64,
+        /// Lamp ids, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         lamps: Vec<i64>,
     },
     /// Stop the telecell driving these lamps.
     Unlink {
+        /// The telecell's id.
         id: i64,
+        /// Lamp ids, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         lamps: Vec<i64>,
     },
@@ -234,23 +266,34 @@ enum TelecellAction {
 
 #[derive(Debug, Subcommand)]
 enum AssetAction {
+    /// One asset (lamppost).
     Get(IdArg),
+    /// Assets in id order, page by page.
     List(ListFlags),
+    /// Assets inside a box.
     Search(SearchFlags),
+    /// Add an asset.
     Create {
+        /// Its reference, e.g. COL-0001234.
         #[arg(long)]
         reference: String,
         #[command(flatten)]
         location: LocationFlags,
+        /// The zone (ward) it stands in.
         #[arg(long)]
         zone: i64,
+        /// The circuit feeding it (0: none).
         #[arg(long, default_value_t = 0)]
         circuit: i64,
     },
+    /// Change an asset's fields.
     Update {
+        /// The asset's id.
         id: i64,
+        /// New reference.
         #[arg(long)]
         reference: Option<String>,
+        /// Move it to this zone.
         #[arg(long)]
         zone: Option<i64>,
         /// 0 takes the asset off its circuit.
@@ -261,41 +304,59 @@ enum AssetAction {
         #[command(flatten)]
         change: ChangeFlags,
     },
+    /// Soft delete (status DELETED; prune removes it for good).
     Delete(IdArg),
+    /// Remove a soft-deleted asset for good.
     Prune(IdArg),
 }
 
 #[derive(Debug, Subcommand)]
 enum LampAction {
+    /// One lamp.
     Get(IdArg),
+    /// Lamps in id order, page by page.
     List(ListFlags),
+    /// Lamps on assets inside a box.
     Search(SearchFlags),
+    /// Add a lamp.
     Create {
+        /// Its reference, e.g. LMP-0001234.
         #[arg(long)]
         reference: String,
+        /// Its lamp type (ids from `client lamp-types`).
         #[arg(long)]
         lamp_type: i64,
+        /// The asset it is mounted on (0: none yet).
         #[arg(long, default_value_t = 0)]
         asset: i64,
+        /// The telecell that drives it (0: none yet).
         #[arg(long, default_value_t = 0)]
         telecell: i64,
     },
+    /// Change a lamp's fields.
     Update {
+        /// The lamp's id.
         id: i64,
+        /// New reference.
         #[arg(long)]
         reference: Option<String>,
+        /// New lamp type.
         #[arg(long)]
         lamp_type: Option<i64>,
         #[command(flatten)]
         change: ChangeFlags,
     },
+    /// Soft delete (status DELETED; prune removes it for good).
     Delete(IdArg),
+    /// Remove a soft-deleted lamp for good.
     Prune(IdArg),
     /// The lamp's latest reading and derived health.
     Status(IdArg),
     /// Mount the lamp on an asset.
     Mount {
+        /// The lamp's id.
         id: i64,
+        /// The asset to mount it on.
         #[arg(long)]
         asset: i64,
     },
@@ -303,36 +364,48 @@ enum LampAction {
 
 #[derive(Debug, Subcommand)]
 enum UserAction {
+    /// One user.
     Get(IdArg),
+    /// Users in id order.
     List(ListFlags),
     /// Create a user; the password is prompted for (without echo) unless --password-env names
     /// a variable that holds it.
     Create {
+        /// The name they sign in with.
         #[arg(long)]
         username: String,
         /// admin, manager, user or dev.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// Their full name, for people.
         #[arg(long, default_value = "")]
         display_name: String,
+        /// Read the password from this environment variable instead of prompting.
         #[arg(long)]
         password_env: Option<String>,
     },
+    /// Change a user's name, role or password.
     Update {
+        /// The user's id.
         id: i64,
+        /// New full name.
         #[arg(long)]
         display_name: Option<String>,
+        /// New role: admin, manager, user or dev.
         #[arg(long, value_parser = parse_role)]
         role: Option<Role>,
         /// Prompt for a new password.
         #[arg(long)]
         new_password: bool,
+        /// Read the new password from this environment variable.
         #[arg(long)]
         password_env: Option<String>,
         #[command(flatten)]
         change: ChangeFlags,
     },
+    /// Soft delete: the user can no longer sign in.
     Delete(IdArg),
+    /// Remove a soft-deleted user for good.
     Prune(IdArg),
 }
 

@@ -1,13 +1,14 @@
 //! `singularity` with no command: the lighting server on an estate in the user's data
 //! directory, seeded on first run.
 
+use super::output::outln;
 use std::net::SocketAddr;
 
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 
-use super::serve::{open_store, serve, serve_until};
-use super::{DEFAULT_LISTEN, init_logging};
+use super::serve::{bind, open_store, serve_on};
+use super::{DEFAULT_LISTEN, init_logging, shutdown_signal};
 use crate::domain::estate::{City, EstateSpec};
 use crate::store::Store;
 
@@ -68,7 +69,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         Some(url) => url,
         None => default_database_url()?,
     };
+    // Taken first: a port in use is a plain error, and nothing claims to serve before it is.
+    let listener = bind(args.listen).await?;
     let store = open_store(&url)?;
+    let users_file = users_file_for(&url);
     if store.counts()?.lamps == 0 {
         let spec = EstateSpec {
             lamps: args.lamps,
@@ -79,14 +83,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let report =
             tokio::task::spawn_blocking(move || super::seed::seed(seeding.as_ref(), &spec, false))
                 .await??;
-        if attached {
-            tracing::info!("first run: {report}");
-        } else {
-            println!("First run: {report}");
+        outln!("First run: {report}");
+        if let Some(path) = &users_file {
+            save_users(path, &report)?;
+            outln!("The users and passwords are also in {}", path.display());
         }
     }
     if !attached {
-        println!(
+        outln!(
             "Demo estate: {url}\nServing on http://{}  (Ctrl-C to stop)",
             args.listen
         );
@@ -104,13 +108,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ));
     }
     let Some(mut setup) = setup else {
-        return serve(args.listen, store, config).await;
+        return serve_on(listener, store, config, shutdown_signal()).await;
     };
+    if let Some(path) = users_file.filter(|p| p.exists()) {
+        setup.state.say(format!(
+            "demo users and passwords: {} (this console is signed in as {DEMO_CONSOLE_USER})",
+            path.display()
+        ));
+    }
     let server_url = format!("http://{}", args.listen);
     setup.state.server = server_url.clone();
     let store_for_console = store.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(serve_until(args.listen, store, config, async move {
+    let serving = tokio::spawn(serve_on(listener, store, config, async move {
         let _ = stopped.await;
     }));
     let token = crate::server::open_session_for(
@@ -184,6 +194,27 @@ async fn simulate(server: String, token: String, fault_rate: f64) {
         batch: 2_000,
     };
     crate::sim::runner::run(channel, lamps, config, std::future::pending()).await;
+}
+
+/// Where the demo keeps its first run's users and passwords: beside a SQLite database file
+/// (`demo.db` -> `demo-users.txt`), readable by its owner only.
+fn users_file_for(url: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(url.strip_prefix("sqlite://")?);
+    let stem = path.file_stem()?.to_string_lossy();
+    Some(path.with_file_name(format!("{stem}-users.txt")))
+}
+
+fn save_users(path: &std::path::Path, report: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| eyre!("cannot write {} ({e})", path.display()))?;
+    file.write_all(report.as_bytes())
+        .map_err(|e| eyre!("cannot write {} ({e})", path.display()))
 }
 
 fn default_database_url() -> Result<String> {

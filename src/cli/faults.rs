@@ -1,6 +1,7 @@
 //! `singularity client faults ...` and `client lamps status`: listings, detail, Daily Faults,
 //! triage, and a watch that prints events as they come and resumes after a reconnect.
 
+use super::output::outln;
 use std::time::Duration;
 
 use crate::link::AuthedChannel;
@@ -9,24 +10,31 @@ use futures::StreamExt;
 use tonic::Code;
 
 use super::client::Failure;
-use super::output::{Fields, print_many, print_one};
+use super::output::{Fields, object, print_many, print_one};
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::{FaultType, Severity};
 use crate::proto::{self, faults_client::FaultsClient};
 use crate::wire_faults;
+use serde_json::{Value, json};
 
 #[derive(Debug, Subcommand)]
 pub enum FaultCommand {
     /// Faults in id order, filtered: --state open --min-severity major --zone 3.
     List {
+        /// Only faults in these states (repeat the flag): open, acknowledged, assigned,
+        /// resolved, cleared.
         #[arg(long, value_parser = parse_state)]
         state: Vec<FaultState>,
+        /// Only faults at least this severe: warning, minor, major or critical.
         #[arg(long, value_parser = parse_severity)]
         min_severity: Option<Severity>,
+        /// Only faults of these types (repeat the flag), e.g. lamp_failure.
         #[arg(long = "type", value_parser = parse_type)]
         fault_type: Vec<FaultType>,
+        /// Only faults in this zone (id, from `client zones`).
         #[arg(long)]
         zone: Option<i64>,
+        /// Only faults on this lamp.
         #[arg(long)]
         lamp: Option<i64>,
         /// At most this many.
@@ -34,27 +42,41 @@ pub enum FaultCommand {
         limit: usize,
     },
     /// One fault with its history.
-    Get { id: i64 },
+    Get {
+        /// The fault's id.
+        id: i64,
+    },
     /// Faults opened during a local day, by type and severity.
     Daily {
         /// YYYY-MM-DD; today when omitted.
         #[arg(long)]
         date: Option<String>,
+        /// The time zone whose calendar day is counted.
         #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
         tz: String,
     },
-    /// Print fault events as they happen; resumes after the last seen event on reconnect.
+    /// Print fault events as they happen, from now on; resumes after the last seen event on
+    /// reconnect.
     Watch {
-        /// Start after this event (0: the whole retained log).
-        #[arg(long, default_value_t = 0)]
-        after_seq: u64,
+        /// Replay the whole retained log first (7 days by default), then follow.
+        #[arg(long, conflicts_with = "after_seq")]
+        from_start: bool,
+        /// Start after this event's seq (from an earlier watch), then follow.
+        #[arg(long)]
+        after_seq: Option<u64>,
     },
     /// Acknowledge a fault (a cleared one too, so it leaves the board).
     Ack(ActionArgs),
     /// Close a fault as repaired.
     Resolve(ActionArgs),
-    /// Add a note to a fault's history (--note is required).
-    Note(ActionArgs),
+    /// Add a note to a fault's history; a note never conflicts, so it needs no version.
+    Note {
+        /// The fault's id.
+        id: i64,
+        /// The note.
+        #[arg(long)]
+        note: String,
+    },
     /// Hand a fault to a crew or work order.
     Assign {
         #[command(flatten)]
@@ -67,15 +89,15 @@ pub enum FaultCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ActionArgs {
+    /// The fault's id.
     id: i64,
-    /// The version you saw (from `faults get`); a stale one is refused.
+    /// The version you saw (from `faults get` or `faults list`); if the fault's state,
+    /// assignee or severity changed since, the action is refused naming what changed.
     #[arg(long)]
     version: i64,
+    /// A note kept in the fault's history with the action.
     #[arg(long, default_value = "")]
     note: String,
-    /// Who is acting.
-    #[arg(long = "as", env = "USER", default_value = "operator")]
-    actor: String,
 }
 
 pub async fn run(channel: AuthedChannel, command: FaultCommand, json: bool) -> Result<(), Failure> {
@@ -125,17 +147,26 @@ pub async fn run(channel: AuthedChannel, command: FaultCommand, json: bool) -> R
                 .get(proto::GetFaultRequest { id })
                 .await?
                 .into_inner();
-            if let Some(fault) = &detail.fault {
-                print_one(fault, json);
+            if json {
+                let fault = detail.fault.as_ref().map(|f| object(f.fields()));
+                let history: Vec<Value> =
+                    detail.history.iter().map(|h| object(h.fields())).collect();
+                outln!("{}", json!({ "fault": fault, "history": history }));
+            } else {
+                if let Some(fault) = &detail.fault {
+                    print_one(fault, false);
+                }
+                outln!();
+                print_many(&detail.history, false);
             }
-            if !json {
-                println!();
-            }
-            print_many(&detail.history, json);
         }
         FaultCommand::Daily { date, tz } => {
+            let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
+                Failure::Usage(format!(
+                    "--tz {tz:?} is not an IANA time zone (e.g. Europe/London)"
+                ))
+            })?;
             let date = date.unwrap_or_else(|| {
-                let zone: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::UTC);
                 chrono::Utc::now()
                     .with_timezone(&zone)
                     .date_naive()
@@ -149,19 +180,58 @@ pub async fn run(channel: AuthedChannel, command: FaultCommand, json: bool) -> R
                 .await?
                 .into_inner();
             if json {
-                print_many(&reply.counts, true);
-            } else {
-                println!(
-                    "{} ({}, {} hours): {} faults opened\nby hour: {:?}\n",
-                    reply.date, reply.time_zone, reply.hours, reply.total, reply.by_hour
+                let counts: Vec<Value> = reply.counts.iter().map(|c| object(c.fields())).collect();
+                outln!(
+                    "{}",
+                    json!({
+                        "date": reply.date,
+                        "time_zone": reply.time_zone,
+                        "hours": reply.hours,
+                        "minutes": reply.minutes,
+                        "total": reply.total,
+                        "by_hour": reply.by_hour,
+                        "counts": counts,
+                    })
                 );
+            } else {
+                let length = if reply.minutes % 60 == 0 {
+                    format!("{} hours", reply.minutes / 60)
+                } else {
+                    format!("{}.5 hours", reply.minutes / 60)
+                };
+                outln!(
+                    "{} ({}, {length}): {} faults opened",
+                    reply.date,
+                    reply.time_zone,
+                    reply.total
+                );
+                let hours: Vec<String> = reply.by_hour.iter().map(u32::to_string).collect();
+                outln!("by hour from local midnight: {}\n", hours.join(" "));
                 print_many(&reply.counts, false);
             }
         }
-        FaultCommand::Watch { after_seq } => watch(client, after_seq, json).await?,
+        FaultCommand::Watch {
+            from_start,
+            after_seq,
+        } => {
+            let after_seq = match (from_start, after_seq) {
+                (true, _) => 0,
+                (false, Some(seq)) => seq,
+                (false, None) => newest_seq(&mut client).await?,
+            };
+            watch(client, after_seq, json).await?
+        }
         FaultCommand::Ack(a) => act(&mut client, Verb::Ack, a, String::new(), json).await?,
         FaultCommand::Resolve(a) => act(&mut client, Verb::Resolve, a, String::new(), json).await?,
-        FaultCommand::Note(a) => act(&mut client, Verb::Note, a, String::new(), json).await?,
+        FaultCommand::Note { id, note } => {
+            let note = ActionArgs {
+                id,
+                // Notes never conflict: the server does not check it.
+                version: 0,
+                note,
+            };
+            act(&mut client, Verb::Note, note, String::new(), json).await?
+        }
         FaultCommand::Assign { action, to } => {
             act(&mut client, Verb::Assign, action, to, json).await?
         }
@@ -187,7 +257,7 @@ async fn act(
         fault_id: a.id,
         expected_version: a.version,
         note: a.note.clone(),
-        actor: a.actor.clone(),
+        actor: String::new(),
     };
     let fault = match verb {
         Verb::Ack => client.acknowledge(request).await?,
@@ -199,7 +269,7 @@ async fn act(
                 expected_version: a.version,
                 assignee: to,
                 note: a.note,
-                actor: a.actor,
+                actor: String::new(),
             };
             client.assign(assign).await?
         }
@@ -208,12 +278,37 @@ async fn act(
     Ok(())
 }
 
+/// The newest event's seq, to follow from now: a listing says which log position it is
+/// consistent with, and one page of it is enough.
+async fn newest_seq(client: &mut FaultsClient<AuthedChannel>) -> Result<u64, Failure> {
+    let mut pages = client
+        .list(proto::ListFaultsRequest {
+            page_size: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let first = pages.next().await.transpose()?;
+    Ok(first.map_or(0, |page| page.snapshot_seq))
+}
+
 /// Follows the feed for ever, reconnecting with backoff and resuming after the last event.
+/// A table starts with its header; JSON is one object per line.
 async fn watch(
     mut client: FaultsClient<AuthedChannel>,
     mut after_seq: u64,
     json: bool,
 ) -> Result<(), Failure> {
+    if !json {
+        eprintln!("following fault events after seq {after_seq} (Ctrl-C stops)");
+        let header: Vec<(&str, String)> = proto::FaultEvent::default()
+            .fields()
+            .into_iter()
+            .chain(proto::Fault::default().fields())
+            .map(|(name, _)| (name, name.to_uppercase()))
+            .collect();
+        outln!("{}", event_line(&header));
+    }
     let mut backoff = Duration::from_millis(500);
     loop {
         match client
@@ -259,24 +354,34 @@ async fn watch(
 
 fn print_event(event: &proto::FaultEvent, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::Value::Object(
-                event
-                    .fields()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect()
-            )
-        );
+        outln!("{}", object(event.fields()));
         return;
     }
-    let cells: Vec<String> = event
+    let cells: Vec<(&str, String)> = event
         .fields()
         .into_iter()
-        .map(|(_, v)| super::output::cell(&v))
+        .map(|(name, v)| (name, super::output::cell(&v)))
         .collect();
-    println!("{}", cells.join("  "));
+    outln!("{}", event_line(&cells));
+}
+
+/// A line of `faults watch`: each column as wide as its usual content, so lines and the
+/// header line up as events stream (a rare longer value just pushes its line along).
+fn event_line(cells: &[(&str, String)]) -> String {
+    let width = |name: &str| match name {
+        "first_seen" | "last_seen" => 20,
+        "type" => 19,
+        "kind" | "state" => 12,
+        "actor" | "assignee" => 10,
+        other => other.len().max(6),
+    };
+    cells
+        .iter()
+        .map(|(name, text)| format!("{text:<w$}", w = width(name)))
+        .collect::<Vec<_>>()
+        .join("  ")
+        .trim_end()
+        .to_owned()
 }
 
 fn parse_state(text: &str) -> Result<FaultState, String> {

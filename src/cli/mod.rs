@@ -50,7 +50,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Call the server's RPCs from the command line.
     Client(client::ClientArgs),
-    /// Measure the server: lookups, listings and spatial search.
+    /// Measure the server or the console: get, list, search, ingest, watch, daily, totals,
+    /// fill-energy, console.
     Bench(bench::BenchArgs),
     /// The NOC console: live faults, lamp panes and billing in the terminal.
     Console(crate::console::ConsoleArgs),
@@ -103,7 +104,10 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("Error: {report:?}");
+            // One line: what failed and why, with what to do. No source locations or
+            // backtraces (even with RUST_BACKTRACE set): they are for developers, and a
+            // panic still prints its own report.
+            eprintln!("error: {report:#}");
             ExitCode::FAILURE
         }
     }
@@ -174,5 +178,41 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand and every flag says what it is for in one line, so `--help` never
+    /// shows a bare name.
+    #[test]
+    fn every_command_and_flag_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} --{id}: no description"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }

@@ -1,9 +1,40 @@
 //! How the client prints replies: one description of each message's fields serves both the
 //! human table and `--json`.
 
+use std::io::Write;
+
 use serde_json::{Value, json};
 
 use crate::proto;
+
+/// `println!` for command output. A reader that goes away (`client lamps list | head -1`)
+/// ends the program quietly with the status a shell gives a process stopped by SIGPIPE
+/// (141), never a panic.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// Writes one line to standard output; see `outln!`.
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// A reply that can be printed: its fields, in display order.
 pub trait Fields {
@@ -13,11 +44,11 @@ pub trait Fields {
 pub fn print_one<T: Fields>(record: &T, as_json: bool) {
     let fields = record.fields();
     if as_json {
-        println!("{}", object(fields));
+        outln!("{}", object(fields));
     } else {
         let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
         for (name, value) in fields {
-            println!("{name:<width$}  {}", cell(&value));
+            outln!("{name:<width$}  {}", cell(&value));
         }
     }
 }
@@ -25,11 +56,11 @@ pub fn print_one<T: Fields>(record: &T, as_json: bool) {
 pub fn print_many<T: Fields>(records: &[T], as_json: bool) {
     if as_json {
         let values: Vec<Value> = records.iter().map(|r| object(r.fields())).collect();
-        println!("{}", Value::Array(values));
+        outln!("{}", Value::Array(values));
         return;
     }
     let Some(first) = records.first() else {
-        println!("(none)");
+        outln!("(none)");
         return;
     };
     let header: Vec<&str> = first.fields().iter().map(|(name, _)| *name).collect();
@@ -53,14 +84,14 @@ pub fn print_many<T: Fields>(records: &[T], as_json: bool) {
             .trim_end()
             .to_owned()
     };
-    println!(
+    outln!(
         "{}",
         line(header.iter().map(|h| h.to_uppercase()).collect())
     );
     for row in rows {
-        println!("{}", line(row));
+        outln!("{}", line(row));
     }
-    println!(
+    outln!(
         "({} {})",
         records.len(),
         if records.len() == 1 {
@@ -71,7 +102,7 @@ pub fn print_many<T: Fields>(records: &[T], as_json: bool) {
     );
 }
 
-fn object(fields: Vec<(&'static str, Value)>) -> Value {
+pub fn object(fields: Vec<(&'static str, Value)>) -> Value {
     Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
@@ -278,13 +309,21 @@ fn enum_name(name: Option<&str>, prefix: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// A severity's name; none (a healthy lamp's worst severity) is null, shown as "-".
 fn severity_name(value: i32) -> Value {
     enum_name(
         proto::Severity::try_from(value)
             .ok()
+            .filter(|s| *s != proto::Severity::Unspecified)
             .map(|s| s.as_str_name()),
         "SEVERITY_",
     )
+}
+
+/// A reading at the precision it is measured to (236.9 V, not 236.9433135986328).
+fn measured(value: f64, decimals: i32) -> Value {
+    let scale = 10f64.powi(decimals);
+    json!((value * scale).round() / scale)
 }
 
 fn fault_type_name(value: i32) -> Value {
@@ -380,13 +419,13 @@ impl Fields for proto::LampStatus {
             ("last_heard", instant(self.last_heard.as_ref())),
             ("on", json!(self.lamp_on)),
             ("dim_pct", json!(self.dim_actual_pct)),
-            ("volts", json!(self.voltage_v)),
-            ("amps", json!(self.current_a)),
-            ("watts", json!(self.power_w)),
-            ("power_factor", json!(self.power_factor)),
+            ("volts", measured(self.voltage_v, 1)),
+            ("amps", measured(self.current_a, 3)),
+            ("watts", measured(self.power_w, 1)),
+            ("power_factor", measured(self.power_factor, 2)),
             ("energy_wh", json!(self.energy_wh)),
             ("burn_hours", json!(self.burn_hours)),
-            ("temperature_c", json!(self.temperature_c)),
+            ("temperature_c", measured(self.temperature_c, 1)),
         ]
     }
 }
@@ -422,5 +461,28 @@ impl Fields for proto::AuditEntry {
             ("entity_id", json!(self.entity_id)),
             ("changes", json!(self.changes.replace('\n', "; "))),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_print_at_their_precision_and_no_severity_is_none() {
+        let status = proto::LampStatus {
+            voltage_v: f64::from(236.943_3_f32),
+            current_a: 0.156_789,
+            power_factor: 0.912_345,
+            temperature_c: f64::from(14.25_f32),
+            ..Default::default()
+        };
+        let fields: std::collections::HashMap<_, _> = status.fields().into_iter().collect();
+        assert_eq!(fields["volts"], json!(236.9));
+        assert_eq!(fields["amps"], json!(0.157));
+        assert_eq!(fields["power_factor"], json!(0.91));
+        assert_eq!(fields["temperature_c"], json!(14.3));
+        assert_eq!(fields["worst_severity"], Value::Null);
+        assert_eq!(cell(&fields["worst_severity"]), "-");
     }
 }

@@ -1,5 +1,6 @@
 //! `singularity seed`: creates the schema and loads a generated estate plus one user per role.
 
+use super::output::outln;
 use std::time::Instant;
 
 use clap::Args;
@@ -54,7 +55,7 @@ pub async fn run(args: SeedArgs) -> Result<()> {
     let summary =
         tokio::task::spawn_blocking(move || seed(store_for_seed.as_ref(), &spec, reset)).await??;
     store.close();
-    println!("{summary}");
+    outln!("{summary}");
     Ok(())
 }
 

@@ -272,9 +272,25 @@ pub async fn serve_until(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let listener = TcpListener::bind(listen).await.wrap_err_with(|| {
-        format!("cannot listen on {listen}; is another server running there? choose another with --listen")
-    })?;
+    let listener = bind(listen).await?;
+    serve_on(listener, store, config, shutdown).await
+}
+
+/// Takes the address, so that a port in use is a plain error before anything says it is
+/// serving.
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(listen).await.map_err(|e| {
+        eyre!("cannot listen on {listen} ({e}); is another server running there? choose another address with --listen")
+    })
+}
+
+/// Serves on a bound listener until `shutdown`, then closes the database cleanly.
+pub async fn serve_on(
+    listener: TcpListener,
+    store: Arc<SqliteStore>,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %store.path().display(), "lighting server listening");
     let result = crate::server::run(listener, store.clone(), config, shutdown).await;

@@ -5,7 +5,7 @@
 use clap::Args;
 use tonic::transport::Channel;
 
-use crate::link::{AuthedChannel, sign_in, with_token};
+use crate::link::{AuthedChannel, LinkError, sign_in, with_token};
 use crate::proto;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -22,6 +22,9 @@ pub struct SignInArgs {
     #[arg(long, env = "SINGULARITY_CA", global = true)]
     pub ca: Option<std::path::PathBuf>,
 }
+
+/// Times a typed password is asked for before giving up.
+const PASSWORD_TRIES: u32 = 3;
 
 pub const HOW_TO_SIGN_IN: &str = "sign in first: give --user NAME (the password is asked for) or set SINGULARITY_TOKEN (`singularity client login --user NAME` prints one)";
 
@@ -44,11 +47,45 @@ impl SignInArgs {
     ) -> Result<(AuthedChannel, Option<proto::LoginResponse>), String> {
         match (&self.user, &self.token) {
             (Some(user), _) => {
-                let password = password_for(user)?;
-                let (link, session) = sign_in(channel, user, &password)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((link, Some(session)))
+                // A password typed wrong is asked for again; one from the environment is not.
+                let typed = std::env::var_os("SINGULARITY_PASSWORD").is_none();
+                let tries = if typed { PASSWORD_TRIES } else { 1 };
+                for attempt in 1..=tries {
+                    let password = password_for(user)?;
+                    match sign_in(channel.clone(), user, &password).await {
+                        Ok((link, session)) => return Ok((link, Some(session))),
+                        Err(LinkError::SignIn(status))
+                            if status.code() == tonic::Code::Unauthenticated =>
+                        {
+                            if attempt < tries {
+                                eprintln!("{}; try again", status.message());
+                            } else if typed {
+                                return Err(format!(
+                                    "{}, {tries} times; check the user name and password (an admin can set a new one)",
+                                    status.message()
+                                ));
+                            } else {
+                                return Err(format!(
+                                    "{}; check SINGULARITY_PASSWORD for {user}",
+                                    status.message()
+                                ));
+                            }
+                        }
+                        Err(LinkError::SignIn(status))
+                            if matches!(
+                                status.code(),
+                                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                            ) =>
+                        {
+                            return Err(format!(
+                                "cannot reach the server to sign in ({}); is it running? check --server or SINGULARITY_SERVER",
+                                status.message()
+                            ));
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                Err(HOW_TO_SIGN_IN.to_owned())
             }
             (None, Some(token)) => Ok((
                 with_token(channel, Some(token)).map_err(|e| format!("SINGULARITY_TOKEN: {e}"))?,

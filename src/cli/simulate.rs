@@ -67,6 +67,11 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
             Utc::now()
         }
     });
+    if args.sign_in.user.is_none() && args.sign_in.token.is_none() {
+        return Err(eyre!(
+            "the simulator sends telemetry as a user with the dev (or admin) role: give --user dev (the password is asked for, or read from SINGULARITY_PASSWORD) or set SINGULARITY_TOKEN to a session from `singularity client login --user dev`"
+        ));
+    }
     let ca = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
     let channel = connect(&args.server, ca.as_deref())
         .await

@@ -44,6 +44,7 @@ pub enum Action {
     NextDay,
     FindLamp,
     BillingPeriod,
+    Zoom,
 }
 
 /// Each action's name in the keymap file and what it does, in help order.
@@ -53,49 +54,66 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
     (
         Action::Command,
         "command",
-        "command line: lamp, zone, ack, bill, tz, q",
+        "command line: fault, ack, resolve, assign, note, lamp, zone, bill, tz, login, q",
     ),
     (Action::NextTab, "next_tab", "next tab"),
     (Action::PreviousTab, "previous_tab", "previous tab"),
     (Action::FaultsTab, "faults_tab", "Faults tab"),
     (Action::LampsTab, "lamps_tab", "Lamps tab"),
     (Action::BillingTab, "billing_tab", "Billing tab"),
-    (Action::Down, "down", "next row"),
-    (Action::Up, "up", "previous row"),
+    (Action::Down, "down", "next row (in the detail: scroll)"),
+    (Action::Up, "up", "previous row (in the detail: scroll)"),
     (Action::Top, "top", "first row"),
     (Action::Bottom, "bottom", "last row"),
     (Action::PageDown, "page_down", "page down"),
     (Action::PageUp, "page_up", "page up"),
     (Action::HalfPageDown, "half_page_down", "half a page down"),
     (Action::HalfPageUp, "half_page_up", "half a page up"),
-    (Action::Open, "open", "fault detail"),
-    (Action::Back, "back", "close, cancel, clear marks"),
-    (Action::Filter, "filter", "filter: sev>=major zone=..."),
+    (Action::Open, "open", "open the selected fault's detail"),
+    (
+        Action::Back,
+        "back",
+        "close the detail, else clear the marks",
+    ),
+    (
+        Action::Filter,
+        "filter",
+        "filter: sev>=major zone=west state=open,acked type=burner lamp=12 assignee=crew words",
+    ),
     (Action::Freeze, "freeze", "freeze / release the feed"),
-    (Action::SortNext, "sort_next", "sort by next column"),
+    (Action::SortNext, "sort_next", "sort by the next column"),
     (Action::SortReverse, "sort_reverse", "reverse the sort"),
-    (Action::Mark, "mark", "mark for a bulk action"),
+    (Action::Mark, "mark", "mark or unmark for a bulk action"),
     (Action::ClearMarks, "clear_marks", "clear the marks"),
     (
         Action::Acknowledge,
         "acknowledge",
-        "acknowledge (marked or selected)",
+        "acknowledge the marked faults shown, else the selected one",
     ),
-    (Action::Assign, "assign", "assign to a crew / work order"),
-    (Action::Resolve, "resolve", "resolve as repaired"),
+    (Action::Assign, "assign", "assign to a crew or work order"),
+    (
+        Action::Resolve,
+        "resolve",
+        "resolve as repaired (asks first)",
+    ),
     (Action::Note, "note", "add a note"),
     (
         Action::PreviousDay,
         "previous_day",
-        "Daily Faults: day before",
+        "Daily Faults: the day before",
     ),
-    (Action::NextDay, "next_day", "Daily Faults: day after"),
-    (Action::FindLamp, "find_lamp", "find lamp: id, uuid or zone"),
+    (Action::NextDay, "next_day", "Daily Faults: the day after"),
+    (
+        Action::FindLamp,
+        "find_lamp",
+        "find a lamp: id, telecell uuid or zone",
+    ),
     (
         Action::BillingPeriod,
         "billing_period",
-        "billing: next period",
+        "billing: month to date, today, last month",
     ),
+    (Action::Zoom, "zoom", "board alone / with Daily Faults"),
 ];
 
 /// A key press, as written in the keymap file.
@@ -304,7 +322,7 @@ impl Keymap {
         self.by_key.get(&key).copied()
     }
 
-    /// The keys of an action as shown to people ("j/down").
+    /// The keys of an action as shown to people ("j down"; spaces, since "/" is a key).
     pub fn keys_of(&self, action: Action) -> String {
         self.bindings
             .get(&action)
@@ -312,7 +330,7 @@ impl Keymap {
                 keys.iter()
                     .map(Key::to_string)
                     .collect::<Vec<_>>()
-                    .join("/")
+                    .join(" ")
             })
             .unwrap_or_default()
     }

@@ -147,12 +147,7 @@ pub async fn attach(
     sign_in: net::SignIn,
     setup: Setup,
 ) -> Result<()> {
-    let (commands, net_rx) = net::start(
-        channel,
-        sign_in,
-        setup.state.user.clone(),
-        setup.state.tz.name().to_owned(),
-    );
+    let (commands, net_rx) = net::start(channel, sign_in, setup.state.user.clone());
     let mut terminal = ratatui::try_init()?;
     let input = crossterm::event::EventStream::new().filter_map(|event| async move {
         match event {
@@ -267,7 +262,10 @@ where
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let today = state.now.with_timezone(&state.tz).date_naive();
-    let mut pending = vec![Command::Daily(today)];
+    let mut pending = vec![Command::Daily {
+        date: today,
+        tz: state.tz.name().to_owned(),
+    }];
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME_INTERVAL;
     let mut last_daily = Instant::now();
@@ -328,7 +326,10 @@ where
                     let day = state
                         .daily_date
                         .unwrap_or_else(|| state.now.with_timezone(&state.tz).date_naive());
-                    pending.push(Command::Daily(day));
+                    pending.push(Command::Daily {
+                        date: day,
+                        tz: state.tz.name().to_owned(),
+                    });
                 }
                 dirty = true;
             }

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::link::{AuthedChannel, TokenSlot};
 
 use super::state::{Link, StreamName};
-use super::update::{Command, NetEvent, Verb};
+use super::update::{Command, NetEvent, Refusal, Verb, match_zone};
 use crate::proto::{
     self, auth_client::AuthClient, billing_client::BillingClient, catalog_client::CatalogClient,
     faults_client::FaultsClient, lamps_client::LampsClient, telecells_client::TelecellsClient,
@@ -385,7 +385,6 @@ pub fn start(
     channel: Channel,
     sign_in: SignIn,
     user: String,
-    tz: String,
 ) -> (Commands, mpsc::Receiver<NetEvent>) {
     let channel = crate::link::with_slot(channel, &sign_in.slot);
     let (events, net_rx) = mpsc::channel(EVENT_BUFFER);
@@ -399,7 +398,7 @@ pub fn start(
         events.clone(),
         sign_in.renewed.clone(),
     ));
-    (Commands::new(channel, events, user, tz, sign_in), net_rx)
+    (Commands::new(channel, events, user, sign_in), net_rx)
 }
 
 /// Runs commands: triage, detail, Daily Faults, lamp lookups and billing periods.
@@ -407,7 +406,6 @@ pub struct Commands {
     pub channel: AuthedChannel,
     pub events: mpsc::Sender<NetEvent>,
     pub user: String,
-    pub tz: String,
     pub sign_in: SignIn,
     lamp_task: Option<JoinHandle<()>>,
     zones: Vec<proto::Zone>,
@@ -418,14 +416,12 @@ impl Commands {
         channel: AuthedChannel,
         events: mpsc::Sender<NetEvent>,
         user: String,
-        tz: String,
         sign_in: SignIn,
     ) -> Self {
         Self {
             channel,
             events,
             user,
-            tz,
             sign_in,
             lamp_task: None,
             zones: Vec::new(),
@@ -460,25 +456,23 @@ impl Commands {
                 });
             }
             Command::FindLamp(query) => {
-                let zone = self
-                    .zones
-                    .iter()
-                    .find(|z| z.name.to_lowercase().contains(&query.to_lowercase()))
-                    .cloned();
-                let needs_zones = self.zones.is_empty();
+                let zones = self.zones.clone();
                 tokio::spawn(async move {
-                    let found = find_lamp(channel, &query, zone, needs_zones).await;
-                    let event = match found {
+                    let event = match find_lamp(channel, &query, zones).await {
                         Ok(event) => event,
                         Err(message) => NetEvent::Failed(message),
                     };
                     let _ = events.send(event).await;
                 });
             }
+            Command::StopLamp => {
+                if let Some(task) = self.lamp_task.take() {
+                    task.abort();
+                }
+            }
             other => {
-                let (user, tz) = (self.user.clone(), self.tz.clone());
                 tokio::spawn(async move {
-                    let event = run_one(channel, other, user, tz).await;
+                    let event = run_one(channel, other).await;
                     let _ = events.send(event).await;
                 });
             }
@@ -505,11 +499,12 @@ impl Commands {
     }
 }
 
+/// A lamp by id, by telecell uuid (or its start), or a zone by name. Always ends with an
+/// answer: the zones are read if the console has none yet.
 async fn find_lamp(
     channel: AuthedChannel,
     query: &str,
-    zone: Option<proto::Zone>,
-    needs_zones: bool,
+    mut zones: Vec<proto::Zone>,
 ) -> Result<NetEvent, String> {
     if let Ok(id) = query.parse::<i64>() {
         let lamp = LampsClient::new(channel)
@@ -539,77 +534,45 @@ async fn find_lamp(
         }
         return Err(format!("no telecell {query}"));
     }
-    match zone {
-        Some(zone) => Ok(NetEvent::ZoneFound(zone.id)),
-        None if needs_zones => Err("zones are still loading; try again".to_owned()),
-        None => Err(format!("no lamp, telecell or zone matches {query:?}")),
+    if zones.is_empty() {
+        zones = CatalogClient::new(channel)
+            .list_zones(proto::ListZonesRequest {})
+            .await
+            .map_err(|s| format!("cannot read the zones: {}", s.message()))?
+            .into_inner()
+            .zones;
     }
+    match_zone(query, &zones).map(NetEvent::ZoneFound)
 }
 
-async fn run_one(channel: AuthedChannel, command: Command, user: String, tz: String) -> NetEvent {
+/// Daily Faults, totals, a lamp's energy and triage: one call (a triage action, one call per
+/// fault), one event back.
+async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
     let mut faults = FaultsClient::new(channel.clone());
     match command {
         Command::Act {
             verb,
-            fault_id,
-            version,
+            targets,
             text,
         } => {
-            let request = proto::FaultActionRequest {
-                fault_id,
-                expected_version: version,
-                note: if verb == Verb::Assign {
-                    String::new()
-                } else {
-                    text.clone()
-                },
-                actor: user.clone(),
-            };
-            let reply = match verb {
-                Verb::Acknowledge => faults.acknowledge(request).await,
-                Verb::Resolve => faults.resolve(request).await,
-                Verb::Note => faults.add_note(request).await,
-                Verb::Assign => {
-                    faults
-                        .assign(proto::AssignFaultRequest {
-                            fault_id,
-                            expected_version: version,
-                            assignee: text,
-                            note: String::new(),
-                            actor: user,
-                        })
-                        .await
+            let (mut done, mut refused) = (Vec::new(), Vec::new());
+            for (fault_id, version) in targets {
+                match act_on(&mut faults, verb, fault_id, version, &text).await {
+                    Ok(fault) => done.push(fault),
+                    Err(refusal) => refused.push(refusal),
                 }
-            };
-            match reply {
-                Ok(fault) => NetEvent::Done {
-                    verb: verb.past(),
-                    fault: fault.into_inner(),
-                },
-                Err(status) => {
-                    let current = if status.code() == Code::Aborted {
-                        faults
-                            .get(proto::GetFaultRequest { id: fault_id })
-                            .await
-                            .ok()
-                            .and_then(|d| d.into_inner().fault)
-                    } else {
-                        None
-                    };
-                    NetEvent::Refused {
-                        verb: verb.past(),
-                        fault_id,
-                        message: status.message().to_owned(),
-                        current,
-                    }
-                }
+            }
+            NetEvent::Acted {
+                verb,
+                done,
+                refused,
             }
         }
         Command::LoadDetail(id) => match faults.get(proto::GetFaultRequest { id }).await {
             Ok(detail) => NetEvent::Detail(detail.into_inner()),
             Err(status) => NetEvent::Failed(format!("fault {id}: {}", status.message())),
         },
-        Command::Daily(date) => {
+        Command::Daily { date, tz } => {
             let request = proto::DailyFaultsRequest {
                 date: date.to_string(),
                 time_zone: tz,
@@ -644,8 +607,71 @@ async fn run_one(channel: AuthedChannel, command: Command, user: String, tz: Str
         Command::FindLamp(_)
         | Command::WatchLamp(_)
         | Command::WatchZone(_)
+        | Command::StopLamp
         | Command::SignIn { .. } => {
             NetEvent::Failed("internal: lamp commands run on their own task".to_owned())
         }
     }
+}
+
+/// One fault's triage call. A refusal for a stale version comes with the fault as it now is
+/// and the change that made the version stale.
+async fn act_on(
+    faults: &mut FaultsClient<AuthedChannel>,
+    verb: Verb,
+    fault_id: i64,
+    version: i64,
+    text: &str,
+) -> Result<proto::Fault, Refusal> {
+    let request = proto::FaultActionRequest {
+        fault_id,
+        expected_version: version,
+        note: if verb == Verb::Note {
+            text.to_owned()
+        } else {
+            String::new()
+        },
+        actor: String::new(),
+    };
+    let reply = match verb {
+        Verb::Acknowledge => faults.acknowledge(request).await,
+        Verb::Resolve => faults.resolve(request).await,
+        Verb::Note => faults.add_note(request).await,
+        Verb::Assign => {
+            faults
+                .assign(proto::AssignFaultRequest {
+                    fault_id,
+                    expected_version: version,
+                    assignee: text.to_owned(),
+                    note: String::new(),
+                    actor: String::new(),
+                })
+                .await
+        }
+    };
+    let status = match reply {
+        Ok(fault) => return Ok(fault.into_inner()),
+        Err(status) => status,
+    };
+    let mut refusal = Refusal {
+        fault_id,
+        reason: status.message().to_owned(),
+        changed_by: None,
+        current: None,
+    };
+    if matches!(status.code(), Code::Aborted | Code::FailedPrecondition)
+        && let Ok(detail) = faults.get(proto::GetFaultRequest { id: fault_id }).await
+    {
+        let detail = detail.into_inner();
+        if status.code() == Code::Aborted {
+            refusal.changed_by = detail
+                .history
+                .iter()
+                .rev()
+                .find(|h| !matches!(h.action.as_str(), "REPEATED" | "NOTE" | "GROUPED"))
+                .cloned();
+        }
+        refusal.current = detail.fault;
+    }
+    Err(refusal)
 }

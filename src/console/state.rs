@@ -100,11 +100,39 @@ impl SortKey {
     }
 }
 
+/// The faults a triage key acts on, each with the version on screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    pub ids: Vec<(i64, i64)>,
+    /// Marked faults the filter hides, left alone.
+    pub hidden: usize,
+    /// Whether these are the marked faults (a bulk action) rather than the selected one.
+    pub bulk: bool,
+}
+
+/// A triage action waiting for `y`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub verb: crate::console::update::Verb,
+    pub targets: Targets,
+    pub text: String,
+}
+
+/// Why the selected fault is not on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftView {
+    /// The operator's filter hides it; the cursor moved to a row that is shown.
+    Hidden(i64),
+    /// It left the board (resolved, or cleared and acknowledged); the cursor stays put so
+    /// no key lands on a fault the operator did not choose.
+    Gone(i64),
+}
+
 /// What a prompt's text is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PromptFor {
-    Note(Vec<i64>),
-    Assign(Vec<i64>),
+    Note(Targets),
+    Assign(Targets),
     FindLamp,
     /// Signing in again after the session ended; what is typed is never drawn.
     Password,
@@ -113,12 +141,19 @@ pub enum PromptFor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Normal,
-    Help,
-    /// Typing a filter; the board shows the last valid one meanwhile.
+    /// The keys, scrolled this many lines.
+    Help {
+        scroll: usize,
+    },
+    /// Typing a filter: the board previews it while it is valid and shows the filter from
+    /// before the edit (`before`, restored by esc) while it is not.
     Filter {
         text: String,
         error: Option<String>,
+        before: String,
     },
+    /// A bulk action or a resolve, waiting for y or n.
+    Confirm(Confirm),
     Command {
         text: String,
         history_at: Option<usize>,
@@ -137,10 +172,16 @@ pub struct Frozen {
     pub changed: BTreeSet<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// The open fault: the fault and its history, both kept live from the feed.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Detail {
     pub fault_id: i64,
+    pub fault: Option<proto::Fault>,
     pub history: Vec<proto::HistoryEntry>,
+    /// Whether the history was read from the server (until then only live entries show).
+    pub loaded: bool,
+    /// First line shown of the scrollable part.
+    pub scroll: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +204,10 @@ pub struct LampPane {
     pub zone_lamps: BTreeMap<i64, proto::LampStatus>,
     pub zone_points: BTreeMap<i64, (f64, f64)>,
     pub zone_id: i64,
+    /// The lamp is followed for the open fault detail (its stream closes with the detail).
+    pub for_detail: bool,
+    /// The lamp asked for last, so a slower earlier answer does not replace it.
+    pub wanted: Option<i64>,
 }
 
 pub struct State {
@@ -182,6 +227,12 @@ pub struct State {
     pub selected: Option<i64>,
     /// Where the selection was in the list, to continue from if its fault leaves.
     pub selected_index: usize,
+    /// Why the selected fault is not on screen, if it is not.
+    pub left_view: Option<LeftView>,
+    /// Since when the fault feed has been live (None while it is not).
+    pub live_since: Option<DateTime<Utc>>,
+    /// The board takes the whole tab (Daily Faults hidden).
+    pub zoom: bool,
     pub marks: BTreeSet<i64>,
     pub sort: SortKey,
     pub descending: bool,
@@ -224,6 +275,9 @@ impl State {
             last_seq: 0,
             selected: None,
             selected_index: 0,
+            left_view: None,
+            live_since: None,
+            zoom: false,
             marks: BTreeSet::new(),
             sort: SortKey::Severity,
             descending: true,
@@ -256,7 +310,6 @@ impl State {
         self.zones.get(&zone_id).map_or("", String::as_str)
     }
 
-    /// Whether the faults stream is live, so actions may be sent.
     /// Whether the signed-in role may triage (unknown role: let the server decide).
     pub fn may_triage(&self) -> bool {
         self.role.is_none_or(|role| {
@@ -264,16 +317,61 @@ impl State {
         })
     }
 
+    /// Whether the faults stream is live, so actions may be sent.
     pub fn connected(&self) -> bool {
         self.streams.get(&StreamName::Faults) == Some(&Link::Live)
     }
 
-    /// Rebuilds the board's row order if anything it depends on changed.
+    /// Rebuilds the board's row order if anything it depends on changed, and keeps the
+    /// cursor on a row the operator can see (see `LeftView`).
     pub fn refresh_view(&mut self) {
-        if !self.view_dirty {
+        if self.view_dirty {
+            self.view_dirty = false;
+            self.order_rows();
+        }
+        self.place_cursor();
+    }
+
+    fn place_cursor(&mut self) {
+        // A fault the filter hid comes back under the cursor when it is shown again.
+        if let Some(LeftView::Hidden(hidden)) = self.left_view
+            && let Some(index) = self.view.iter().position(|v| *v == hidden)
+        {
+            self.selected = Some(hidden);
+            self.selected_index = index;
+            self.left_view = None;
             return;
         }
-        self.view_dirty = false;
+        let Some(id) = self.selected else {
+            // The first row is selected as soon as there is one.
+            if let Some(first) = self.view.first() {
+                self.selected = Some(*first);
+                self.selected_index = 0;
+            }
+            return;
+        };
+        if self.view.get(self.selected_index) == Some(&id) {
+            return;
+        }
+        if let Some(index) = self.view.iter().position(|v| *v == id) {
+            self.selected_index = index;
+            if self.left_view == Some(LeftView::Gone(id)) {
+                self.left_view = None;
+            }
+        } else if self.faults.contains_key(&id) {
+            // Hidden by the filter: the cursor goes to the nearest row that is shown (and
+            // back to this fault if the filter shows it again).
+            self.left_view = Some(LeftView::Hidden(id));
+            if !self.view.is_empty() {
+                self.selected_index = self.selected_index.min(self.view.len() - 1);
+                self.selected = Some(self.view[self.selected_index]);
+            }
+        } else if self.left_view.is_none() {
+            self.left_view = Some(LeftView::Gone(id));
+        }
+    }
+
+    fn order_rows(&mut self) {
         let mut rows: Vec<&proto::Fault> = self
             .faults
             .values()
@@ -299,11 +397,6 @@ impl State {
             rows.reverse();
         }
         self.view = rows.iter().map(|f| f.id).collect();
-        if let Some(id) = self.selected
-            && let Some(index) = self.view.iter().position(|v| *v == id)
-        {
-            self.selected_index = index;
-        }
     }
 
     /// The selected fault's row in the current view, if it is shown.
@@ -313,15 +406,6 @@ impl State {
             return Some(self.selected_index);
         }
         self.view.iter().position(|v| *v == id)
-    }
-
-    /// The faults an action applies to: the marked ones, else the selected one.
-    pub fn targets(&self) -> Vec<i64> {
-        if self.marks.is_empty() {
-            self.selected.into_iter().collect()
-        } else {
-            self.marks.iter().copied().collect()
-        }
     }
 
     /// Fault events per minute over the last minute.

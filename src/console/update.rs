@@ -1,14 +1,18 @@
 //! `update(state, event) -> commands`: the one place the console's state changes. Keys become
 //! actions through the keymap; network events fold into the board and panes; what needs the
 //! network comes back as commands for the loop to hand to its tasks.
+//!
+//! Triage is held to what the operator can see: keys act on the selected row only when it is
+//! on screen, marks hidden by the filter are left out (and the confirmation says so), bulk
+//! actions and resolving ask first, and every outcome is reported.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::filter::Filter;
 use super::keymap::{Action, Key, KeyName, Keymap};
 use super::state::{
-    BillingPeriod, Detail, Frozen, Link, Mode, PromptFor, SORT_KEYS, State, StreamName, TABS, Tab,
-    on_board,
+    BillingPeriod, Confirm, Detail, Frozen, LeftView, Link, Mode, PromptFor, SORT_KEYS, State,
+    StreamName, TABS, Tab, Targets, on_board,
 };
 use crate::proto;
 
@@ -39,17 +43,11 @@ pub enum NetEvent {
     Fault(proto::FaultEvent),
     Zones(Vec<proto::Zone>),
     Detail(proto::FaultDetail),
-    /// A triage action was applied.
-    Done {
-        verb: &'static str,
-        fault: proto::Fault,
-    },
-    /// A triage action was refused: why, and the fault as it now is if it was stale.
-    Refused {
-        verb: &'static str,
-        fault_id: i64,
-        message: String,
-        current: Option<proto::Fault>,
+    /// A triage action on one or more faults ended: what was applied and what was refused.
+    Acted {
+        verb: Verb,
+        done: Vec<proto::Fault>,
+        refused: Vec<Refusal>,
     },
     Daily(proto::DailyFaultsResponse),
     Lamp(proto::Lamp),
@@ -69,21 +67,39 @@ pub enum NetEvent {
     SignInRefused(String),
 }
 
+/// Why one fault of a triage action was not changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub fault_id: i64,
+    /// The server's reason, for refusals other than a stale version.
+    pub reason: String,
+    /// For a stale version: the change that made it stale, from the fault's history.
+    pub changed_by: Option<proto::HistoryEntry>,
+    /// The fault as it now is, when it could be read.
+    pub current: Option<proto::Fault>,
+}
+
 /// Work for the network tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// One triage action on faults, each with the version the operator saw.
     Act {
         verb: Verb,
-        fault_id: i64,
-        version: i64,
+        targets: Vec<(i64, i64)>,
         text: String,
     },
     LoadDetail(i64),
-    Daily(NaiveDate),
+    /// Daily Faults of a local day, in the time zone the console shows now.
+    Daily {
+        date: NaiveDate,
+        tz: String,
+    },
     /// A lamp id, a telecell uuid or a zone name.
     FindLamp(String),
     WatchLamp(i64),
     WatchZone(i64),
+    /// Nothing shows a lamp any more: its stream closes.
+    StopLamp,
     Totals {
         from: NaiveDate,
         to: NaiveDate,
@@ -115,15 +131,25 @@ impl Verb {
             Verb::Note => "noted",
         }
     }
+
+    pub fn present(self) -> &'static str {
+        match self {
+            Verb::Acknowledge => "acknowledge",
+            Verb::Assign => "assign",
+            Verb::Resolve => "resolve",
+            Verb::Note => "add a note to",
+        }
+    }
 }
 
 /// Commands the console understands after `:`, for completion.
 pub const COMMANDS: &[&str] = &[
-    "ack", "bill", "help", "lamp", "login", "q", "quit", "resolve", "tz", "zone",
+    "ack", "assign", "bill", "fault", "help", "lamp", "login", "note", "q", "quit", "resolve",
+    "tz", "zone",
 ];
 
 pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> {
-    match event {
+    let commands = match event {
         Event::Tick(now) => {
             state.now = now;
             while state
@@ -140,16 +166,35 @@ pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> 
             Vec::new()
         }
         Event::Net(net) => on_net(state, net),
-        Event::Key(key) => on_key(state, keymap, key),
-    }
+        Event::Key(key) => {
+            let commands = on_key(state, keymap, key);
+            // A key may change what is shown (filter, sort): the cursor follows at once. Feed
+            // events wait for the next frame, which orders the board once for all of them.
+            state.refresh_view();
+            commands
+        }
+    };
+    commands
 }
 
 fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
     match event {
+        NetEvent::Link(StreamName::Lamp, _)
+            if state.lamps.lamp.is_none() && state.lamps.zone_id == 0 =>
+        {
+            // A closed lamp stream's last word: nothing shows a lamp now.
+        }
         NetEvent::Link(stream, link) => {
             let signed_out = matches!(link, Link::SignedOut { .. });
             let newly =
                 signed_out && !matches!(state.streams.get(&stream), Some(Link::SignedOut { .. }));
+            if stream == StreamName::Faults {
+                match link {
+                    Link::Live if state.live_since.is_none() => state.live_since = Some(state.now),
+                    Link::Live => {}
+                    _ => state.live_since = None,
+                }
+            }
             state.streams.insert(stream, link);
             if newly && stream == StreamName::Faults && matches!(state.mode, Mode::Normal) {
                 ask_password(state);
@@ -177,6 +222,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
             }
             state.last_seq = event.seq;
             state.arrivals.push_back(state.now);
+            follow_in_detail(state, &event);
             if let Some(frozen) = &mut state.frozen {
                 if let Some(fault) = &event.fault {
                     if state.faults.contains_key(&fault.id) {
@@ -195,53 +241,65 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
             state.view_dirty = true;
         }
         NetEvent::Detail(detail) => {
-            if let (Some(open), Some(fault)) = (&mut state.detail, &detail.fault)
+            if let (Some(open), Some(fault)) = (&mut state.detail, detail.fault)
                 && open.fault_id == fault.id
             {
-                open.history = detail.history;
+                // Entries that arrived live while it loaded stay, unless the read has them.
+                let live = std::mem::replace(&mut open.history, detail.history);
+                for entry in live {
+                    let known = open.history.iter().any(|h| {
+                        h.at == entry.at && h.action == entry.action && h.actor == entry.actor
+                    });
+                    if !known {
+                        open.history.push(entry);
+                    }
+                }
+                if open
+                    .fault
+                    .as_ref()
+                    .is_none_or(|f| f.version <= fault.version)
+                {
+                    open.fault = Some(fault);
+                }
+                open.loaded = true;
             }
         }
-        NetEvent::Done { verb, fault } => {
-            state.say(format!("fault {} {verb}", fault.id));
-            state.marks.remove(&fault.id);
-            upsert(state, fault);
-        }
-        NetEvent::Refused {
+        NetEvent::Acted {
             verb,
-            fault_id,
-            message,
-            current,
+            done,
+            refused,
         } => {
-            let now_is = current.as_ref().map(|f| {
-                format!(
-                    " (now {} v{}{})",
-                    state_name(f.state),
-                    f.version,
-                    if f.assignee.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", assigned to {}", f.assignee)
-                    }
-                )
-            });
-            state.say(format!(
-                "not {verb}: fault {fault_id} {message}{}",
-                now_is.unwrap_or_default()
-            ));
-            if let Some(fault) = current {
+            let message = outcome(state, verb, &done, &refused);
+            state.say(message);
+            for fault in done {
+                state.marks.remove(&fault.id);
                 upsert(state, fault);
+            }
+            for refusal in refused {
+                if let Some(fault) = refusal.current {
+                    upsert(state, fault);
+                }
             }
         }
         NetEvent::Daily(daily) => state.daily = Some(daily),
         NetEvent::ZoneFound(zone_id) => {
+            state.message = None;
             state.lamps.lamp = None;
             state.lamps.status = None;
             state.lamps.zone_lamps.clear();
             state.lamps.zone_points.clear();
             state.lamps.zone_id = zone_id;
+            state.lamps.for_detail = false;
             return vec![Command::WatchZone(zone_id)];
         }
         NetEvent::Lamp(lamp) => {
+            // Only the lamp asked for last (the detail's lamp, or one found) is followed.
+            if state.lamps.wanted.is_some_and(|wanted| wanted != lamp.id) {
+                return Vec::new();
+            }
+            if !state.lamps.for_detail {
+                state.message = None;
+            }
             let commands = vec![Command::WatchLamp(lamp.id)];
             state.lamps.status = None;
             if lamp.zone_id != state.lamps.zone_id {
@@ -259,7 +317,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 .as_ref()
                 .is_some_and(|l| l.id == status.lamp_id)
             {
-                state.lamps.status = Some(status);
+                state.lamps.status = Some(status.clone());
             }
             state.lamps.zone_lamps.insert(status.lamp_id, status);
         }
@@ -271,11 +329,101 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 .collect();
         }
         NetEvent::LiveTotals(live) => state.billing_live = Some(live),
-        NetEvent::LampEnergy(energy) => state.billing_lamp = Some(energy),
-        NetEvent::Totals(totals) => state.billing_totals = Some(totals),
+        NetEvent::LampEnergy(energy) => {
+            state.message = None;
+            state.billing_lamp = Some(energy);
+        }
+        NetEvent::Totals(totals) => {
+            state.message = None;
+            state.billing_totals = Some(totals);
+        }
         NetEvent::Failed(message) => state.say(message),
     }
     Vec::new()
+}
+
+/// The open detail follows its fault live, frozen board or not: the header and the history
+/// come from the same events, so they never disagree.
+fn follow_in_detail(state: &mut State, event: &proto::FaultEvent) {
+    let Some(detail) = &mut state.detail else {
+        return;
+    };
+    let Some(fault) = event.fault.as_ref().filter(|f| f.id == detail.fault_id) else {
+        return;
+    };
+    let before = detail.fault.as_ref().map_or(0, |f| f.state);
+    detail.history.push(proto::HistoryEntry {
+        at: event.at,
+        actor: event.actor.clone(),
+        action: event.kind.clone(),
+        from_state: before,
+        to_state: fault.state,
+        note: event.note.clone(),
+        change: change_words(&event.kind, fault),
+    });
+    detail.fault = Some(fault.clone());
+}
+
+/// What an event changed besides the state, as the server words it in the history.
+pub fn change_words(kind: &str, fault: &proto::Fault) -> String {
+    match kind {
+        "ASSIGNED" => format!("to {}", fault.assignee),
+        "ESCALATED" => format!("to {}", severity_name(fault.severity)),
+        "GROUPED" if fault.parent_id > 0 => format!("under fault {}", fault.parent_id),
+        "REOPENED" if fault.flapping => "flapping".to_owned(),
+        _ => String::new(),
+    }
+}
+
+pub fn severity_name(severity: i32) -> &'static str {
+    match proto::Severity::try_from(severity) {
+        Ok(proto::Severity::Critical) => "CRITICAL",
+        Ok(proto::Severity::Major) => "MAJOR",
+        Ok(proto::Severity::Minor) => "MINOR",
+        Ok(proto::Severity::Warning) => "WARNING",
+        _ => "-",
+    }
+}
+
+/// "3 acknowledged, 1 refused: fault 9 changed (acked by ana 04:24)"; for one fault,
+/// "fault 9 acknowledged" or "not acknowledged: fault 9 changed (...)".
+fn outcome(state: &State, verb: Verb, done: &[proto::Fault], refused: &[Refusal]) -> String {
+    let why: Vec<String> = refused.iter().map(|r| refusal_words(state, r)).collect();
+    match (done, refused) {
+        ([one], []) => format!("fault {} {}", one.id, verb.past()),
+        ([], [_]) => format!("not {}: {}", verb.past(), why.join("")),
+        (_, []) => format!("{} {}", done.len(), verb.past()),
+        _ => format!(
+            "{} {}, {} refused: {}",
+            done.len(),
+            verb.past(),
+            refused.len(),
+            why.join("; ")
+        ),
+    }
+}
+
+/// "fault 9 changed (acked by ana 04:24)", or the server's reason.
+fn refusal_words(state: &State, refusal: &Refusal) -> String {
+    let Some(entry) = &refusal.changed_by else {
+        return format!("fault {} {}", refusal.fault_id, refusal.reason);
+    };
+    let what = match entry.action.as_str() {
+        "ACKNOWLEDGED" => "acked".to_owned(),
+        "ASSIGNED" => format!("assigned {}", entry.change),
+        "ESCALATED" => format!("escalated {}", entry.change),
+        other => other.to_lowercase(),
+    };
+    let at = entry
+        .at
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| t.with_timezone(&state.tz).format(" %H:%M").to_string())
+        .unwrap_or_default();
+    format!(
+        "fault {} changed ({what} by {}{at})",
+        refusal.fault_id, entry.actor
+    )
 }
 
 fn apply(state: &mut State, event: proto::FaultEvent) {
@@ -307,16 +455,33 @@ pub fn state_name(state: i32) -> &'static str {
 
 fn on_key(state: &mut State, keymap: &Keymap, key: Key) -> Vec<Command> {
     match state.mode.clone() {
-        Mode::Help => {
-            state.mode = Mode::Normal;
-            if keymap.action(key) == Some(Action::Quit) {
-                state.quit = true;
+        Mode::Help { scroll } => {
+            match keymap.action(key) {
+                Some(Action::Down) => state.mode = Mode::Help { scroll: scroll + 1 },
+                Some(Action::Up) => {
+                    state.mode = Mode::Help {
+                        scroll: scroll.saturating_sub(1),
+                    }
+                }
+                Some(Action::PageDown | Action::HalfPageDown) => {
+                    state.mode = Mode::Help {
+                        scroll: scroll + state.page_rows / 2,
+                    }
+                }
+                Some(Action::PageUp | Action::HalfPageUp) => {
+                    state.mode = Mode::Help {
+                        scroll: scroll.saturating_sub(state.page_rows / 2),
+                    }
+                }
+                Some(Action::Quit) => state.quit = true,
+                _ => state.mode = Mode::Normal,
             }
             Vec::new()
         }
-        Mode::Filter { text, .. } => edit_filter(state, key, text),
+        Mode::Filter { text, before, .. } => edit_filter(state, key, text, before),
         Mode::Command { text, history_at } => edit_command(state, key, text, history_at),
         Mode::Prompt { for_, text } => edit_prompt(state, key, for_, text),
+        Mode::Confirm(confirm) => answer(state, key, confirm),
         Mode::Normal => match keymap.action(key) {
             Some(action) => act(state, action),
             None => Vec::new(),
@@ -338,34 +503,56 @@ fn edit(text: &str, key: Key) -> Option<String> {
     }
 }
 
-fn edit_filter(state: &mut State, key: Key, text: String) -> Vec<Command> {
+/// The filter previews on the board while what is typed is valid; while it is not, the
+/// board shows the filter from before the edit (never a valid prefix of the new text).
+/// `enter` keeps a valid filter and refuses an invalid one; `esc` restores the one before.
+fn edit_filter(state: &mut State, key: Key, text: String, before: String) -> Vec<Command> {
     match key.code {
-        KeyName::Esc => state.mode = Mode::Normal,
-        KeyName::Enter => {
-            if let Ok(filter) = Filter::parse(&text) {
-                state.filter = filter;
-                state.filter_text = text;
-                state.view_dirty = true;
+        KeyName::Esc => {
+            set_filter(state, &before);
+            state.mode = Mode::Normal;
+        }
+        KeyName::Enter => match Filter::parse(&text) {
+            Ok(_) => {
+                set_filter(state, &text);
                 state.mode = Mode::Normal;
             }
-        }
+            Err(e) => {
+                state.mode = Mode::Filter {
+                    text,
+                    error: Some(format!("{e} (not applied)")),
+                    before,
+                }
+            }
+        },
         _ => {
             if let Some(text) = edit(&text, key) {
-                // Applied as typed when valid; an invalid filter leaves the last valid one.
                 let error = match Filter::parse(&text) {
-                    Ok(filter) => {
-                        state.filter = filter;
-                        state.filter_text = text.clone();
-                        state.view_dirty = true;
+                    Ok(_) => {
+                        set_filter(state, &text);
                         None
                     }
-                    Err(e) => Some(e),
+                    Err(e) => {
+                        set_filter(state, &before);
+                        Some(e)
+                    }
                 };
-                state.mode = Mode::Filter { text, error };
+                state.mode = Mode::Filter {
+                    text,
+                    error,
+                    before,
+                };
             }
         }
     }
     Vec::new()
+}
+
+/// Puts a filter text in force (an invalid one, which callers never pass, clears it).
+fn set_filter(state: &mut State, text: &str) {
+    state.filter = Filter::parse(text).unwrap_or_default();
+    state.filter_text = text.to_owned();
+    state.view_dirty = true;
 }
 
 fn edit_command(
@@ -383,23 +570,7 @@ fn edit_command(
             }
             return run_command(state, &text);
         }
-        KeyName::Tab => {
-            let candidates: Vec<&str> = COMMANDS
-                .iter()
-                .copied()
-                .filter(|c| c.starts_with(text.trim()))
-                .collect();
-            match candidates.as_slice() {
-                [only] => {
-                    state.mode = Mode::Command {
-                        text: format!("{only} "),
-                        history_at,
-                    }
-                }
-                [] => state.say(format!("no command starts with {:?}", text.trim())),
-                many => state.say(format!("commands: {}", many.join(" "))),
-            }
-        }
+        KeyName::Tab => complete(state, text, history_at),
         KeyName::Up | KeyName::Down => {
             let len = state.command_history.len();
             if len > 0 {
@@ -425,6 +596,73 @@ fn edit_command(
     Vec::new()
 }
 
+/// Tab: completes a command name, or after `:zone ` a zone's name; several candidates are
+/// listed, and their common start is filled in.
+fn complete(state: &mut State, text: String, history_at: Option<usize>) {
+    let (prefix, word, candidates): (String, String, Vec<String>) = match text.strip_prefix("zone ")
+    {
+        Some(partial) => {
+            let partial = partial.trim_start().to_lowercase();
+            let mut names: Vec<String> = state
+                .zones
+                .values()
+                .filter(|name| name.to_lowercase().starts_with(&partial))
+                .cloned()
+                .collect();
+            names.sort();
+            ("zone ".to_owned(), partial, names)
+        }
+        None => (
+            String::new(),
+            text.trim().to_owned(),
+            COMMANDS
+                .iter()
+                .filter(|c| c.starts_with(text.trim()))
+                .map(|c| (*c).to_owned())
+                .collect(),
+        ),
+    };
+    match candidates.as_slice() {
+        [only] => {
+            let space = if prefix.is_empty() { " " } else { "" };
+            state.mode = Mode::Command {
+                text: format!("{prefix}{only}{space}"),
+                history_at,
+            }
+        }
+        [] if prefix.is_empty() => state.say(format!("no command starts with {word:?}")),
+        [] => state.say(format!("no zone starts with {word:?}")),
+        many => {
+            let common = common_start(many);
+            if common.chars().count() > word.chars().count() {
+                state.mode = Mode::Command {
+                    text: format!("{prefix}{common}"),
+                    history_at,
+                };
+            }
+            state.say(many.join("  "));
+        }
+    }
+}
+
+/// The longest start every name shares (case as in the first).
+fn common_start(names: &[String]) -> String {
+    let Some(first) = names.first() else {
+        return String::new();
+    };
+    let mut end = first.len();
+    for name in &names[1..] {
+        end = first
+            .char_indices()
+            .zip(name.chars())
+            .take_while(|((_, a), b)| a.eq_ignore_ascii_case(b))
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8())
+            .min(end);
+    }
+    first[..end].to_owned()
+}
+
 fn edit_prompt(state: &mut State, key: Key, for_: PromptFor, text: String) -> Vec<Command> {
     match key.code {
         KeyName::Esc => {
@@ -434,8 +672,8 @@ fn edit_prompt(state: &mut State, key: Key, for_: PromptFor, text: String) -> Ve
         KeyName::Enter => {
             state.mode = Mode::Normal;
             match for_ {
-                PromptFor::Note(ids) => triage(state, Verb::Note, &ids, text),
-                PromptFor::Assign(ids) => triage(state, Verb::Assign, &ids, text),
+                PromptFor::Note(targets) => ask_or_send(state, Verb::Note, targets, text),
+                PromptFor::Assign(targets) => ask_or_send(state, Verb::Assign, targets, text),
                 PromptFor::FindLamp => find_lamp(state, text),
                 PromptFor::Password if text.is_empty() => Vec::new(),
                 PromptFor::Password => vec![Command::SignIn { password: text }],
@@ -445,6 +683,18 @@ fn edit_prompt(state: &mut State, key: Key, for_: PromptFor, text: String) -> Ve
             if let Some(text) = edit(&text, key) {
                 state.mode = Mode::Prompt { for_, text };
             }
+            Vec::new()
+        }
+    }
+}
+
+/// `y` sends what was confirmed; anything else leaves it unsent.
+fn answer(state: &mut State, key: Key, confirm: Confirm) -> Vec<Command> {
+    state.mode = Mode::Normal;
+    match key.code {
+        KeyName::Char('y' | 'Y') => send(state, confirm.verb, confirm.targets.ids, confirm.text),
+        _ => {
+            state.say(format!("nothing {}", confirm.verb.past()));
             Vec::new()
         }
     }
@@ -466,6 +716,8 @@ fn find_lamp(state: &mut State, query: String) -> Vec<Command> {
     }
     state.tab = Tab::Lamps;
     state.lamps.query = query.clone();
+    state.lamps.for_detail = false;
+    state.lamps.wanted = query.parse().ok();
     vec![Command::FindLamp(query)]
 }
 
@@ -474,29 +726,170 @@ fn say_read_only(state: &mut State) {
     state.say(format!("read-only: the {role} role may not triage faults"));
 }
 
-/// Sends an action for each fault with the version the operator sees for it.
-fn triage(state: &mut State, verb: Verb, ids: &[i64], text: String) -> Vec<Command> {
+/// The faults a key acts on, with the versions on screen: the marked ones the filter shows,
+/// else the selected one if it is on screen. Marked faults the filter hides are counted.
+fn visible_targets(state: &State) -> Targets {
+    let visible = |id: &i64| state.view.contains(id);
+    if state.marks.is_empty() {
+        let ids = state
+            .selected
+            .filter(visible)
+            .and_then(|id| state.faults.get(&id))
+            .map(|f| vec![(f.id, f.version)])
+            .unwrap_or_default();
+        return Targets {
+            ids,
+            hidden: 0,
+            bulk: false,
+        };
+    }
+    let (shown, hidden): (Vec<i64>, Vec<i64>) = state.marks.iter().partition(|id| visible(id));
+    Targets {
+        ids: shown
+            .iter()
+            .filter_map(|id| state.faults.get(id))
+            .map(|f| (f.id, f.version))
+            .collect(),
+        hidden: hidden.len(),
+        bulk: true,
+    }
+}
+
+/// Why no action can be sent now, if so.
+fn cannot_triage(state: &mut State) -> bool {
     if !state.may_triage() {
         say_read_only(state);
-        return Vec::new();
+        return true;
     }
     if !state.connected() {
-        state.say("disconnected: actions wait until the feed is live again");
+        state.say(
+            "not sent: disconnected, so versions may be stale; act again when the feed is live",
+        );
+        return true;
+    }
+    false
+}
+
+/// A triage key: checks, then asks for text (assign, note), then confirms when it is bulk or
+/// a resolve, then sends.
+fn triage_key(state: &mut State, verb: Verb) -> Vec<Command> {
+    if cannot_triage(state) {
         return Vec::new();
     }
+    let targets = visible_targets(state);
+    if targets.ids.is_empty() {
+        let why = match (targets.bulk, state.selected) {
+            (true, _) => "every marked fault is hidden by the filter: nothing to act on",
+            (false, Some(_)) => "the selected fault is not on screen: select a row first",
+            (false, None) => "select or mark a fault first",
+        };
+        state.say(why);
+        return Vec::new();
+    }
+    match verb {
+        Verb::Note => {
+            state.mode = Mode::Prompt {
+                for_: PromptFor::Note(targets),
+                text: String::new(),
+            };
+            Vec::new()
+        }
+        Verb::Assign => {
+            state.mode = Mode::Prompt {
+                for_: PromptFor::Assign(targets),
+                text: String::new(),
+            };
+            Vec::new()
+        }
+        _ => ask_or_send(state, verb, targets, String::new()),
+    }
+}
+
+/// Sends at once, or asks first for a bulk action or a resolve.
+fn ask_or_send(state: &mut State, verb: Verb, targets: Targets, text: String) -> Vec<Command> {
     if matches!(verb, Verb::Note | Verb::Assign) && text.trim().is_empty() {
         state.say("nothing sent: the text was empty");
         return Vec::new();
     }
-    ids.iter()
-        .filter_map(|id| state.faults.get(id))
-        .map(|fault| Command::Act {
+    if targets.bulk || verb == Verb::Resolve {
+        state.mode = Mode::Confirm(Confirm {
             verb,
-            fault_id: fault.id,
-            version: fault.version,
-            text: text.clone(),
-        })
-        .collect()
+            targets,
+            text,
+        });
+        return Vec::new();
+    }
+    send(state, verb, targets.ids, text)
+}
+
+fn send(state: &mut State, verb: Verb, targets: Vec<(i64, i64)>, text: String) -> Vec<Command> {
+    if cannot_triage(state) || targets.is_empty() {
+        return Vec::new();
+    }
+    vec![Command::Act {
+        verb,
+        targets,
+        text,
+    }]
+}
+
+/// `:ack 17`, `:resolve 17`, `:assign 17 crew-7`, `:note 17 text`: the named fault, with the
+/// version on the board (it must be on the board, though a filter may hide it).
+fn act_on_id(state: &mut State, verb: Verb, argument: &str) -> Vec<Command> {
+    let (id, text) = match argument.split_once(' ') {
+        Some((id, text)) => (id, text.trim().to_owned()),
+        None => (argument, String::new()),
+    };
+    let usage = match verb {
+        Verb::Assign => ":assign 17 crew-north",
+        Verb::Note => ":note 17 what you found",
+        Verb::Acknowledge => ":ack 17",
+        Verb::Resolve => ":resolve 17",
+    };
+    let Ok(id) = id.trim().trim_start_matches('#').parse::<i64>() else {
+        state.say(format!("give a fault id: {usage}"));
+        return Vec::new();
+    };
+    if cannot_triage(state) {
+        return Vec::new();
+    }
+    let Some(fault) = state.faults.get(&id) else {
+        state.say(format!("fault {id} is not on the board"));
+        return Vec::new();
+    };
+    let targets = Targets {
+        ids: vec![(fault.id, fault.version)],
+        hidden: 0,
+        bulk: false,
+    };
+    if matches!(verb, Verb::Assign | Verb::Note) && text.is_empty() {
+        state.say(format!("give the text too: {usage}"));
+        return Vec::new();
+    }
+    ask_or_send(state, verb, targets, text)
+}
+
+/// `:fault 17`: selects the fault (clearing a filter that hides it, and saying so), or opens
+/// a fault that has left the board from the server.
+fn jump_to(state: &mut State, argument: &str) -> Vec<Command> {
+    let Ok(id) = argument.trim().trim_start_matches('#').parse::<i64>() else {
+        state.say("give a fault id: :fault 17");
+        return Vec::new();
+    };
+    state.tab = Tab::Faults;
+    if state.faults.contains_key(&id) {
+        state.refresh_view();
+        if !state.view.contains(&id) {
+            set_filter(state, "");
+            state.say(format!("filter cleared to show fault {id}"));
+            state.refresh_view();
+        }
+        state.selected = Some(id);
+        state.left_view = None;
+        state.refresh_view();
+        return Vec::new();
+    }
+    open_detail(state, id, None)
 }
 
 fn run_command(state: &mut State, line: &str) -> Vec<Command> {
@@ -508,15 +901,31 @@ fn run_command(state: &mut State, line: &str) -> Vec<Command> {
     let argument = rest.join(" ");
     match name {
         "q" | "quit" => state.quit = true,
-        "help" => state.mode = Mode::Help,
+        "help" => state.mode = Mode::Help { scroll: 0 },
         "login" => ask_password(state),
+        "lamp" | "zone" if argument.is_empty() => state.say(format!(
+            "give a {name}: :{name} {}",
+            if name == "lamp" { "12" } else { "West End" }
+        )),
         "lamp" | "zone" => return find_lamp(state, argument),
-        "ack" => return act(state, Action::Acknowledge),
-        "resolve" => return act(state, Action::Resolve),
+        "fault" => return jump_to(state, &argument),
+        "ack" if argument.is_empty() => return triage_key(state, Verb::Acknowledge),
+        "resolve" if argument.is_empty() => return triage_key(state, Verb::Resolve),
+        "ack" => return act_on_id(state, Verb::Acknowledge, &argument),
+        "resolve" => return act_on_id(state, Verb::Resolve, &argument),
+        "assign" => return act_on_id(state, Verb::Assign, &argument),
+        "note" => return act_on_id(state, Verb::Note, &argument),
         "tz" => match argument.parse::<chrono_tz::Tz>() {
             Ok(tz) => {
                 state.tz = tz;
                 state.say(format!("times are now in {tz}"));
+                // Daily Faults follows the new zone's calendar day.
+                state.daily_date = None;
+                state.daily = None;
+                return vec![Command::Daily {
+                    date: today(state),
+                    tz: tz.name().to_owned(),
+                }];
             }
             Err(_) => state.say(format!(
                 "{argument:?} is not a time zone (e.g. Europe/London)"
@@ -568,6 +977,8 @@ fn today(state: &State) -> NaiveDate {
 }
 
 fn billing_query(state: &mut State) -> Vec<Command> {
+    // A period replaces one lamp's day on screen.
+    state.billing_lamp = None;
     let today = today(state);
     let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
     let (from, to) = match state.billing_period {
@@ -593,15 +1004,72 @@ fn move_to(state: &mut State, index: usize) {
     let index = index.min(state.view.len() - 1);
     state.selected_index = index;
     state.selected = Some(state.view[index]);
+    state.left_view = None;
+}
+
+/// Opens a fault's detail, and its lamp's live status when it is on a lamp.
+fn open_detail(state: &mut State, id: i64, fault: Option<proto::Fault>) -> Vec<Command> {
+    let lamp = fault.as_ref().map(|f| f.lamp_id).filter(|l| *l > 0);
+    state.detail = Some(Detail {
+        fault_id: id,
+        fault,
+        history: Vec::new(),
+        loaded: false,
+        scroll: 0,
+    });
+    let mut commands = vec![Command::LoadDetail(id)];
+    if let Some(lamp) = lamp {
+        state.lamps.for_detail = true;
+        state.lamps.wanted = Some(lamp);
+        state.lamps.lamp = None;
+        state.lamps.status = None;
+        commands.push(Command::FindLamp(lamp.to_string()));
+    }
+    commands
+}
+
+/// Closes the detail; the lamp stream it opened closes with it.
+fn close_detail(state: &mut State) -> Vec<Command> {
+    state.detail = None;
+    if state.lamps.for_detail {
+        state.lamps = Default::default();
+        state.streams.remove(&StreamName::Lamp);
+        return vec![Command::StopLamp];
+    }
+    Vec::new()
+}
+
+/// Keys that move inside the open detail instead of the board.
+fn scroll_detail(state: &mut State, action: Action) -> bool {
+    let page = state.page_rows.max(2);
+    let Some(detail) = &mut state.detail else {
+        return false;
+    };
+    detail.scroll = match action {
+        Action::Down => detail.scroll + 1,
+        Action::Up => detail.scroll.saturating_sub(1),
+        Action::PageDown => detail.scroll + page,
+        Action::PageUp => detail.scroll.saturating_sub(page),
+        Action::HalfPageDown => detail.scroll + page / 2,
+        Action::HalfPageUp => detail.scroll.saturating_sub(page / 2),
+        Action::Top => 0,
+        // Clamped to the last line when drawn.
+        Action::Bottom => usize::MAX / 2,
+        _ => return false,
+    };
+    true
 }
 
 fn act(state: &mut State, action: Action) -> Vec<Command> {
     state.refresh_view();
+    if state.tab == Tab::Faults && scroll_detail(state, action) {
+        return Vec::new();
+    }
     let current = state.selected_row().unwrap_or(state.selected_index);
     let page = state.page_rows.max(1);
     match action {
         Action::Quit => state.quit = true,
-        Action::Help => state.mode = Mode::Help,
+        Action::Help => state.mode = Mode::Help { scroll: 0 },
         Action::Command => {
             state.mode = Mode::Command {
                 text: String::new(),
@@ -620,7 +1088,9 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
         Action::FaultsTab => state.tab = Tab::Faults,
         Action::LampsTab => state.tab = Tab::Lamps,
         Action::BillingTab => state.tab = Tab::Billing,
-        Action::Down if state.selected.is_none() => move_to(state, 0),
+        Action::Down if state.selected_row().is_none() && state.left_view.is_none() => {
+            move_to(state, 0)
+        }
         Action::Down => move_to(state, current + 1),
         Action::Up => move_to(state, current.saturating_sub(1)),
         Action::Top => move_to(state, 0),
@@ -630,27 +1100,28 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
         Action::HalfPageDown => move_to(state, current + page / 2),
         Action::HalfPageUp => move_to(state, current.saturating_sub(page / 2)),
         Action::Open => {
-            if let Some(id) = state.selected.filter(|id| state.faults.contains_key(id)) {
-                state.detail = Some(Detail {
-                    fault_id: id,
-                    history: Vec::new(),
-                });
-                let mut commands = vec![Command::LoadDetail(id)];
-                if let Some(lamp) = state.faults.get(&id).map(|f| f.lamp_id).filter(|l| *l > 0) {
-                    commands.push(Command::FindLamp(lamp.to_string()));
-                }
-                return commands;
+            // Only a row on screen opens.
+            if let Some(fault) = state
+                .selected_row()
+                .and_then(|row| state.view.get(row))
+                .and_then(|id| state.faults.get(id))
+                .cloned()
+            {
+                return open_detail(state, fault.id, Some(fault));
             }
+            state.say("select a row first");
         }
         Action::Back => {
-            if state.detail.take().is_none() {
-                state.marks.clear();
+            if state.detail.is_some() {
+                return close_detail(state);
             }
+            state.marks.clear();
         }
         Action::Filter => {
             state.mode = Mode::Filter {
                 text: state.filter_text.clone(),
                 error: None,
+                before: state.filter_text.clone(),
             }
         }
         Action::Freeze => match state.frozen.take() {
@@ -673,7 +1144,7 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
             state.view_dirty = true;
         }
         Action::Mark => {
-            if let Some(id) = state.selected {
+            if let Some(id) = state.selected.filter(|_| state.selected_row().is_some()) {
                 if !state.marks.remove(&id) {
                     state.marks.insert(id);
                 }
@@ -681,34 +1152,10 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
             }
         }
         Action::ClearMarks => state.marks.clear(),
-        Action::Acknowledge => {
-            let ids = state.targets();
-            return triage(state, Verb::Acknowledge, &ids, String::new());
-        }
-        Action::Resolve => {
-            let ids = state.targets();
-            return triage(state, Verb::Resolve, &ids, String::new());
-        }
-        Action::Note | Action::Assign => {
-            let ids = state.targets();
-            if ids.is_empty() {
-                state.say("select or mark a fault first");
-            } else if !state.may_triage() {
-                say_read_only(state);
-            } else if !state.connected() {
-                state.say("disconnected: actions wait until the feed is live again");
-            } else {
-                let for_ = if action == Action::Note {
-                    PromptFor::Note(ids)
-                } else {
-                    PromptFor::Assign(ids)
-                };
-                state.mode = Mode::Prompt {
-                    for_,
-                    text: String::new(),
-                };
-            }
-        }
+        Action::Acknowledge => return triage_key(state, Verb::Acknowledge),
+        Action::Resolve => return triage_key(state, Verb::Resolve),
+        Action::Note => return triage_key(state, Verb::Note),
+        Action::Assign => return triage_key(state, Verb::Assign),
         Action::PreviousDay | Action::NextDay => {
             let day = state.daily_date.unwrap_or_else(|| today(state));
             let day = if action == Action::PreviousDay {
@@ -717,7 +1164,10 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
                 day.succ_opt().unwrap_or(day).min(today(state))
             };
             state.daily_date = Some(day);
-            return vec![Command::Daily(day)];
+            return vec![Command::Daily {
+                date: day,
+                tz: state.tz.name().to_owned(),
+            }];
         }
         Action::FindLamp => {
             state.mode = Mode::Prompt {
@@ -733,16 +1183,63 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
             };
             return billing_query(state);
         }
+        Action::Zoom => state.zoom = !state.zoom,
     }
     Vec::new()
 }
 
+/// The zone a name asks for: an exact name (any case), else the one zone whose name
+/// contains it. Otherwise says which zones it could be, or which there are.
+pub fn match_zone(query: &str, zones: &[proto::Zone]) -> Result<i64, String> {
+    let wanted = query.trim().to_lowercase();
+    if let Some(zone) = zones.iter().find(|z| z.name.to_lowercase() == wanted) {
+        return Ok(zone.id);
+    }
+    let mut matches: Vec<&proto::Zone> = zones
+        .iter()
+        .filter(|z| z.name.to_lowercase().contains(&wanted))
+        .collect();
+    matches.sort_by(|a, b| a.name.cmp(&b.name));
+    let names = |list: &[&proto::Zone]| {
+        list.iter()
+            .map(|z| z.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match matches.as_slice() {
+        [one] => Ok(one.id),
+        [] => {
+            let mut all: Vec<&proto::Zone> = zones.iter().collect();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            if all.is_empty() {
+                Err(format!(
+                    "no zone matches {query:?}: the estate has no zones"
+                ))
+            } else {
+                Err(format!(
+                    "no lamp, telecell or zone matches {query:?}; zones are: {}",
+                    names(&all)
+                ))
+            }
+        }
+        many => Err(format!("{query:?} could be {}; say which", names(many))),
+    }
+}
+
+/// Why the selection left the view, for the board's title.
+pub fn left_view_words(left: &LeftView) -> String {
+    match left {
+        LeftView::Hidden(id) => format!("fault {id} hidden by the filter"),
+        LeftView::Gone(id) => format!("fault {id} left the board"),
+    }
+}
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
     use super::*;
     use crate::console::keymap::Keymap;
+    use crate::console::state::LeftView;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 21, 0, 0).unwrap()
@@ -825,8 +1322,7 @@ mod tests {
             commands,
             vec![Command::Act {
                 verb: Verb::Acknowledge,
-                fault_id: picked,
-                version: 1,
+                targets: vec![(picked, 1)],
                 text: String::new()
             }]
         );
@@ -883,7 +1379,6 @@ mod tests {
             &keymap,
             event(2, fault(2, proto::Severity::Major, 7)),
         );
-        update(&mut state, &keymap, key("j"));
         update(&mut state, &keymap, key("space"));
         update(&mut state, &keymap, key("space"));
         assert_eq!(state.marks.len(), 2);
@@ -895,23 +1390,20 @@ mod tests {
                 Event::Key(Key::parse(&c.to_string()).unwrap()),
             );
         }
-        let mut commands = update(&mut state, &keymap, key("enter"));
-        commands.sort_by_key(|c| match c {
-            Command::Act { fault_id, .. } => *fault_id,
-            _ => 0,
-        });
-        assert_eq!(commands.len(), 2);
         assert!(
-            matches!(&commands[0], Command::Act { verb: Verb::Assign, fault_id: 1, version: 4, text } if text == "crew-7")
+            update(&mut state, &keymap, key("enter")).is_empty(),
+            "a bulk action asks first"
         );
-        assert!(matches!(
-            &commands[1],
-            Command::Act {
-                fault_id: 2,
-                version: 7,
-                ..
-            }
-        ));
+        assert!(matches!(&state.mode, Mode::Confirm(c) if c.targets.ids.len() == 2));
+        let commands = update(&mut state, &keymap, key("y"));
+        assert_eq!(
+            commands,
+            vec![Command::Act {
+                verb: Verb::Assign,
+                targets: vec![(1, 4), (2, 7)],
+                text: "crew-7".into()
+            }]
+        );
     }
 
     #[test]
@@ -1006,23 +1498,48 @@ mod tests {
         update(
             &mut state,
             &keymap,
-            Event::Net(NetEvent::Refused {
-                verb: "acknowledged",
-                fault_id: 1,
-                message: "changed since you read it".into(),
-                current: Some(current),
+            Event::Net(NetEvent::Acted {
+                verb: Verb::Acknowledge,
+                done: Vec::new(),
+                refused: vec![Refusal {
+                    fault_id: 1,
+                    reason: "changed".into(),
+                    changed_by: Some(proto::HistoryEntry {
+                        at: Some(prost_types::Timestamp {
+                            seconds: now().timestamp() - 60,
+                            nanos: 0,
+                        }),
+                        actor: "bo".into(),
+                        action: "ASSIGNED".into(),
+                        change: "to crew-2".into(),
+                        ..Default::default()
+                    }),
+                    current: Some(current),
+                }],
             }),
         );
         let message = &state.message.as_ref().unwrap().1;
-        assert!(
-            message.contains("ASSIGNED v2") && message.contains("crew-2"),
-            "{message}"
+        assert_eq!(
+            message,
+            "not acknowledged: fault 1 changed (assigned to crew-2 by bo 20:59)"
         );
+        assert!(message.len() <= 80);
         assert_eq!(state.faults[&1].version, 2);
     }
 
+    fn typed(state: &mut State, keymap: &Keymap, text: &str) {
+        for c in text.chars() {
+            let name = if c == ' ' {
+                "space".to_owned()
+            } else {
+                c.to_string()
+            };
+            update(state, keymap, Event::Key(Key::parse(&name).unwrap()));
+        }
+    }
+
     #[test]
-    fn the_filter_applies_as_typed_only_while_valid() {
+    fn an_invalid_filter_never_applies_a_prefix_and_esc_restores_the_one_before() {
         let (mut state, keymap) = live_state();
         update(
             &mut state,
@@ -1035,25 +1552,363 @@ mod tests {
             event(2, fault(2, proto::Severity::Minor, 1)),
         );
         update(&mut state, &keymap, key("/"));
-        for c in "sev>=major".chars() {
+        typed(&mut state, &keymap, "sev>=major");
+        state.refresh_view();
+        assert_eq!(state.view, vec![1], "a valid filter previews");
+        update(&mut state, &keymap, key("enter"));
+        assert_eq!(state.filter_text, "sev>=major");
+        // Edit it into something invalid: the board shows the filter from before the edit,
+        // not the valid prefix "sev>=major type=", and enter refuses it.
+        update(&mut state, &keymap, key("/"));
+        typed(&mut state, &keymap, " lamp=x");
+        state.refresh_view();
+        assert!(matches!(&state.mode, Mode::Filter { error: Some(_), .. }));
+        assert_eq!(state.filter_text, "sev>=major");
+        assert_eq!(state.view, vec![1]);
+        update(&mut state, &keymap, key("enter"));
+        assert!(
+            matches!(&state.mode, Mode::Filter { error: Some(e), .. } if e.contains("not applied"))
+        );
+        // Esc leaves, and means it: the filter from before the edit.
+        update(&mut state, &keymap, key("esc"));
+        assert_eq!(state.mode, Mode::Normal);
+        assert_eq!(state.filter_text, "sev>=major");
+        // A valid preview that is then abandoned with esc is undone too.
+        update(&mut state, &keymap, key("/"));
+        update(&mut state, &keymap, key("ctrl-u"));
+        typed(&mut state, &keymap, "sev>=minor");
+        state.refresh_view();
+        assert_eq!(state.view.len(), 2);
+        update(&mut state, &keymap, key("esc"));
+        state.refresh_view();
+        assert_eq!(
+            (state.filter_text.as_str(), state.view.len()),
+            ("sev>=major", 1)
+        );
+    }
+
+    #[test]
+    fn a_filter_that_hides_the_selected_fault_moves_the_cursor_and_keys_never_reach_it() {
+        let (mut state, keymap) = live_state();
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(1, proto::Severity::Critical, 1)),
+        );
+        update(
+            &mut state,
+            &keymap,
+            event(2, fault(2, proto::Severity::Minor, 5)),
+        );
+        state.refresh_view();
+        assert_eq!(state.selected, Some(1), "the first row is selected at once");
+        update(&mut state, &keymap, key("/"));
+        typed(&mut state, &keymap, "sev<=minor");
+        update(&mut state, &keymap, key("enter"));
+        assert_eq!(
+            state.selected,
+            Some(2),
+            "the cursor moved to a row that is shown"
+        );
+        assert_eq!(state.left_view, Some(LeftView::Hidden(1)));
+        for k in ["a", "R", "n", "A", "enter"] {
+            let sent = update(&mut state, &keymap, key(k));
+            for command in sent {
+                if let Command::Act { targets, .. } = &command {
+                    assert!(
+                        targets.iter().all(|(id, _)| *id == 2),
+                        "{k} reached a hidden fault"
+                    );
+                }
+                if let Command::LoadDetail(id) = command {
+                    assert_eq!(id, 2);
+                }
+            }
+            state.mode = Mode::Normal;
+            state.detail = None;
+        }
+        let sent = update(&mut state, &keymap, key("a"));
+        assert_eq!(
+            sent,
+            vec![Command::Act {
+                verb: Verb::Acknowledge,
+                targets: vec![(2, 5)],
+                text: String::new()
+            }]
+        );
+    }
+
+    #[test]
+    fn mark_then_filter_then_bulk_act_leaves_hidden_marks_alone_and_says_so() {
+        let (mut state, keymap) = live_state();
+        for (seq, severity) in [
+            (1, proto::Severity::Critical),
+            (2, proto::Severity::Major),
+            (3, proto::Severity::Minor),
+            (4, proto::Severity::Warning),
+        ] {
             update(
                 &mut state,
                 &keymap,
-                Event::Key(Key::parse(&c.to_string()).unwrap()),
+                event(seq, fault(seq as i64, severity, 3)),
             );
         }
         state.refresh_view();
-        assert_eq!(state.view, vec![1]);
-        update(&mut state, &keymap, Event::Key(Key::parse("x").unwrap()));
-        assert!(matches!(&state.mode, Mode::Filter { error: Some(_), .. }));
-        state.refresh_view();
+        for _ in 0..4 {
+            update(&mut state, &keymap, key("space"));
+        }
+        assert_eq!(state.marks.len(), 4);
+        update(&mut state, &keymap, key("/"));
+        typed(&mut state, &keymap, "sev>=major");
+        update(&mut state, &keymap, key("enter"));
+        assert!(
+            update(&mut state, &keymap, key("a")).is_empty(),
+            "asks first"
+        );
+        let Mode::Confirm(confirm) = &state.mode else {
+            panic!("no confirmation: {:?}", state.mode);
+        };
         assert_eq!(
-            state.view,
-            vec![1],
-            "an invalid filter keeps the last valid one"
+            crate::console::view::confirm_question(confirm),
+            "acknowledge 2 faults (2 marked faults hidden by the filter are left alone)? y/n"
+        );
+        let sent = update(&mut state, &keymap, key("y"));
+        assert_eq!(
+            sent,
+            vec![Command::Act {
+                verb: Verb::Acknowledge,
+                targets: vec![(1, 3), (2, 3)],
+                text: String::new()
+            }]
+        );
+        // n (or anything but y) sends nothing.
+        update(&mut state, &keymap, key("R"));
+        assert!(update(&mut state, &keymap, key("n")).is_empty());
+        assert_eq!(state.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn a_bulk_outcome_names_every_refusal() {
+        let (mut state, keymap) = live_state();
+        let done: Vec<proto::Fault> = (1..=3)
+            .map(|id| fault(id, proto::Severity::Major, 2))
+            .collect();
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::Acted {
+                verb: Verb::Acknowledge,
+                done,
+                refused: vec![Refusal {
+                    fault_id: 9,
+                    reason: String::new(),
+                    changed_by: Some(proto::HistoryEntry {
+                        at: Some(prost_types::Timestamp {
+                            seconds: Utc
+                                .with_ymd_and_hms(2026, 11, 28, 4, 24, 0)
+                                .unwrap()
+                                .timestamp(),
+                            nanos: 0,
+                        }),
+                        actor: "ana".into(),
+                        action: "ACKNOWLEDGED".into(),
+                        ..Default::default()
+                    }),
+                    current: None,
+                }],
+            }),
+        );
+        assert_eq!(
+            state.message.as_ref().unwrap().1,
+            "3 acknowledged, 1 refused: fault 9 changed (acked by ana 04:24)"
+        );
+    }
+
+    #[test]
+    fn colon_commands_act_on_the_fault_they_name() {
+        let (mut state, keymap) = live_state();
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(1, proto::Severity::Critical, 1)),
+        );
+        update(
+            &mut state,
+            &keymap,
+            event(2, fault(2, proto::Severity::Minor, 6)),
+        );
+        state.refresh_view();
+        assert_eq!(state.selected, Some(1));
+        assert_eq!(
+            command(&mut state, &keymap, "ack 2"),
+            vec![Command::Act {
+                verb: Verb::Acknowledge,
+                targets: vec![(2, 6)],
+                text: String::new()
+            }]
+        );
+        assert!(
+            command(&mut state, &keymap, "resolve 2").is_empty(),
+            "asks first"
+        );
+        assert_eq!(
+            update(&mut state, &keymap, key("y")),
+            vec![Command::Act {
+                verb: Verb::Resolve,
+                targets: vec![(2, 6)],
+                text: String::new()
+            }]
+        );
+        assert_eq!(
+            command(&mut state, &keymap, "assign 2 crew-north"),
+            vec![Command::Act {
+                verb: Verb::Assign,
+                targets: vec![(2, 6)],
+                text: "crew-north".into()
+            }]
+        );
+        assert!(command(&mut state, &keymap, "ack 77").is_empty());
+        assert!(
+            state
+                .message
+                .as_ref()
+                .unwrap()
+                .1
+                .contains("fault 77 is not on the board")
+        );
+        // :fault jumps to it.
+        command(&mut state, &keymap, "fault 2");
+        assert_eq!(state.selected, Some(2));
+        assert_eq!(state.selected_row().map(|r| state.view[r]), Some(2));
+    }
+
+    #[test]
+    fn the_detail_follows_its_fault_live_and_scrolls() {
+        let (mut state, keymap) = live_state();
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(1, proto::Severity::Major, 1)),
+        );
+        state.refresh_view();
+        let opened = update(&mut state, &keymap, key("enter"));
+        assert_eq!(
+            opened,
+            vec![Command::LoadDetail(1), Command::FindLamp("101".into())]
+        );
+        let mut acked = fault(1, proto::Severity::Major, 2);
+        acked.state = proto::FaultState::Acknowledged as i32;
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::Fault(proto::FaultEvent {
+                seq: 2,
+                kind: "ACKNOWLEDGED".into(),
+                actor: "bo".into(),
+                fault: Some(acked),
+                ..Default::default()
+            })),
+        );
+        let detail = state.detail.as_ref().unwrap();
+        assert_eq!(detail.fault.as_ref().unwrap().version, 2);
+        assert_eq!(detail.history.len(), 1);
+        assert_eq!(detail.history[0].actor, "bo");
+        // The history read from the server arrives later; the live entry is not doubled.
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::Detail(proto::FaultDetail {
+                fault: Some(fault(1, proto::Severity::Major, 2)),
+                history: vec![proto::HistoryEntry {
+                    action: "RAISED".into(),
+                    actor: "system".into(),
+                    ..Default::default()
+                }],
+            })),
+        );
+        assert_eq!(state.detail.as_ref().unwrap().history.len(), 2);
+        update(&mut state, &keymap, key("j"));
+        update(&mut state, &keymap, key("j"));
+        assert_eq!(state.detail.as_ref().unwrap().scroll, 2);
+        update(&mut state, &keymap, key("g"));
+        assert_eq!(state.detail.as_ref().unwrap().scroll, 0);
+        // Closing the detail closes its lamp's stream.
+        state.lamps.for_detail = true;
+        assert_eq!(
+            update(&mut state, &keymap, key("esc")),
+            vec![Command::StopLamp]
+        );
+    }
+
+    #[test]
+    fn zones_are_matched_whole_or_uniquely_and_otherwise_listed() {
+        let zones = vec![
+            proto::Zone {
+                id: 1,
+                name: "West End".into(),
+                ..Default::default()
+            },
+            proto::Zone {
+                id: 2,
+                name: "Westbourne".into(),
+                ..Default::default()
+            },
+            proto::Zone {
+                id: 3,
+                name: "Marylebone".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(match_zone("west end", &zones), Ok(1));
+        assert_eq!(match_zone("mary", &zones), Ok(3));
+        let ambiguous = match_zone("west", &zones).unwrap_err();
+        assert!(ambiguous.contains("West End, Westbourne"), "{ambiguous}");
+        let none = match_zone("pimlico", &zones).unwrap_err();
+        assert!(
+            none.contains("zones are: Marylebone, West End, Westbourne"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn zone_names_complete_after_colon_zone() {
+        let (mut state, keymap) = live_state();
+        state.zones = [
+            (1, "West End".to_owned()),
+            (2, "Westbourne".to_owned()),
+            (3, "Marylebone".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        update(&mut state, &keymap, key(":"));
+        typed(&mut state, &keymap, "zone mar");
+        update(&mut state, &keymap, key("tab"));
+        assert_eq!(
+            state.mode,
+            Mode::Command {
+                text: "zone Marylebone".into(),
+                history_at: None
+            }
         );
         update(&mut state, &keymap, key("esc"));
-        assert_eq!(state.mode, Mode::Normal);
+        update(&mut state, &keymap, key(":"));
+        typed(&mut state, &keymap, "zone w");
+        update(&mut state, &keymap, key("tab"));
+        assert_eq!(
+            state.mode,
+            Mode::Command {
+                text: "zone West".into(),
+                history_at: None
+            }
+        );
+        assert!(
+            state
+                .message
+                .as_ref()
+                .unwrap()
+                .1
+                .contains("West End  Westbourne")
+        );
     }
 
     #[test]
@@ -1104,8 +1959,16 @@ mod tests {
             };
             update(&mut state, &keymap, Event::Key(Key::parse(&name).unwrap()));
         }
-        update(&mut state, &keymap, key("enter"));
+        let daily = update(&mut state, &keymap, key("enter"));
         assert_eq!(state.tz, chrono_tz::Australia::Melbourne);
+        // Daily Faults follows: Melbourne's day, in Melbourne's calendar.
+        assert_eq!(
+            daily,
+            vec![Command::Daily {
+                date: NaiveDate::from_ymd_opt(2026, 11, 29).unwrap(),
+                tz: "Australia/Melbourne".into()
+            }]
+        );
         update(&mut state, &keymap, key(":"));
         update(&mut state, &keymap, Event::Key(Key::parse("q").unwrap()));
         update(&mut state, &keymap, key("enter"));
@@ -1114,14 +1977,7 @@ mod tests {
 
     fn command(state: &mut State, keymap: &Keymap, line: &str) -> Vec<Command> {
         update(state, keymap, key(":"));
-        for c in line.chars() {
-            let name = if c == ' ' {
-                "space".to_owned()
-            } else {
-                c.to_string()
-            };
-            update(state, keymap, Event::Key(Key::parse(&name).unwrap()));
-        }
+        typed(state, keymap, line);
         update(state, keymap, key("enter"))
     }
 

@@ -35,8 +35,15 @@ impl LocalDay {
         }
     }
 
+    /// Hour slots of the day: 23, 24 or 25, rounded up where a zone shifts by half an hour
+    /// (Australia/Lord_Howe's 24.5-hour day has 25, the last one 30 minutes long).
     pub fn hours(&self) -> u32 {
-        ((self.end - self.start).num_minutes() / 60) as u32
+        self.minutes().div_ceil(60)
+    }
+
+    /// The day's length in minutes (1380, 1440, 1470, 1500 ...).
+    pub fn minutes(&self) -> u32 {
+        u32::try_from((self.end - self.start).num_minutes()).unwrap_or(0)
     }
 
     /// Which hour of the day (from 0) an instant in the day falls in, counted in elapsed
@@ -74,6 +81,25 @@ mod tests {
         assert_eq!(day.start.to_rfc3339(), "2026-03-29T00:00:00+00:00");
         assert_eq!(day.end.to_rfc3339(), "2026-03-29T23:00:00+00:00");
         assert_eq!(day.hours(), 23);
+    }
+
+    #[test]
+    fn a_half_hour_shift_gives_a_short_last_hour() {
+        let date = NaiveDate::from_ymd_opt(2026, 4, 5).unwrap();
+        let day = LocalDay::new(date, chrono_tz::Australia::Lord_Howe);
+        assert_eq!(day.minutes(), 1470);
+        assert_eq!(day.hours(), 25);
+        let last = day.end - Duration::minutes(1);
+        assert_eq!(
+            day.hour_index(last),
+            Some(24),
+            "the last half hour has a slot"
+        );
+        let spring = LocalDay::new(
+            NaiveDate::from_ymd_opt(2026, 10, 4).unwrap(),
+            chrono_tz::Australia::Lord_Howe,
+        );
+        assert_eq!((spring.minutes(), spring.hours()), (1410, 24));
     }
 
     #[test]

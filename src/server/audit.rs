@@ -1,5 +1,5 @@
-//! The audit trail: `record` writes who changed what (each changed field as "from -> to")
-//! after a mutation succeeds, and the `Audit` service reads it back.
+//! The audit trail: `record` writes who changed what (each changed field as "from -> to",
+//! in words: `audit_words`) after a mutation succeeds, and the `Audit` service reads it back.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -40,6 +40,9 @@ fn fields(value: &impl Debug) -> Vec<(String, String)> {
         }
     }
     fields.retain(|(name, _)| !IGNORED_FIELDS.contains(&name.as_str()));
+    for (_, value) in &mut fields {
+        *value = super::audit_words::words(value);
+    }
     fields
 }
 
@@ -200,7 +203,7 @@ mod tests {
         };
         assert_eq!(
             changes(Some(&before), Some(&after)),
-            "name: \"Pole 7\" -> \"Pole '; DROP TABLE x; --\"\nzone: Some( 3 ) -> Some( 5 )"
+            "name: \"Pole 7\" -> \"Pole '; DROP TABLE x; --\"\nzone: 3 -> 5"
         );
         assert!(changes(None, Some(&after)).starts_with("id: -> 1\n"));
         assert_eq!(changes(Some(&before), Some(&before)), "");

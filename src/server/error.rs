@@ -43,7 +43,7 @@ fn store_status(error: StoreError) -> Status {
             Status::not_found(message)
         }
         StoreError::Duplicate { .. } => Status::already_exists(message),
-        StoreError::StaleVersion { .. } => Status::aborted(message),
+        StoreError::StaleVersion { .. } | StoreError::StaleFault { .. } => Status::aborted(message),
         StoreError::Conflict(_) | StoreError::NotEmpty { .. } => {
             Status::failed_precondition(message)
         }

@@ -123,6 +123,7 @@ impl Faults for FaultService {
             day_start: Some(timestamp(day.start)),
             day_end: Some(timestamp(day.end)),
             hours,
+            minutes: day.minutes(),
             total: by_hour.iter().sum(),
             counts: by_kind
                 .into_iter()
@@ -243,7 +244,8 @@ impl FaultService {
         };
         let request = FaultAction {
             fault_id: wire::id("fault_id", fault_id)?,
-            expected_version: if version >= 1 {
+            // A note never conflicts, so it needs no version.
+            expected_version: if version >= 1 || action == Action::AddNote {
                 version
             } else {
                 return Err(ValidationError::new(

@@ -3,6 +3,7 @@
 
 mod assets;
 mod audit;
+mod audit_words;
 mod auth;
 mod basestations;
 mod billing;

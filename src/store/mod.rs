@@ -123,6 +123,18 @@ pub enum StoreError {
         current: i64,
         current_state: String,
     },
+    /// A triage action on a fault that someone (or the engine) changed since the caller read
+    /// it; `change` says what, who and when.
+    #[error(
+        "fault {id} changed since version {expected}: {change}; it is now version {current}, {state}"
+    )]
+    StaleFault {
+        id: i64,
+        expected: i64,
+        current: i64,
+        state: &'static str,
+        change: String,
+    },
     /// The change is well-formed but the estate is not in a state that allows it.
     #[error("{0}")]
     Conflict(String),

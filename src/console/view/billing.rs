@@ -6,8 +6,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{BarChart, Block, Borders, Paragraph, Row, Table};
 
+use super::fit::{Part, by_priority, column_widths, fit};
 use super::theme::Theme;
-use crate::cli::billing::{kwh, pounds};
+use crate::cli::billing::{covered, energy, pounds};
 use crate::console::state::{BillingPeriod, State};
 use crate::proto;
 
@@ -34,10 +35,13 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         live.and_then(|l| l.today.as_ref()),
         live.and_then(|l| l.month_to_date.as_ref()),
     ) {
-        (Some(today), Some(month)) => vec![
-            total_line("today", today, theme),
-            total_line("month to date", month, theme),
-        ],
+        (Some(today), Some(month)) => {
+            let width = usize::from(summary.width.saturating_sub(2));
+            vec![
+                total_line("today", today, theme, width),
+                total_line("month to date", month, theme, width),
+            ]
+        }
         _ => vec![Line::from(Span::styled(
             "waiting for live totals…",
             theme.muted,
@@ -59,52 +63,54 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         );
         return;
     };
-    let [table_area, chart_area] =
-        Layout::horizontal([Constraint::Percentage(68), Constraint::Percentage(32)]).areas(rest);
-    let mut rows: Vec<Row<'_>> = totals.rows.iter().map(|r| row(r, theme)).collect();
-    if let Some(total) = &totals.total {
-        rows.push(row(total, theme).style(theme.title));
+    // Wide: the table and beside it the chart (or one lamp's day). Narrow: one of them, the
+    // whole width, so the table's figures are never cut.
+    let (table_area, chart_area) = if rest.width >= 120 {
+        let [table, chart] =
+            Layout::horizontal([Constraint::Percentage(68), Constraint::Percentage(32)])
+                .areas(rest);
+        (Some(table), chart)
+    } else if state.billing_lamp.is_some() {
+        (None, rest)
+    } else {
+        (Some(rest), Rect::default())
+    };
+    if let Some(table_area) = table_area {
+        draw_table(frame, table_area, &label, totals, theme);
     }
-    let header = Row::new(vec!["ZONE", "KWH", "COST", "LAMPS", "MISS", "SAVED"]).style(theme.title);
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(10),
-            Constraint::Length(8),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(5),
-            Constraint::Length(10),
-        ],
-    )
-    .header(header)
-    .block(Block::default().borders(Borders::ALL).title(format!(
-        " {label}: {} to {}, {} half-hours due ",
-        totals.from, totals.to, totals.expected_slots
-    )));
-    frame.render_widget(table, table_area);
+    if chart_area.area() == 0 {
+        return;
+    }
+    if let Some(lamp) = &state.billing_lamp {
+        draw_lamp(frame, chart_area, lamp, theme);
+        return;
+    }
+    // Bars in kWh, or in Wh while every zone is under 10 kWh (a young estate), so no bar
+    // reads as zero; the title says which, and the scale.
+    let tallest = totals.rows.iter().map(|r| r.energy_wh).max().unwrap_or(0);
+    let (unit, divisor) = if tallest >= 10_000 {
+        ("kWh", 1_000)
+    } else {
+        ("Wh", 1)
+    };
     let bars: Vec<(String, u64)> = totals
         .rows
         .iter()
         .map(|r| {
             (
                 r.key.chars().take(4).collect(),
-                u64::try_from(r.energy_wh / 1000).unwrap_or(0),
+                u64::try_from(r.energy_wh / divisor).unwrap_or(0),
             )
         })
         .collect();
     let data: Vec<(&str, u64)> = bars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    if let Some(lamp) = &state.billing_lamp {
-        draw_lamp(frame, chart_area, lamp, theme);
-        return;
-    }
+    let chart_title = format!(" {unit} by zone, tallest {} {unit} ", tallest / divisor);
     frame.render_widget(
         BarChart::default()
-            .block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(" kWh by zone "),
-            )
+            .block(Block::default().borders(Borders::ALL).title(fit(
+                &chart_title,
+                usize::from(chart_area.width.saturating_sub(2)),
+            )))
             .data(&data)
             .bar_width(4)
             .bar_gap(1)
@@ -112,6 +118,86 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
             .value_style(theme.title),
         chart_area,
     );
+}
+
+/// Totals by zone, each figure cut with an ellipsis if its column is too narrow.
+fn draw_table(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    label: &str,
+    totals: &proto::Totals,
+    theme: &Theme,
+) {
+    let due = totals.expected_slots;
+    let constraints = [
+        Constraint::Min(10),
+        Constraint::Length(11),
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(10),
+    ];
+    let widths = column_widths(&constraints, area.width.saturating_sub(2));
+    let cells = |texts: Vec<String>| -> Vec<String> {
+        texts
+            .iter()
+            .zip(&widths)
+            .map(|(text, width)| fit(text, *width))
+            .collect()
+    };
+    let missing_style = |r: &proto::TotalsRow| {
+        if r.lamps_missing > 0 {
+            theme.bad
+        } else {
+            theme.muted
+        }
+    };
+    let row = |r: &proto::TotalsRow| {
+        let texts = cells(vec![
+            r.key.clone(),
+            energy(r.energy_wh),
+            pounds(r.cost_millipence),
+            r.lamps.to_string(),
+            r.lamps_missing.to_string(),
+            covered(r, due),
+            pounds(r.savings_millipence),
+        ]);
+        Row::new(
+            texts
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let cell = ratatui::widgets::Cell::from(text);
+                    if i == 4 {
+                        cell.style(missing_style(r))
+                    } else {
+                        cell
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut rows: Vec<Row<'_>> = totals.rows.iter().map(row).collect();
+    if let Some(total) = &totals.total {
+        rows.push(row(total).style(theme.title));
+    }
+    let header = Row::new(cells(
+        ["ZONE", "ENERGY", "COST", "LAMPS", "MISS", "DATA", "SAVED"]
+            .map(str::to_owned)
+            .to_vec(),
+    ))
+    .style(theme.title);
+    let title = format!(
+        " {label}: {} to {}, {} half-hours due ",
+        totals.from, totals.to, totals.expected_slots
+    );
+    let table = Table::new(rows, constraints).header(header).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .title(fit(&title, usize::from(area.width.saturating_sub(2)))),
+    );
+    frame.render_widget(table, area);
 }
 
 /// One lamp's day: totals and its half-hours as a sparkline.
@@ -124,18 +210,36 @@ fn draw_lamp(frame: &mut Frame<'_>, area: Rect, lamp: &proto::LampEnergy, theme:
     let [text, bars] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(inner);
     let t = lamp.total.clone().unwrap_or_default();
     let missing = lamp.slots.iter().filter(|s| s.missing).count();
+    let tallest = lamp.slots.iter().map(|s| s.energy_wh).max().unwrap_or(0);
+    let width = usize::from(text.width);
     frame.render_widget(
         Paragraph::new(vec![
             Line::from(Span::styled(
-                format!("{} kWh {}", kwh(t.energy_wh), pounds(t.cost_millipence)),
+                fit(
+                    &format!("{} {}", energy(t.energy_wh), pounds(t.cost_millipence)),
+                    width,
+                ),
                 theme.title,
             )),
-            Line::from(format!("baseline {} kWh", kwh(t.baseline_wh))),
+            Line::from(fit(
+                &format!(
+                    "baseline {}, saved {}",
+                    energy(t.baseline_wh),
+                    energy(t.savings_wh)
+                ),
+                width,
+            )),
             Line::from(Span::styled(
-                format!("{missing} of {} half-hours missing", lamp.slots.len()),
+                fit(
+                    &format!("{missing} of {} half-hours missing", lamp.slots.len()),
+                    width,
+                ),
                 if missing > 0 { theme.bad } else { theme.ok },
             )),
-            Line::from(Span::styled("Wh per half-hour:", theme.muted)),
+            Line::from(Span::styled(
+                fit(&format!("Wh per half-hour, tallest {tallest} Wh"), width),
+                theme.muted,
+            )),
         ]),
         text,
     );
@@ -152,43 +256,39 @@ fn draw_lamp(frame: &mut Frame<'_>, area: Rect, lamp: &proto::LampEnergy, theme:
     );
 }
 
-fn total_line(label: &str, totals: &proto::Totals, theme: &Theme) -> Line<'static> {
+/// "today  4151.7 kWh  £1037.93  saved £259.48 over 100% of half-hours  all lamps
+/// reporting", the least important parts left out first when narrow.
+fn total_line(label: &str, totals: &proto::Totals, theme: &Theme, width: usize) -> Line<'static> {
     let t = totals.total.clone().unwrap_or_default();
     let missing = if t.lamps_missing > 0 {
-        Span::styled(
-            format!("  {} lamps missing data", t.lamps_missing),
-            theme.bad,
-        )
+        Span::styled(format!("{} lamps missing data", t.lamps_missing), theme.bad)
     } else {
-        Span::styled("  all lamps reporting".to_owned(), theme.ok)
+        Span::styled("all lamps reporting".to_owned(), theme.ok)
     };
-    Line::from(vec![
-        Span::styled(format!("{label:>14}  "), theme.muted),
-        Span::styled(
-            format!("{} kWh  {}", kwh(t.energy_wh), pounds(t.cost_millipence)),
-            theme.title,
-        ),
-        Span::raw(format!(
-            "  saved {} ({} kWh) vs unmetered",
-            pounds(t.savings_millipence),
-            kwh(t.savings_wh)
-        )),
-        missing,
-    ])
-}
-
-fn row<'a>(r: &proto::TotalsRow, theme: &Theme) -> Row<'a> {
-    let missing_style = if r.lamps_missing > 0 {
-        theme.bad
-    } else {
-        theme.muted
-    };
-    Row::new(vec![
-        ratatui::widgets::Cell::from(r.key.clone()),
-        ratatui::widgets::Cell::from(kwh(r.energy_wh)),
-        ratatui::widgets::Cell::from(pounds(r.cost_millipence)),
-        ratatui::widgets::Cell::from(r.lamps.to_string()),
-        ratatui::widgets::Cell::from(r.lamps_missing.to_string()).style(missing_style),
-        ratatui::widgets::Cell::from(pounds(r.savings_millipence)),
-    ])
+    let parts = vec![
+        Part {
+            span: Span::styled(format!("{label:>13}"), theme.muted),
+            priority: 9,
+        },
+        Part {
+            span: Span::styled(
+                format!("{}  {}", energy(t.energy_wh), pounds(t.cost_millipence)),
+                theme.title,
+            ),
+            priority: 9,
+        },
+        Part {
+            span: Span::raw(format!(
+                "saved {} over {} of half-hours",
+                pounds(t.savings_millipence),
+                covered(&t, totals.expected_slots)
+            )),
+            priority: 8,
+        },
+        Part {
+            span: missing,
+            priority: 5,
+        },
+    ];
+    Line::from(by_priority(parts, Span::raw("  "), width))
 }

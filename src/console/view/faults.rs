@@ -7,22 +7,34 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, Wrap};
 
+use super::fit::{column_widths, fit};
 use super::theme::{Theme, severity_glyph};
+use super::wrap;
 use crate::console::filter::{fault_type_name, severity_rank};
-use crate::console::state::State;
-use crate::console::update::state_name;
+use crate::console::state::{Mode, State, on_board};
+use crate::console::update::{left_view_words, state_name};
+use crate::proto;
 
-const DAILY_HEIGHT: u16 = 6;
+/// Daily Faults' height: counts and a sparkline; taller (more types, a taller chart) on a
+/// tall terminal.
+fn daily_height(height: u16) -> u16 {
+    if height >= 40 { 10 } else { 6 }
+}
 
-/// Board rows in a frame `height` lines tall: less tabs, status, keys, daily panel, borders
-/// and the header.
+/// Board rows in a frame `height` lines tall: less tabs, status, keys, the daily panel,
+/// borders and the header.
 pub fn board_rows(height: u16) -> usize {
-    usize::from(height.saturating_sub(3 + DAILY_HEIGHT + 3))
+    usize::from(height.saturating_sub(3 + daily_height(height) + 3))
 }
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
+    let daily_lines = if state.zoom {
+        0
+    } else {
+        daily_height(area.height + 3)
+    };
     let [board, daily] =
-        Layout::vertical([Constraint::Min(5), Constraint::Length(DAILY_HEIGHT)]).areas(area);
+        Layout::vertical([Constraint::Min(5), Constraint::Length(daily_lines)]).areas(area);
     match &state.detail {
         Some(_) if board.width >= 120 => {
             let [left, right] =
@@ -34,7 +46,9 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         Some(_) => draw_detail(frame, board, state, theme),
         None => draw_board(frame, board, state, theme),
     }
-    draw_daily(frame, daily, state, theme);
+    if daily_lines > 0 {
+        draw_daily(frame, daily, state, theme);
+    }
 }
 
 pub fn age(since: Option<&prost_types::Timestamp>, now: DateTime<Utc>) -> String {
@@ -55,6 +69,118 @@ fn local_time(at: Option<&prost_types::Timestamp>, tz: chrono_tz::Tz) -> String 
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// A board column: its header, its width, and what a fault shows in it.
+struct Column {
+    header: &'static str,
+    width: Constraint,
+    cell: fn(&proto::Fault, &State) -> String,
+}
+
+/// The columns for a board `width` wide: id, severity, age, what, zone, type, state, count
+/// and assignee always; the time opened, the circuit and the last sighting when there is
+/// room for them.
+fn columns(width: u16) -> Vec<Column> {
+    let wide = width >= 120;
+    let mut columns = vec![
+        Column {
+            header: "ID",
+            width: Constraint::Length(6),
+            cell: |f, _| f.id.to_string(),
+        },
+        Column {
+            header: "SEV",
+            width: Constraint::Length(3),
+            cell: |f, _| severity_glyph(severity_rank(f.severity)).to_owned(),
+        },
+    ];
+    if wide {
+        columns.push(Column {
+            header: "OPENED",
+            width: Constraint::Length(6),
+            cell: |f, s| local_time(f.first_seen.as_ref(), s.tz),
+        });
+    }
+    columns.push(Column {
+        header: "AGE",
+        width: Constraint::Length(5),
+        cell: |f, s| age(f.first_seen.as_ref(), s.now),
+    });
+    columns.push(Column {
+        header: "ON",
+        width: Constraint::Length(7),
+        cell: |f, _| on_what(f),
+    });
+    columns.push(Column {
+        header: "ZONE",
+        width: Constraint::Fill(2),
+        cell: |f, s| s.zone_name(f.zone_id).to_owned(),
+    });
+    if wide {
+        columns.push(Column {
+            header: "CIRCUIT",
+            width: Constraint::Length(7),
+            cell: |f, _| {
+                if f.circuit_id > 0 {
+                    format!("c{}", f.circuit_id)
+                } else {
+                    "-".to_owned()
+                }
+            },
+        });
+    }
+    columns.push(Column {
+        header: "TYPE",
+        width: Constraint::Fill(3),
+        cell: |f, _| fault_type_name(f.r#type).to_owned(),
+    });
+    columns.push(Column {
+        header: "STATE",
+        width: Constraint::Length(9),
+        cell: |f, _| {
+            let mut text = state_name(f.state).to_owned();
+            if f.flapping {
+                text.push('~');
+            }
+            text
+        },
+    });
+    columns.push(Column {
+        header: "N",
+        width: Constraint::Length(4),
+        cell: |f, _| f.count.to_string(),
+    });
+    if wide {
+        columns.push(Column {
+            header: "LAST",
+            width: Constraint::Length(5),
+            cell: |f, s| local_time(f.last_seen.as_ref(), s.tz),
+        });
+    }
+    columns.push(Column {
+        header: "ASSIGNEE",
+        width: Constraint::Fill(2),
+        cell: |f, _| {
+            if f.assignee.is_empty() {
+                "-".to_owned()
+            } else {
+                f.assignee.clone()
+            }
+        },
+    });
+    columns
+}
+
+/// What a fault is on: a lamp id, or for roll-ups its circuit (c7) or basestation (b3).
+fn on_what(fault: &proto::Fault) -> String {
+    if fault.lamp_id > 0 {
+        fault.lamp_id.to_string()
+    } else if fault.circuit_id > 0 {
+        format!("c{}", fault.circuit_id)
+    } else {
+        format!("b{}", fault.basestation_id)
+    }
+}
+
 fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     let inner_rows = usize::from(area.height.saturating_sub(3));
     let total = state.view.len();
@@ -65,6 +191,11 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         _ => 0,
     }
     .min(total.saturating_sub(inner_rows));
+    let columns = columns(area.width);
+    let mut constraints = vec![Constraint::Length(1)];
+    constraints.extend(columns.iter().map(|c| c.width));
+    // The widths the table will give each column, so text is cut with an ellipsis, not bare.
+    let widths = column_widths(&constraints, area.width.saturating_sub(2));
     let rows: Vec<Row<'_>> = state.view[start..(start + inner_rows).min(total)]
         .iter()
         .enumerate()
@@ -76,55 +207,21 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
             if Some(start + offset) == selected {
                 style = style.patch(theme.selected);
             }
-            let assignee = if fault.assignee.is_empty() {
-                "-".to_owned()
-            } else {
-                fault.assignee.clone()
-            };
-            let mut state_text = state_name(fault.state).to_owned();
-            if fault.flapping {
-                state_text.push('~');
-            }
-            let what = if fault.lamp_id > 0 {
-                fault.lamp_id.to_string()
-            } else if fault.circuit_id > 0 {
-                format!("c{}", fault.circuit_id)
-            } else {
-                format!("b{}", fault.basestation_id)
-            };
-            Some(
-                Row::new(vec![
-                    Cell::from(if marked { "*" } else { " " }).style(theme.marked),
-                    Cell::from(severity_glyph(rank)),
-                    Cell::from(local_time(fault.first_seen.as_ref(), state.tz)),
-                    Cell::from(age(fault.first_seen.as_ref(), state.now)),
-                    Cell::from(what),
-                    Cell::from(state.zone_name(fault.zone_id).to_owned()),
-                    Cell::from(fault_type_name(fault.r#type)),
-                    Cell::from(state_text),
-                    Cell::from(fault.count.to_string()),
-                    Cell::from(assignee),
-                ])
-                .style(style),
-            )
+            let mut cells = vec![Cell::from(if marked { "*" } else { " " }).style(theme.marked)];
+            cells.extend(columns.iter().zip(&widths[1..]).map(|(column, width)| {
+                Cell::from(fit((column.cell)(fault, state).as_str(), *width))
+            }));
+            Some(Row::new(cells).style(style))
         })
         .collect();
-    let header = Row::new(vec![
-        "", "SEV", "TIME", "AGE", "LAMP", "ZONE", "TYPE", "STATE", "N", "ASSIGNEE",
-    ])
-    .style(theme.title);
-    let widths = [
-        Constraint::Length(1),
-        Constraint::Length(3),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(6),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
-        Constraint::Length(9),
-        Constraint::Length(4),
-        Constraint::Fill(2),
-    ];
+    let mut header = vec![String::new()];
+    header.extend(
+        columns
+            .iter()
+            .zip(&widths[1..])
+            .map(|(c, width)| fit(c.header, *width)),
+    );
+    let header = Row::new(header).style(theme.title);
     let mut title = format!(
         " faults {}/{} sorted by {}{} ",
         total,
@@ -133,94 +230,312 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         if state.descending { " desc" } else { "" }
     );
     if !state.filter_text.is_empty() {
-        title.push_str(&format!("filter: {} ", state.filter_text));
+        let label = if matches!(state.mode, Mode::Filter { .. }) {
+            "preview"
+        } else {
+            "filter"
+        };
+        title.push_str(&format!("{label}: {} ", state.filter_text));
     }
     if !state.marks.is_empty() {
+        let hidden = state
+            .marks
+            .iter()
+            .filter(|id| !state.view.contains(id))
+            .count();
         title.push_str(&format!("{} marked ", state.marks.len()));
+        if hidden > 0 {
+            title.push_str(&format!("({hidden} hidden) "));
+        }
     }
-    if state.selected.is_some() && selected.is_none() {
-        title.push_str("(selected fault left the view) ");
+    if let Some(left) = &state.left_view {
+        title.push_str(&format!("({}) ", left_view_words(left)));
     }
-    let table = Table::new(rows, widths)
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(fit(&title, usize::from(area.width.saturating_sub(2))));
+    if total == 0 {
+        let text = empty_board(state);
+        frame.render_widget(
+            Paragraph::new(Span::styled(text, theme.muted))
+                .wrap(Wrap { trim: true })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let table = Table::new(rows, constraints)
         .header(header)
         .column_spacing(1)
-        .block(Block::default().borders(Borders::ALL).title(title));
+        .block(block);
     frame.render_widget(table, area);
 }
 
+/// What an empty board says: that the feed is live and since when, or why it shows nothing.
+fn empty_board(state: &State) -> String {
+    let since = state
+        .live_since
+        .map(|t| t.with_timezone(&state.tz).format("%H:%M").to_string());
+    match (state.faults.len(), since) {
+        (0, Some(since)) => format!("no active faults; feed live since {since}"),
+        (0, None) => "no faults yet: waiting for the feed".to_owned(),
+        (n, _) => format!(
+            "no fault matches the filter ({n} active faults hidden); / to change it, esc in the filter restores"
+        ),
+    }
+}
+
+/// The open fault: header, lamp readings (their lines reserved, so nothing jumps when they
+/// arrive), its roll-up, then the history, newest first with repeats collapsed. Scrolls.
 fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     let Some(detail) = &state.detail else {
         return;
     };
+    let width = usize::from(area.width.saturating_sub(2));
+    let fault = detail
+        .fault
+        .as_ref()
+        .or_else(|| state.faults.get(&detail.fault_id));
     let mut lines: Vec<Line<'_>> = Vec::new();
-    match state.faults.get(&detail.fault_id) {
+    match fault {
         Some(f) => {
             let rank = severity_rank(f.severity);
             lines.push(Line::from(vec![
                 Span::styled(severity_glyph(rank), theme.severity(rank)),
                 Span::styled(
-                    format!(" {} on lamp {}", fault_type_name(f.r#type), f.lamp_id),
+                    fit(
+                        &format!(
+                            " fault {} v{}: {} on {}",
+                            f.id,
+                            f.version,
+                            fault_type_name(f.r#type),
+                            subject(f)
+                        ),
+                        width.saturating_sub(3),
+                    ),
                     theme.title,
                 ),
             ]));
-            lines.push(Line::from(format!(
-                "{} v{}  seen {} times  zone {}  circuit {}  {}",
+            let mut facts = format!(
+                "{}{}  seen {} times  zone {}",
                 state_name(f.state),
-                f.version,
+                if on_board(f) { "" } else { " (off the board)" },
                 f.count,
                 state.zone_name(f.zone_id),
-                f.circuit_id,
-                if f.assignee.is_empty() {
-                    "unassigned".to_owned()
-                } else {
-                    format!("assigned to {}", f.assignee)
-                }
+            );
+            if f.circuit_id > 0 && f.lamp_id > 0 {
+                facts.push_str(&format!("  circuit {}", f.circuit_id));
+            }
+            facts.push_str(&if f.assignee.is_empty() {
+                "  unassigned".to_owned()
+            } else {
+                format!("  assigned to {}", f.assignee)
+            });
+            if f.parent_id > 0 {
+                facts.push_str(&format!("  under fault {}", f.parent_id));
+            }
+            lines.push(Line::from(fit(&facts, width)));
+            lines.push(Line::from(fit(
+                &format!(
+                    "opened {}  last seen {}",
+                    local_time(f.first_seen.as_ref(), state.tz),
+                    local_time(f.last_seen.as_ref(), state.tz)
+                ),
+                width,
             )));
+            if f.lamp_id > 0 {
+                lines.push(Line::from(Span::styled("lamp now", theme.title)));
+                let now = match state
+                    .lamps
+                    .status
+                    .as_ref()
+                    .filter(|s| s.lamp_id == f.lamp_id)
+                {
+                    Some(status) => super::lamps::status_line(status, state),
+                    None => "waiting for the lamp's latest reading…".to_owned(),
+                };
+                lines.push(Line::from(fit(&now, width)));
+                let neighbours = state
+                    .faults
+                    .values()
+                    .filter(|o| o.id != f.id && o.circuit_id == f.circuit_id && f.circuit_id > 0)
+                    .count();
+                lines.push(Line::from(fit(
+                    &format!("{neighbours} other active fault(s) on the same circuit"),
+                    width,
+                )));
+            } else {
+                lines.extend(rolled_up(f, state, width, theme));
+            }
         }
         None => lines.push(Line::from(Span::styled(
-            format!("fault {} has left the board (resolved)", detail.fault_id),
+            format!("fault {}: loading…", detail.fault_id),
             theme.muted,
         ))),
     }
-    if let Some(status) = &state.lamps.status {
-        lines.push(Line::from(Span::styled("lamp now", theme.title)));
-        lines.push(Line::from(super::lamps::status_line(status, state)));
-    }
-    let neighbours = state
-        .faults
-        .get(&detail.fault_id)
-        .map(|f| {
-            state
-                .faults
-                .values()
-                .filter(|o| o.id != f.id && o.circuit_id == f.circuit_id && f.circuit_id > 0)
-                .count()
-        })
-        .unwrap_or(0);
-    lines.push(Line::from(format!(
-        "{neighbours} other active fault(s) on the same circuit"
+    let fixed = lines.len();
+    lines.push(Line::from(Span::styled(
+        "history (newest first; j/k scroll)",
+        theme.title,
     )));
-    lines.push(Line::from(Span::styled("history", theme.title)));
+    let mut history: Vec<Line<'_>> = Vec::new();
     if detail.history.is_empty() {
-        lines.push(Line::from(Span::styled("loading…", theme.muted)));
-    }
-    for entry in detail.history.iter().rev() {
-        lines.push(Line::from(format!(
-            "{} {:<12} {:<10} {}",
-            local_time(entry.at.as_ref(), state.tz),
-            entry.action,
-            entry.actor,
-            entry.note
+        history.push(Line::from(Span::styled(
+            if detail.loaded {
+                "no history"
+            } else {
+                "loading…"
+            },
+            theme.muted,
         )));
     }
+    for entry in collapse(&detail.history).iter().rev() {
+        for (i, part) in wrap(&history_words(entry, state), width)
+            .into_iter()
+            .enumerate()
+        {
+            history.push(Line::from(if i == 0 {
+                part
+            } else {
+                format!("      {part}")
+            }));
+        }
+    }
+    // The header and the lamp stay; the history scrolls under them.
+    let room = usize::from(area.height.saturating_sub(2)).saturating_sub(fixed + 1);
+    let scroll = detail.scroll.min(history.len().saturating_sub(room.max(1)));
+    if scroll > 0 {
+        lines[fixed] = Line::from(Span::styled(
+            format!("history (newest first; {scroll} lines up, k or g to return)"),
+            theme.title,
+        ));
+    }
+    lines.extend(history.into_iter().skip(scroll));
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+        Paragraph::new(lines).block(
             Block::default()
                 .borders(Borders::ALL)
-                .title(" detail (esc closes) "),
+                .title(fit(" detail (esc closes) ", width)),
         ),
         area,
     );
+}
+
+/// What a fault is on, for people: "lamp 1003", "circuit 7", "basestation 3".
+fn subject(fault: &proto::Fault) -> String {
+    if fault.lamp_id > 0 {
+        format!("lamp {}", fault.lamp_id)
+    } else if fault.circuit_id > 0 {
+        format!("circuit {}", fault.circuit_id)
+    } else {
+        format!("basestation {}", fault.basestation_id)
+    }
+}
+
+/// A roll-up's lamps and the lamp faults grouped under it.
+fn rolled_up<'a>(
+    fault: &proto::Fault,
+    state: &State,
+    width: usize,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    let children: Vec<&proto::Fault> = state
+        .faults
+        .values()
+        .filter(|c| c.parent_id == fault.id)
+        .collect();
+    let mut lines = vec![Line::from(Span::styled(
+        format!("{} lamp fault(s) rolled up under it", children.len()),
+        theme.title,
+    ))];
+    if children.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "none on the board now (the history says how many lamps it began with)",
+            theme.muted,
+        )));
+    } else {
+        let lamps: Vec<String> = children.iter().map(|c| c.lamp_id.to_string()).collect();
+        for part in wrap(&format!("lamps {}", lamps.join(" ")), width) {
+            lines.push(Line::from(part));
+        }
+        let faults: Vec<String> = children
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c.id,
+                    fault_type_name(c.r#type),
+                    state_name(c.state)
+                )
+            })
+            .collect();
+        for part in wrap(&format!("faults {}", faults.join(", ")), width) {
+            lines.push(Line::from(part));
+        }
+    }
+    lines
+}
+
+/// A history entry, or a run of repeats collapsed into one.
+struct Shown<'a> {
+    entry: &'a proto::HistoryEntry,
+    repeats: usize,
+    last: Option<&'a prost_types::Timestamp>,
+}
+
+/// Runs of REPEATED entries become one "REPEATED x14 04:29-04:41".
+fn collapse(history: &[proto::HistoryEntry]) -> Vec<Shown<'_>> {
+    let mut shown: Vec<Shown<'_>> = Vec::new();
+    for entry in history {
+        if entry.action == "REPEATED"
+            && let Some(run) = shown.last_mut()
+            && run.entry.action == "REPEATED"
+        {
+            run.repeats += 1;
+            run.last = entry.at.as_ref();
+            continue;
+        }
+        shown.push(Shown {
+            entry,
+            repeats: 1,
+            last: entry.at.as_ref(),
+        });
+    }
+    shown
+}
+
+/// "04:24 ASSIGNED to crew-north by ana: note", "04:29-04:41 REPEATED x14".
+fn history_words(shown: &Shown<'_>, state: &State) -> String {
+    let entry = shown.entry;
+    let mut text = local_time(entry.at.as_ref(), state.tz);
+    if shown.repeats > 1 {
+        text.push_str(&format!(
+            "-{} {} x{}",
+            local_time(shown.last, state.tz),
+            entry.action,
+            shown.repeats
+        ));
+        return text;
+    }
+    text.push(' ');
+    text.push_str(&entry.action);
+    if !entry.change.is_empty() {
+        text.push(' ');
+        text.push_str(&entry.change);
+    }
+    text.push_str(&format!(" by {}", entry.actor));
+    if entry.from_state != entry.to_state && entry.from_state != 0 {
+        text.push_str(&format!(
+            " ({} -> {})",
+            state_name(entry.from_state),
+            state_name(entry.to_state)
+        ));
+    }
+    if !entry.note.is_empty() {
+        text.push_str(": ");
+        text.push_str(&entry.note);
+    }
+    text
 }
 
 fn draw_daily(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
@@ -232,12 +547,20 @@ fn draw_daily(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         );
         return;
     };
+    let length = if daily.minutes % 60 == 0 {
+        format!("{} h", daily.minutes / 60)
+    } else {
+        format!("{:.1} h", f64::from(daily.minutes) / 60.0)
+    };
     let title = format!(
-        " Daily Faults {} ({} h, {}): {} opened  (< > another day) ",
-        daily.date, daily.hours, daily.time_zone, daily.total
+        " Daily Faults {} ({length}, {}): {} opened  (< > another day) ",
+        daily.date, daily.time_zone, daily.total
     );
     let inner = block.inner(area);
-    frame.render_widget(block.title(title), area);
+    frame.render_widget(
+        block.title(fit(&title, usize::from(area.width.saturating_sub(2)))),
+        area,
+    );
     let [counts, spark] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
     let mut by_severity = [0u32; 5];
@@ -268,7 +591,7 @@ fn draw_daily(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     );
     let type_lines: Vec<Line<'_>> = top
         .chunks(2)
-        .take(3)
+        .take(usize::from(counts.height.saturating_sub(1)))
         .map(|pair| {
             Line::from(
                 pair.iter()
@@ -277,6 +600,7 @@ fn draw_daily(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                     .join("  "),
             )
         })
+        .map(|line: Line<'_>| Line::from(fit(&line.to_string(), usize::from(counts.width))))
         .collect();
     let mut lines = vec![severity_line];
     lines.extend(type_lines);

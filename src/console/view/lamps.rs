@@ -50,8 +50,13 @@ fn draw_pane(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     let block = Block::default().borders(Borders::ALL).title(" lamp ");
     let Some(lamp) = &state.lamps.lamp else {
         let hint = if state.lamps.query.is_empty() {
-            "press l (or :lamp 12, :zone pimlico) to find a lamp by id, telecell uuid or zone"
-                .to_owned()
+            // Suggest a zone this estate has.
+            let mut zones: Vec<&str> = state.zones.values().map(String::as_str).collect();
+            zones.sort_unstable();
+            let zone = zones
+                .first()
+                .map_or(String::new(), |z| format!(", :zone {z}"));
+            format!("press l (or :lamp 12{zone}) to find a lamp by id, telecell uuid or zone")
         } else {
             format!("looking for {:?}…", state.lamps.query)
         };

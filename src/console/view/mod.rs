@@ -4,6 +4,7 @@
 
 mod billing;
 mod faults;
+pub mod fit;
 mod lamps;
 pub mod theme;
 
@@ -15,7 +16,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::keymap::{Action, Keymap};
-use super::state::{Link, Mode, PromptFor, State, TABS, Tab};
+use super::state::{Confirm, Link, Mode, PromptFor, State, TABS, Tab};
+use super::update::Verb;
+use fit::Part;
 pub use theme::Theme;
 
 pub const MIN_WIDTH: u16 = 80;
@@ -51,8 +54,8 @@ pub fn draw(frame: &mut Frame<'_>, state: &State, keymap: &Keymap, theme: &Theme
     }
     draw_status(frame, status, state, theme);
     draw_bottom(frame, bottom, state, keymap, theme);
-    if state.mode == Mode::Help {
-        draw_help(frame, body, keymap, theme);
+    if let Mode::Help { scroll } = state.mode {
+        draw_help(frame, body, keymap, theme, scroll);
     }
 }
 
@@ -101,100 +104,184 @@ pub fn link_text(link: &Link, now: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     }
 }
 
+/// The status bar: clock, each stream's state, event rate, who is signed in, the server.
+/// When it does not fit, the event rate, the server and the clock's zone go first; the
+/// streams' state (and so any stale marker) and the user and role always stay.
 fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
-    let mut spans = vec![
-        Span::styled(
-            format!(
-                "{} {}",
-                state.now.with_timezone(&state.tz).format("%H:%M:%S"),
-                state.tz
-            ),
+    let local = state.now.with_timezone(&state.tz);
+    let mut parts = vec![Part {
+        span: Span::styled(
+            format!("{} {}", local.format("%H:%M:%S"), state.tz),
             theme.title,
         ),
-        Span::styled(" | ", theme.muted),
-    ];
+        priority: 4,
+    }];
     for (stream, link) in &state.streams {
         let style = if *link == Link::Live {
             theme.ok
         } else {
             theme.bad
         };
-        spans.push(Span::styled(
-            format!(
-                "{}: {}",
-                stream.label(),
-                link_text(link, state.now, state.tz)
+        parts.push(Part {
+            span: Span::styled(
+                format!(
+                    "{}: {}",
+                    stream.label(),
+                    link_text(link, state.now, state.tz)
+                ),
+                style,
             ),
-            style,
-        ));
-        spans.push(Span::styled(" | ", theme.muted));
+            priority: if *link == Link::Live { 6 } else { 9 },
+        });
     }
     let who = match state.role {
         Some(role) if state.may_triage() => format!("{} ({})", state.user, role.as_str()),
         Some(role) => format!("{} ({}, read-only)", state.user, role.as_str()),
         None => state.user.clone(),
     };
-    spans.push(Span::raw(format!(
-        "{} ev/min | {} | {}",
-        state.event_rate(),
-        who,
-        state.server
-    )));
+    parts.push(Part {
+        span: Span::raw(format!("{} ev/min", state.event_rate())),
+        priority: 1,
+    });
+    parts.push(Part {
+        span: Span::styled(who, theme.title),
+        priority: 10,
+    });
+    parts.push(Part {
+        span: Span::raw(state.server.clone()),
+        priority: 2,
+    });
+    let spans = fit::by_priority(
+        parts,
+        Span::styled(" | ", theme.muted),
+        usize::from(area.width),
+    );
     frame.render_widget(Paragraph::new(Line::from(spans)).style(Style::new()), area);
 }
 
 fn draw_bottom(frame: &mut Frame<'_>, area: Rect, state: &State, keymap: &Keymap, theme: &Theme) {
+    let width = usize::from(area.width);
     let line = match &state.mode {
-        Mode::Filter { text, error } => {
+        Mode::Filter { text, error, .. } => {
             let (mark, style) = match error {
                 Some(_) => ("✗", theme.bad),
                 None => ("✓", theme.ok),
             };
-            let mut spans = vec![
-                Span::styled(format!("/{text}"), style),
-                Span::styled(format!("  {mark} "), style),
-            ];
-            if let Some(error) = error {
-                spans.push(Span::styled(error.clone(), theme.bad));
-            } else {
-                spans.push(Span::styled("enter keeps it, esc leaves", theme.muted));
-            }
-            Line::from(spans)
+            let hint = match error {
+                Some(error) => format!(" {mark} {error}"),
+                None => format!(" {mark} enter keeps it, esc restores the filter before"),
+            };
+            // The text being typed keeps its end in view; the hint gets what is left.
+            let shown = fit::tail(&format!("/{text}"), width.saturating_sub(12).max(8));
+            let room = width.saturating_sub(shown.chars().count());
+            Line::from(vec![
+                Span::styled(shown, style),
+                Span::styled(
+                    fit::fit(&hint, room),
+                    if error.is_some() {
+                        theme.bad
+                    } else {
+                        theme.muted
+                    },
+                ),
+            ])
         }
-        Mode::Command { text, .. } => Line::from(vec![
-            Span::styled(format!(":{text}"), theme.accent),
-            Span::styled("  tab completes, up/down history", theme.muted),
-        ]),
+        Mode::Command { text, .. } => {
+            let shown = fit::tail(&format!(":{text}"), width.saturating_sub(2));
+            let room = width.saturating_sub(shown.chars().count());
+            Line::from(vec![
+                Span::styled(shown, theme.accent),
+                Span::styled(
+                    fit::fit("  tab completes, up/down history, esc leaves", room),
+                    theme.muted,
+                ),
+            ])
+        }
+        Mode::Confirm(confirm) => Line::from(Span::styled(
+            fit::fit(&confirm_question(confirm), width),
+            theme.bad,
+        )),
         Mode::Prompt { for_, text } => {
             let label = match for_ {
-                PromptFor::Note(ids) => format!("note for {} fault(s)", ids.len()),
-                PromptFor::Assign(ids) => format!("assign {} fault(s) to", ids.len()),
+                PromptFor::Note(targets) => {
+                    format!(
+                        "note for {}{}",
+                        count(targets.ids.len()),
+                        hidden_words(targets.hidden)
+                    )
+                }
+                PromptFor::Assign(targets) => format!(
+                    "assign {}{} to",
+                    count(targets.ids.len()),
+                    hidden_words(targets.hidden)
+                ),
                 PromptFor::FindLamp => "lamp id, telecell uuid or zone".to_owned(),
                 PromptFor::Password => format!(
                     "the session ended; password for {} (esc: later, with :login)",
                     state.user
                 ),
             };
+            let label = fit::fit(&format!("{label}: "), width / 2);
             // A password is never drawn, not even masked: its length stays private too.
             let shown = if matches!(for_, PromptFor::Password) {
                 String::new()
             } else {
-                text.clone()
+                fit::tail(text, width.saturating_sub(label.chars().count() + 1))
             };
             Line::from(vec![
-                Span::styled(format!("{label}: "), theme.title),
+                Span::styled(label, theme.title),
                 Span::raw(shown),
                 Span::styled("▏", theme.accent),
             ])
         }
         _ => match &state.message {
             Some((at, message)) if state.now - *at < chrono::Duration::seconds(15) => {
-                Line::from(Span::styled(message.clone(), theme.accent))
+                Line::from(Span::styled(fit::fit(message, width), theme.accent))
             }
-            _ => Line::from(Span::styled(context_keys(state, keymap), theme.muted)),
+            _ => Line::from(Span::styled(
+                fit::fit(&context_keys(state, keymap), width),
+                theme.muted,
+            )),
         },
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// "1 fault", "3 faults".
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 fault".to_owned()
+    } else {
+        format!("{n} faults")
+    }
+}
+
+fn hidden_words(hidden: usize) -> String {
+    match hidden {
+        0 => String::new(),
+        1 => " (1 marked fault hidden by the filter is left alone)".to_owned(),
+        n => format!(" ({n} marked faults hidden by the filter are left alone)"),
+    }
+}
+
+/// "acknowledge 3 faults (2 marked faults hidden by the filter are left alone)? y/n"
+pub fn confirm_question(confirm: &Confirm) -> String {
+    let what = match confirm.verb {
+        Verb::Assign => format!(
+            "assign {} to {}",
+            count(confirm.targets.ids.len()),
+            confirm.text
+        ),
+        verb => {
+            let ids = if confirm.targets.ids.len() == 1 {
+                format!("fault {}", confirm.targets.ids[0].0)
+            } else {
+                count(confirm.targets.ids.len())
+            };
+            format!("{} {ids}", verb.present())
+        }
+    };
+    format!("{what}{}? y/n", hidden_words(confirm.targets.hidden))
 }
 
 /// The keys that matter on this tab, from the keymap.
@@ -212,6 +299,7 @@ fn context_keys(state: &State, keymap: &Keymap) -> String {
             (Action::Filter, "filter"),
             (Action::Freeze, "freeze"),
             (Action::SortNext, "sort"),
+            (Action::Zoom, "zoom"),
         ],
         Tab::Faults => &[
             (Action::Help, "help"),
@@ -219,6 +307,7 @@ fn context_keys(state: &State, keymap: &Keymap) -> String {
             (Action::Filter, "filter"),
             (Action::Freeze, "freeze"),
             (Action::SortNext, "sort"),
+            (Action::Zoom, "zoom"),
         ],
         Tab::Lamps => &[
             (Action::Help, "help"),
@@ -231,10 +320,7 @@ fn context_keys(state: &State, keymap: &Keymap) -> String {
             (Action::Command, ":bill YYYY-MM"),
         ],
     };
-    let mut text: Vec<String> = actions
-        .iter()
-        .map(|(action, label)| format!("{} {label}", keymap.first_key(*action)))
-        .collect();
+    let mut text: Vec<String> = Vec::new();
     if state.tab == Tab::Faults {
         if !state.may_triage() {
             text.push("(read-only role: no triage)".to_owned());
@@ -242,54 +328,82 @@ fn context_keys(state: &State, keymap: &Keymap) -> String {
             text.push("(actions off while disconnected)".to_owned());
         }
     }
+    text.extend(
+        actions
+            .iter()
+            .map(|(action, label)| format!("{} {label}", keymap.first_key(*action))),
+    );
     text.join("  ")
 }
 
-fn draw_help(frame: &mut Frame<'_>, area: Rect, keymap: &Keymap, theme: &Theme) {
-    let popup_width = usize::from(area.width.saturating_sub(4));
-    let mut help = keymap.help();
-    if help.len() + 2 > usize::from(area.height) {
-        // Two columns: each action's first key only, so the text fits.
-        help = help
-            .into_iter()
-            .map(|(keys, what)| (keys.split('/').next().unwrap_or("").to_owned(), what))
-            .collect();
-    }
-    let width = help
-        .iter()
-        .map(|(keys, _)| keys.len())
-        .max()
-        .unwrap_or(0)
-        .min(popup_width / 4);
-    let mut lines: Vec<Line<'_>> = help
-        .iter()
-        .map(|(keys, what)| {
-            Line::from(vec![
-                Span::styled(format!("{keys:>width$}  "), theme.accent),
-                Span::raw(*what),
-            ])
-        })
-        .collect();
-    let popup = area.inner(ratatui::layout::Margin {
-        horizontal: 1,
-        vertical: 0,
-    });
-    frame.render_widget(Clear, popup);
+/// Every key of the keymap over the whole tab (so no pane border shows through), with
+/// whole descriptions wrapped, in two columns when wide enough, scrolled with j/k.
+fn draw_help(frame: &mut Frame<'_>, area: Rect, keymap: &Keymap, theme: &Theme, scroll: usize) {
+    frame.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(" keys, from the keymap (any key closes) ");
-    let inner = block.inner(popup);
-    frame.render_widget(block, popup);
-    // Two columns when one does not fit.
-    let per_column = usize::from(inner.height).max(1);
-    if lines.len() <= per_column {
-        frame.render_widget(Paragraph::new(lines), inner);
-    } else {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(inner);
-        let rest = lines.split_off(per_column.min(lines.len()));
-        frame.render_widget(Paragraph::new(lines), left);
-        frame.render_widget(Paragraph::new(rest), right);
+        .title(" keys, from the keymap (j/k scroll, any other key closes) ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let help = keymap.help();
+    let columns = if inner.width >= 100 { 2 } else { 1 };
+    let column_width = usize::from(inner.width) / columns;
+    let key_width = help
+        .iter()
+        .map(|(keys, _)| keys.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(column_width / 3);
+    let text_width = column_width.saturating_sub(key_width + 3).max(10);
+    // Each entry: its keys, then its description wrapped under itself.
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for (keys, what) in &help {
+        for (i, part) in wrap(what, text_width).into_iter().enumerate() {
+            let keys = if i == 0 {
+                fit::fit(keys, key_width)
+            } else {
+                String::new()
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {keys:>key_width$}  "), theme.accent),
+                Span::raw(part),
+            ]));
+        }
     }
+    let rows = usize::from(inner.height).max(1);
+    let pages = lines.len().div_ceil(rows * columns).max(1);
+    let first = scroll.min((pages - 1) * rows * columns);
+    let shown: Vec<Line<'_>> = lines.into_iter().skip(first).collect();
+    let areas =
+        Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns]).split(inner);
+    for (column, area) in areas.iter().enumerate() {
+        let part: Vec<Line<'_>> = shown
+            .iter()
+            .skip(column * rows)
+            .take(rows)
+            .cloned()
+            .collect();
+        frame.render_widget(Paragraph::new(part), *area);
+    }
+}
+
+/// Words into lines of at most `width` columns (a longer word is cut with "…").
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let word = fit::fit(word, width);
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if needed > width && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }

@@ -126,13 +126,24 @@ pub fn baseline(
         .collect()
 }
 
-/// Totals of one lamp-day from its slots and the slot prices (one per slot).
+impl SlotEnergy {
+    /// The baseline over the part of the slot the reports account for (rounded half up), so
+    /// that energy and baseline always cover the same time: a slot nobody reported has no
+    /// baseline, and a saving is never claimed for time without data.
+    pub fn covered_baseline_wh(self) -> i64 {
+        let covered = i64::from(self.covered_s).min(SLOT_SECONDS);
+        (i64::from(self.baseline_wh) * covered * 2 + SLOT_SECONDS) / (2 * SLOT_SECONDS)
+    }
+}
+
+/// Totals of one lamp-day from its slots and the slot prices (one per slot). The baseline
+/// counts only the reported part of each slot (`covered_baseline_wh`).
 pub fn settle(slots: &[SlotEnergy], prices: &[SlotPrice]) -> DayTotals {
     let mut totals = DayTotals::default();
     for (index, price) in prices.iter().enumerate() {
         let slot = slots.get(index).copied().unwrap_or_default();
         let wh = slot.wh();
-        let base = i64::from(slot.baseline_wh);
+        let base = slot.covered_baseline_wh();
         totals.wh += wh;
         totals.baseline_wh += base;
         if slot.is_complete() {
@@ -154,6 +165,27 @@ pub fn settle(slots: &[SlotEnergy], prices: &[SlotPrice]) -> DayTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_without_data_claims_no_baseline() {
+        let slot = |covered_s| SlotEnergy {
+            units: 0,
+            covered_s,
+            baseline_wh: 50,
+        };
+        assert_eq!(slot(0).covered_baseline_wh(), 0);
+        assert_eq!(slot(900).covered_baseline_wh(), 25);
+        assert_eq!(slot(1800).covered_baseline_wh(), 50);
+        assert_eq!(slot(60).covered_baseline_wh(), 2, "1.67 Wh rounds to 2");
+        let prices = vec![
+            SlotPrice {
+                parts: vec![(1800, Some(20_000))],
+            };
+            3
+        ];
+        let totals = settle(&[slot(0), slot(0), slot(0)], &prices);
+        assert_eq!((totals.baseline_wh, totals.baseline_cost_mp), (0, 0));
+    }
 
     #[test]
     fn slots_survive_the_byte_form() {
@@ -199,6 +231,8 @@ mod tests {
         // 50 Wh: half at 12 p, half at 30 p = 0.3 p + 0.75 p = 1050 milli-pence.
         assert_eq!(totals.cost_mp, 1_050);
         assert_eq!(totals.baseline_cost_mp, 1_050);
+        // The second slot is half reported: half its baseline counts.
+        assert_eq!(totals.baseline_wh, 50 + 25);
         assert_eq!(totals.covered_slots, 1);
         assert_eq!(totals.unpriced_wh, 26);
     }

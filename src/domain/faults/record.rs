@@ -76,6 +76,49 @@ impl EventKind {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
+
+    /// Whether this change makes a triage action based on the fault as it was stale (bumps
+    /// the version). What an operator decides on is the state, the assignment and the
+    /// severity: another sighting (count, last seen), a note or being grouped under a
+    /// roll-up changes none of them, so those never refuse anyone's action.
+    pub fn changes_version(self) -> bool {
+        !matches!(
+            self,
+            EventKind::Repeated | EventKind::Note | EventKind::Grouped
+        )
+    }
+
+    /// The event in the past tense for people: "acknowledged", "assigned".
+    pub fn past(self) -> &'static str {
+        match self {
+            EventKind::Raised => "raised",
+            EventKind::Repeated => "seen again",
+            EventKind::Reopened => "reopened",
+            EventKind::Escalated => "escalated",
+            EventKind::Cleared => "cleared",
+            EventKind::Acknowledged => "acknowledged",
+            EventKind::Assigned => "assigned",
+            EventKind::Resolved => "resolved",
+            EventKind::Note => "noted",
+            EventKind::Grouped => "grouped",
+        }
+    }
+}
+
+/// What an event changed, in words, from the fault as it became: "to crew-north" for an
+/// assignment, "to MAJOR" for an escalation, "under fault 12" for a roll-up. Empty when the
+/// kind says it all.
+pub fn change_words(kind: EventKind, fault: &Fault) -> String {
+    match kind {
+        EventKind::Assigned => format!("to {}", fault.assignee),
+        EventKind::Escalated => format!("to {}", fault.severity.as_str()),
+        EventKind::Grouped => fault
+            .parent_id
+            .map(|parent| format!("under fault {parent}"))
+            .unwrap_or_default(),
+        EventKind::Reopened if fault.flapping => "flapping".to_owned(),
+        _ => String::new(),
+    }
 }
 
 /// One line of a fault's history (the audit trail).
@@ -88,6 +131,8 @@ pub struct HistoryEntry {
     pub from_state: Option<FaultState>,
     pub to_state: FaultState,
     pub note: String,
+    /// What changed besides the state, in words (`change_words`).
+    pub change: String,
 }
 
 /// An entry of the durable event log: every fault change, numbered without gaps.
@@ -195,6 +240,30 @@ mod tests {
             }
             .matches(&f)
         );
+    }
+
+    #[test]
+    fn only_decisions_change_the_version_and_changes_read_as_words() {
+        assert!(!EventKind::Repeated.changes_version());
+        assert!(!EventKind::Note.changes_version());
+        assert!(!EventKind::Grouped.changes_version());
+        for kind in [
+            EventKind::Acknowledged,
+            EventKind::Assigned,
+            EventKind::Resolved,
+            EventKind::Cleared,
+            EventKind::Reopened,
+            EventKind::Escalated,
+        ] {
+            assert!(kind.changes_version(), "{kind:?}");
+        }
+        let mut f = fault();
+        f.assignee = "crew-north".into();
+        f.parent_id = Some(12);
+        assert_eq!(change_words(EventKind::Assigned, &f), "to crew-north");
+        assert_eq!(change_words(EventKind::Escalated, &f), "to MAJOR");
+        assert_eq!(change_words(EventKind::Grouped, &f), "under fault 12");
+        assert_eq!(change_words(EventKind::Acknowledged, &f), "");
     }
 
     #[test]

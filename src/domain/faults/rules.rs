@@ -27,6 +27,10 @@ pub struct Thresholds {
     pub over_temperature_c: f32,
     /// Switch-ons between two readings that make a lamp CYCLING.
     pub cycling_switches: u32,
+    /// The fastest a lamp can really switch on again (gear restrikes take seconds to
+    /// minutes). A switch counter that moves faster than this was reset or replaced (a new
+    /// node, a restarted simulator): a discontinuity, not cycling.
+    pub min_seconds_per_switch: i64,
     /// Around sunrise and sunset photocells may lag: no day/night judgement within this margin.
     pub twilight_margin: Duration,
 }
@@ -44,6 +48,7 @@ impl Default for Thresholds {
             dimming_tolerance_pct: 10,
             over_temperature_c: 85.0,
             cycling_switches: 3,
+            min_seconds_per_switch: 10,
             twilight_margin: Duration::minutes(30),
         }
     }
@@ -137,7 +142,9 @@ pub fn conditions(
         found.push(FaultType::DimmingFailure);
     }
     if let Some(before) = previous.filter(|p| p.at < reading.at) {
-        if reading.switch_count.saturating_sub(before.switch_count) >= t.cycling_switches {
+        let switches = reading.switch_count.saturating_sub(before.switch_count);
+        let possible = (reading.at - before.at).num_seconds() / t.min_seconds_per_switch.max(1);
+        if switches >= t.cycling_switches && i64::from(switches) <= possible {
             found.push(FaultType::Cycling);
         }
     }
@@ -387,6 +394,36 @@ mod tests {
         assert_eq!(
             conditions(&once, Some(&before), &lamp(), &Thresholds::default()),
             vec![]
+        );
+    }
+
+    #[test]
+    fn a_counter_that_jumps_further_than_a_lamp_can_switch_is_not_cycling() {
+        // A node replaced, or a restarted simulator: thousands of switches in 15 minutes.
+        let before = reading("2026-11-28T21:45:00Z");
+        let jumped = Reading {
+            switch_count: before.switch_count + 2_500,
+            ..reading(NIGHT)
+        };
+        assert_eq!(
+            conditions(&jumped, Some(&before), &lamp(), &Thresholds::default()),
+            vec![]
+        );
+        // A counter that went back (reset) is not cycling either.
+        let reset = Reading {
+            switch_count: 0,
+            ..reading(NIGHT)
+        };
+        assert!(conditions(&reset, Some(&before), &lamp(), &Thresholds::default()).is_empty());
+        // Four in a minute is still possible.
+        let minute_before = reading("2026-11-28T21:59:00Z");
+        let fast = Reading {
+            switch_count: minute_before.switch_count + 4,
+            ..reading(NIGHT)
+        };
+        assert_eq!(
+            conditions(&fast, Some(&minute_before), &lamp(), &Thresholds::default()),
+            vec![FaultType::Cycling]
         );
     }
 }

@@ -809,25 +809,31 @@ fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResul
     let columns =
         "zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh";
     let mut parts = Vec::new();
+    // Whether every part is a single day or month, where each lamp has at most one row per
+    // zone; a part spanning several has a row per lamp and day (or month), and counting rows
+    // would count lamp-days.
+    let mut one_row_per_lamp = true;
     let mut values: Vec<String> = Vec::new();
     let mut bind = |value: String| {
         values.push(value);
         format!("?{}", values.len() + 1)
     };
     if let Some((first, last)) = months {
+        one_row_per_lamp &= first == last;
         let (a, b) = (bind(first), bind(last));
         parts.push(format!(
             "SELECT {columns} FROM energy_months WHERE month BETWEEN {a} AND {b}{zone}"
         ));
     }
     for (first, last) in days {
+        one_row_per_lamp &= first == last;
         let (a, b) = (bind(day_text(first)), bind(day_text(last)));
         parts.push(format!(
             "SELECT {columns} FROM energy_days WHERE day BETWEEN {a} AND {b}{zone}"
         ));
     }
     let sums = "sum(wh) AS wh, sum(cost_mp), sum(baseline_wh), sum(baseline_cost_mp), sum(covered), sum(unpriced_wh)";
-    let single_part = parts.len() == 1;
+    let single_part = parts.len() == 1 && one_row_per_lamp;
     let parts = parts.join(" UNION ALL ");
     let sql = match query.group {
         // One row per lamp: no second grouping.
@@ -836,7 +842,7 @@ fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResul
              GROUP BY lamp_id ORDER BY wh DESC, k LIMIT {}",
             query.limit
         ),
-        // Within one part a lamp has one row per zone, so zones group directly (in key order).
+        // Within one day or one month a lamp has one row per zone, so zones group directly.
         TotalsGroup::Zone if single_part => format!(
             "SELECT zone_id AS k, {sums}, count(*), sum(covered < {expected}) FROM ({parts}) \
              GROUP BY zone_id ORDER BY k"

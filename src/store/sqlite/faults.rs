@@ -11,7 +11,9 @@ use super::lamp_index::Touched;
 use super::rows::millis;
 use super::{Effects, SqliteStore, db_error};
 use crate::domain::faults::lifecycle::{self, Action, FaultState};
-use crate::domain::faults::record::{EventKind, Fault, FaultEvent, FaultFilter, HistoryEntry};
+use crate::domain::faults::record::{
+    EventKind, Fault, FaultEvent, FaultFilter, HistoryEntry, change_words,
+};
 use crate::domain::faults::rules::LampProfile;
 use crate::domain::faults::tracker::Change;
 use crate::domain::faults::{FaultType, Severity};
@@ -230,6 +232,37 @@ fn insert_fault(c: &Connection, f: &mut Fault) -> StoreResult<()> {
     Ok(())
 }
 
+/// The latest change that moved the fault's version, in words for a refusal:
+/// "ACKNOWLEDGED by ana at 2026-12-02 04:24 UTC".
+fn last_change(c: &Connection, fault_id: i64) -> StoreResult<String> {
+    let mut statement = c
+        .prepare_cached(
+            "SELECT at, actor, kind, change FROM fault_history WHERE fault_id = ?1 ORDER BY rowid DESC LIMIT 64",
+        )
+        .map_err(db_error)?;
+    let mut rows = statement.query([fault_id]).map_err(db_error)?;
+    while let Some(row) = rows.next().map_err(db_error)? {
+        let kind: String = row.get(2).map_err(db_error)?;
+        let Some(kind) = EventKind::parse(&kind).filter(|k| k.changes_version()) else {
+            continue;
+        };
+        let at = instant(row.get(0).map_err(db_error)?);
+        let actor: String = row.get(1).map_err(db_error)?;
+        let change: String = row.get(3).map_err(db_error)?;
+        let change = if change.is_empty() {
+            String::new()
+        } else {
+            format!(" {change}")
+        };
+        return Ok(format!(
+            "{}{change} by {actor} at {}",
+            kind.past(),
+            at.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    Ok("changed by another action".to_owned())
+}
+
 /// Appends to the fault's history and to the event log; returns the event to publish.
 fn log_event(
     c: &Connection,
@@ -241,7 +274,7 @@ fn log_event(
     at: DateTime<Utc>,
 ) -> StoreResult<FaultEvent> {
     c.prepare_cached(
-        "INSERT INTO fault_history (fault_id, at, actor, kind, from_state, to_state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO fault_history (fault_id, at, actor, kind, from_state, to_state, note, change) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -251,7 +284,8 @@ fn log_event(
             kind.as_str(),
             from_state.map(FaultState::as_str),
             fault.state.as_str(),
-            note
+            note,
+            change_words(kind, fault)
         ])
     })
     .map_err(db_error)?;
@@ -311,7 +345,7 @@ fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<Fau
                 fault.flapping |= flapping;
             }
             let event = {
-                fault.version += 1;
+                fault.version += 1; // reopening is a change of state
                 fault.updated_at = at;
                 save_fault(c, &fault)?;
                 log_event(c, &fault, EventKind::Reopened, from_state, SYSTEM, "", at)?
@@ -343,7 +377,9 @@ fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<Fau
             return log_event(c, &fault, EventKind::Raised, None, SYSTEM, "", at).map(Some);
         }
     };
-    fault.version += 1;
+    if kind.changes_version() {
+        fault.version += 1;
+    }
     fault.updated_at = at;
     save_fault(c, &fault)?;
     log_event(c, &fault, kind, from_state, SYSTEM, "", at).map(Some)
@@ -430,8 +466,8 @@ fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEven
         if !child.state.is_active() || child.parent_id == Some(parent.id) {
             continue;
         }
+        // Grouping changes nothing an operator decides on, so it leaves the version alone.
         child.parent_id = Some(parent.id);
-        child.version += 1;
         child.updated_at = at;
         save_fault(c, &child)?;
         let state = child.state;
@@ -617,7 +653,7 @@ impl SqliteStore {
             let fault = fetch_fault(c, id)?;
             let mut statement = c
                 .prepare_cached(
-                    "SELECT at, actor, kind, from_state, to_state, note FROM fault_history WHERE fault_id = ?1 ORDER BY rowid",
+                    "SELECT at, actor, kind, from_state, to_state, note, change FROM fault_history WHERE fault_id = ?1 ORDER BY rowid",
                 )
                 .map_err(db_error)?;
             let rows = statement
@@ -632,6 +668,7 @@ impl SqliteStore {
                         from_state: from.as_deref().and_then(FaultState::parse),
                         to_state: FaultState::parse(&to).unwrap_or(FaultState::Open),
                         note: row.get(5)?,
+                        change: row.get(6)?,
                     })
                 })
                 .map_err(db_error)?;
@@ -701,25 +738,15 @@ impl SqliteStore {
     pub(super) fn act_on_fault_impl(&self, request: FaultAction) -> StoreResult<Fault> {
         self.write_effects(move |c| {
             let mut fault = fetch_fault(c, request.fault_id)?;
-            if fault.version != request.expected_version {
-                return Err(StoreError::StaleVersion {
-                    kind: EntityKind::Fault,
+            // A note never conflicts: it changes nothing anyone decided on.
+            let checked = request.action != Action::AddNote;
+            if checked && fault.version != request.expected_version {
+                return Err(StoreError::StaleFault {
                     id: fault.id,
                     expected: request.expected_version,
                     current: fault.version,
-                    current_state: format!(
-                        "{} {}, state {}{}, count {}, last seen {}",
-                        fault.severity.as_str(),
-                        fault.fault_type.as_str(),
-                        fault.state.as_str(),
-                        if fault.assignee.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (assigned to {})", fault.assignee)
-                        },
-                        fault.count,
-                        fault.last_seen.to_rfc3339()
-                    ),
+                    state: fault.state.as_str(),
+                    change: last_change(c, fault.id)?,
                 });
             }
             let outcome = lifecycle::act(fault.state, fault.acknowledged, &request.action)
@@ -737,7 +764,9 @@ impl SqliteStore {
                 Action::Resolve => EventKind::Resolved,
                 Action::AddNote => EventKind::Note,
             };
-            fault.version += 1;
+            if kind.changes_version() {
+                fault.version += 1;
+            }
             fault.updated_at = now;
             save_fault(c, &fault)?;
             let event = log_event(

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_readings_without_time_index.sql"),
     include_str!("../migrations/sqlite/0005_billing.sql"),
     include_str!("../migrations/sqlite/0006_auth.sql"),
+    include_str!("../migrations/sqlite/0007_history_change.sql"),
 ];
 
 /// Changes committed together at most; more wait for the next transaction.
