@@ -368,3 +368,232 @@ fn server_stops_cleanly_on_sigterm() {
         "{log}"
     );
 }
+
+/// A report of earth leakage on a lamp that is off: one CRITICAL fault.
+fn leak(uuid: &str, lamp_id: i64, minutes_ago: i64) -> singularity::proto::TelecellReport {
+    let when = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    singularity::proto::TelecellReport {
+        telecell_uuid: uuid.to_owned(),
+        lamp_id,
+        at: Some(singularity::wire::timestamp(when)),
+        voltage_v: 236.4321,
+        power_factor: 0.95,
+        switch_count: 10,
+        temperature_c: 20.0,
+        link_quality_pct: 90,
+        alarms: Some(singularity::proto::NodeAlarms {
+            earth_leakage: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn json_is_one_value_pipes_close_quietly_and_flags_mean_what_they_say() {
+    // Enough lamps that a listing overflows a pipe's buffer.
+    let mut server = TestServer::start(1_000).await;
+    let lamps = common::lamps_with_telecells(&server, 2).await;
+    common::send(&server, vec![leak(&lamps[0].1, lamps[0].0, 3)]).await;
+    let url = server.url();
+    let token = server.token.clone();
+    let args = |rest: &[&str]| {
+        let mut all = vec![
+            "client".to_owned(),
+            "--server".to_owned(),
+            url.clone(),
+            "--token".to_owned(),
+            token.clone(),
+        ];
+        all.extend(rest.iter().map(|s| (*s).to_owned()));
+        all
+    };
+    // One JSON value per command, which json.load / jq read whole.
+    for command in [
+        vec!["--json", "faults", "get", "1"],
+        vec!["--json", "billing", "lamp", "12", "--date", "2026-10-25"],
+        vec!["--json", "faults", "daily", "--date", "2026-10-25"],
+        vec![
+            "--json",
+            "billing",
+            "totals",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+        ],
+    ] {
+        let output = singularity_async(args(&command)).await;
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            text(&output.stderr)
+        );
+        let value: Result<serde_json::Value, _> = serde_json::from_slice(&output.stdout);
+        assert!(
+            value.is_ok(),
+            "{command:?} printed more than one value:\n{}",
+            text(&output.stdout)
+        );
+    }
+    let detail: serde_json::Value = serde_json::from_slice(
+        &singularity_async(args(&["--json", "faults", "get", "1"]))
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(detail["fault"]["id"], 1);
+    assert_eq!(detail["history"][0]["action"], "RAISED");
+
+    // Readings at their precision; a lamp with no fault has no severity, not UNSPECIFIED.
+    let healthy = singularity_async(args(&["lamps", "status", &lamps[1].0.to_string()])).await;
+    let status = text(&healthy.stdout);
+    assert!(!status.contains("UNSPECIFIED"), "{status}");
+    let leaking = singularity_async(args(&[
+        "--json",
+        "lamps",
+        "status",
+        &lamps[0].0.to_string(),
+    ]))
+    .await;
+    let leaking: serde_json::Value = serde_json::from_slice(&leaking.stdout).unwrap();
+    assert_eq!(leaking["volts"], 236.4);
+
+    // Every documented way of naming a billing period; mixed ones refused as usage.
+    for period in [
+        vec!["--from", "2026-10-01", "--to", "2026-10-31"],
+        vec!["--month", "2026-10"],
+        vec!["--last-month"],
+        vec!["--today"],
+        vec![],
+        vec!["--month", "2026-10", "--tz", "Europe/London"],
+    ] {
+        let mut command = vec!["billing", "totals"];
+        command.extend(period.iter());
+        let output = singularity_async(args(&command)).await;
+        assert!(
+            output.status.success(),
+            "{period:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    for mixed in [
+        vec!["--today", "--month", "2026-10"],
+        vec![
+            "--month",
+            "2026-10",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-02",
+        ],
+        vec!["--from", "2026-10-01"],
+    ] {
+        let mut command = vec!["billing", "totals"];
+        command.extend(mixed.iter());
+        let output = singularity_async(args(&command)).await;
+        assert_eq!(output.status.code(), Some(2), "{mixed:?}");
+    }
+    // The actor is whoever signed in: there is no --as.
+    let as_flag =
+        singularity_async(args(&["faults", "ack", "1", "--version", "1", "--as", "x"])).await;
+    assert_eq!(as_flag.status.code(), Some(2));
+
+    // A reader that goes away: quiet, with the shell's SIGPIPE status or success. (Off the
+    // runtime: the server answers on this test's own thread.)
+    let listing = args(&["lamps", "list"]);
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_singularity"))
+            .args(listing)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("ID"), "{first}");
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(141), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).is_empty(), "{}", text(&output.stderr));
+
+    // `faults watch` starts with a header and follows from now: the old fault is not replayed.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_singularity"))
+        .args(args(&["faults", "watch"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    common::send(&server, vec![leak(&lamps[1].1, lamps[1].0, 1)]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    watch.kill().unwrap();
+    let seen = text(&watch.wait_with_output().unwrap().stdout);
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(lines[0].starts_with("SEQ"), "{seen}");
+    assert_eq!(lines.len(), 2, "the header and the new fault only:\n{seen}");
+    assert!(lines[1].contains("RAISED"), "{seen}");
+    server.stop().await;
+}
+
+#[test]
+fn start_up_failures_are_one_sentence_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("estate.db").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_singularity"))
+        .args([
+            "demo",
+            "--headless",
+            "--no-simulator",
+            "--listen",
+            &address,
+            "--database-url",
+            &url,
+            "--lamps",
+            "20",
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = text(&output.stderr);
+    assert!(
+        said.contains("cannot listen on") && said.contains("--listen"),
+        "{said}"
+    );
+    assert_eq!(said.trim().lines().count(), 1, "one line: {said}");
+    assert!(
+        !said.contains("Location") && !said.contains("backtrace"),
+        "{said}"
+    );
+    assert!(
+        !text(&output.stdout).contains("Serving on"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let simulate = singularity(&["simulate", "--server", "http://127.0.0.1:9"]);
+    assert!(!simulate.status.success());
+    let said = text(&simulate.stderr);
+    assert!(said.contains("--user dev"), "{said}");
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+
+    let console = singularity(&[
+        "console",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        "sgt_x",
+    ]);
+    let said = text(&console.stderr);
+    assert!(!console.status.success());
+    assert!(!said.contains("Location"), "{said}");
+}

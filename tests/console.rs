@@ -186,6 +186,326 @@ async fn a_new_fault_is_acknowledged_from_the_keyboard_and_a_second_client_sees_
     server.stop().await;
 }
 
+impl Console {
+    async fn typed(&self, text: &str) {
+        for c in text.chars() {
+            let name = if c == ' ' {
+                "space".to_owned()
+            } else {
+                c.to_string()
+            };
+            self.press(&name).await;
+        }
+    }
+}
+
+/// The state of each fault on these lamps, as another client reads it.
+async fn states(server: &TestServer, lamps: &[(i64, String)]) -> Vec<(i64, i32, i64)> {
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let mut found = Vec::new();
+    for (lamp, _) in lamps {
+        let page = faults
+            .list(proto::ListFaultsRequest {
+                filter: Some(proto::FaultFilter {
+                    lamp_id: *lamp,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .next()
+            .await
+            .unwrap()
+            .unwrap();
+        let fault = &page.items[0];
+        found.push((fault.id, fault.state, fault.version));
+    }
+    found
+}
+
+#[tokio::test]
+async fn mark_then_filter_then_bulk_act_touches_only_what_is_shown_and_reports_each_outcome() {
+    let mut server = TestServer::start(40).await;
+    let lamps = lamps_with_telecells(&server, 3).await;
+    let mut console = start_console(&server.url(), &ana(&server));
+    console.shows("faults: live").await;
+    send(
+        &server,
+        lamps
+            .iter()
+            .map(|(id, uuid)| leaking(uuid, *id, 2))
+            .collect(),
+    )
+    .await;
+    console.shows("faults 3/3").await;
+    // Mark all three, then filter down to one of them.
+    for _ in 0..3 {
+        console.press("space").await;
+    }
+    console.shows("3 marked").await;
+    let shown_lamp = lamps[1].0;
+    console.press("/").await;
+    console.typed(&format!("lamp={shown_lamp}")).await;
+    console.press("enter").await;
+    console.shows("(2 hidden)").await;
+    console.press("a").await;
+    let asked = console
+        .shows("(2 marked faults hidden by the filter are left alone)? y/n")
+        .await;
+    assert!(asked.contains("acknowledge fault"), "{asked}");
+    console.press("y").await;
+    let screen = console.shows(" acknowledged").await;
+    assert!(screen.contains("ACKED"), "{screen}");
+    let after = states(&server, &lamps).await;
+    let acked: Vec<i64> = after
+        .iter()
+        .filter(|(_, state, _)| *state == proto::FaultState::Acknowledged as i32)
+        .map(|(id, _, _)| *id)
+        .collect();
+    assert_eq!(
+        acked,
+        vec![after[1].0],
+        "only the fault on screen: {after:?}"
+    );
+
+    // Freeze the board, let someone else acknowledge a fault, then act on it from the stale
+    // board: refused, saying who changed it.
+    console.press("esc").await;
+    console.press("/").await;
+    console.press("ctrl-u").await;
+    console.press("enter").await;
+    console.shows("faults 3/3").await;
+    console.press("u").await;
+    console.press("f").await;
+    console.shows("FROZEN").await;
+    let (other, _, version) = after[2];
+    FaultsClient::new(server.channel.clone())
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: other,
+            expected_version: version,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    console.shows("1 changed").await;
+    console.press(":").await;
+    console.typed(&format!("ack {other}")).await;
+    console.press("enter").await;
+    let refused = console
+        .shows(&format!(
+            "not acknowledged: fault {other} changed (acked by test-admin"
+        ))
+        .await;
+    assert!(!refused.contains("internal"), "{refused}");
+    console.press("q").await;
+    console.done.await.unwrap();
+    server.stop().await;
+}
+
+/// A lamp's report at `when`, lit at `dim` percent.
+fn lit_at(
+    uuid: &str,
+    lamp_id: i64,
+    when: chrono::DateTime<Utc>,
+    dim: u32,
+) -> proto::TelecellReport {
+    proto::TelecellReport {
+        lamp_on: true,
+        dim_target_pct: dim,
+        dim_actual_pct: dim,
+        at: Some(timestamp(when)),
+        ..leaking(uuid, lamp_id, 0)
+    }
+}
+
+/// Wh a lamp of `watts` uses in a half-hour at `dim` percent, rounded half up as settlement
+/// rounds each slot.
+fn slot_wh(watts: i64, dim: i64) -> i64 {
+    (watts * dim * 1800 + 180_000) / 360_000
+}
+
+#[tokio::test]
+async fn the_billing_tab_and_the_cli_agree_with_a_hand_computed_period() {
+    let mut config = singularity::server::ServerConfig::default();
+    config.billing.settle_interval = Duration::from_millis(50);
+    let mut server = TestServer::start_with(40, config).await;
+    let mut billing = proto::billing_client::BillingClient::new(server.channel.clone());
+    billing
+        .set_tariff(proto::SetTariffRequest {
+            tariff: Some(proto::Tariff {
+                name: "Flat 20p".into(),
+                time_zone: "Europe/London".into(),
+                valid_from: "2026-01-01".into(),
+                bands: vec![proto::TariffBand {
+                    name: "all day".into(),
+                    starts_at: "00:00".into(),
+                    price_millipence_per_kwh: 20_000,
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    // Lamp A reports at full power from 00:00 to 02:00 GMT on three March nights; lamp B at
+    // 50% from 00:00 to 01:00 on the first only. Both are dark all that time, so the
+    // baseline over what they report is their wattage for that time.
+    let lamps = lamps_with_telecells(&server, 2).await;
+    let ((a, a_uuid), (b, b_uuid)) = (lamps[0].clone(), lamps[1].clone());
+    let mut reports = Vec::new();
+    for day in 2..=4 {
+        let midnight = chrono::DateTime::parse_from_rfc3339(&format!("2026-03-0{day}T00:00:00Z"))
+            .unwrap()
+            .with_timezone(&Utc);
+        for half_hours in 0..=4 {
+            reports.push(lit_at(
+                &a_uuid,
+                a,
+                midnight + chrono::Duration::minutes(30 * half_hours),
+                100,
+            ));
+        }
+        if day == 2 {
+            for half_hours in 0..=2 {
+                reports.push(lit_at(
+                    &b_uuid,
+                    b,
+                    midnight + chrono::Duration::minutes(30 * half_hours),
+                    50,
+                ));
+            }
+        }
+    }
+    send(&server, reports).await;
+    let watts = |lamp: i64| {
+        let channel = server.channel.clone();
+        async move {
+            let lamp = proto::lamps_client::LampsClient::new(channel)
+                .get(proto::IdRequest { id: lamp })
+                .await
+                .unwrap()
+                .into_inner();
+            i64::from(lamp.lamp_type.unwrap().wattage_w)
+        }
+    };
+    let (wa, wb) = (watts(a).await, watts(b).await);
+    // By hand: A 12 half-hours at full power, B 2 at half; each half-hour's baseline is the
+    // lamp at full power; 20 p/kWh is 20 milli-pence a Wh.
+    let energy_wh = 12 * slot_wh(wa, 100) + 2 * slot_wh(wb, 50);
+    let baseline_wh = 12 * slot_wh(wa, 100) + 2 * slot_wh(wb, 100);
+    let saved_wh = baseline_wh - energy_wh;
+    let cost_mp = energy_wh * 20;
+    // Two lamps, three days of 48 half-hours each due, 14 of them reported.
+    let request = proto::GetTotalsRequest {
+        from: "2026-03-02".into(),
+        to: "2026-03-04".into(),
+        group_by: proto::GroupBy::Zone as i32,
+        ..Default::default()
+    };
+    let mut totals = None;
+    for _ in 0..200 {
+        let t = billing
+            .get_totals(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        if t.total.as_ref().is_some_and(|t| t.energy_wh == energy_wh) {
+            totals = Some(t);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let totals = totals.expect("the period never settled to the hand-computed energy");
+    let total = totals.total.clone().unwrap();
+    assert_eq!(total.lamps, 2, "distinct lamps, not lamp-days");
+    assert_eq!(
+        totals.rows.iter().map(|r| r.lamps).sum::<u32>(),
+        2,
+        "zone rows count each lamp once: {:?}",
+        totals.rows
+    );
+    assert_eq!(
+        total.baseline_wh, baseline_wh,
+        "baseline only over reported time"
+    );
+    assert_eq!(total.savings_wh, saved_wh);
+    assert_eq!(total.cost_millipence, cost_mp);
+    assert_eq!(total.missing_slots, 2 * 144 - 14);
+
+    // The CLI says the same.
+    let cli = tokio::task::spawn_blocking({
+        let (url, token) = (server.url(), server.token.clone());
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_singularity"))
+                .args([
+                    "client",
+                    "--json",
+                    "billing",
+                    "totals",
+                    "--from",
+                    "2026-03-02",
+                    "--to",
+                    "2026-03-04",
+                ])
+                .env("SINGULARITY_SERVER", url)
+                .env("SINGULARITY_TOKEN", token)
+                .env_remove("SINGULARITY_USER")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let cli_total = rows.as_array().unwrap().last().unwrap();
+    assert_eq!(cli_total["key"], "total");
+    assert_eq!(cli_total["energy_wh"], energy_wh);
+    assert_eq!(cli_total["cost_millipence"], cost_mp);
+    assert_eq!(cli_total["savings_wh"], saved_wh);
+    assert_eq!(cli_total["lamps"], 2);
+
+    // And so does the Billing tab, asked for the same days.
+    let mut console = start_console(&server.url(), &ana(&server));
+    console.shows("faults: live").await;
+    console.press("3").await;
+    console.press(":").await;
+    console.typed("bill 2026-03-02..2026-03-04").await;
+    console.press("enter").await;
+    let screen = console.shows("2026-03-02 to 2026-03-04").await;
+    let total_line = screen
+        .lines()
+        .find(|l| l.contains("│total"))
+        .unwrap_or_else(|| panic!("no total row:\n{screen}"))
+        .to_owned();
+    let cells: Vec<&str> = total_line
+        .trim_matches(|c| c == '│' || c == ' ')
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    use singularity::cli::billing::{energy, pounds};
+    assert!(cells.contains(&energy(energy_wh).as_str()), "{total_line}");
+    assert!(cells.contains(&pounds(cost_mp).as_str()), "{total_line}");
+    assert!(cells.contains(&"2"), "two lamps: {total_line}");
+    assert!(
+        cells.contains(&"5%"),
+        "14 of 288 half-hours have data: {total_line}"
+    );
+    assert!(
+        cells.contains(&pounds(saved_wh * 20).as_str()),
+        "{total_line}"
+    );
+    console.press("q").await;
+    console.done.await.unwrap();
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn after_a_server_restart_the_feed_resumes_with_no_fault_missed_or_twice() {
     let mut server = TestServer::start(60).await;

@@ -265,6 +265,107 @@ async fn a_failed_lamp_raises_dedups_clears_and_keeps_its_history() {
 }
 
 #[tokio::test]
+async fn sightings_and_notes_never_make_an_action_stale_and_a_refusal_says_who_changed_what() {
+    let mut server = TestServer::start(100).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    let start = at("2026-11-27T12:00:00Z");
+    send(&server, vec![earth_leakage(&uuid, lamp, start)]).await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let fault = faults
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(fault.version, 1);
+    // The node keeps reporting the leak every minute: sightings, not decisions.
+    let repeats = (1..=5)
+        .map(|m| earth_leakage(&uuid, lamp, start + chrono::Duration::minutes(m)))
+        .collect();
+    send(&server, repeats).await;
+    let seen = faults
+        .get(proto::GetFaultRequest { id: fault.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .fault
+        .unwrap();
+    assert_eq!(
+        (seen.count, seen.version),
+        (6, 1),
+        "sightings leave the version"
+    );
+    // So the version the operator read still works.
+    let acked = faults
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: fault.id,
+            expected_version: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acked.version, 2);
+    // A note needs no version and moves none.
+    let noted = faults
+        .add_note(proto::FaultActionRequest {
+            fault_id: fault.id,
+            note: "crew on the way".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(noted.version, 2);
+    // Someone assigns it; an action based on version 2 is refused, naming who did what.
+    let other = session_for(server.store.as_ref(), "bo", Role::User);
+    FaultsClient::new(with_token(server.bare.clone(), Some(&other)).unwrap())
+        .assign(proto::AssignFaultRequest {
+            fault_id: fault.id,
+            expected_version: 2,
+            assignee: "crew-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let stale = faults
+        .resolve(proto::FaultActionRequest {
+            fault_id: fault.id,
+            expected_version: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let message = stale.message();
+    assert!(
+        message.starts_with(&format!(
+            "fault {} changed since version 2: assigned to crew-1 by bo at ",
+            fault.id
+        )) && message.ends_with("it is now version 3, ASSIGNED"),
+        "{message}"
+    );
+    // The history says what each change was.
+    let history = faults
+        .get(proto::GetFaultRequest { id: fault.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .history;
+    let assigned = history.iter().find(|h| h.action == "ASSIGNED").unwrap();
+    assert_eq!(
+        (assigned.actor.as_str(), assigned.change.as_str()),
+        ("bo", "to crew-1")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn two_operators_acknowledging_one_fault_exactly_one_wins() {
     let mut server = TestServer::start(100).await;
     let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
