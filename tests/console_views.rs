@@ -428,7 +428,7 @@ fn a_session_that_ended_says_signed_out_and_turns_triage_off() {
     );
     let text = render(&mut state, &keymap, &Theme::mono(), 160, 48);
     assert!(
-        text.contains("faults: signed out at") && text.contains("restart the console to sign in"),
+        text.contains("faults: signed out at") && text.contains(":login signs in again"),
         "{text}"
     );
     assert!(update(&mut state, &keymap, Event::Key(Key::parse("a").unwrap())).is_empty());
@@ -453,4 +453,99 @@ fn severity_and_state_read_without_colour() {
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
+}
+
+#[test]
+fn a_roll_up_shows_its_circuit_its_lamps_and_the_faults_under_it() {
+    let (mut state, keymap) = busy_state();
+    use proto::{FaultState as S, FaultType as T, Severity as V};
+    let mut parent = fault(20, T::CircuitSupplyLoss, V::Critical, S::Open);
+    parent.lamp_id = 0;
+    let children: Vec<proto::Fault> = (21..=23)
+        .map(|id| proto::Fault {
+            parent_id: 20,
+            ..fault(id, T::SupplyLoss, V::Major, S::Open)
+        })
+        .collect();
+    let mut all: Vec<proto::Fault> = state.faults.values().cloned().collect();
+    all.push(parent.clone());
+    all.extend(children);
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Snapshot {
+            faults: all,
+            seq: 60,
+        }),
+    );
+    state.detail = Some(Detail {
+        fault_id: 20,
+        fault: Some(parent),
+        loaded: true,
+        ..Default::default()
+    });
+    let text = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    assert!(text.contains("CIRCUIT_SUPPLY_LOSS on circuit 7"), "{text}");
+    assert!(!text.contains("lamp 0"), "{text}");
+    assert!(
+        text.contains("3 lamp fault(s) rolled up under it"),
+        "{text}"
+    );
+    assert!(text.contains("lamps 1021 1022 1023"), "{text}");
+    assert!(text.contains("21 SUPPLY_LOSS OPEN"), "{text}");
+}
+
+#[test]
+fn an_empty_board_says_the_feed_is_live_and_since_when() {
+    let keymap = Keymap::load(None).unwrap();
+    let mut state = State::new(
+        "http://x".into(),
+        "ana".into(),
+        chrono_tz::Europe::London,
+        now(),
+    );
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Link(StreamName::Faults, Link::Live)),
+    );
+    let text = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    assert!(
+        text.contains("no active faults; feed live since 21:30"),
+        "{text}"
+    );
+}
+
+#[test]
+fn wide_terminals_show_more_columns_and_z_gives_the_board_the_tab() {
+    let (mut state, keymap) = busy_state();
+    let wide = render(&mut state, &keymap, &Theme::mono(), 160, 48);
+    for column in ["ID", "OPENED", "CIRCUIT", "LAST"] {
+        assert!(wide.contains(column), "{column}:\n{wide}");
+    }
+    let narrow = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    assert!(
+        narrow.contains(" ID ") && !narrow.contains("OPENED"),
+        "{narrow}"
+    );
+    update(&mut state, &keymap, Event::Key(Key::parse("z").unwrap()));
+    let zoomed = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    assert!(!zoomed.contains("Daily Faults"), "{zoomed}");
+}
+
+#[test]
+fn text_that_does_not_fit_is_cut_with_an_ellipsis() {
+    let (mut state, keymap) = busy_state();
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Zones(vec![proto::Zone {
+            id: 2,
+            name: "Westminster Abbey and Parliament Square".into(),
+            ..Default::default()
+        }])),
+    );
+    let text = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    assert!(text.contains("Westminst…"), "{text}");
+    assert!(!text.contains("Westminster Abbey and"), "{text}");
 }

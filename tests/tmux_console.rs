@@ -1,5 +1,5 @@
 //! The built `singularity console` in a real terminal (tmux): it asks for the password
-//! without echo, signs in, draws, follows the server,
+//! without echo (again after a wrong one), signs in, draws, follows the server,
 //! opens help, quits on `q`, and leaves the terminal as it found it. Skipped, saying so, where
 //! tmux is not installed.
 
@@ -83,6 +83,11 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
         let s = session_ref.as_str();
         wait_for(s, "the password prompt", |t| {
             t.contains("Password for nightowl:")
+        });
+        // A mistyped password is asked for again, not the end of the console.
+        tmux(&["send-keys", "-t", s, "not-the-password", "Enter"]);
+        wait_for(s, "the second try", |t| {
+            t.contains("try again") && t.matches("Password for nightowl:").count() == 2
         });
         tmux(&["send-keys", "-t", s, PASSWORD, "Enter"]);
         let live = wait_for(s, "the live feed", |t| t.contains("faults: live"));

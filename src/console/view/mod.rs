@@ -98,7 +98,7 @@ pub fn link_text(link: &Link, now: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
             )
         }
         Link::SignedOut { since, .. } => format!(
-            "signed out at {}: restart the console to sign in",
+            "signed out at {}: :login signs in again",
             since.with_timezone(&tz).format("%H:%M")
         ),
     }
