@@ -33,6 +33,19 @@ async fn singularity_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
+/// `client` with a server's address and a token, then `rest`.
+fn client_args(url: &str, token: &str, rest: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        "client".to_owned(),
+        "--server".to_owned(),
+        url.to_owned(),
+        "--token".to_owned(),
+        token.to_owned(),
+    ];
+    all.extend(rest.iter().map(|s| (*s).to_owned()));
+    all
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -192,19 +205,8 @@ fn bad_flags_and_config_get_clear_errors() {
 #[tokio::test]
 async fn client_prints_tables_and_json_and_exits_with_meaningful_codes() {
     let mut server = TestServer::start(300).await;
-    let url = server.url();
-    let token = server.token.clone();
-    let args = |rest: &[&str]| {
-        let mut all = vec![
-            "client".to_owned(),
-            "--server".to_owned(),
-            url.clone(),
-            "--token".to_owned(),
-            token.clone(),
-        ];
-        all.extend(rest.iter().map(|s| (*s).to_owned()));
-        all
-    };
+    let (url, token) = (server.url(), server.token.clone());
+    let args = |rest: &[&str]| client_args(&url, &token, rest);
 
     let json = singularity_async(args(&["--json", "lamps", "get", "12"])).await;
     assert!(json.status.success(), "{}", text(&json.stderr));
@@ -395,19 +397,8 @@ async fn json_is_one_value_pipes_close_quietly_and_flags_mean_what_they_say() {
     let mut server = TestServer::start(1_000).await;
     let lamps = common::lamps_with_telecells(&server, 2).await;
     common::send(&server, vec![leak(&lamps[0].1, lamps[0].0, 3)]).await;
-    let url = server.url();
-    let token = server.token.clone();
-    let args = |rest: &[&str]| {
-        let mut all = vec![
-            "client".to_owned(),
-            "--server".to_owned(),
-            url.clone(),
-            "--token".to_owned(),
-            token.clone(),
-        ];
-        all.extend(rest.iter().map(|s| (*s).to_owned()));
-        all
-    };
+    let (url, token) = (server.url(), server.token.clone());
+    let args = |rest: &[&str]| client_args(&url, &token, rest);
     // One JSON value per command, which json.load / jq read whole.
     for command in [
         vec!["--json", "faults", "get", "1"],

@@ -151,22 +151,7 @@ async fn a_new_fault_is_acknowledged_from_the_keyboard_and_a_second_client_sees_
     let screen = console.shows("ACKED").await;
     assert!(screen.contains("acknowledged"), "{screen}");
     let mut faults = FaultsClient::new(server.channel.clone());
-    let listed = faults
-        .list(proto::ListFaultsRequest {
-            filter: Some(proto::FaultFilter {
-                lamp_id: lamp,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .items;
+    let listed = faults_on(&server, lamp).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].state, proto::FaultState::Acknowledged as i32);
     let detail = faults
@@ -199,27 +184,31 @@ impl Console {
     }
 }
 
-/// The state of each fault on these lamps, as another client reads it.
+/// The faults on a lamp, as another client lists them.
+async fn faults_on(server: &TestServer, lamp: i64) -> Vec<proto::Fault> {
+    FaultsClient::new(server.channel.clone())
+        .list(proto::ListFaultsRequest {
+            filter: Some(proto::FaultFilter {
+                lamp_id: lamp,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+}
+
+/// (id, state, version) of the first fault on each of these lamps.
 async fn states(server: &TestServer, lamps: &[(i64, String)]) -> Vec<(i64, i32, i64)> {
-    let mut faults = FaultsClient::new(server.channel.clone());
     let mut found = Vec::new();
     for (lamp, _) in lamps {
-        let page = faults
-            .list(proto::ListFaultsRequest {
-                filter: Some(proto::FaultFilter {
-                    lamp_id: *lamp,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .next()
-            .await
-            .unwrap()
-            .unwrap();
-        let fault = &page.items[0];
+        let fault = &faults_on(server, *lamp).await[0];
         found.push((fault.id, fault.state, fault.version));
     }
     found

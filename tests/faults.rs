@@ -26,6 +26,21 @@ fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The first fault the server lists.
+async fn first_fault(server: &TestServer) -> proto::Fault {
+    FaultsClient::new(server.channel.clone())
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+        .remove(0)
+}
+
 /// A healthy 36 W-class report; tests change what they need.
 fn report(uuid: &str, lamp_id: i64, when: DateTime<Utc>) -> proto::TelecellReport {
     proto::TelecellReport {
@@ -271,17 +286,7 @@ async fn sightings_and_notes_never_make_an_action_stale_and_a_refusal_says_who_c
     let start = at("2026-11-27T12:00:00Z");
     send(&server, vec![earth_leakage(&uuid, lamp, start)]).await;
     let mut faults = FaultsClient::new(server.channel.clone());
-    let fault = faults
-        .list(proto::ListFaultsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .items
-        .remove(0);
+    let fault = first_fault(&server).await;
     assert_eq!(fault.version, 1);
     // The node keeps reporting the leak every minute: sightings, not decisions.
     let repeats = (1..=5)
@@ -375,17 +380,7 @@ async fn two_operators_acknowledging_one_fault_exactly_one_wins() {
     )
     .await;
     let mut faults = FaultsClient::new(server.channel.clone());
-    let fault = faults
-        .list(proto::ListFaultsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .next()
-        .await
-        .unwrap()
-        .unwrap()
-        .items
-        .remove(0);
+    let fault = first_fault(&server).await;
     let race = |actor: &'static str| {
         let mut client = FaultsClient::new(server.channel.clone());
         let (id, version) = (fault.id, fault.version);

@@ -149,7 +149,7 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> {
-    let commands = match event {
+    match event {
         Event::Tick(now) => {
             state.now = now;
             while state
@@ -173,8 +173,7 @@ pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> 
             state.refresh_view();
             commands
         }
-    };
-    commands
+    }
 }
 
 fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
@@ -317,7 +316,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 .as_ref()
                 .is_some_and(|l| l.id == status.lamp_id)
             {
-                state.lamps.status = Some(status.clone());
+                state.lamps.status = Some(status);
             }
             state.lamps.zone_lamps.insert(status.lamp_id, status);
         }
@@ -1868,6 +1867,23 @@ mod tests {
             none.contains("zones are: Marylebone, West End, Westbourne"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn a_failed_lookup_message_is_cleared_by_the_next_successful_one() {
+        let (mut state, keymap) = live_state();
+        command(&mut state, &keymap, "zone pimlico");
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::Failed("no lamp, telecell or zone matches".into())),
+        );
+        assert!(state.message.is_some());
+        let found = update(&mut state, &keymap, Event::Net(NetEvent::ZoneFound(3)));
+        assert_eq!(found, vec![Command::WatchZone(3)]);
+        assert!(state.message.is_none(), "{:?}", state.message);
+        assert!(command(&mut state, &keymap, "zone").is_empty());
+        assert!(state.message.as_ref().unwrap().1.starts_with("give a zone"));
     }
 
     #[test]

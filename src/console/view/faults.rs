@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, Wrap};
 
-use super::fit::{column_widths, fit};
+use super::fit::{column_widths, fit, fit_owned};
 use super::theme::{Theme, severity_glyph};
 use super::wrap;
 use crate::console::filter::{fault_type_name, severity_rank};
@@ -208,9 +208,11 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                 style = style.patch(theme.selected);
             }
             let mut cells = vec![Cell::from(if marked { "*" } else { " " }).style(theme.marked)];
-            cells.extend(columns.iter().zip(&widths[1..]).map(|(column, width)| {
-                Cell::from(fit((column.cell)(fault, state).as_str(), *width))
-            }));
+            cells.extend(
+                columns.iter().zip(&widths[1..]).map(|(column, width)| {
+                    Cell::from(fit_owned((column.cell)(fault, state), *width))
+                }),
+            );
             Some(Row::new(cells).style(style))
         })
         .collect();

@@ -32,6 +32,15 @@ pub fn fit(text: &str, width: usize) -> String {
     }
 }
 
+/// `fit` for a text already owned: no copy when it fits (the common case, row after row).
+pub fn fit_owned(text: String, width: usize) -> String {
+    if text.len() <= width || text.chars().count() <= width {
+        text
+    } else {
+        fit(&text, width)
+    }
+}
+
 /// The end of `text` that fits `width` columns, with "…" in front when its start is cut: a
 /// line being typed keeps its cursor in view.
 pub fn tail(text: &str, width: usize) -> String {
