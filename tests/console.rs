@@ -148,8 +148,9 @@ async fn a_new_fault_is_acknowledged_from_the_keyboard_and_a_second_client_sees_
     console.shows("EARTH_LEAKAGE").await;
     console.press("j").await;
     console.press("a").await;
-    let screen = console.shows("ACKED").await;
-    assert!(screen.contains("acknowledged"), "{screen}");
+    console.shows("ACKED").await;
+    // The feed may show the change before the action's own answer arrives.
+    console.shows(" acknowledged").await;
     let mut faults = FaultsClient::new(server.channel.clone());
     let listed = faults_on(&server, lamp).await;
     assert_eq!(listed.len(), 1);
@@ -245,8 +246,8 @@ async fn mark_then_filter_then_bulk_act_touches_only_what_is_shown_and_reports_e
         .await;
     assert!(asked.contains("acknowledge fault"), "{asked}");
     console.press("y").await;
-    let screen = console.shows(" acknowledged").await;
-    assert!(screen.contains("ACKED"), "{screen}");
+    console.shows(" acknowledged").await;
+    console.shows("ACKED").await;
     let after = states(&server, &lamps).await;
     let acked: Vec<i64> = after
         .iter()

@@ -111,10 +111,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         return serve_on(listener, store, config, shutdown_signal()).await;
     };
     if let Some(path) = users_file.filter(|p| p.exists()) {
-        setup.state.say(format!(
-            "demo users and passwords: {} (this console is signed in as {DEMO_CONSOLE_USER})",
-            path.display()
-        ));
+        // Short enough for the bottom line of an 80-column terminal.
+        let shown = match std::env::var_os("HOME") {
+            Some(home) => match path.strip_prefix(&home) {
+                Ok(rest) => format!("~/{}", rest.display()),
+                Err(_) => path.display().to_string(),
+            },
+            None => path.display().to_string(),
+        };
+        setup
+            .state
+            .say(format!("demo users and passwords: {shown}"));
     }
     let server_url = format!("http://{}", args.listen);
     setup.state.server = server_url.clone();

@@ -57,6 +57,18 @@ fn draw_pane(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                 .first()
                 .map_or(String::new(), |z| format!(", :zone {z}"));
             format!("press l (or :lamp 12{zone}) to find a lamp by id, telecell uuid or zone")
+        } else if state.lamps.zone_id > 0 {
+            let faulty = state
+                .lamps
+                .zone_lamps
+                .values()
+                .filter(|s| s.open_faults > 0)
+                .count();
+            format!(
+                "zone {}: {} lamps on the map, {faulty} with open faults (x). l or :lamp 12 opens a lamp.",
+                state.zone_name(state.lamps.zone_id),
+                state.lamps.zone_points.len()
+            )
         } else {
             format!("looking for {:?}…", state.lamps.query)
         };
@@ -167,11 +179,16 @@ fn draw_pane(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
 fn draw_map(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     let points = &state.lamps.zone_points;
     let title = format!(
-        " {} : {} lamps, x = fault or offline ",
+        " {}: {} lamps, x = fault or offline ",
         state.zone_name(state.lamps.zone_id),
         points.len()
     );
-    let block = Block::default().borders(Borders::ALL).title(title);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(super::fit::fit(
+            &title,
+            usize::from(area.width.saturating_sub(2)),
+        ));
     if points.is_empty() {
         frame.render_widget(Paragraph::new("no zone to show yet").block(block), area);
         return;

@@ -127,12 +127,19 @@ pub fn baseline(
 }
 
 impl SlotEnergy {
-    /// The baseline over the part of the slot the reports account for (rounded half up), so
-    /// that energy and baseline always cover the same time: a slot nobody reported has no
-    /// baseline, and a saving is never claimed for time without data.
+    /// The baseline a saving is measured against in this slot. A slot the reports cover
+    /// whole counts its whole baseline. A slot they cover only in part counts the baseline in
+    /// proportion to the time covered, but never more than the energy used: where in the slot
+    /// the dark seconds fall is not known (at dusk and dawn they are not spread evenly), so a
+    /// part-reported slot may show extra use and never claims a saving. A slot nobody
+    /// reported counts nothing.
     pub fn covered_baseline_wh(self) -> i64 {
+        if self.is_complete() {
+            return i64::from(self.baseline_wh);
+        }
         let covered = i64::from(self.covered_s).min(SLOT_SECONDS);
-        (i64::from(self.baseline_wh) * covered * 2 + SLOT_SECONDS) / (2 * SLOT_SECONDS)
+        let share = (i64::from(self.baseline_wh) * covered * 2 + SLOT_SECONDS) / (2 * SLOT_SECONDS);
+        share.min(self.wh())
     }
 }
 
@@ -168,22 +175,31 @@ mod tests {
 
     #[test]
     fn a_slot_without_data_claims_no_baseline() {
-        let slot = |covered_s| SlotEnergy {
-            units: 0,
+        let slot = |covered_s, wh: u64| SlotEnergy {
+            units: wh * 360_000,
             covered_s,
             baseline_wh: 50,
         };
-        assert_eq!(slot(0).covered_baseline_wh(), 0);
-        assert_eq!(slot(900).covered_baseline_wh(), 25);
-        assert_eq!(slot(1800).covered_baseline_wh(), 50);
-        assert_eq!(slot(60).covered_baseline_wh(), 2, "1.67 Wh rounds to 2");
+        assert_eq!(slot(0, 0).covered_baseline_wh(), 0);
+        assert_eq!(
+            slot(1800, 20).covered_baseline_wh(),
+            50,
+            "a whole slot: all of it"
+        );
+        // Part of a slot: in proportion, but no saving claimed (a lamp off at dawn is not
+        // saving anything, whatever the slot's early dark minutes say).
+        assert_eq!(slot(900, 0).covered_baseline_wh(), 0);
+        assert_eq!(slot(900, 10).covered_baseline_wh(), 10);
+        // Extra use in a part-reported slot still shows.
+        assert_eq!(slot(900, 40).covered_baseline_wh(), 25);
+        assert_eq!(slot(60, 9).covered_baseline_wh(), 2, "1.67 Wh rounds to 2");
         let prices = vec![
             SlotPrice {
                 parts: vec![(1800, Some(20_000))],
             };
             3
         ];
-        let totals = settle(&[slot(0), slot(0), slot(0)], &prices);
+        let totals = settle(&[slot(0, 0), slot(0, 0), slot(0, 0)], &prices);
         assert_eq!((totals.baseline_wh, totals.baseline_cost_mp), (0, 0));
     }
 
@@ -231,7 +247,7 @@ mod tests {
         // 50 Wh: half at 12 p, half at 30 p = 0.3 p + 0.75 p = 1050 milli-pence.
         assert_eq!(totals.cost_mp, 1_050);
         assert_eq!(totals.baseline_cost_mp, 1_050);
-        // The second slot is half reported: half its baseline counts.
+        // The second slot is half reported: half its baseline, no more than its 26 Wh.
         assert_eq!(totals.baseline_wh, 50 + 25);
         assert_eq!(totals.covered_slots, 1);
         assert_eq!(totals.unpriced_wh, 26);
