@@ -260,8 +260,12 @@ fn hardware_uuid(value: &str) -> Result<Uuid, ValidationError> {
     if value.trim().is_empty() {
         return Ok(Uuid::new_v4());
     }
-    Uuid::parse_str(value.trim())
-        .map_err(|_| ValidationError::new("uuid", format!("{value:?} is not a UUID")))
+    Uuid::parse_str(value.trim()).map_err(|_| {
+        ValidationError::new(
+            "uuid",
+            format!("{} is not a UUID", crate::domain::validation::quoted(value)),
+        )
+    })
 }
 
 fn expected_version(value: Option<i64>) -> Result<Option<i64>, ValidationError> {

@@ -93,7 +93,10 @@ pub fn set_tariff(
             let starts_at = NaiveTime::parse_from_str(&band.starts_at, "%H:%M").map_err(|_| {
                 ValidationError::new(
                     format!("tariff.bands[{index}].starts_at"),
-                    format!("{:?} is not a local time like 07:30", band.starts_at),
+                    format!(
+                        "{} is not a local time like 07:30",
+                        crate::domain::validation::quoted(&band.starts_at)
+                    ),
                 )
             })?;
             Ok(Band {

@@ -80,6 +80,7 @@ async fn every_rpc_but_login_refuses_a_missing_an_unknown_and_an_expired_token()
             admin.id,
             token_hash(expired),
             chrono::Utc::now() - chrono::Duration::hours(1),
+            usize::MAX,
         )
         .unwrap();
     let unknown = with_token(server.bare.clone(), Some("sgt_nobody")).unwrap();
@@ -376,6 +377,81 @@ async fn guessing_passwords_is_held_off_with_a_retry_hint() {
     // An unknown name fails the same way as a wrong password.
     let unknown = login(&server, "nobody-here", "whatever").await.unwrap_err();
     assert_eq!(unknown.message(), "wrong username or password");
+    server.stop().await;
+}
+
+/// Wrong sign-ins all at once, over several connections: how many had their password checked
+/// (answered UNAUTHENTICATED) and how many were held off unheard.
+async fn at_once(server: &TestServer, names: Vec<String>) -> (usize, usize) {
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(
+            tonic::transport::Channel::from_shared(server.url())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    let attempts: Vec<_> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let channel = connections[i % connections.len()].clone();
+            tokio::spawn(async move {
+                AuthClient::new(channel)
+                    .login(proto::LoginRequest {
+                        username: name,
+                        password: format!("guess-{i}"),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let (mut checked, mut held) = (0, 0);
+    for attempt in attempts {
+        match attempt.await.unwrap().unwrap_err().code() {
+            Code::Unauthenticated => checked += 1,
+            Code::ResourceExhausted => held += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (checked, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_sign_ins_at_once_check_no_more_passwords_than_the_limit() {
+    let mut server = TestServer::start(5).await;
+    user_with_password(&server, "target", Role::User, "the-real-password");
+    let (checked, held) = at_once(&server, vec!["target".to_owned(); 60]).await;
+    assert_eq!((checked, held), (5, 55), "per user: 5");
+    // Unknown names from one address: the per-address limit (20), less the 5 already used.
+    let names = (0..120).map(|i| format!("nobody-{i}")).collect();
+    let (checked, held) = at_once(&server, names).await;
+    assert_eq!((checked, held), (15, 105), "per address: 20 in all");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signing_in_past_the_session_cap_ends_the_oldest_session() {
+    let mut config = singularity::server::ServerConfig::default();
+    config.limits.sessions_per_user = 3;
+    let mut server = TestServer::start_with(5, config).await;
+    user_with_password(&server, "busy", Role::User, "the-real-password");
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(login(&server, "busy", "the-real-password").await.unwrap());
+    }
+    let mut alive = Vec::new();
+    for token in &tokens {
+        let channel = with_token(server.bare.clone(), Some(token)).unwrap();
+        alive.push(whoami(channel).await.is_ok());
+    }
+    assert_eq!(
+        alive,
+        vec![false, false, true, true, true],
+        "the newest 3 live"
+    );
     server.stop().await;
 }
 
@@ -767,6 +843,7 @@ async fn open_streams_end_with_their_session() {
             user.id,
             token_hash(brief),
             chrono::Utc::now() + chrono::Duration::milliseconds(1_500),
+            usize::MAX,
         )
         .unwrap();
     let mut totals = BillingClient::new(with_token(server.bare.clone(), Some(brief)).unwrap())

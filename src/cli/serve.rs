@@ -152,6 +152,9 @@ pub struct EngineArgs {
     /// How long a session lasts after signing in.
     #[arg(long, env = "SINGULARITY_SESSION_HOURS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=720))]
     pub session_hours: u32,
+    /// Live sessions one user may hold; signing in again past it ends their oldest session.
+    #[arg(long, env = "SINGULARITY_SESSIONS_PER_USER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sessions_per_user: u32,
     /// Failed sign-ins allowed per username within the window.
     #[arg(long, env = "SINGULARITY_LOGIN_FAILURES_PER_USER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub login_failures_per_user: u32,
@@ -226,6 +229,7 @@ impl EngineArgs {
                     self.request_timeout_seconds,
                 )),
                 session_length: chrono::Duration::hours(i64::from(self.session_hours)),
+                sessions_per_user: self.sessions_per_user as usize,
                 login: LoginLimits {
                     per_user: self.login_failures_per_user,
                     per_peer: self.login_failures_per_peer,

@@ -5,19 +5,27 @@ use chrono::{DateTime, Duration, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::ValidationError;
+use super::validation::quoted;
 
 pub fn time_zone(field: &str, name: &str) -> Result<Tz, ValidationError> {
     name.parse::<Tz>().map_err(|_| {
         ValidationError::new(
             field,
-            format!("{name:?} is not an IANA time zone (e.g. Europe/London)"),
+            format!(
+                "{} is not an IANA time zone (e.g. Europe/London)",
+                quoted(name)
+            ),
         )
     })
 }
 
 pub fn date(field: &str, text: &str) -> Result<NaiveDate, ValidationError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ValidationError::new(field, format!("{text:?} is not a date like 2026-10-25")))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ValidationError::new(
+            field,
+            format!("{} is not a date like 2026-10-25", quoted(text)),
+        )
+    })
 }
 
 /// One local calendar day as a UTC interval `[start, end)`.

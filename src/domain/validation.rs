@@ -32,6 +32,18 @@ impl fmt::Display for ValidationError {
     }
 }
 
+/// What a client sent, quoted for an error message: whole when short, else its first 40
+/// characters and its size, so an error never carries a large input back (a 64 KiB field
+/// echoed whole makes the error itself too large for a client's metadata limit).
+pub fn quoted(text: &str) -> String {
+    const SHOWN: usize = 40;
+    if text.chars().count() <= SHOWN {
+        return format!("{text:?}");
+    }
+    let start: String = text.chars().take(SHOWN).collect();
+    format!("{:?}… ({} bytes)", start, text.len())
+}
+
 /// A trimmed, non-empty text of at most `max` characters.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ValidationError> {
     let trimmed = value.trim();
@@ -86,6 +98,15 @@ pub fn optional_id(field: &str, value: i64) -> Result<Option<i64>, ValidationErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_input_is_quoted_by_its_start_and_size() {
+        assert_eq!(quoted("Europe/Lndon"), "\"Europe/Lndon\"");
+        let long = "x".repeat(65_536);
+        let shown = quoted(&long);
+        assert!(shown.len() < 70, "{shown}");
+        assert!(shown.ends_with("… (65536 bytes)"), "{shown}");
+    }
 
     #[test]
     fn required_text_trims_and_refuses_blank() {

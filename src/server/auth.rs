@@ -27,6 +27,18 @@ pub struct AuthService {
     /// A hash of a random password, checked against when the username is unknown, so a wrong
     /// name costs as long as a wrong password and timing does not tell which names exist.
     pub decoy_hash: String,
+    /// Password checks allowed at once.
+    pub checks: Arc<tokio::sync::Semaphore>,
+    /// Live sessions one user may hold; signing in past it ends their oldest.
+    pub sessions_per_user: usize,
+}
+
+/// Password checks at once: one per core at most, and never more than two, so reads keep
+/// the blocking pool.
+pub fn password_checks() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 2)
 }
 
 const TEXT_MAX: usize = 1024;
@@ -39,10 +51,20 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("this call needs a signed-in user"))
 }
 
-async fn verify(password: String, hash: String) -> Result<bool, ServiceError> {
-    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("password check failed: {e}")))
+impl AuthService {
+    /// Checks a password off the runtime, at most `checks` at a time: argon2 takes tens of
+    /// milliseconds and most of a core, so a burst of sign-ins queues here instead of taking
+    /// every blocking thread from the reads.
+    async fn verify(&self, password: String, hash: String) -> Result<bool, ServiceError> {
+        let _permit = self
+            .checks
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(format!("password check failed: {e}")))?;
+        tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("password check failed: {e}")))
+    }
 }
 
 fn bounded(field: &str, value: &str) -> Result<(), ValidationError> {
@@ -78,8 +100,10 @@ impl Auth for AuthService {
         let r = request.into_inner();
         bounded("username", &r.username)?;
         bounded("password", &r.password)?;
-        self.limiter
-            .check(&r.username, peer, Instant::now())
+        // Counted before the password is checked, so attempts at once cannot get past it.
+        let attempt = self
+            .limiter
+            .reserve(&r.username, peer, Instant::now())
             .map_err(held_off)?;
         let username = r.username.clone();
         let found = self
@@ -90,24 +114,28 @@ impl Auth for AuthService {
             Some((user, hash)) => (Some(user), hash),
             None => (None, self.decoy_hash.clone()),
         };
-        let matches = verify(r.password, hash).await?;
+        let matches = self.verify(r.password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
-            self.limiter.failed(&r.username, peer, Instant::now());
             return Err(Status::unauthenticated("wrong username or password"));
         };
+        self.limiter.release(attempt);
         if user.status != EntityStatus::Active {
             return Err(Status::unauthenticated(format!(
                 "the account {:?} is not active",
                 user.username
             )));
         }
-        self.limiter.succeeded(&r.username);
         let token = new_token();
         let expires_at = Utc::now() + self.session_length;
-        let (user_id, hash) = (user.id, token_hash(&token));
-        self.context
-            .blocking(move |s| s.open_session(user_id, hash, expires_at))
+        let (user_id, hash, keep) = (user.id, token_hash(&token), self.sessions_per_user);
+        let ended = self
+            .context
+            .blocking(move |s| s.open_session(user_id, hash, expires_at, keep))
             .await?;
+        // Sessions ended to keep within the cap end at once, streams included.
+        for old in &ended {
+            self.context.sessions.forget(old);
+        }
         tracing::info!(user = %user.username, "signed in");
         Ok(Response::new(proto::LoginResponse {
             token,
@@ -155,8 +183,9 @@ impl Auth for AuthService {
         let r = request.into_inner();
         bounded("current_password", &r.current_password)?;
         validate_password("new_password", &r.new_password)?;
-        self.limiter
-            .check(&caller.username, peer, Instant::now())
+        let attempt = self
+            .limiter
+            .reserve(&caller.username, peer, Instant::now())
             .map_err(held_off)?;
         let username = caller.username.clone();
         let (_, hash) = self
@@ -164,10 +193,10 @@ impl Auth for AuthService {
             .blocking(move |s| s.credentials(&username))
             .await?
             .ok_or_else(|| Status::unauthenticated("the account no longer exists"))?;
-        if !verify(r.current_password, hash).await? {
-            self.limiter.failed(&caller.username, peer, Instant::now());
+        if !self.verify(r.current_password, hash).await? {
             return Err(Status::permission_denied("the current password is wrong"));
         }
+        self.limiter.release(attempt);
         let new_hash = super::users::hash(r.new_password).await?;
         let user_id = caller.user_id;
         self.context
@@ -202,6 +231,6 @@ pub fn open_session_for(
         ServiceError::Internal(format!("there is no user {username:?} to sign in as"))
     })?;
     let token = new_token();
-    store.open_session(user.id, token_hash(&token), Utc::now() + length)?;
+    store.open_session(user.id, token_hash(&token), Utc::now() + length, usize::MAX)?;
     Ok(token)
 }

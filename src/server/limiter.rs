@@ -34,6 +34,15 @@ pub struct LoginLimiter {
     peers: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
+/// One attempt counted before its password is checked, so that attempts in flight at once
+/// are counted at once: `release` takes it back when the password was right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    username: String,
+    peer: Option<IpAddr>,
+    at: Instant,
+}
+
 impl LoginLimiter {
     pub fn new(limits: LoginLimits) -> Self {
         Self {
@@ -43,52 +52,59 @@ impl LoginLimiter {
         }
     }
 
-    /// `Err(wait)` when the user or the peer has used up its failures.
-    pub fn check(
+    /// Counts an attempt for the user and the peer before its password is checked, or
+    /// `Err(wait)` when either has used up its attempts. Checking and counting happen under
+    /// one lock, so however many attempts arrive at once, at most the limit's worth get a
+    /// password checked.
+    pub fn reserve(
         &self,
         username: &str,
         peer: Option<IpAddr>,
         now: Instant,
-    ) -> Result<(), Duration> {
+    ) -> Result<Reservation, Duration> {
         let window = self.limits.window;
-        let user_wait = {
-            let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-            users
-                .get_mut(username)
-                .and_then(|f| wait(f, self.limits.per_user, window, now))
-        };
+        // Always users, then peers: one order for both locks.
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let user_wait = users
+            .get_mut(username)
+            .and_then(|f| wait(f, self.limits.per_user, window, now));
         let peer_wait = peer.and_then(|peer| {
-            let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
             peers
                 .get_mut(&peer)
                 .and_then(|f| wait(f, self.limits.per_peer, window, now))
         });
-        match user_wait.max(peer_wait) {
-            Some(wait) => Err(wait),
-            None => Ok(()),
+        if let Some(wait) = user_wait.max(peer_wait) {
+            return Err(wait);
         }
-    }
-
-    pub fn failed(&self, username: &str, peer: Option<IpAddr>, now: Instant) {
-        let window = self.limits.window;
-        {
-            let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-            bound(&mut users, window, now);
-            users.entry(username.to_owned()).or_default().push_back(now);
-        }
+        bound(&mut users, window, now);
+        users.entry(username.to_owned()).or_default().push_back(now);
         if let Some(peer) = peer {
-            let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
             bound(&mut peers, window, now);
             peers.entry(peer).or_default().push_back(now);
         }
+        Ok(Reservation {
+            username: username.to_owned(),
+            peer,
+            at: now,
+        })
     }
 
-    /// A correct password clears the user's failures (not the peer's).
-    pub fn succeeded(&self, username: &str) {
+    /// The password was right: the attempt no longer counts against the peer, and the
+    /// user's failures are cleared.
+    pub fn release(&self, reservation: Reservation) {
         self.users
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(username);
+            .remove(&reservation.username);
+        if let Some(peer) = reservation.peer {
+            let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(failures) = peers.get_mut(&peer)
+                && let Some(at) = failures.iter().position(|t| *t == reservation.at)
+            {
+                failures.remove(at);
+            }
+        }
     }
 }
 
@@ -132,63 +148,87 @@ fn bound<K: std::hash::Hash + Eq>(
 mod tests {
     use super::*;
 
+    fn limiter(per_user: u32, per_peer: u32) -> LoginLimiter {
+        LoginLimiter::new(LoginLimits {
+            per_user,
+            per_peer,
+            window: Duration::from_secs(60),
+        })
+    }
+
     #[test]
     fn a_user_is_held_off_after_the_limit_until_the_window_passes() {
-        let limiter = LoginLimiter::new(LoginLimits {
-            per_user: 3,
-            per_peer: 100,
-            window: Duration::from_secs(60),
-        });
+        let limiter = limiter(3, 100);
         let t0 = Instant::now();
         let peer = Some(IpAddr::from([10, 0, 0, 1]));
         for i in 0..3 {
-            assert!(limiter.check("ana", peer, t0).is_ok(), "attempt {i}");
-            limiter.failed("ana", peer, t0);
+            assert!(limiter.reserve("ana", peer, t0).is_ok(), "attempt {i}");
         }
-        let wait = limiter.check("ana", peer, t0 + Duration::from_secs(10));
+        let wait = limiter.reserve("ana", peer, t0 + Duration::from_secs(10));
         assert_eq!(wait, Err(Duration::from_secs(50)));
         assert!(
-            limiter.check("bob", peer, t0).is_ok(),
+            limiter.reserve("bob", peer, t0).is_ok(),
             "other users are not held"
         );
         assert!(
             limiter
-                .check("ana", peer, t0 + Duration::from_secs(60))
+                .reserve("ana", peer, t0 + Duration::from_secs(60))
                 .is_ok()
         );
     }
 
     #[test]
     fn one_address_trying_many_names_is_held_off() {
-        let limiter = LoginLimiter::new(LoginLimits {
-            per_user: 100,
-            per_peer: 4,
-            window: Duration::from_secs(60),
-        });
+        let limiter = limiter(100, 4);
         let t0 = Instant::now();
         let peer = Some(IpAddr::from([10, 0, 0, 2]));
         for name in ["a", "b", "c", "d"] {
-            limiter.failed(name, peer, t0);
+            assert!(limiter.reserve(name, peer, t0).is_ok());
         }
-        assert!(limiter.check("e", peer, t0).is_err());
+        assert!(limiter.reserve("e", peer, t0).is_err());
         assert!(
             limiter
-                .check("e", Some(IpAddr::from([10, 0, 0, 3])), t0)
+                .reserve("e", Some(IpAddr::from([10, 0, 0, 3])), t0)
                 .is_ok()
         );
     }
 
     #[test]
-    fn success_clears_the_users_count() {
-        let limiter = LoginLimiter::new(LoginLimits {
-            per_user: 2,
-            per_peer: 100,
-            window: Duration::from_secs(60),
-        });
+    fn a_right_password_takes_its_attempt_back() {
+        let limiter = limiter(2, 3);
         let t0 = Instant::now();
-        limiter.failed("ana", None, t0);
-        limiter.succeeded("ana");
-        limiter.failed("ana", None, t0);
-        assert!(limiter.check("ana", None, t0).is_ok());
+        let peer = Some(IpAddr::from([10, 0, 0, 4]));
+        assert!(limiter.reserve("ana", peer, t0).is_ok());
+        let good = limiter.reserve("ana", peer, t0).unwrap();
+        limiter.release(good);
+        // The user's failures are cleared and the peer keeps only the one failure.
+        assert!(limiter.reserve("ana", peer, t0).is_ok());
+        assert!(limiter.reserve("ana", peer, t0).is_ok());
+        assert!(
+            limiter.reserve("ana", peer, t0).is_err(),
+            "3 failures from the peer"
+        );
+    }
+
+    #[test]
+    fn attempts_at_once_from_many_threads_get_at_most_the_limit() {
+        let limiter = std::sync::Arc::new(limiter(5, 20));
+        let t0 = Instant::now();
+        let granted = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        if limiter
+                            .reserve("ana", Some(IpAddr::from([10, 0, 0, 5])), t0)
+                            .is_ok()
+                        {
+                            granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.into_inner(), 5);
     }
 }

@@ -174,6 +174,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How long a session lasts after signing in.
     pub session_length: chrono::Duration,
+    /// Live sessions one user may hold; signing in again past it ends the oldest.
+    pub sessions_per_user: usize,
     pub login: LoginLimits,
 }
 
@@ -184,6 +186,7 @@ impl Default for Limits {
             max_streams_per_connection: 256,
             request_timeout: Duration::from_secs(60),
             session_length: chrono::Duration::hours(12),
+            sessions_per_user: 20,
             login: LoginLimits::default(),
         }
     }
@@ -372,6 +375,8 @@ pub async fn run(
                 limiter: std::sync::Arc::new(limiter::LoginLimiter::new(limits.login)),
                 session_length: limits.session_length,
                 decoy_hash,
+                checks: std::sync::Arc::new(tokio::sync::Semaphore::new(auth::password_checks())),
+                sessions_per_user: limits.sessions_per_user.max(1),
             }
         )))
         .add_service(sized!(proto::audit_server::AuditServer::new(

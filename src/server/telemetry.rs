@@ -89,7 +89,10 @@ impl TelemetryService {
                     ack,
                     index,
                     &uuid,
-                    format!("telecell_uuid: telecell {uuid:?} is not in the estate"),
+                    format!(
+                        "telecell_uuid: telecell {} is not in the estate",
+                        crate::domain::validation::quoted(&uuid)
+                    ),
                 );
                 continue;
             };

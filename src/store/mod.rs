@@ -432,12 +432,15 @@ pub trait Store: Send + Sync + 'static {
     fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
     /// Opens a session: `token_hash` stands for the user until `expires_at`. Expired
     /// sessions are removed on the way.
+    /// Opens a session; the user's oldest sessions beyond `keep` are ended in the same
+    /// commit, and their token hashes returned (so caches and open streams can let go).
     fn open_session(
         &self,
         user_id: i64,
         token_hash: Vec<u8>,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+        keep: usize,
+    ) -> StoreResult<Vec<Vec<u8>>>;
     /// The user a session stands for, with its expiry, if the session exists.
     fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>>;
     fn close_session(&self, token_hash: Vec<u8>) -> StoreResult<()>;

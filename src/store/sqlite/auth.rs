@@ -34,7 +34,8 @@ impl SqliteStore {
         user_id: i64,
         token_hash: Vec<u8>,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+        keep: usize,
+    ) -> StoreResult<Vec<Vec<u8>>> {
         self.write(move |c| {
             let now = millis(Utc::now());
             c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")
@@ -47,7 +48,25 @@ impl SqliteStore {
             .map_err(db_error)?
             .execute(params![token_hash, user_id, now, millis(expires_at)])
             .map_err(db_error)?;
-            Ok(())
+            // The oldest first, past the newest `keep` (this one is the newest).
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            let ended: Vec<Vec<u8>> = c
+                .prepare_cached(
+                    "SELECT token_hash FROM sessions WHERE user_id = ?1 \
+                     ORDER BY created_at DESC, expires_at DESC LIMIT -1 OFFSET ?2",
+                )
+                .map_err(db_error)?
+                .query_map(params![user_id, keep], |row| row.get(0))
+                .map_err(db_error)?
+                .collect::<Result<_, _>>()
+                .map_err(db_error)?;
+            for hash in &ended {
+                c.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")
+                    .map_err(db_error)?
+                    .execute([hash])
+                    .map_err(db_error)?;
+            }
+            Ok(ended)
         })
     }
 

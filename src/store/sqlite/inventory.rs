@@ -586,8 +586,9 @@ impl Store for SqliteStore {
         user_id: i64,
         token_hash: Vec<u8>,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.open_session_impl(user_id, token_hash, expires_at)
+        keep: usize,
+    ) -> StoreResult<Vec<Vec<u8>>> {
+        self.open_session_impl(user_id, token_hash, expires_at, keep)
     }
 
     fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>> {
