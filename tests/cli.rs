@@ -342,9 +342,11 @@ fn server_stops_cleanly_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
+    // A host name is a place to listen too.
     let listen = format!("127.0.0.1:{port}");
+    let by_name = format!("localhost:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_singularity"))
-        .args(["server", "--database-url", &url, "--listen", &listen])
+        .args(["server", "--database-url", &url, "--listen", &by_name])
         .env_remove("RUST_LOG")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -368,6 +370,10 @@ fn server_stops_cleanly_on_sigterm() {
     assert!(
         log.contains("shutting down") && log.contains("database closed"),
         "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes into a pipe: {log:?}"
     );
 }
 

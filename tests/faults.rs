@@ -571,7 +571,10 @@ async fn watch_replays_exactly_the_missed_events_after_a_reconnect_and_a_restart
 
 #[tokio::test]
 async fn a_watcher_that_never_reads_does_not_stop_ingest_and_is_told_to_resync() {
-    let mut server = TestServer::start(1_500).await;
+    // A small buffer, so that 1,200 events are more than a stalled watcher may fall behind.
+    let mut config = singularity::server::ServerConfig::default();
+    config.limits.watcher_buffer = 256;
+    let mut server = TestServer::start_with(1_500, config).await;
     let lamps = lamps_with_telecells(&server, 1_200).await;
     let noon = at("2026-11-27T12:00:00Z");
     let mut faults = FaultsClient::new(server.channel.clone());

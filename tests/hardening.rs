@@ -120,13 +120,24 @@ async fn errors_quote_a_short_prefix_of_what_was_sent() {
         telecell_uuid: "f".repeat(25 * 1024),
         ..good.clone()
     };
-    let ack = send(&server, vec![stranger, good]).await;
+    let ack = send(&server, vec![stranger.clone(), good.clone()]).await;
     assert_eq!((ack.stored, ack.rejected), (1, 1));
     assert!(
         ack.rejections[0].reason.len() < 300,
         "{}",
         ack.rejections[0].reason
     );
+    // 150 of them (3.7 MiB) with the good one: the acknowledgement fits, lists 100 and counts
+    // all, so a sender that resends the batch gets the same answer and can move on.
+    let mut batch = vec![stranger; 150];
+    batch.push(good);
+    for _ in 0..2 {
+        let ack = send(&server, batch.clone()).await;
+        assert_eq!(ack.rejected, 150);
+        assert_eq!(ack.rejections.len(), 100);
+        assert!(ack.rejections.iter().all(|r| r.telecell_uuid.len() <= 64));
+        assert_eq!(ack.stored + ack.duplicates, 1, "{ack:?}");
+    }
 
     // And it still serves.
     let lamp = LampsClient::new(server.channel.clone())
@@ -135,5 +146,179 @@ async fn errors_quote_a_short_prefix_of_what_was_sent() {
         .unwrap()
         .into_inner();
     assert_eq!(lamp.id, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ranges_and_instants_outside_what_clients_can_read_are_refused_by_field() {
+    let mut server = TestServer::start(20).await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    for date in ["9999-12-31", "26-1-1", "0000-01-01"] {
+        let refused = faults
+            .daily_faults(proto::DailyFaultsRequest {
+                date: date.into(),
+                time_zone: "Europe/London".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{date}");
+        assert!(
+            refused.message().starts_with("date:"),
+            "{date}: {refused:?}"
+        );
+    }
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2))
+        .date_naive()
+        .to_string();
+    let future = BillingClient::new(server.channel.clone())
+        .get_lamp_energy(proto::GetLampEnergyRequest {
+            lamp_id: 1,
+            date: tomorrow,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(future.code(), Code::InvalidArgument);
+    assert!(future.message().starts_with("date:"), "{future:?}");
+    let now = chrono::Utc::now();
+    let inverted = proto::audit_client::AuditClient::new(server.channel.clone())
+        .list(proto::ListAuditRequest {
+            from: Some(singularity::wire::timestamp(now)),
+            to: Some(singularity::wire::timestamp(
+                now - chrono::Duration::hours(1),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(inverted.code(), Code::InvalidArgument);
+    assert!(inverted.message().starts_with("to:"), "{inverted:?}");
+    let mut lamps = LampsClient::new(server.channel.clone());
+    let missing = lamps
+        .watch_status(proto::WatchStatusRequest {
+            lamp_ids: Vec::new(),
+            zone_id: 9_999,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let negative = lamps
+        .watch_status(proto::WatchStatusRequest {
+            lamp_ids: Vec::new(),
+            zone_id: -1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(negative.code(), Code::InvalidArgument);
+    assert!(negative.message().starts_with("zone_id"), "{negative:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_keeps_up_is_not_cut_by_a_full_ingest_commit() {
+    let mut server = TestServer::start(2_600).await;
+    let lamps = lamps_with_telecells(&server, 2_000).await;
+    let mut watch = FaultsClient::new(server.channel.clone())
+        .watch(proto::WatchFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Three commits of 2,000 reports, each raising or repeating a fault on every lamp: 6,000
+    // events, 2,000 at a time.
+    let start = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let reader = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut seen = 0;
+        while seen < 6_000 {
+            match watch.next().await {
+                Some(Ok(_)) => seen += 1,
+                Some(Err(status)) => return Err(status),
+                None => break,
+            }
+        }
+        Ok(seen)
+    });
+    for round in 0..3 {
+        let at = Some(singularity::wire::timestamp(
+            start + chrono::Duration::minutes(round),
+        ));
+        let reports = lamps
+            .iter()
+            .map(|(lamp, uuid)| proto::TelecellReport {
+                telecell_uuid: uuid.clone(),
+                lamp_id: *lamp,
+                at,
+                voltage_v: 236.0,
+                power_factor: 0.95,
+                link_quality_pct: 90,
+                alarms: Some(proto::NodeAlarms {
+                    earth_leakage: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(send(&server, reports).await.stored, 2_000);
+    }
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.map_err(|s| format!("cut: {s:?}")), Ok(6_000));
+    server.stop().await;
+}
+
+/// A LoginRequest whose username is not UTF-8, as a raw client could send it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawLogin {
+    #[prost(bytes = "vec", tag = "1")]
+    username: Vec<u8>,
+}
+
+/// A request whose first field is a varint that never ends.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawBytes {
+    #[prost(bytes = "vec", tag = "1")]
+    junk: Vec<u8>,
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_arguments_naming_the_field() {
+    let mut server = TestServer::start(5).await;
+    let mut grpc = tonic::client::Grpc::new(server.bare.clone());
+    grpc.ready().await.unwrap();
+    let refused = grpc
+        .unary::<_, proto::LoginResponse, _>(
+            tonic::Request::new(RawLogin {
+                username: vec![0xff, 0xfe, 0x41],
+            }),
+            "/singularity.v1.Auth/Login".parse().unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("username"), "{refused:?}");
+    // A token-guarded call: the same once the caller is admitted.
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.unwrap();
+    // Field 1 of IdRequest is a varint; as length-delimited bytes it is the wrong wire type.
+    let refused = grpc
+        .unary::<_, proto::Lamp, _>(
+            tonic::Request::new(RawBytes {
+                junk: vec![0x80; 12],
+            }),
+            "/singularity.v1.Lamps/Get".parse().unwrap(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    // It still serves.
+    assert!(
+        LampsClient::new(server.channel.clone())
+            .get(proto::IdRequest { id: 1 })
+            .await
+            .is_ok()
+    );
     server.stop().await;
 }

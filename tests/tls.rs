@@ -135,6 +135,34 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     );
     assert!(stdout.contains("\"remote\""), "{stdout}");
 
+    // Without the CA the CLI says the certificate was not trusted, and against what; plain
+    // http to the TLS port says to use https. Both are "unreachable" (6), not bad usage.
+    let (url_cli, token_cli) = (url.clone(), token.clone());
+    let plain_url = format!("http://localhost:{port}");
+    let (untrusted, plain) = tokio::task::spawn_blocking(move || {
+        let run = |server: &str| {
+            Command::new(env!("CARGO_BIN_EXE_singularity"))
+                .args(["client", "--server", server, "whoami"])
+                .env("SINGULARITY_TOKEN", &token_cli)
+                .env_remove("SINGULARITY_USER")
+                .env_remove("SINGULARITY_CA")
+                .output()
+                .unwrap()
+        };
+        (run(&url_cli), run(&plain_url))
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(6), "{said}");
+    assert!(
+        said.contains("not trusted") && said.contains("--ca"),
+        "{said}"
+    );
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(6), "{said}");
+    assert!(said.contains("https://"), "{said}");
+
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

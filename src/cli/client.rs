@@ -418,6 +418,7 @@ pub enum Failure {
 }
 
 pub async fn run(args: ClientArgs) -> ExitCode {
+    let server = args.server.clone();
     match dispatch(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
@@ -426,6 +427,18 @@ pub async fn run(args: ClientArgs) -> ExitCode {
         }
         Err(Failure::Connect(message)) => {
             eprintln!("error: {message}");
+            ExitCode::from(6)
+        }
+        // The connection went away under the call: typically plain http to a TLS port,
+        // whose server drops what it cannot read.
+        Err(Failure::Rpc(status))
+            if matches!(status.code(), Code::Cancelled | Code::Unknown)
+                && server.starts_with("http://") =>
+        {
+            eprintln!(
+                "error: the server at {server} dropped the connection ({}); if it uses TLS, use an https:// URL",
+                status.message()
+            );
             ExitCode::from(6)
         }
         Err(Failure::Rpc(status)) => {
@@ -458,7 +471,38 @@ pub async fn connect(server: &str, ca_pem: Option<&[u8]>) -> Result<Channel, Str
     crate::link::endpoint(server, ca_pem)?
         .connect()
         .await
-        .map_err(|e| format!("cannot reach the server at {server} ({e}); is it running? set --server or SINGULARITY_SERVER"))
+        .map_err(|e| connect_error(server, ca_pem.is_some(), &e))
+}
+
+/// Why a connection failed, in words that say what to do: an untrusted certificate is not
+/// "unreachable", and plain http to a TLS port wants https.
+fn connect_error(server: &str, with_ca: bool, error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let lower = chain.to_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        let trusted = if with_ca {
+            "the CA given with --ca"
+        } else {
+            "the system's roots (give --ca with the CA that signed it)"
+        };
+        return format!(
+            "the server at {server} presented a certificate that was not trusted, checked against {trusted}: {chain}"
+        );
+    }
+    let hint = if server.starts_with("http://") {
+        "; if the server uses TLS, use an https:// URL"
+    } else {
+        ""
+    };
+    format!(
+        "cannot reach the server at {server} ({chain}); is it running? set --server or SINGULARITY_SERVER{hint}"
+    )
 }
 
 async fn dispatch(args: ClientArgs) -> Result<(), Failure> {

@@ -14,8 +14,8 @@ use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Address to listen on.
-    #[arg(long, env = "SINGULARITY_LISTEN", default_value = DEFAULT_LISTEN)]
+    /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:50051).
+    #[arg(long, env = "SINGULARITY_LISTEN", default_value = DEFAULT_LISTEN, value_parser = super::listen_address)]
     pub listen: SocketAddr,
     /// Where the demo estate lives; defaults to a file in your data directory.
     #[arg(long)]

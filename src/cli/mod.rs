@@ -113,6 +113,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--listen`: an IP and port, or a host name and port.
+pub fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let addresses: Vec<std::net::SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{text:?} is not an address to listen on ({e}); use e.g. 127.0.0.1:50051")
+        })?
+        .collect();
+    // IPv4 first, so "localhost" means 127.0.0.1 wherever ::1 is listed before it.
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} names no address; use e.g. 127.0.0.1:50051"))
+}
+
+/// Whether colour codes may be written to stderr: only to a terminal, and never with
+/// `NO_COLOR` set.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs logging to stderr at `level` (a `RUST_LOG`-style filter).
 fn init_logging(level: &str) -> color_eyre::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
@@ -122,6 +150,7 @@ fn init_logging(level: &str) -> color_eyre::Result<()> {
     })?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr)
         .try_init();
     Ok(())
@@ -189,6 +218,16 @@ mod tests {
 
     /// Every subcommand and every flag says what it is for in one line, so `--help` never
     /// shows a bare name.
+    #[test]
+    fn listen_takes_host_names_and_addresses() {
+        assert_eq!(
+            super::listen_address("localhost:50051").map(|a| (a.ip().is_loopback(), a.port())),
+            Ok((true, 50051))
+        );
+        assert!(super::listen_address("127.0.0.1:0").is_ok());
+        assert!(super::listen_address("nowhere").is_err());
+    }
+
     #[test]
     fn every_command_and_flag_has_a_description() {
         fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {

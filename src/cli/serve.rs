@@ -19,8 +19,8 @@ use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, env = "SINGULARITY_LISTEN", default_value = DEFAULT_LISTEN)]
+    /// Address to listen on: IP:PORT or HOST:PORT (e.g. localhost:50051).
+    #[arg(long, env = "SINGULARITY_LISTEN", default_value = DEFAULT_LISTEN, value_parser = super::listen_address)]
     pub listen: SocketAddr,
     /// Where the estate is stored: sqlite://path/to/file.db.
     #[arg(long, env = "SINGULARITY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -230,6 +230,7 @@ impl EngineArgs {
                 )),
                 session_length: chrono::Duration::hours(i64::from(self.session_hours)),
                 sessions_per_user: self.sessions_per_user as usize,
+                watcher_buffer: Limits::default().watcher_buffer,
                 login: LoginLimits {
                     per_user: self.login_failures_per_user,
                     per_peer: self.login_failures_per_peer,

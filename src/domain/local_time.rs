@@ -19,15 +19,36 @@ pub fn time_zone(field: &str, name: &str) -> Result<Tz, ValidationError> {
     })
 }
 
+/// A calendar date written YYYY-MM-DD, four-digit year, from 0001-01-02 to 9999-12-30 (a
+/// day whose start or end in some time zone falls outside years 1-9999 cannot be sent back
+/// as a timestamp stock clients read).
 pub fn date(field: &str, text: &str) -> Result<NaiveDate, ValidationError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ValidationError::new(
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| shaped)
+        .ok_or_else(|| {
+            ValidationError::new(
+                field,
+                format!("{} is not a date like 2026-10-25", quoted(text)),
+            )
+        })?;
+    let (first, last) = (
+        NaiveDate::from_ymd_opt(1, 1, 2),
+        NaiveDate::from_ymd_opt(9999, 12, 30),
+    );
+    if first.is_some_and(|f| date < f) || last.is_some_and(|l| date > l) {
+        return Err(ValidationError::new(
             field,
-            format!("{} is not a date like 2026-10-25", quoted(text)),
-        )
-    })
+            format!("{date} is outside 0001-01-02 to 9999-12-30"),
+        ));
+    }
+    Ok(date)
 }
-
 /// One local calendar day as a UTC interval `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalDay {
@@ -89,6 +110,22 @@ mod tests {
         assert_eq!(day.start.to_rfc3339(), "2026-03-29T00:00:00+00:00");
         assert_eq!(day.end.to_rfc3339(), "2026-03-29T23:00:00+00:00");
         assert_eq!(day.hours(), 23);
+    }
+
+    #[test]
+    fn dates_are_four_digit_years_within_range() {
+        assert!(date("d", "2026-10-25").is_ok());
+        for bad in [
+            "26-1-1",
+            "2026-1-1",
+            "+2026-10-25",
+            "9999-12-31",
+            "0000-06-01",
+            "2026-02-30",
+        ] {
+            let error = date("date", bad).unwrap_err();
+            assert_eq!(error.field, "date", "{bad}");
+        }
     }
 
     #[test]

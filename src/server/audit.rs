@@ -147,6 +147,11 @@ impl Audit for AuditService {
             entity_id: Some(r.entity_id).filter(|id| *id != 0),
             limit,
         };
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && from > to
+        {
+            return Err(ValidationError::new("to", format!("{to} is before from ({from})")).into());
+        }
         let entries = self.0.blocking(move |s| s.audit_log(&query)).await?;
         let items: Vec<proto::AuditEntry> = entries
             .into_iter()

@@ -155,6 +155,17 @@ impl Billing for BillingService {
         let r = request.into_inner();
         let lamp_id = wire::id("lamp_id", r.lamp_id)?;
         let date = local_time::date("date", &r.date)?;
+        let today = self.today();
+        if date > today {
+            return Err(ValidationError::new(
+                "date",
+                format!(
+                    "{date} has not begun in {} (today is {today})",
+                    self.config.calendar().zone()
+                ),
+            )
+            .into());
+        }
         let lamp = self.context.lookup(|s| s.lamp(lamp_id))?;
         let (stored, book) = self
             .context

@@ -22,13 +22,14 @@ use crate::store::FaultAction;
 use crate::wire::{self, timestamp};
 use crate::wire_faults;
 
-pub struct FaultService(pub Context);
+pub struct FaultService {
+    pub context: Context,
+    /// Events buffered towards one watcher (`Limits::watcher_buffer`).
+    pub watcher_buffer: usize,
+}
 
 /// Events replayed per read of the log.
 const REPLAY_CHUNK: usize = 1_000;
-/// Events buffered towards one watcher; when it cannot keep up the live buffer overflows and
-/// the watcher is told to resync, while ingest and other watchers carry on.
-const WATCHER_BUFFER: usize = 256;
 
 #[tonic::async_trait]
 impl Faults for FaultService {
@@ -43,9 +44,9 @@ impl Faults for FaultService {
         let filter = wire_faults::filter(r.filter.as_ref())?;
         let page_size = paging::page_size("page_size", r.page_size)?;
         let cursor = Cursor::from_token("page_token", &r.page_token)?;
-        let (_, snapshot_seq) = self.0.blocking(|s| s.fault_log_bounds()).await?;
+        let (_, snapshot_seq) = self.context.blocking(|s| s.fault_log_bounds()).await?;
         let (sender, receiver) = mpsc::channel(4);
-        let context = self.0.clone();
+        let context = self.context.clone();
         tokio::spawn(async move {
             let mut after = cursor.after_id;
             loop {
@@ -85,7 +86,7 @@ impl Faults for FaultService {
         request: Request<proto::GetFaultRequest>,
     ) -> Result<Response<proto::FaultDetail>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let (fault, history) = self.0.blocking(move |s| s.fault(id)).await?;
+        let (fault, history) = self.context.blocking(move |s| s.fault(id)).await?;
         Ok(Response::new(proto::FaultDetail {
             fault: Some((&fault).into()),
             history: history.iter().map(Into::into).collect(),
@@ -101,7 +102,7 @@ impl Faults for FaultService {
         let zone = local_time::time_zone("time_zone", &r.time_zone)?;
         let day = LocalDay::new(date, zone);
         let counts = self
-            .0
+            .context
             .blocking(move |s| s.fault_counts_opened(day.start, day.end))
             .await?;
         let hours = day.hours();
@@ -145,8 +146,8 @@ impl Faults for FaultService {
         let filter = wire_faults::filter(r.filter.as_ref())?;
         // Subscribe before reading the log: whatever commits in between is in both, and the
         // seq tells the copies apart.
-        let live = self.0.store.subscribe_faults();
-        let (oldest, newest) = self.0.blocking(|s| s.fault_log_bounds()).await?;
+        let live = self.context.store.subscribe_faults();
+        let (oldest, newest) = self.context.blocking(|s| s.fault_log_bounds()).await?;
         if r.after_seq > newest {
             return Err(Status::invalid_argument(format!(
                 "after_seq: {} is beyond the newest event ({newest}); resync: list faults, then watch from its snapshot_seq",
@@ -160,8 +161,14 @@ impl Faults for FaultService {
                 r.after_seq
             )));
         }
-        let (sender, receiver) = mpsc::channel(WATCHER_BUFFER);
-        tokio::spawn(follow(self.0.clone(), r.after_seq, filter, live, sender));
+        let (sender, receiver) = mpsc::channel(self.watcher_buffer.max(1));
+        tokio::spawn(follow(
+            self.context.clone(),
+            r.after_seq,
+            filter,
+            live,
+            sender,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
@@ -260,14 +267,17 @@ impl FaultService {
         };
         let id = request.fault_id;
         let before: Option<proto::Fault> = self
-            .0
+            .context
             .lookup(|s| s.fault(id))
             .ok()
             .map(|(fault, _)| (&fault).into());
-        let fault = self.0.blocking(move |s| s.act_on_fault(request)).await?;
+        let fault = self
+            .context
+            .blocking(move |s| s.act_on_fault(request))
+            .await?;
         let after: proto::Fault = (&fault).into();
         audit::record(
-            &self.0,
+            &self.context,
             Some(&caller),
             Change {
                 action: verb.to_owned(),

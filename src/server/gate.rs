@@ -76,7 +76,7 @@ where
         Box::pin(async move {
             let (caller, expires_at) = match admit(store.as_ref(), &sessions, &request) {
                 Ok(Some(admitted)) => admitted,
-                Ok(None) => return inner.call(request).await,
+                Ok(None) => return inner.call(request).await.map(undecodable_is_bad_input),
                 Err(status) => return Ok(status.into_http()),
             };
             let lasting = lasting(request.uri().path()).map(|direction| {
@@ -90,19 +90,38 @@ where
             });
             request.extensions_mut().insert(caller);
             match lasting {
-                None => inner.call(request).await,
+                None => inner.call(request).await.map(undecodable_is_bad_input),
                 Some((Direction::Incoming, end)) => {
                     let request = request
                         .map(|body| Body::new(Revocable::new(body, end, Direction::Incoming)));
-                    inner.call(request).await
+                    inner.call(request).await.map(undecodable_is_bad_input)
                 }
                 Some((Direction::Reply, end)) => {
-                    let response = inner.call(request).await?;
+                    let response = undecodable_is_bad_input(inner.call(request).await?);
                     Ok(response.map(|body| Body::new(Revocable::new(body, end, Direction::Reply))))
                 }
             }
         })
     }
+}
+
+/// tonic answers a request it cannot decode (a bad varint, a string that is not UTF-8) with
+/// INTERNAL, "failed to decode Protobuf message: LoginRequest.username: ...". For the client
+/// that is bad input, not a fault of the server: the status becomes INVALID_ARGUMENT, and the
+/// message, which names the field, stays.
+fn undecodable_is_bad_input(mut response: http::Response<Body>) -> http::Response<Body> {
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|v| v == "13");
+    let undecodable = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| {
+            m.starts_with("failed%20to%20decode") || m.starts_with("failed to decode")
+        });
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// Calls that may stay open for hours, and which of their bodies ends with the session:

@@ -176,6 +176,12 @@ pub struct Limits {
     pub session_length: chrono::Duration,
     /// Live sessions one user may hold; signing in again past it ends the oldest.
     pub sessions_per_user: usize,
+    /// Fault events buffered towards one watcher before it is cut off (told to resync);
+    /// ingest and other watchers never wait for it. More than one ingest commit can publish
+    /// at once (a chunk of 2,000 reports, each of which may raise, repeat or clear several
+    /// faults, plus roll-ups), so that only a watcher that really falls behind is cut, not
+    /// one that keeps up but sees a commit arrive in one burst.
+    pub watcher_buffer: usize,
     pub login: LoginLimits,
 }
 
@@ -187,6 +193,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             session_length: chrono::Duration::hours(12),
             sessions_per_user: 20,
+            watcher_buffer: 16_384,
             login: LoginLimits::default(),
         }
     }
@@ -360,7 +367,10 @@ pub async fn run(
             },
         )))
         .add_service(sized!(proto::faults_server::FaultsServer::new(
-            faults::FaultService(context.clone()),
+            faults::FaultService {
+                context: context.clone(),
+                watcher_buffer: limits.watcher_buffer,
+            },
         )))
         .add_service(sized!(proto::billing_server::BillingServer::new(
             billing::BillingService {

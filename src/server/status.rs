@@ -74,13 +74,16 @@ pub async fn watch(
     request: proto::WatchStatusRequest,
 ) -> Result<PageStream<proto::LampStatus>, Status> {
     let lamps: HashSet<i64> = if request.lamp_ids.is_empty() {
-        let zone =
-            crate::domain::validation::required_id("zone_id", request.zone_id).map_err(|e| {
-                ValidationError::new(
-                    "lamp_ids",
-                    format!("name some lamps or a zone ({})", e.reason),
-                )
-            })?;
+        let zone = match request.zone_id {
+            0 => {
+                return Err(ValidationError::new("lamp_ids", "name some lamps or a zone").into());
+            }
+            id => crate::domain::validation::required_id("zone_id", id)?,
+        };
+        let zones = context.blocking(|s| s.zone_names()).await?;
+        if !zones.iter().any(|(id, _)| *id == zone) {
+            return Err(Status::not_found(format!("zone_id: zone {zone} not found")));
+        }
         let all = context
             .blocking(|s| {
                 s.lamps(&Scan {

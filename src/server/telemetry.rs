@@ -26,6 +26,8 @@ pub struct TelemetryService {
 const CHUNK: usize = 2_000;
 /// Rejections listed in a reply; the rest are only counted.
 const MAX_LISTED_REJECTIONS: usize = 100;
+/// Characters of a rejected report's telecell uuid echoed back.
+const MAX_ECHOED_UUID: usize = 64;
 
 #[tonic::async_trait]
 impl Telemetry for TelemetryService {
@@ -177,9 +179,11 @@ impl TelemetryService {
 fn reject(ack: &mut proto::ReportAck, index: u64, uuid: &str, reason: String) {
     ack.rejected += 1;
     if ack.rejections.len() < MAX_LISTED_REJECTIONS {
+        // A uuid is 36 characters; what a sender put there may be far longer, and the
+        // acknowledgement must always fit in one message.
         ack.rejections.push(proto::Rejection {
             index,
-            telecell_uuid: uuid.to_owned(),
+            telecell_uuid: uuid.chars().take(MAX_ECHOED_UUID).collect(),
             reason,
         });
     }

@@ -35,8 +35,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// Changes committed together at most; more wait for the next transaction.
 const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Fault events a subscriber may fall behind by before it is told to resync.
-const FAULT_EVENT_BUFFER: usize = 4_096;
+/// Fault events a subscriber may fall behind by before it is told to resync: several ingest
+/// commits' worth (see `WATCHER_BUFFER` in server/faults.rs).
+const FAULT_EVENT_BUFFER: usize = 16_384;
 /// Reader connections at most; more concurrent reads wait for one to come free rather than
 /// open (and parse the schema for) a fresh connection each time.
 const MAX_READERS: usize = 16;
