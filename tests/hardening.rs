@@ -322,3 +322,35 @@ async fn undecodable_requests_are_invalid_arguments_naming_the_field() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_stored_text_too_long_to_list_is_refused_and_listings_stay_readable() {
+    let mut server = TestServer::start(5).await;
+    let mut billing = BillingClient::new(server.channel.clone());
+    let refused = billing
+        .set_tariff(proto::SetTariffRequest {
+            tariff: Some(proto::Tariff {
+                name: "Long band".into(),
+                time_zone: "Europe/London".into(),
+                valid_from: "2030-01-01".into(),
+                bands: vec![proto::TariffBand {
+                    name: "n".repeat(2_500_000),
+                    starts_at: "00:00".into(),
+                    price_millipence_per_kwh: 20_000,
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("tariff.bands[0].name"),
+        "{refused:?}"
+    );
+    billing
+        .list_tariffs(proto::ListTariffsRequest {})
+        .await
+        .unwrap();
+    server.stop().await;
+}

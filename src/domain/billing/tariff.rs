@@ -10,6 +10,8 @@ use crate::domain::ValidationError;
 
 /// Dearer than any real tariff (£100 per kWh): a typo in the units, not a price.
 pub const MAX_PRICE_MILLIPENCE_PER_KWH: u32 = 10_000_000;
+/// Characters a band's name may have: it is stored, listed and audited with every tariff.
+const MAX_BAND_NAME: usize = 40;
 pub const MAX_BANDS: usize = 48;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +65,10 @@ impl NewTariff {
         self.bands.sort_by_key(|b| b.starts_at);
         for (index, band) in self.bands.iter().enumerate() {
             let field = format!("tariff.bands[{index}]");
-            if band.name.trim().is_empty() {
+            if band.name.trim().is_empty() || band.name.chars().count() > MAX_BAND_NAME {
                 return Err(ValidationError::new(
                     format!("{field}.name"),
-                    "name the band (e.g. day, night)",
+                    format!("name the band in 1 to {MAX_BAND_NAME} characters (e.g. day, night)"),
                 ));
             }
             if band.starts_at.second() != 0 || band.starts_at.nanosecond() != 0 {
