@@ -354,3 +354,71 @@ async fn a_stored_text_too_long_to_list_is_refused_and_listings_stay_readable() 
         .unwrap();
     server.stop().await;
 }
+
+/// Whether the server closed this connection (a read ends or fails) within `wait`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    // The server speaks first (its HTTP/2 settings): read past that to the end.
+    let until_closed = async {
+        let mut buf = [0u8; 256];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(wait, until_closed).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_speak_are_closed_and_capped() {
+    let mut config = singularity::server::ServerConfig::default();
+    config.limits.connections = singularity::server::ConnectionLimits {
+        handshake: std::time::Duration::from_secs(1),
+        per_address: 8,
+        total: 100,
+    };
+    let mut server = TestServer::start_with(5, config).await;
+    // The test's own client holds one connection; seven silent ones fill the address's cap.
+    let mut silent = Vec::new();
+    for _ in 0..7 {
+        silent.push(
+            tokio::net::TcpStream::connect(server.address)
+                .await
+                .unwrap(),
+        );
+    }
+    // The ninth is closed at once, before its deadline.
+    let mut over = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut over, std::time::Duration::from_millis(500)).await,
+        "a connection past the cap is closed at once"
+    );
+    // The silent ones are closed once the handshake deadline passes.
+    for stream in &mut silent {
+        assert!(closed_within(stream, std::time::Duration::from_secs(5)).await);
+    }
+    // Their places are free again: a new client gets in, and the old one still works.
+    let fresh = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let fresh = singularity::link::with_token(fresh, Some(&server.token)).unwrap();
+    assert!(
+        LampsClient::new(fresh)
+            .get(proto::IdRequest { id: 1 })
+            .await
+            .is_ok()
+    );
+    assert!(
+        LampsClient::new(server.channel.clone())
+            .get(proto::IdRequest { id: 1 })
+            .await
+            .is_ok()
+    );
+    server.stop().await;
+}

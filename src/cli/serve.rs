@@ -155,6 +155,16 @@ pub struct EngineArgs {
     /// Live sessions one user may hold; signing in again past it ends their oldest session.
     #[arg(long, env = "SINGULARITY_SESSIONS_PER_USER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub sessions_per_user: u32,
+    /// Seconds a new connection may stay silent before its handshake (TLS hello or HTTP/2
+    /// preface) before it is closed.
+    #[arg(long, env = "SINGULARITY_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub handshake_timeout_seconds: u32,
+    /// Open connections one client address may hold.
+    #[arg(long, env = "SINGULARITY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections_per_address: u32,
+    /// Open connections in all.
+    #[arg(long, env = "SINGULARITY_MAX_CONNECTIONS", default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
     /// Failed sign-ins allowed per username within the window.
     #[arg(long, env = "SINGULARITY_LOGIN_FAILURES_PER_USER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub login_failures_per_user: u32,
@@ -230,6 +240,13 @@ impl EngineArgs {
                 )),
                 session_length: chrono::Duration::hours(i64::from(self.session_hours)),
                 sessions_per_user: self.sessions_per_user as usize,
+                connections: crate::server::ConnectionLimits {
+                    handshake: std::time::Duration::from_secs(u64::from(
+                        self.handshake_timeout_seconds,
+                    )),
+                    per_address: self.max_connections_per_address as usize,
+                    total: self.max_connections as usize,
+                },
                 watcher_buffer: Limits::default().watcher_buffer,
                 login: LoginLimits {
                     per_user: self.login_failures_per_user,

@@ -8,6 +8,7 @@ mod auth;
 mod basestations;
 mod billing;
 mod catalog;
+mod connections;
 mod context;
 mod engine;
 pub mod error;
@@ -30,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
@@ -40,6 +40,7 @@ use crate::proto;
 use crate::store::Store;
 
 pub use auth::open_session_for;
+pub use connections::ConnectionLimits;
 pub use context::Context;
 pub use limiter::LoginLimits;
 pub use settlement::BillingConfig;
@@ -96,19 +97,6 @@ async fn housekeeping(context: Context, engine: engine::Engine, config: ServerCo
 }
 
 /// Accepted connections with Nagle's algorithm off: replies are small and latency matters.
-fn incoming(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot disable Nagle on a connection");
-            }
-        })
-    })
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot build the reflection service: {0}")]
@@ -118,6 +106,10 @@ pub enum ServerError {
     #[error("the gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
+
+/// How often an idle connection is pinged, and how long the answer may take.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Lamp status changes a status watcher may fall behind by before it is sent everything anew.
 const LAMP_UPDATE_BUFFER: usize = 16_384;
@@ -176,6 +168,8 @@ pub struct Limits {
     pub session_length: chrono::Duration,
     /// Live sessions one user may hold; signing in again past it ends the oldest.
     pub sessions_per_user: usize,
+    /// Connections per address and in all, and how long a new one may stay silent.
+    pub connections: ConnectionLimits,
     /// Fault events buffered towards one watcher before it is cut off (told to resync);
     /// ingest and other watchers never wait for it. More than one ingest commit can publish
     /// at once (a chunk of 2,000 reports, each of which may raise, repeat or clear several
@@ -193,6 +187,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             session_length: chrono::Duration::hours(12),
             sessions_per_user: 20,
+            connections: ConnectionLimits::default(),
             watcher_buffer: 16_384,
             login: LoginLimits::default(),
         }
@@ -337,6 +332,10 @@ pub async fn run(
     }
     builder
         .max_concurrent_streams(limits.max_streams_per_connection)
+        // Pings find peers that went away without closing (a dropped SSH tunnel, a dead
+        // field gateway), so their connections and streams are let go.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .timeout(limits.request_timeout)
         .layer(gate::GateLayer::new(
             context.store.clone(),
@@ -395,7 +394,10 @@ pub async fn run(
         .add_service(sized!(proto::catalog_server::CatalogServer::new(
             catalog::CatalogService(context.clone()),
         )))
-        .serve_with_incoming_shutdown(incoming(listener), signal)
+        .serve_with_incoming_shutdown(
+            connections::incoming(listener, connections::Admission::new(limits.connections)),
+            signal,
+        )
         .await?;
     // The last settlement, after ingest has stopped, so a clean stop leaves nothing to replay.
     context.shutdown.cancel();

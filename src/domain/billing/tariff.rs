@@ -11,7 +11,7 @@ use crate::domain::ValidationError;
 /// Dearer than any real tariff (£100 per kWh): a typo in the units, not a price.
 pub const MAX_PRICE_MILLIPENCE_PER_KWH: u32 = 10_000_000;
 /// Characters a band's name may have: it is stored, listed and audited with every tariff.
-const MAX_BAND_NAME: usize = 40;
+const MAX_BAND_NAME: usize = 64;
 pub const MAX_BANDS: usize = 48;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
