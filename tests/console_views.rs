@@ -492,7 +492,10 @@ fn a_roll_up_shows_its_circuit_its_lamps_and_the_faults_under_it() {
         "{text}"
     );
     assert!(text.contains("lamps 1021 1022 1023"), "{text}");
-    assert!(text.contains("21 SUPPLY_LOSS OPEN"), "{text}");
+    assert!(
+        text.contains("3 SUPPLY_LOSS OPEN: faults 21 22 23"),
+        "{text}"
+    );
 }
 
 #[test]

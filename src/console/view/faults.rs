@@ -299,6 +299,8 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
         .as_ref()
         .or_else(|| state.faults.get(&detail.fault_id));
     let mut lines: Vec<Line<'_>> = Vec::new();
+    // Lines that scroll with the history, above it.
+    let mut scrolled: Vec<Line<'_>> = Vec::new();
     match fault {
         Some(f) => {
             let rank = severity_rank(f.severity);
@@ -367,7 +369,8 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
                     width,
                 )));
             } else {
-                lines.extend(rolled_up(f, state, width, theme));
+                // A roll-up can carry hundreds of lamps: its part scrolls with the history.
+                scrolled.extend(rolled_up(f, state, width, theme));
             }
         }
         None => lines.push(Line::from(Span::styled(
@@ -377,10 +380,20 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
     }
     let fixed = lines.len();
     lines.push(Line::from(Span::styled(
-        "history (newest first; j/k scroll)",
+        if scrolled.is_empty() {
+            "history (newest first; j/k scroll)"
+        } else {
+            "rolled up under it, then its history (j/k scroll)"
+        },
         theme.title,
     )));
-    let mut history: Vec<Line<'_>> = Vec::new();
+    let mut history: Vec<Line<'_>> = scrolled;
+    if !history.is_empty() {
+        history.push(Line::from(Span::styled(
+            "history (newest first)",
+            theme.title,
+        )));
+    }
     if detail.history.is_empty() {
         history.push(Line::from(Span::styled(
             if detail.loaded {
@@ -408,7 +421,7 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
     let scroll = detail.scroll.min(history.len().saturating_sub(room.max(1)));
     if scroll > 0 {
         lines[fixed] = Line::from(Span::styled(
-            format!("history (newest first; {scroll} lines up, k or g to return)"),
+            format!("scrolled {scroll} lines (k or g to return)"),
             theme.title,
         ));
     }
@@ -441,11 +454,12 @@ fn rolled_up<'a>(
     width: usize,
     theme: &Theme,
 ) -> Vec<Line<'a>> {
-    let children: Vec<&proto::Fault> = state
+    let mut children: Vec<&proto::Fault> = state
         .faults
         .values()
         .filter(|c| c.parent_id == fault.id)
         .collect();
+    children.sort_by_key(|c| c.lamp_id);
     let mut lines = vec![Line::from(Span::styled(
         format!("{} lamp fault(s) rolled up under it", children.len()),
         theme.title,
@@ -460,19 +474,26 @@ fn rolled_up<'a>(
         for part in wrap(&format!("lamps {}", lamps.join(" ")), width) {
             lines.push(Line::from(part));
         }
-        let faults: Vec<String> = children
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} {}",
-                    c.id,
-                    fault_type_name(c.r#type),
-                    state_name(c.state)
-                )
-            })
-            .collect();
-        for part in wrap(&format!("faults {}", faults.join(", ")), width) {
-            lines.push(Line::from(part));
+        // By type and state, then their ids: "95 SUPPLY_LOSS OPEN: faults 2 3 4 ...".
+        let mut groups: std::collections::BTreeMap<(&str, &str), Vec<i64>> =
+            std::collections::BTreeMap::new();
+        for c in &children {
+            groups
+                .entry((fault_type_name(c.r#type), state_name(c.state)))
+                .or_default()
+                .push(c.id);
+        }
+        for ((kind, fault_state), mut ids) in groups {
+            ids.sort_unstable();
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let text = format!(
+                "{} {kind} {fault_state}: faults {}",
+                ids.len(),
+                ids.join(" ")
+            );
+            for part in wrap(&text, width) {
+                lines.push(Line::from(part));
+            }
         }
     }
     lines
