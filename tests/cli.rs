@@ -377,23 +377,12 @@ fn server_stops_cleanly_on_sigterm() {
     );
 }
 
-/// A report of earth leakage on a lamp that is off: one CRITICAL fault.
+/// Earth leakage reported `minutes_ago`, with a voltage measured finer than it is shown.
 fn leak(uuid: &str, lamp_id: i64, minutes_ago: i64) -> singularity::proto::TelecellReport {
     let when = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
     singularity::proto::TelecellReport {
-        telecell_uuid: uuid.to_owned(),
-        lamp_id,
-        at: Some(singularity::wire::timestamp(when)),
         voltage_v: 236.4321,
-        power_factor: 0.95,
-        switch_count: 10,
-        temperature_c: 20.0,
-        link_quality_pct: 90,
-        alarms: Some(singularity::proto::NodeAlarms {
-            earth_leakage: true,
-            ..Default::default()
-        }),
-        ..Default::default()
+        ..common::earth_leakage(uuid, lamp_id, when)
     }
 }
 

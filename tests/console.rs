@@ -29,23 +29,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// A node reporting earth leakage: a CRITICAL fault at once.
 fn leaking(uuid: &str, lamp_id: i64, minutes_ago: i64) -> proto::TelecellReport {
-    proto::TelecellReport {
-        telecell_uuid: uuid.to_owned(),
+    common::earth_leakage(
+        uuid,
         lamp_id,
-        at: Some(timestamp(
-            Utc::now() - chrono::Duration::minutes(minutes_ago),
-        )),
-        lamp_on: false,
-        voltage_v: 236.0,
-        power_factor: 0.95,
-        link_quality_pct: 90,
-        temperature_c: 20.0,
-        alarms: Some(proto::NodeAlarms {
-            earth_leakage: true,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+        Utc::now() - chrono::Duration::minutes(minutes_ago),
+    )
 }
 
 /// The operator at the console: ana, with the user role (triage).

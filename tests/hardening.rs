@@ -106,16 +106,7 @@ async fn errors_quote_a_short_prefix_of_what_was_sent() {
     // A report for a telecell the estate does not have: the rejection quotes a prefix of its
     // uuid, and the valid report beside it is stored and acknowledged.
     let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
-    let at = Some(singularity::wire::timestamp(chrono::Utc::now()));
-    let good = proto::TelecellReport {
-        telecell_uuid: uuid,
-        lamp_id: lamp,
-        at,
-        voltage_v: 236.0,
-        power_factor: 0.95,
-        link_quality_pct: 90,
-        ..Default::default()
-    };
+    let good = common::earth_leakage(&uuid, lamp, chrono::Utc::now());
     let stranger = proto::TelecellReport {
         telecell_uuid: "f".repeat(25 * 1024),
         ..good.clone()
@@ -238,24 +229,10 @@ async fn a_watcher_that_keeps_up_is_not_cut_by_a_full_ingest_commit() {
         Ok(seen)
     });
     for round in 0..3 {
-        let at = Some(singularity::wire::timestamp(
-            start + chrono::Duration::minutes(round),
-        ));
+        let at = start + chrono::Duration::minutes(round);
         let reports = lamps
             .iter()
-            .map(|(lamp, uuid)| proto::TelecellReport {
-                telecell_uuid: uuid.clone(),
-                lamp_id: *lamp,
-                at,
-                voltage_v: 236.0,
-                power_factor: 0.95,
-                link_quality_pct: 90,
-                alarms: Some(proto::NodeAlarms {
-                    earth_leakage: true,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
+            .map(|(lamp, uuid)| common::earth_leakage(uuid, *lamp, at))
             .collect();
         assert_eq!(send(&server, reports).await.stored, 2_000);
     }

@@ -122,26 +122,7 @@ async fn every_cli_example_in_the_readme_runs_as_written() {
     let reports = lamps_with_telecells(&server, 20)
         .await
         .into_iter()
-        .map(|(lamp_id, uuid)| proto::TelecellReport {
-            telecell_uuid: uuid,
-            lamp_id,
-            at: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: 0,
-            }),
-            voltage_v: 236.0,
-            power_factor: 0.95,
-            energy_wh: 1_000,
-            burn_hours: 100,
-            switch_count: 10,
-            temperature_c: 20.0,
-            link_quality_pct: 90,
-            alarms: Some(proto::NodeAlarms {
-                earth_leakage: true,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        .map(|(lamp_id, uuid)| common::earth_leakage(&uuid, lamp_id, now))
         .collect();
     assert_eq!(send(&server, reports).await.stored, 20);
 

@@ -728,7 +728,7 @@ fn say_read_only(state: &mut State) {
 /// The faults a key acts on, with the versions on screen: the marked ones the filter shows,
 /// else the selected one if it is on screen. Marked faults the filter hides are counted.
 fn visible_targets(state: &State) -> Targets {
-    let visible = |id: &i64| state.view.contains(id);
+    let visible = |id: &i64| state.is_shown(*id);
     if state.marks.is_empty() {
         let ids = state
             .selected
@@ -877,8 +877,7 @@ fn jump_to(state: &mut State, argument: &str) -> Vec<Command> {
     };
     state.tab = Tab::Faults;
     if state.faults.contains_key(&id) {
-        state.refresh_view();
-        if !state.view.contains(&id) {
+        if !state.is_shown(id) {
             set_filter(state, "");
             state.say(format!("filter cleared to show fault {id}"));
             state.refresh_view();

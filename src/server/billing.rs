@@ -48,22 +48,12 @@ impl Billing for BillingService {
         request: Request<proto::GetTotalsRequest>,
     ) -> Result<Response<proto::Totals>, Status> {
         let r = request.into_inner();
-        let today = self.today();
         let from = local_time::date("from", &r.from)?;
         let to = local_time::date("to", &r.to)?;
         if to < from {
             return Err(ValidationError::new("to", format!("{to} is before from ({from})")).into());
         }
-        if to > today {
-            return Err(ValidationError::new(
-                "to",
-                format!(
-                    "{to} has not begun in {} (today is {today})",
-                    self.config.calendar().zone()
-                ),
-            )
-            .into());
-        }
+        self.begun("to", to)?;
         if (to - from).num_days() >= MAX_DAYS {
             return Err(ValidationError::new(
                 "from",
@@ -155,17 +145,7 @@ impl Billing for BillingService {
         let r = request.into_inner();
         let lamp_id = wire::id("lamp_id", r.lamp_id)?;
         let date = local_time::date("date", &r.date)?;
-        let today = self.today();
-        if date > today {
-            return Err(ValidationError::new(
-                "date",
-                format!(
-                    "{date} has not begun in {} (today is {today})",
-                    self.config.calendar().zone()
-                ),
-            )
-            .into());
-        }
+        self.begun("date", date)?;
         let lamp = self.context.lookup(|s| s.lamp(lamp_id))?;
         let (stored, book) = self
             .context
@@ -285,6 +265,21 @@ impl BillingService {
 
     fn today(&self) -> NaiveDate {
         self.config.calendar().date_of(Utc::now())
+    }
+
+    /// Refuses a day that has not begun in the settlement zone: nothing is settled there yet.
+    fn begun(&self, field: &str, date: NaiveDate) -> Result<(), ValidationError> {
+        let today = self.today();
+        if date > today {
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "{date} has not begun in {} (today is {today})",
+                    self.config.calendar().zone()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A zone to filter by, which must exist (0: every zone).

@@ -179,6 +179,32 @@ pub async fn lamps_with_telecells(server: &TestServer, count: usize) -> Vec<(i64
     found
 }
 
+/// A node reporting earth leakage on a lamp that is switched off (so neither failed nor
+/// burning by day): one CRITICAL fault, raised at `at`, and a repeat for each later report.
+pub fn earth_leakage(
+    uuid: &str,
+    lamp_id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> singularity::proto::TelecellReport {
+    singularity::proto::TelecellReport {
+        telecell_uuid: uuid.to_owned(),
+        lamp_id,
+        at: Some(singularity::wire::timestamp(at)),
+        voltage_v: 236.0,
+        power_factor: 0.95,
+        energy_wh: 1_000,
+        burn_hours: 100,
+        switch_count: 10,
+        temperature_c: 20.0,
+        link_quality_pct: 90,
+        alarms: Some(singularity::proto::NodeAlarms {
+            earth_leakage: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub async fn send(
     server: &TestServer,
     reports: Vec<singularity::proto::TelecellReport>,

@@ -243,7 +243,7 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         let hidden = state
             .marks
             .iter()
-            .filter(|id| !state.view.contains(id))
+            .filter(|id| !state.is_shown(**id))
             .count();
         title.push_str(&format!("{} marked ", state.marks.len()));
         if hidden > 0 {
