@@ -434,7 +434,7 @@ async fn wrong_sign_ins_at_once_check_no_more_passwords_than_the_limit() {
 
 #[tokio::test]
 async fn signing_in_past_the_session_cap_ends_the_oldest_session() {
-    let mut config = singularity::server::ServerConfig::default();
+    let mut config = common::config();
     config.limits.sessions_per_user = 3;
     let mut server = TestServer::start_with(5, config).await;
     user_with_password(&server, "busy", Role::User, "the-real-password");

@@ -25,7 +25,7 @@ fn at(text: &str) -> DateTime<Utc> {
 }
 
 fn config(mode: MeterMode) -> ServerConfig {
-    let mut config = ServerConfig::default();
+    let mut config = common::config();
     config.billing.meter.mode = mode;
     config.billing.settle_interval = Duration::from_millis(50);
     config
@@ -310,7 +310,7 @@ async fn a_month_of_reports_settles_into_exact_totals_by_zone_day_month_and_lamp
 
     // A new tariff for part of the month prices the settled energy again.
     let tariffs = billing
-        .list_tariffs(proto::ListTariffsRequest {})
+        .list_tariffs(proto::ListTariffsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -422,7 +422,7 @@ async fn readings_stored_but_not_settled_are_settled_after_a_restart() {
         lamp_id: lamp,
         reading: singularity::wire::telecell_report(r)
             .unwrap()
-            .validate(Utc::now())
+            .validate(Utc::now(), chrono::DateTime::<Utc>::MIN_UTC)
             .unwrap(),
         latest: true,
     })
@@ -503,7 +503,7 @@ async fn live_totals_follow_todays_reports() {
 
 #[tokio::test]
 async fn bad_billing_requests_are_refused_by_field() {
-    let mut server = TestServer::start_with(5, ServerConfig::default()).await;
+    let mut server = TestServer::start_with(5, common::config()).await;
     let mut billing = BillingClient::new(server.channel.clone());
     let cases: Vec<(proto::GetTotalsRequest, Code, &str)> = vec![
         (

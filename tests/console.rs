@@ -306,7 +306,7 @@ fn slot_wh(watts: i64, dim: i64) -> i64 {
 
 #[tokio::test]
 async fn the_billing_tab_and_the_cli_agree_with_a_hand_computed_period() {
-    let mut config = singularity::server::ServerConfig::default();
+    let mut config = common::config();
     config.billing.settle_interval = Duration::from_millis(50);
     let mut server = TestServer::start_with(40, config).await;
     let mut billing = proto::billing_client::BillingClient::new(server.channel.clone());
@@ -509,13 +509,8 @@ async fn after_a_server_restart_the_feed_resumes_with_no_fault_missed_or_twice()
         "{screen}"
     );
     let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
-    let mut restarted = TestServer::on_address(
-        dir,
-        server.store.clone(),
-        singularity::server::ServerConfig::default(),
-        &address,
-    )
-    .await;
+    let mut restarted =
+        TestServer::on_address(dir, server.store.clone(), common::config(), &address).await;
     send(
         &restarted,
         lamps[3..]

@@ -262,6 +262,7 @@ fn screens() -> Vec<(&'static str, State, Keymap)> {
         fault_id: open,
         fault: state.faults.get(&open).cloned(),
         loaded: true,
+        omitted: 0,
         history: vec![
             proto::HistoryEntry {
                 at: ts(50),
@@ -482,6 +483,7 @@ fn a_roll_up_shows_its_circuit_its_lamps_and_the_faults_under_it() {
         fault_id: 20,
         fault: Some(parent),
         loaded: true,
+        omitted: 0,
         ..Default::default()
     });
     let text = render(&mut state, &keymap, &Theme::mono(), 80, 24);

@@ -572,7 +572,7 @@ async fn watch_replays_exactly_the_missed_events_after_a_reconnect_and_a_restart
 #[tokio::test]
 async fn a_watcher_that_never_reads_does_not_stop_ingest_and_is_told_to_resync() {
     // A small buffer, so that 1,200 events are more than a stalled watcher may fall behind.
-    let mut config = singularity::server::ServerConfig::default();
+    let mut config = common::config();
     config.limits.watcher_buffer = 256;
     let mut server = TestServer::start_with(1_500, config).await;
     let lamps = lamps_with_telecells(&server, 1_200).await;
@@ -927,7 +927,7 @@ async fn silence_raises_node_offline_and_a_silent_basestation_is_one_fault() {
     let config = singularity::server::ServerConfig {
         sweep_interval: Duration::from_millis(100),
         startup_grace: chrono::Duration::zero(),
-        ..Default::default()
+        ..common::config()
     };
     let mut server = TestServer::start_with(150, config.clone()).await;
     let lamps = all_lamps(&server).await;

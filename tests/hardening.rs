@@ -326,7 +326,7 @@ async fn a_stored_text_too_long_to_list_is_refused_and_listings_stay_readable() 
         "{refused:?}"
     );
     billing
-        .list_tariffs(proto::ListTariffsRequest {})
+        .list_tariffs(proto::ListTariffsRequest::default())
         .await
         .unwrap();
     server.stop().await;
@@ -350,7 +350,7 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, wait: std::time::Dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_speak_are_closed_and_capped() {
-    let mut config = singularity::server::ServerConfig::default();
+    let mut config = common::config();
     config.limits.connections = singularity::server::ConnectionLimits {
         handshake: std::time::Duration::from_secs(1),
         per_address: 8,
@@ -396,6 +396,604 @@ async fn connections_that_never_speak_are_closed_and_capped() {
             .get(proto::IdRequest { id: 1 })
             .await
             .is_ok()
+    );
+    server.stop().await;
+}
+
+/// Every text field a client can send, oversized: each is refused by name with a short
+/// message, nothing is stored, and the server goes on serving.
+#[tokio::test]
+async fn battery_every_text_field_refuses_oversized_input_by_name() {
+    use proto::{
+        assets_client::AssetsClient, audit_client::AuditClient, auth_client::AuthClient,
+        basestations_client::BasestationsClient, catalog_client::CatalogClient,
+        users_client::UsersClient,
+    };
+    let mut server = TestServer::start(20).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    send(
+        &server,
+        vec![common::earth_leakage(&uuid, lamp, chrono::Utc::now())],
+    )
+    .await;
+    let fault = FaultsClient::new(server.channel.clone())
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+        .remove(0);
+    let long = || "x".repeat(64 * 1024);
+    let channel = server.channel.clone();
+    let mut basestations = BasestationsClient::new(channel.clone());
+    let mut telecells = TelecellsClient::new(channel.clone());
+    let mut assets = AssetsClient::new(channel.clone());
+    let mut lamps = LampsClient::new(channel.clone());
+    let mut users = UsersClient::new(channel.clone());
+    let mut faults = FaultsClient::new(channel.clone());
+    let mut billing = BillingClient::new(channel.clone());
+    let mut audit = AuditClient::new(channel.clone());
+    let mut catalog = CatalogClient::new(channel.clone());
+    let mut auth = AuthClient::new(channel.clone());
+    let mut anonymous = AuthClient::new(server.bare.clone());
+    let audit_before = audit
+        .list(proto::ListAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .map_or(0, |page| page.items.len());
+
+    let listing = |page_token: String| proto::ListOptions {
+        page_token,
+        ..Default::default()
+    };
+    let cases: Vec<(&str, Result<(), tonic::Status>)> = vec![
+        (
+            "uuid",
+            basestations
+                .create(proto::CreateBasestationRequest {
+                    uuid: long(),
+                    name: "b".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "name",
+            basestations
+                .create(proto::CreateBasestationRequest {
+                    name: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "firmware_version",
+            basestations
+                .create(proto::CreateBasestationRequest {
+                    name: "b".into(),
+                    firmware_version: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "name",
+            basestations
+                .update(proto::UpdateBasestationRequest {
+                    id: 1,
+                    name: Some(long()),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "firmware_version",
+            telecells
+                .update(proto::UpdateTelecellRequest {
+                    id: 1,
+                    firmware_version: Some(long()),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "reference",
+            assets
+                .create(proto::CreateAssetRequest {
+                    reference: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "reference",
+            assets
+                .update(proto::UpdateAssetRequest {
+                    id: 1,
+                    reference: Some(long()),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "reference",
+            lamps
+                .create(proto::CreateLampRequest {
+                    reference: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "reference",
+            lamps
+                .update(proto::UpdateLampRequest {
+                    id: 1,
+                    reference: Some(long()),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "username",
+            users
+                .create(proto::CreateUserRequest {
+                    username: long(),
+                    password: "a long enough password".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "display_name",
+            users
+                .create(proto::CreateUserRequest {
+                    username: "someone".into(),
+                    display_name: long(),
+                    password: "a long enough password".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "password",
+            users
+                .create(proto::CreateUserRequest {
+                    username: "someone".into(),
+                    password: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "display_name",
+            users
+                .update(proto::UpdateUserRequest {
+                    id: 1,
+                    display_name: Some(long()),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "password",
+            users
+                .update(proto::UpdateUserRequest {
+                    id: 1,
+                    password: Some(long()),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "username",
+            anonymous
+                .login(proto::LoginRequest {
+                    username: long(),
+                    password: "x".into(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "password",
+            anonymous
+                .login(proto::LoginRequest {
+                    username: "admin".into(),
+                    password: long(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "current_password",
+            auth.change_password(proto::ChangePasswordRequest {
+                current_password: long(),
+                new_password: "a long enough password".into(),
+            })
+            .await
+            .map(drop),
+        ),
+        (
+            "new_password",
+            auth.change_password(proto::ChangePasswordRequest {
+                current_password: "whatever it is".into(),
+                new_password: long(),
+            })
+            .await
+            .map(drop),
+        ),
+        (
+            "actor",
+            audit
+                .list(proto::ListAuditRequest {
+                    actor: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "entity",
+            audit
+                .list(proto::ListAuditRequest {
+                    entity: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "note",
+            faults
+                .acknowledge(proto::FaultActionRequest {
+                    fault_id: fault.id,
+                    expected_version: fault.version,
+                    note: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "note",
+            faults
+                .add_note(proto::FaultActionRequest {
+                    fault_id: fault.id,
+                    note: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "assignee",
+            faults
+                .assign(proto::AssignFaultRequest {
+                    fault_id: fault.id,
+                    expected_version: fault.version,
+                    assignee: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "note",
+            faults
+                .assign(proto::AssignFaultRequest {
+                    fault_id: fault.id,
+                    expected_version: fault.version,
+                    assignee: "crew-north".into(),
+                    note: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "page_token",
+            faults
+                .list(proto::ListFaultsRequest {
+                    page_token: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "time_zone",
+            billing
+                .get_totals(proto::GetTotalsRequest {
+                    from: "2026-11-01".into(),
+                    to: "2026-11-02".into(),
+                    time_zone: long(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "date",
+            billing
+                .get_lamp_energy(proto::GetLampEnergyRequest {
+                    lamp_id: lamp,
+                    date: long(),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "tariff.name",
+            billing
+                .set_tariff(proto::SetTariffRequest {
+                    tariff: Some(proto::Tariff {
+                        name: long(),
+                        time_zone: "Europe/London".into(),
+                        valid_from: "2030-01-01".into(),
+                        bands: vec![proto::TariffBand {
+                            name: "all".into(),
+                            starts_at: "00:00".into(),
+                            price_millipence_per_kwh: 20_000,
+                        }],
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "time_zone",
+            billing
+                .set_tariff(proto::SetTariffRequest {
+                    tariff: Some(proto::Tariff {
+                        name: "Night".into(),
+                        time_zone: long(),
+                        valid_from: "2030-01-01".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "page_token",
+            billing
+                .list_tariffs(proto::ListTariffsRequest { page_token: long() })
+                .await
+                .map(drop),
+        ),
+        (
+            "page_token",
+            catalog
+                .list_circuits(proto::ListCircuitsRequest {
+                    zone_id: 0,
+                    page_token: long(),
+                })
+                .await
+                .map(drop),
+        ),
+        ("page_token", lamps.list(listing(long())).await.map(drop)),
+        (
+            "page_token",
+            basestations.list(listing(long())).await.map(drop),
+        ),
+    ];
+    for (field, result) in cases {
+        short_and_named(result, field);
+    }
+    // Nothing refused left a trace: no record, no audit entry.
+    let audit_after = audit
+        .list(proto::ListAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .map_or(0, |page| page.items.len());
+    assert_eq!(audit_before, audit_after);
+    let basestation_count = basestations
+        .list(proto::ListOptions::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .map_or(0, |page| page.items.len());
+    assert!(basestation_count > 0);
+    assert!(lamps.get(proto::IdRequest { id: 1 }).await.is_ok());
+    server.stop().await;
+}
+
+/// A server whose message limit is 64 KiB: every listing still arrives whole, in pages that
+/// fit, however long what was stored.
+#[tokio::test]
+async fn listings_page_by_size_so_no_reply_exceeds_the_message_limit() {
+    let mut config = common::config();
+    config.limits.max_message_bytes = 64 * 1024;
+    let mut server = TestServer::start_with(1_000, config).await;
+    let channel = server.channel.clone();
+
+    // 1,000 lamps in pages of up to 1,000: more than 64 KiB, so cut by size.
+    let mut lamps = LampsClient::new(channel.clone())
+        .list(proto::ListOptions {
+            page_size: Some(1_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut pages, mut listed) = (0, 0);
+    while let Some(page) = lamps.message().await.unwrap() {
+        pages += 1;
+        listed += page.items.len();
+    }
+    assert_eq!(listed, 1_000);
+    assert!(pages > 1, "{pages} page");
+
+    // 40 tariffs of 48 long-named bands (about 4 KiB each): paged, all listed in id order.
+    let mut billing = BillingClient::new(channel.clone());
+    for year in 0..40 {
+        let bands = (0..48)
+            .map(|slot| proto::TariffBand {
+                name: format!("{slot:02}-{}", "b".repeat(60)),
+                starts_at: format!("{:02}:{:02}", slot / 2, (slot % 2) * 30),
+                price_millipence_per_kwh: 20_000 + slot,
+            })
+            .collect();
+        billing
+            .set_tariff(proto::SetTariffRequest {
+                tariff: Some(proto::Tariff {
+                    name: format!("Year {year}"),
+                    time_zone: "Europe/London".into(),
+                    valid_from: format!("{}-01-01", 2030 + year),
+                    valid_to: format!("{}-12-31", 2030 + year),
+                    bands,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let (mut tariffs, mut token, mut replies) = (Vec::new(), String::new(), 0);
+    loop {
+        let reply = billing
+            .list_tariffs(proto::ListTariffsRequest { page_token: token })
+            .await
+            .unwrap()
+            .into_inner();
+        replies += 1;
+        tariffs.extend(reply.tariffs.into_iter().map(|t| t.id));
+        if reply.next_page_token.is_empty() {
+            break;
+        }
+        token = reply.next_page_token;
+    }
+    assert!(replies > 1, "{replies} reply");
+    assert!(tariffs.len() >= 40, "{}", tariffs.len());
+    assert!(tariffs.windows(2).all(|w| w[0] < w[1]), "{tariffs:?}");
+
+    // The audit trail of those 40 (each entry carries the bands): one listing, several pages.
+    let mut audit = proto::audit_client::AuditClient::new(channel.clone())
+        .list(proto::ListAuditRequest {
+            entity: "tariff".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut pages, mut entries) = (0, 0);
+    while let Some(page) = audit.message().await.unwrap() {
+        pages += 1;
+        entries += page.items.len();
+    }
+    assert_eq!(entries, 40);
+    assert!(pages > 1, "{pages} page");
+
+    // A fault with 60 notes of 2,000 characters: its detail keeps the newest that fit and
+    // says how many older ones it left out.
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    send(
+        &server,
+        vec![common::earth_leakage(&uuid, lamp, chrono::Utc::now())],
+    )
+    .await;
+    let mut faults = FaultsClient::new(channel.clone());
+    let fault = faults
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+        .remove(0);
+    for n in 0..60 {
+        faults
+            .add_note(proto::FaultActionRequest {
+                fault_id: fault.id,
+                note: format!("{n:02} {}", "n".repeat(1_990)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let detail = faults
+        .get(proto::GetFaultRequest { id: fault.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(detail.history_omitted > 0);
+    // RAISED plus 60 notes, in all.
+    assert_eq!(detail.history.len() as u64 + detail.history_omitted, 61);
+    assert!(detail.history.last().unwrap().note.starts_with("59 "));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reports_older_than_the_kept_window_or_with_impossible_counters_are_refused() {
+    // The server's default: 48 h of readings.
+    let mut server = TestServer::start_with(20, singularity::server::ServerConfig::default()).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    let now = chrono::Utc::now();
+    let old = common::earth_leakage(&uuid, lamp, now - chrono::Duration::hours(49));
+    let ack = send(&server, vec![old]).await;
+    assert_eq!((ack.stored, ack.rejected), (0, 1));
+    assert!(
+        ack.rejections[0].reason.starts_with("at:"),
+        "{:?}",
+        ack.rejections[0]
+    );
+    // The lamp's status was left alone.
+    let status = LampsClient::new(server.channel.clone())
+        .get_status(proto::IdRequest { id: lamp })
+        .await;
+    assert!(status.unwrap().into_inner().last_heard.is_none());
+
+    let at = |minutes: i64| now - chrono::Duration::minutes(minutes);
+    let first = common::earth_leakage(&uuid, lamp, at(30));
+    // 15 minutes at the 4 kW ceiling is 1,000 Wh; a counter 50,000 Wh higher is impossible.
+    let jump = proto::TelecellReport {
+        energy_wh: first.energy_wh + 50_000,
+        ..common::earth_leakage(&uuid, lamp, at(15))
+    };
+    let lifetime = proto::TelecellReport {
+        energy_wh: 3_000_000_000,
+        ..common::earth_leakage(&uuid, lamp, at(10))
+    };
+    let ack = send(&server, vec![first, jump, lifetime]).await;
+    assert_eq!((ack.stored, ack.rejected), (1, 2), "{ack:?}");
+    assert!(
+        ack.rejections
+            .iter()
+            .all(|r| r.reason.starts_with("energy_wh:")),
+        "{ack:?}"
     );
     server.stop().await;
 }

@@ -1069,7 +1069,10 @@ async fn every_bad_input_is_invalid_argument_naming_the_field() {
     );
     assert_invalid(
         CatalogClient::new(c.clone())
-            .list_circuits(proto::ListCircuitsRequest { zone_id: -1 })
+            .list_circuits(proto::ListCircuitsRequest {
+                zone_id: -1,
+                ..Default::default()
+            })
             .await,
         "zone_id",
     );

@@ -40,7 +40,7 @@ fn every_validator(bytes: &[u8]) {
     decode_then::<proto::SetTariffRequest>(bytes, |m| drop(wire_billing::set_tariff(m)));
     decode_then::<proto::TelecellReport>(bytes, |m| {
         if let Ok(raw) = wire::telecell_report(m) {
-            drop(raw.validate(Utc::now()));
+            drop(raw.validate(Utc::now(), chrono::DateTime::<Utc>::MIN_UTC));
         }
     });
 }
@@ -144,7 +144,7 @@ proptest! {
 
     #[test]
     fn a_report_with_any_values_is_accepted_or_refused_naming_a_field(report in any_report()) {
-        match wire::telecell_report(&report).map(|raw| raw.validate(Utc::now())) {
+        match wire::telecell_report(&report).map(|raw| raw.validate(Utc::now(), chrono::DateTime::<Utc>::MIN_UTC)) {
             Ok(Ok(reading)) => {
                 prop_assert!(reading.voltage_v.is_finite());
                 prop_assert!(reading.dim_actual_pct <= 100);

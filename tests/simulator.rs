@@ -49,13 +49,7 @@ async fn the_simulator_loses_no_report_across_a_server_restart() {
     // Down for a while: the field keeps producing reports, which queue up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
-    let mut server = TestServer::on_address(
-        dir,
-        store,
-        singularity::server::ServerConfig::default(),
-        &address,
-    )
-    .await;
+    let mut server = TestServer::on_address(dir, store, common::config(), &address).await;
     // Back up: the queue drains (the runner backs off up to a few seconds between attempts).
     tokio::time::sleep(Duration::from_secs(6)).await;
     let _ = stop.send(());

@@ -65,7 +65,7 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     let port = listener.local_addr().unwrap().port();
     let config = ServerConfig {
         tls: Some(pki.server.clone()),
-        ..ServerConfig::default()
+        ..common::config()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(singularity::server::run(

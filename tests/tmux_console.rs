@@ -109,7 +109,10 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
         wait_for(s, "the console to end", |_| {
             let dead = tmux(&["display-message", "-p", "-t", s, "#{pane_dead}"]);
             String::from_utf8_lossy(&dead.stdout).trim() == "1"
-        })
+        });
+        // Captured once the process has ended: a capture taken while checking could still
+        // show the last frame.
+        capture(s)
     })
     .await
     .unwrap();

@@ -26,8 +26,10 @@ pub async fn ingest(
 ) -> Result<()> {
     let lamps = load_estate(channel).await?;
     let count = lamps.len();
-    // Simulated time runs from 40 days ago in 15-minute rounds: never in the future.
-    let start = Utc::now() - chrono::Duration::days(40);
+    // Simulated time runs in 15-minute rounds from 46 hours ago (inside the 48 h of readings
+    // a server keeps by default) and stops when it catches up with the clock: reports are
+    // never in the future, nor older than the server keeps.
+    let start = Utc::now() - chrono::Duration::hours(46);
     let interval = chrono::Duration::minutes(15);
     let mut field = Field::new(
         lamps,
@@ -41,7 +43,11 @@ pub async fn ingest(
     let generator = tokio::task::spawn_blocking(move || {
         let mut round = 1;
         loop {
-            let readings = field.step(start + interval * round);
+            let until = start + interval * round;
+            if until > Utc::now() {
+                return;
+            }
+            let readings = field.step(until);
             round += 1;
             for chunk in readings.chunks(batch) {
                 let reports: Vec<proto::TelecellReport> = chunk
@@ -117,7 +123,7 @@ pub async fn watch(
         .map(|l| (l.telecell_uuid.clone(), l.lamp_id))
         .collect();
     let mut telemetry = TelemetryClient::new(channel.clone()).max_encoding_message_size(64 << 20);
-    let base = Utc::now() - chrono::Duration::days(20);
+    let base = Utc::now() - chrono::Duration::hours(40);
     let sag = |uuid: &str, lamp: i64, minute: i64| proto::TelecellReport {
         telecell_uuid: uuid.to_owned(),
         lamp_id: lamp,

@@ -451,11 +451,20 @@ pub async fn run(
             }
         }
         BillingCommand::Tariffs => {
-            let reply = client
-                .list_tariffs(proto::ListTariffsRequest {})
-                .await?
-                .into_inner();
-            print_many(&reply.tariffs, json_out);
+            let mut tariffs = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let reply = client
+                    .list_tariffs(proto::ListTariffsRequest { page_token })
+                    .await?
+                    .into_inner();
+                tariffs.extend(reply.tariffs);
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            print_many(&tariffs, json_out);
         }
         BillingCommand::SetTariff {
             id,

@@ -538,11 +538,24 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
             Ok(())
         }
         Resource::Circuits { zone } => {
-            let request = proto::ListCircuitsRequest {
-                zone_id: zone.unwrap_or_default(),
-            };
-            let reply = CatalogClient::new(channel).list_circuits(request).await?;
-            print_many(&reply.into_inner().circuits, json);
+            let mut catalog = CatalogClient::new(channel);
+            let mut circuits = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let reply = catalog
+                    .list_circuits(proto::ListCircuitsRequest {
+                        zone_id: zone.unwrap_or_default(),
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                circuits.extend(reply.circuits);
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            print_many(&circuits, json);
             Ok(())
         }
         Resource::LampTypes => {

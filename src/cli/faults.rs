@@ -151,12 +151,25 @@ pub async fn run(channel: AuthedChannel, command: FaultCommand, json: bool) -> R
                 let fault = detail.fault.as_ref().map(|f| object(f.fields()));
                 let history: Vec<Value> =
                     detail.history.iter().map(|h| object(h.fields())).collect();
-                outln!("{}", json!({ "fault": fault, "history": history }));
+                outln!(
+                    "{}",
+                    json!({
+                        "fault": fault,
+                        "history": history,
+                        "history_omitted": detail.history_omitted,
+                    })
+                );
             } else {
                 if let Some(fault) = &detail.fault {
                     print_one(fault, false);
                 }
                 outln!();
+                if detail.history_omitted > 0 {
+                    outln!(
+                        "({} older entries not shown: the reply keeps the newest)",
+                        detail.history_omitted
+                    );
+                }
                 print_many(&detail.history, false);
             }
         }

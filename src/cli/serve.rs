@@ -95,7 +95,7 @@ pub struct EngineArgs {
     /// How long a condition must stay away before its fault clears.
     #[arg(long, env = "SINGULARITY_HOLD_DOWN_MINUTES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1_440))]
     pub hold_down_minutes: u32,
-    /// Raw readings are kept this long (the latest per lamp always).
+    /// Raw readings are kept this long (the latest per lamp always); an older report is refused.
     #[arg(long, env = "SINGULARITY_READINGS_RETENTION_HOURS", default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..=8_760))]
     pub readings_retention_hours: u32,
     /// Fault events are kept this long for watchers to resume from.
@@ -140,8 +140,9 @@ pub struct EngineArgs {
     /// Seconds between two settlements (and live billing updates).
     #[arg(long, env = "SINGULARITY_SETTLE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3_600))]
     pub settle_seconds: u32,
-    /// Largest request or reply message, in KiB.
-    #[arg(long, env = "SINGULARITY_MAX_MESSAGE_KIB", default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    /// Largest request or reply message, in KiB (at least 1024: listings are paged to fit
+    /// it, and the largest reply that is not, 1,000 rows of billing totals, needs ~120 KiB).
+    #[arg(long, env = "SINGULARITY_MAX_MESSAGE_KIB", default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(1_024..=262_144))]
     pub max_message_kib: u32,
     /// Concurrent calls (streams) one connection may hold open.
     #[arg(long, env = "SINGULARITY_MAX_STREAMS_PER_CONNECTION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]

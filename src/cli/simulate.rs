@@ -19,6 +19,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Where simulated time starts (RFC 3339); by default now, or a day ago when --speed > 1.
+    /// The server refuses reports older than its --readings-retention-hours (48 by default).
     #[arg(long)]
     start: Option<DateTime<Utc>>,
     /// Multiplies every fault rate (1 = about 5% of lamps failing a year).

@@ -180,6 +180,8 @@ pub struct Detail {
     pub history: Vec<proto::HistoryEntry>,
     /// Whether the history was read from the server (until then only live entries show).
     pub loaded: bool,
+    /// Older entries the server left out of a long history (its reply is bounded).
+    pub omitted: u64,
     /// First line shown of the scrollable part.
     pub scroll: usize,
 }

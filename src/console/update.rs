@@ -261,6 +261,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                     open.fault = Some(fault);
                 }
                 open.loaded = true;
+                open.omitted = detail.history_omitted;
             }
         }
         NetEvent::Acted {
@@ -1013,6 +1014,7 @@ fn open_detail(state: &mut State, id: i64, fault: Option<proto::Fault>) -> Vec<C
         fault,
         history: Vec::new(),
         loaded: false,
+        omitted: 0,
         scroll: 0,
     });
     let mut commands = vec![Command::LoadDetail(id)];
@@ -1822,6 +1824,7 @@ mod tests {
                     actor: "system".into(),
                     ..Default::default()
                 }],
+                history_omitted: 0,
             })),
         );
         assert_eq!(state.detail.as_ref().unwrap().history.len(), 2);

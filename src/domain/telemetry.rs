@@ -71,14 +71,55 @@ pub struct RawReading {
 
 /// How far ahead of the server's clock a report may be stamped (node clocks drift).
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+/// The most a street-lighting circuit supplies one node: the ceiling of `power_w`.
+pub const MAX_POWER_W: u64 = 4_000;
+/// A node's lifetime energy counter cannot pass this: 4 kW around the clock for 57 years.
+pub const MAX_ENERGY_WH: u64 = 2_000_000_000;
+/// Burn hours cannot pass this: lit around the clock for 57 years.
+pub const MAX_BURN_HOURS: u32 = 500_000;
 
 impl RawReading {
-    /// Checks every value against what a street-lighting node can physically measure.
-    pub fn validate(self, now: DateTime<Utc>) -> Result<Reading, ValidationError> {
+    /// Checks every value against what a street-lighting node can physically measure, and its
+    /// instant against the window the server keeps readings for (from `oldest` to a few
+    /// minutes past `now`): an older report would be removed at the next retention sweep, yet
+    /// could raise faults dated before anything the log still holds.
+    pub fn validate(
+        self,
+        now: DateTime<Utc>,
+        oldest: DateTime<Utc>,
+    ) -> Result<Reading, ValidationError> {
         if self.at > now + MAX_CLOCK_SKEW {
             return Err(ValidationError::new(
                 "at",
                 format!("{} is in the future (server time {now})", self.at),
+            ));
+        }
+        if self.at < oldest {
+            return Err(ValidationError::new(
+                "at",
+                format!(
+                    "{} is older than the readings this server keeps (from {oldest}); \
+                     send current readings, or raise --readings-retention-hours",
+                    self.at
+                ),
+            ));
+        }
+        if self.energy_wh > MAX_ENERGY_WH {
+            return Err(ValidationError::new(
+                "energy_wh",
+                format!(
+                    "{} Wh is more than a node can count in its life (at most {MAX_ENERGY_WH})",
+                    self.energy_wh
+                ),
+            ));
+        }
+        if self.burn_hours > MAX_BURN_HOURS {
+            return Err(ValidationError::new(
+                "burn_hours",
+                format!(
+                    "{} h is more than a lamp can burn in its life (at most {MAX_BURN_HOURS})",
+                    self.burn_hours
+                ),
             ));
         }
         Ok(Reading {
@@ -88,7 +129,7 @@ impl RawReading {
             dim_actual_pct: percent("dim_actual_pct", self.dim_actual_pct)?,
             voltage_v: ranged("voltage_v", self.voltage_v, 0.0, 480.0)?,
             current_a: ranged("current_a", self.current_a, 0.0, 20.0)?,
-            power_w: ranged("power_w", self.power_w, 0.0, 4_000.0)?,
+            power_w: ranged("power_w", self.power_w, 0.0, MAX_POWER_W as f64)?,
             power_factor: ranged("power_factor", self.power_factor, 0.0, 1.0)?,
             energy_wh: self.energy_wh,
             burn_hours: self.burn_hours,
@@ -98,6 +139,27 @@ impl RawReading {
             link_quality_pct: percent("link_quality_pct", self.link_quality_pct)?,
             alarms: self.alarms,
         })
+    }
+}
+
+impl Reading {
+    /// Refuses an energy counter that rose faster than a node can draw since `previous` (a
+    /// counter that fell was reset, which the meter handles).
+    pub fn energy_step_from(&self, previous: &Reading) -> Result<(), ValidationError> {
+        let seconds = (self.at - previous.at).num_seconds().max(0) as u64;
+        // Rounded up to the next watt-hour: counters report whole watt-hours.
+        let most = (MAX_POWER_W * seconds).div_ceil(3_600) + 1;
+        let rose = self.energy_wh.saturating_sub(previous.energy_wh);
+        if rose > most {
+            return Err(ValidationError::new(
+                "energy_wh",
+                format!(
+                    "rose {rose} Wh in {seconds} s since the last report; a node draws at most \
+                     {MAX_POWER_W} W ({most} Wh)"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -147,13 +209,89 @@ pub(crate) mod tests {
     #[test]
     fn a_sane_reading_passes() {
         let now = Utc::now();
-        assert!(raw(now).validate(now).is_ok());
+        assert!(raw(now).validate(now, now - Duration::hours(48)).is_ok());
+    }
+
+    #[test]
+    fn readings_older_than_the_kept_window_are_refused_by_instant() {
+        let now = Utc::now();
+        let oldest = now - Duration::hours(48);
+        let old = raw(oldest - Duration::seconds(1)).validate(now, oldest);
+        let error = old.unwrap_err();
+        assert_eq!(error.field, "at");
+        assert!(
+            error.reason.contains("--readings-retention-hours"),
+            "{error}"
+        );
+        assert!(raw(oldest).validate(now, oldest).is_ok());
+    }
+
+    #[test]
+    fn counters_past_a_lifetime_and_energy_faster_than_a_node_draws_are_refused() {
+        let now = Utc::now();
+        let oldest = now - Duration::hours(48);
+        let field = |r: RawReading| r.validate(now, oldest).unwrap_err().field;
+        assert_eq!(
+            field(RawReading {
+                energy_wh: MAX_ENERGY_WH + 1,
+                ..raw(now)
+            }),
+            "energy_wh"
+        );
+        assert_eq!(
+            field(RawReading {
+                burn_hours: MAX_BURN_HOURS + 1,
+                ..raw(now)
+            }),
+            "burn_hours"
+        );
+        let before = raw(now - Duration::minutes(15))
+            .validate(now, oldest)
+            .unwrap();
+        // 15 minutes at 4 kW is 1,000 Wh: that much is possible, a little more is not.
+        let possible = RawReading {
+            energy_wh: before.energy_wh + 1_000,
+            ..raw(now)
+        };
+        assert!(
+            possible
+                .validate(now, oldest)
+                .unwrap()
+                .energy_step_from(&before)
+                .is_ok()
+        );
+        let impossible = RawReading {
+            energy_wh: before.energy_wh + 1_002,
+            ..raw(now)
+        };
+        let error = impossible
+            .validate(now, oldest)
+            .unwrap()
+            .energy_step_from(&before)
+            .unwrap_err();
+        assert_eq!(error.field, "energy_wh");
+        // A counter that fell was reset: not refused here.
+        let reset = RawReading {
+            energy_wh: 5,
+            ..raw(now)
+        };
+        assert!(
+            reset
+                .validate(now, oldest)
+                .unwrap()
+                .energy_step_from(&before)
+                .is_ok()
+        );
     }
 
     #[test]
     fn out_of_range_nan_and_future_readings_name_the_field() {
         let now = Utc::now();
-        let field = |r: RawReading| r.validate(now).unwrap_err().field;
+        let field = |r: RawReading| {
+            r.validate(now, now - Duration::hours(48))
+                .unwrap_err()
+                .field
+        };
         assert_eq!(
             field(RawReading {
                 voltage_v: f64::NAN,
@@ -191,7 +329,9 @@ pub(crate) mod tests {
         );
         assert_eq!(field(raw(now + Duration::hours(1))), "at");
         assert!(
-            raw(now + Duration::minutes(2)).validate(now).is_ok(),
+            raw(now + Duration::minutes(2))
+                .validate(now, now - Duration::hours(48))
+                .is_ok(),
             "small clock skew is tolerated"
         );
     }

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::context::Context;
 use crate::domain::ValidationError;
 use crate::domain::auth::Caller;
+use crate::domain::validation::optional_text;
 use crate::proto::{self, audit_server::Audit};
 use crate::store::{AuditQuery, NewAuditEntry};
 use crate::wire;
@@ -112,6 +113,8 @@ pub struct AuditService(pub Context);
 
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: i32 = 10_000;
+/// Entries per page at most; fewer when they are long (a page never exceeds the message limit).
+const PAGE_ENTRIES: usize = 500;
 
 #[tonic::async_trait]
 impl Audit for AuditService {
@@ -142,8 +145,8 @@ impl Audit for AuditService {
                 .as_ref()
                 .map(|t| wire::from_timestamp("to", t))
                 .transpose()?,
-            actor: Some(r.actor).filter(|a| !a.is_empty()),
-            entity: Some(r.entity).filter(|e| !e.is_empty()),
+            actor: Some(optional_text("actor", &r.actor, 64)?).filter(|a| !a.is_empty()),
+            entity: Some(optional_text("entity", &r.entity, 32)?).filter(|e| !e.is_empty()),
             entity_id: Some(r.entity_id).filter(|id| *id != 0),
             limit,
         };
@@ -167,14 +170,17 @@ impl Audit for AuditService {
                 changes: e.entry.changes,
             })
             .collect();
-        let pages: Vec<Result<proto::AuditPage, Status>> = items
-            .chunks(500)
-            .map(|chunk| {
-                Ok(proto::AuditPage {
-                    items: chunk.to_vec(),
-                })
-            })
-            .collect();
+        let mut items = items.into_iter().peekable();
+        let mut pages = Vec::new();
+        while items.peek().is_some() {
+            let page = super::paging::next_page(
+                &mut items,
+                PAGE_ENTRIES,
+                self.0.page_bytes,
+                prost::Message::encoded_len,
+            );
+            pages.push(Ok(proto::AuditPage { items: page }));
+        }
         Ok(Response::new(futures::stream::iter(pages)))
     }
 }

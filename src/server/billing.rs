@@ -207,11 +207,23 @@ impl Billing for BillingService {
 
     async fn list_tariffs(
         &self,
-        _request: Request<proto::ListTariffsRequest>,
+        request: Request<proto::ListTariffsRequest>,
     ) -> Result<Response<proto::ListTariffsResponse>, Status> {
         let book = self.context.blocking(|s| s.tariffs()).await?;
+        let mut tariffs: Vec<(i64, proto::Tariff)> = book
+            .tariffs
+            .iter()
+            .map(|t| (t.id, wire_billing::tariff(t)))
+            .collect();
+        tariffs.sort_unstable_by_key(|(id, _)| *id);
+        let (tariffs, next_page_token) = super::paging::page_after(
+            tariffs,
+            &request.get_ref().page_token,
+            self.context.page_bytes,
+        )?;
         Ok(Response::new(proto::ListTariffsResponse {
-            tariffs: book.tariffs.iter().map(wire_billing::tariff).collect(),
+            tariffs,
+            next_page_token,
         }))
     }
 

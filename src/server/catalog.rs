@@ -25,11 +25,18 @@ impl Catalog for CatalogService {
         &self,
         request: Request<proto::ListCircuitsRequest>,
     ) -> Result<Response<proto::ListCircuitsResponse>, Status> {
-        let zone_id =
-            optional_id("zone_id", request.get_ref().zone_id).map_err(ServiceError::from)?;
+        let r = request.into_inner();
+        let zone_id = optional_id("zone_id", r.zone_id).map_err(ServiceError::from)?;
         let circuits = self.0.blocking(move |s| s.circuits(zone_id)).await?;
+        let mut circuits: Vec<(i64, proto::Circuit)> =
+            circuits.into_iter().map(|c| (c.id, c.into())).collect();
+        circuits.sort_unstable_by_key(|(id, _)| *id);
+        let (circuits, next_page_token) =
+            super::paging::page_after(circuits, &r.page_token, self.0.page_bytes)
+                .map_err(ServiceError::from)?;
         Ok(Response::new(proto::ListCircuitsResponse {
-            circuits: circuits.into_iter().map(Into::into).collect(),
+            circuits,
+            next_page_token,
         }))
     }
 

@@ -17,6 +17,8 @@ pub struct Context {
     pub lamp_updates: tokio::sync::broadcast::Sender<i64>,
     /// Sessions the gate looked up lately; forgotten by whatever ends or changes them.
     pub sessions: Arc<super::sessions::SessionCache>,
+    /// The most one page of a listing may encode to, under the configured message limit.
+    pub page_bytes: usize,
 }
 
 impl Context {

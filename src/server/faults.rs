@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use prost::Message as _;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -27,6 +28,9 @@ pub struct FaultService {
     /// Events buffered towards one watcher (`Limits::watcher_buffer`).
     pub watcher_buffer: usize,
 }
+
+/// History entries a fault's detail carries at most (the newest), fewer when they are long.
+const MAX_HISTORY: usize = 2_000;
 
 /// Events replayed per read of the log.
 const REPLAY_CHUNK: usize = 1_000;
@@ -54,18 +58,29 @@ impl Faults for FaultService {
                 let read = context
                     .blocking(move |s| s.faults(&filter, after, page_size + 1))
                     .await;
-                let mut faults = match read {
+                let faults = match read {
                     Ok(faults) => faults,
                     Err(error) => {
                         let _ = sender.send(Err(Status::from(error))).await;
                         return;
                     }
                 };
-                let more = faults.len() > page_size;
-                faults.truncate(page_size);
-                after = faults.last().map_or(after, |f| f.id);
+                let read = faults.len();
+                let converted: Vec<(i64, proto::Fault)> = faults
+                    .iter()
+                    .map(|f| (f.id, proto::Fault::from(f)))
+                    .collect();
+                let mut items = converted.into_iter().peekable();
+                let items = super::paging::next_page(
+                    &mut items,
+                    page_size,
+                    context.page_bytes,
+                    |(_, fault): &(i64, proto::Fault)| fault.encoded_len(),
+                );
+                let more = read > items.len();
+                after = items.last().map_or(after, |(id, _)| *id);
                 let page = proto::FaultPage {
-                    items: faults.iter().map(Into::into).collect(),
+                    items: items.into_iter().map(|(_, fault)| fault).collect(),
                     next_page_token: if more {
                         Cursor { after_id: after }.to_token()
                     } else {
@@ -86,10 +101,28 @@ impl Faults for FaultService {
         request: Request<proto::GetFaultRequest>,
     ) -> Result<Response<proto::FaultDetail>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let (fault, history) = self.context.blocking(move |s| s.fault(id)).await?;
+        let (fault, history, total) = self
+            .context
+            .blocking(move |s| s.fault(id, MAX_HISTORY))
+            .await?;
+        let fault = proto::Fault::from(&fault);
+        // The newest entries that fit beside the fault: cut from the newest end backwards.
+        let mut newest_first = history
+            .iter()
+            .rev()
+            .map(proto::HistoryEntry::from)
+            .peekable();
+        let mut history = super::paging::next_page(
+            &mut newest_first,
+            MAX_HISTORY,
+            self.context.page_bytes.saturating_sub(fault.encoded_len()),
+            prost::Message::encoded_len,
+        );
+        history.reverse();
         Ok(Response::new(proto::FaultDetail {
-            fault: Some((&fault).into()),
-            history: history.iter().map(Into::into).collect(),
+            fault: Some(fault),
+            history_omitted: total.saturating_sub(history.len() as u64),
+            history,
         }))
     }
 
@@ -268,9 +301,9 @@ impl FaultService {
         let id = request.fault_id;
         let before: Option<proto::Fault> = self
             .context
-            .lookup(|s| s.fault(id))
+            .lookup(|s| s.fault(id, 0))
             .ok()
-            .map(|(fault, _)| (&fault).into());
+            .map(|(fault, _, _)| (&fault).into());
         let fault = self
             .context
             .blocking(move |s| s.act_on_fault(request))

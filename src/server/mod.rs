@@ -225,6 +225,7 @@ pub async fn run(
         shutdown: token.clone(),
         lamp_updates: tokio::sync::broadcast::channel(LAMP_UPDATE_BUFFER).0,
         sessions: Arc::default(),
+        page_bytes: paging::page_bytes(config.limits.max_message_bytes),
     };
     let engine_store = context.store.clone();
     let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
@@ -257,6 +258,7 @@ pub async fn run(
     ));
     let limits = config.limits.clone();
     let tls = config.tls.clone();
+    let readings_kept = config.readings_retention;
     tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
     let decoy_hash = tokio::task::spawn_blocking(|| {
         crate::passwords::hash(&crate::domain::auth::new_token()).unwrap_or_default()
@@ -363,6 +365,7 @@ pub async fn run(
             telemetry::TelemetryService {
                 context: context.clone(),
                 engine,
+                readings_kept,
             },
         )))
         .add_service(sized!(proto::faults_server::FaultsServer::new(

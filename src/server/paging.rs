@@ -27,6 +27,61 @@ const AREA_CHUNK: usize = 100_000;
 /// Pages buffered ahead of a slow client.
 const PAGES_IN_FLIGHT: usize = 4;
 
+/// Bytes held back from the message limit for what a page carries besides its items (the
+/// page token, the snapshot position) and for each item's tag and length prefix.
+const PAGE_ENVELOPE: usize = 1_024;
+
+/// The most a page's items may encode to under a message limit of `max_message_bytes`.
+pub fn page_bytes(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_sub(PAGE_ENVELOPE)
+        .max(PAGE_ENVELOPE)
+}
+
+/// Cuts the next page off `items`: at most `count` items and `bytes` encoded bytes, so no
+/// reply can exceed the message limit whatever was stored. A page always takes one item: every
+/// stored text has a length limit, so one record is far smaller than any page.
+pub fn next_page<T>(
+    items: &mut std::iter::Peekable<impl Iterator<Item = T>>,
+    count: usize,
+    bytes: usize,
+    size: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    let mut page = Vec::new();
+    let mut used = 0usize;
+    while page.len() < count {
+        let Some(next) = items.peek() else { break };
+        // The tag and length prefix of an item in a repeated field.
+        let cost = size(next) + 6;
+        if !page.is_empty() && used + cost > bytes {
+            break;
+        }
+        used += cost;
+        page.extend(items.next());
+    }
+    page
+}
+
+/// One page of a listing read whole (reference data, tariffs), as `(id, message)` in id order:
+/// the items after the token's id that fit in `bytes`, and the token for the rest (empty when
+/// none is left).
+pub fn page_after<M: prost::Message>(
+    items: Vec<(i64, M)>,
+    token: &str,
+    bytes: usize,
+) -> Result<(Vec<M>, String), crate::domain::ValidationError> {
+    let after = Cursor::from_token("page_token", token)?.after_id;
+    let mut rest = items.into_iter().filter(|(id, _)| *id > after).peekable();
+    let page = next_page(&mut rest, usize::MAX, bytes, |(_, m): &(i64, M)| {
+        m.encoded_len()
+    });
+    let token = match (rest.peek(), page.last()) {
+        (Some(_), Some((last, _))) => Cursor { after_id: *last }.to_token(),
+        _ => String::new(),
+    };
+    Ok((page.into_iter().map(|(_, m)| m).collect(), token))
+}
+
 /// How one record type is read and packed into pages.
 pub struct Pager<R, M, P> {
     pub fetch: fn(&dyn Store, &Scan) -> StoreResult<Vec<R>>,
@@ -46,7 +101,7 @@ pub fn stream<R, M, P>(
 ) -> PageStream<P>
 where
     R: Record + Send + 'static,
-    M: Send + 'static,
+    M: prost::Message + Send + 'static,
     P: Send + 'static,
 {
     let (sender, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
@@ -67,7 +122,7 @@ async fn produce<R, M, P>(
 ) -> Result<(), Status>
 where
     R: Record + Send + 'static,
-    M: Send + 'static,
+    M: prost::Message + Send + 'static,
     P: Send + 'static,
 {
     let mut remaining = request.limit.unwrap_or(u64::MAX);
@@ -87,7 +142,12 @@ where
         }
         let mut items = chunk.items.into_iter().peekable();
         while items.peek().is_some() {
-            let page: Vec<(i64, M)> = items.by_ref().take(request.page_size).collect();
+            let page = next_page(
+                &mut items,
+                request.page_size,
+                context.page_bytes,
+                |(_, m): &(i64, M)| m.encoded_len(),
+            );
             let page_last = page.last().map(|(id, _)| *id).unwrap_or_default();
             let token = if finished && items.peek().is_none() {
                 String::new()
@@ -155,4 +215,22 @@ where
             })
             .await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_cut_by_count_and_by_size_and_always_take_one() {
+        let sizes = [10usize, 10, 10, 500, 10];
+        let mut items = sizes.iter().copied().peekable();
+        assert_eq!(next_page(&mut items, 2, 1_000, |n| *n), vec![10, 10]);
+        // 10 + 6 fits in 100; 500 + 6 does not.
+        assert_eq!(next_page(&mut items, 10, 100, |n| *n), vec![10]);
+        // Larger than a page on its own: it still goes, alone.
+        assert_eq!(next_page(&mut items, 10, 100, |n| *n), vec![500]);
+        assert_eq!(next_page(&mut items, 10, 100, |n| *n), vec![10]);
+        assert!(next_page(&mut items, 10, 100, |n| *n).is_empty());
+    }
 }

@@ -20,6 +20,8 @@ use crate::wire;
 pub struct TelemetryService {
     pub context: Context,
     pub engine: Engine,
+    /// How far back readings are kept: an older report is refused, not stored to be pruned.
+    pub readings_kept: chrono::Duration,
 }
 
 /// Reports evaluated and committed together.
@@ -69,7 +71,9 @@ impl TelemetryService {
         let now = Utc::now();
         let mut valid: Vec<(u64, String, i64, Reading)> = Vec::with_capacity(reports.len());
         for (index, report) in reports {
-            match wire::telecell_report(&report).and_then(|raw| raw.validate(now)) {
+            match wire::telecell_report(&report)
+                .and_then(|raw| raw.validate(now, now - self.readings_kept))
+            {
                 Ok(reading) => valid.push((index, report.telecell_uuid, report.lamp_id, reading)),
                 Err(error) => reject(ack, index, &report.telecell_uuid, error.to_string()),
             }
@@ -109,6 +113,16 @@ impl TelemetryService {
                     &uuid,
                     format!("lamp_id: lamp {lamp_id} is not driven by telecell {uuid}"),
                 );
+                continue;
+            }
+            let impossible = targets.iter().find_map(|lamp| {
+                let previous = state.lamps.get(&lamp.lamp_id)?.last_reading?;
+                (reading.at > previous.at)
+                    .then(|| reading.energy_step_from(&previous).err())
+                    .flatten()
+            });
+            if let Some(error) = impossible {
+                reject(ack, index, &uuid, error.to_string());
                 continue;
             }
             for lamp in targets {

@@ -369,7 +369,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes raw readings older than `before`; returns how many.
     fn prune_readings(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
-    fn fault(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)>;
+    /// A fault with the newest `history` entries of its history, oldest first, and how many
+    /// entries it has in all.
+    fn fault(&self, id: i64, history: usize) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)>;
     /// Faults matching the filter with id greater than `after_id`, ascending, at most `limit`.
     fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>>;
     /// Faults not closed (open, acknowledged, assigned) and cleared ones nobody acknowledged.

@@ -40,10 +40,19 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), singularity::server::ServerError>>>,
 }
 
+/// The server's defaults, but keeping readings for ten years: tests send reports at fixed
+/// instants (hand-computed DST days, last week's faults) that the default 48 h would refuse.
+pub fn config() -> singularity::server::ServerConfig {
+    singularity::server::ServerConfig {
+        readings_retention: chrono::Duration::days(3_650),
+        ..Default::default()
+    }
+}
+
 impl TestServer {
     /// A server on an estate of `lamps` lamps (0 gives reference data only, no lamps).
     pub async fn start(lamps: u32) -> Self {
-        Self::start_with(lamps, singularity::server::ServerConfig::default()).await
+        Self::start_with(lamps, config()).await
     }
 
     pub async fn start_with(lamps: u32, config: singularity::server::ServerConfig) -> Self {
@@ -65,7 +74,7 @@ impl TestServer {
 
     /// A server over an existing database directory (used to restart on the same file).
     pub async fn on_store(dir: TempDir, store: Arc<SqliteStore>) -> Self {
-        Self::on_store_with(dir, store, singularity::server::ServerConfig::default()).await
+        Self::on_store_with(dir, store, config()).await
     }
 
     pub async fn on_store_with(

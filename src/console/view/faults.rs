@@ -416,6 +416,12 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
             }));
         }
     }
+    if detail.omitted > 0 {
+        history.push(Line::from(Span::styled(
+            format!("{} older entries not shown", detail.omitted),
+            theme.muted,
+        )));
+    }
     // The header and the lamp stay; the history scrolls under them.
     let room = usize::from(area.height.saturating_sub(2)).saturating_sub(fixed + 1);
     let scroll = detail.scroll.min(history.len().saturating_sub(room.max(1)));

@@ -177,7 +177,9 @@ mod tests {
 
     fn reading(when: &str) -> Reading {
         let instant = at(when);
-        raw(instant).validate(instant).unwrap()
+        raw(instant)
+            .validate(instant, instant - chrono::Duration::hours(48))
+            .unwrap()
     }
 
     fn check(r: &Reading) -> Vec<FaultType> {

@@ -291,7 +291,9 @@ mod tests {
     }
 
     fn healthy(minutes: i64) -> Reading {
-        raw(at(minutes)).validate(at(minutes)).unwrap()
+        raw(at(minutes))
+            .validate(at(minutes), at(minutes) - chrono::Duration::hours(48))
+            .unwrap()
     }
 
     fn failed(minutes: i64) -> Reading {

@@ -648,16 +648,26 @@ impl SqliteStore {
         Ok(deleted)
     }
 
-    pub(super) fn fault_impl(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)> {
+    pub(super) fn fault_impl(
+        &self,
+        id: i64,
+        history: usize,
+    ) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)> {
         self.read(|c| {
             let fault = fetch_fault(c, id)?;
+            let total: i64 = c
+                .prepare_cached("SELECT count(*) FROM fault_history WHERE fault_id = ?1")
+                .and_then(|mut s| s.query_row([id], |row| row.get(0)))
+                .map_err(db_error)?;
             let mut statement = c
                 .prepare_cached(
-                    "SELECT at, actor, kind, from_state, to_state, note, change FROM fault_history WHERE fault_id = ?1 ORDER BY rowid",
+                    "SELECT at, actor, kind, from_state, to_state, note, change FROM fault_history \
+                     WHERE fault_id = ?1 ORDER BY rowid DESC LIMIT ?2",
                 )
                 .map_err(db_error)?;
+            let newest = i64::try_from(history).unwrap_or(i64::MAX);
             let rows = statement
-                .query_map([id], |row| {
+                .query_map(params![id, newest], |row| {
                     let kind: String = row.get(2)?;
                     let from: Option<String> = row.get(3)?;
                     let to: String = row.get(4)?;
@@ -672,8 +682,10 @@ impl SqliteStore {
                     })
                 })
                 .map_err(db_error)?;
-            let history = rows.collect::<Result<_, _>>().map_err(db_error)?;
-            Ok((fault, history))
+            let mut entries: Vec<HistoryEntry> =
+                rows.collect::<Result<_, _>>().map_err(db_error)?;
+            entries.reverse();
+            Ok((fault, entries, total.max(0) as u64))
         })
     }
 

@@ -505,8 +505,8 @@ impl Store for SqliteStore {
         self.prune_readings_impl(before)
     }
 
-    fn fault(&self, id: i64) -> StoreResult<(Fault, Vec<HistoryEntry>)> {
-        self.fault_impl(id)
+    fn fault(&self, id: i64, history: usize) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)> {
+        self.fault_impl(id, history)
     }
 
     fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>> {
