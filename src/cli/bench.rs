@@ -2,6 +2,8 @@
 //! lookups by id, full listings and spatial searches, and prints throughput and latency.
 
 use super::output::outln;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use crate::link::AuthedChannel;
@@ -55,6 +57,17 @@ enum Bench {
         /// HTTP/2 connections the clients share.
         #[arg(long, default_value_t = 1)]
         connections: usize,
+        /// Skip the ceiling: a bare tonic server answering with a lamp, measured after each
+        /// run with the same load, so the figure reads as a share of what the transport allows.
+        #[arg(long)]
+        no_ceiling: bool,
+    },
+    /// The bare echo server the ceiling is measured against (started by `bench get`).
+    #[command(hide = true)]
+    EchoServer {
+        /// The reply, an encoded lamp in hex.
+        #[arg(long)]
+        reply: String,
     },
     /// Lamps.List streaming every lamp.
     List {
@@ -155,6 +168,9 @@ fn month_arg(month: &str) -> Result<chrono::NaiveDate> {
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if let Bench::EchoServer { reply } = &args.what {
+        return super::bench_echo::serve(reply).await;
+    }
     if let Bench::Console {
         faults,
         rate,
@@ -200,6 +216,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             concurrency,
             seconds,
             connections,
+            no_ceiling,
         } => {
             if connections == 0 || concurrency.contains(&0) {
                 return Err(eyre!("--concurrency and --connections must be at least 1"));
@@ -210,17 +227,75 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             }
             let lamps = all_lamps(&channels[0], None).await?;
             let ids: Vec<i64> = lamps.iter().map(|l| l.id).collect();
-            if ids.is_empty() {
+            let Some(sample) = lamps.first() else {
                 return Err(eyre!(
                     "the server holds no lamps; run singularity seed first"
                 ));
-            }
+            };
+            let echo = if no_ceiling {
+                None
+            } else {
+                let echo = super::bench_echo::EchoProcess::start(sample).await?;
+                let mut echo_channels = Vec::new();
+                for _ in 0..connections {
+                    echo_channels.push(
+                        tonic::transport::Channel::from_shared(echo.url.clone())?
+                            .connect()
+                            .await?,
+                    );
+                }
+                Some((echo, echo_channels))
+            };
             outln!(
-                "Lamps.Get over {} lamps, {connections} connection(s), {seconds} s per run",
-                ids.len()
+                "Lamps.Get over {} lamps, {connections} connection(s), {seconds} s per run{}",
+                ids.len(),
+                if echo.is_some() {
+                    "; each run followed by the same load on a bare tonic echo (the ceiling)"
+                } else {
+                    ""
+                }
             );
+            let length = Duration::from_secs(seconds);
             for clients in concurrency {
-                bench_get(&channels, &ids, clients, Duration::from_secs(seconds)).await?;
+                let real = measure(
+                    (0..clients)
+                        .map(|index| {
+                            let client = LampsClient::new(channels[index % channels.len()].clone());
+                            lookup(move |id| {
+                                let mut client = client.clone();
+                                async move { client.get(proto::IdRequest { id }).await.is_ok() }
+                            })
+                        })
+                        .collect(),
+                    &ids,
+                    length,
+                )
+                .await?;
+                outln!("  {clients:>3} in flight: {real}");
+                if let Some((_, echo_channels)) = &echo {
+                    let ceiling = measure(
+                        (0..clients)
+                            .map(|index| {
+                                let grpc = tonic::client::Grpc::new(
+                                    echo_channels[index % echo_channels.len()].clone(),
+                                );
+                                lookup(move |id| {
+                                    let mut grpc = grpc.clone();
+                                    async move {
+                                        super::bench_echo::EchoProcess::get(&mut grpc, id).await
+                                    }
+                                })
+                            })
+                            .collect(),
+                        &ids,
+                        length,
+                    )
+                    .await?;
+                    outln!(
+                        "      echo ceiling: {ceiling}  -> Lamps.Get at {:.2} of the ceiling",
+                        real.rate / ceiling.rate.max(f64::MIN_POSITIVE)
+                    );
+                }
             }
         }
         Bench::List { runs, page_size } => {
@@ -285,7 +360,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 percentile(&timings, 1.0)
             );
         }
-        Bench::FillEnergy { .. } | Bench::Console { .. } => {}
+        Bench::FillEnergy { .. } | Bench::Console { .. } | Bench::EchoServer { .. } => {}
         Bench::Totals {
             month,
             by,
@@ -331,16 +406,41 @@ async fn all_lamps(channel: &AuthedChannel, page_size: Option<i32>) -> Result<Ve
     Ok(lamps)
 }
 
-async fn bench_get(
-    channels: &[AuthedChannel],
-    ids: &[i64],
-    clients: usize,
-    length: Duration,
-) -> Result<()> {
+/// One client's way of making one lookup by id; true when it was answered.
+type Lookup = Box<dyn FnMut(i64) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send>;
+
+fn lookup<F, Fut>(mut call: F) -> Lookup
+where
+    F: FnMut(i64) -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    Box::new(move |id| Box::pin(call(id)))
+}
+
+/// Throughput and latency of one run.
+struct Figures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ok: usize,
+    errors: u64,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} ok, {} errors)",
+            self.rate, self.p50_ms, self.p99_ms, self.ok, self.errors
+        )
+    }
+}
+
+/// Runs every client's lookups of random ids for `length`, all at once.
+async fn measure(clients: Vec<Lookup>, ids: &[i64], length: Duration) -> Result<Figures> {
     let deadline = Instant::now() + length;
     let mut tasks = Vec::new();
-    for index in 0..clients {
-        let mut client = LampsClient::new(channels[index % channels.len()].clone());
+    for mut call in clients {
         let ids = ids.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -348,9 +448,10 @@ async fn bench_get(
             while Instant::now() < deadline {
                 let id = ids[rand::rng().random_range(0..ids.len())];
                 let started = Instant::now();
-                match client.get(proto::IdRequest { id }).await {
-                    Ok(_) => latencies.push(started.elapsed()),
-                    Err(_) => errors += 1,
+                if call(id).await {
+                    latencies.push(started.elapsed());
+                } else {
+                    errors += 1;
                 }
             }
             (latencies, errors)
@@ -366,14 +467,13 @@ async fn bench_get(
     }
     let elapsed = started.elapsed().max(length);
     latencies.sort_unstable();
-    outln!(
-        "  {clients:>3} in flight: {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ({} ok, {errors} errors)",
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.len()
-    );
-    Ok(())
+    Ok(Figures {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        ok: latencies.len(),
+        errors,
+    })
 }
 
 async fn bench_search(

@@ -109,6 +109,9 @@ pub async fn ingest(
 
 /// Causes `rate` fault events a second (each report repeats an open VOLTAGE_LOW on its lamp)
 /// and measures how long each takes from the report being sent to each watcher receiving it.
+/// Every watcher must see every event the log gains during the run (the reports' and anything
+/// else the server records meanwhile, such as the offline sweep); the run counts those from
+/// the log itself, not from the reports sent.
 pub async fn watch(
     dialer: &super::bench::Dialer,
     channel: &AuthedChannel,
@@ -123,7 +126,9 @@ pub async fn watch(
         .map(|l| (l.telecell_uuid.clone(), l.lamp_id))
         .collect();
     let mut telemetry = TelemetryClient::new(channel.clone()).max_encoding_message_size(64 << 20);
-    let base = Utc::now() - chrono::Duration::hours(40);
+    // Simulated minutes the run will step through: one per round over the targets.
+    let rounds = (rate as f64 * length.as_secs_f64() / targets.len().max(1) as f64).ceil() as i64;
+    let base = report_base(channel, &targets, rounds + 2).await?;
     let sag = |uuid: &str, lamp: i64, minute: i64| proto::TelecellReport {
         telecell_uuid: uuid.to_owned(),
         lamp_id: lamp,
@@ -140,17 +145,7 @@ pub async fn watch(
     let opening: Vec<_> = targets.iter().map(|(u, l)| sag(u, *l, 0)).collect();
     telemetry.report(futures::stream::iter(opening)).await?;
 
-    let snapshot = FaultsClient::new(channel.clone())
-        .list(proto::ListFaultsRequest {
-            page_size: Some(1),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .next()
-        .await
-        .ok_or_else(|| eyre!("no fault listing"))??
-        .snapshot_seq;
+    let snapshot = log_head(channel).await?;
     let sent_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let mut connections = Vec::new();
     for _ in 0..watchers.div_ceil(25) {
@@ -169,19 +164,21 @@ pub async fn watch(
                 })
                 .await?
                 .into_inner();
-            let (mut latencies, mut expected, mut gaps) = (Vec::new(), snapshot + 1, 0u64);
+            let (mut latencies, mut seen, mut expected, mut gaps) =
+                (Vec::new(), Vec::new(), snapshot + 1, 0u64);
             while let Ok(Some(item)) = tokio::time::timeout_at(stop.into(), stream.next()).await {
                 let event = item?;
                 if event.seq != expected {
                     gaps += 1;
                 }
                 expected = event.seq + 1;
+                seen.push(event.seq);
                 let lamp = event.fault.map(|f| f.lamp_id).unwrap_or_default();
                 if let Some(sent) = sent_at.lock().ok().and_then(|m| m.get(&lamp).copied()) {
                     latencies.push(sent.elapsed());
                 }
             }
-            Ok::<_, tonic::Status>((latencies, expected - snapshot - 1, gaps))
+            Ok::<_, tonic::Status>((latencies, seen, gaps))
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -190,7 +187,7 @@ pub async fn watch(
     let per_tick = (rate / 20).max(1);
     let mut minute = 1;
     let mut next = 0usize;
-    let mut sent = 0usize;
+    let (mut sent, mut stale) = (0usize, 0u64);
     while started.elapsed() < length {
         let due = Instant::now() + tick;
         let mut batch = Vec::with_capacity(per_tick);
@@ -211,29 +208,88 @@ pub async fn watch(
             }
         }
         sent += batch.len();
-        telemetry.report(futures::stream::iter(batch)).await?;
+        let ack = telemetry
+            .report(futures::stream::iter(batch))
+            .await?
+            .into_inner();
+        stale += ack.out_of_order + ack.duplicates + ack.rejected;
         tokio::time::sleep_until(due.into()).await;
     }
     let elapsed = started.elapsed();
+    // Everything up to here was committed before its acknowledgement: watchers must see it.
+    let head = log_head(channel).await?;
+    let must_see = head.saturating_sub(snapshot);
     let (mut all, mut fewest, mut gaps) = (Vec::new(), u64::MAX, 0);
     for task in tasks {
-        let (mut l, received, g) = task.await??;
+        let (mut l, seen, g) = task.await??;
         all.append(&mut l);
-        fewest = fewest.min(received);
+        fewest = fewest.min(seen.iter().filter(|seq| **seq <= head).count() as u64);
         gaps += g;
     }
     all.sort_unstable();
     outln!(
-        "Faults.Watch: {watchers} watchers, {:.0} events/s caused for {:.1} s ({sent} events): delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; fewest events seen by one watcher {fewest}, gaps {gaps}",
-        sent as f64 / elapsed.as_secs_f64(),
+        "Faults.Watch: {watchers} watchers, {sent} reports in {:.1} s ({:.0}/s); the log gained {must_see} events, the fewest any watcher saw of them {fewest}, gaps {gaps}; delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         elapsed.as_secs_f64(),
+        sent as f64 / elapsed.as_secs_f64(),
         percentile(&all, 0.5),
         percentile(&all, 0.99),
         all.last()
             .map(|d| d.as_secs_f64() * 1e3)
             .unwrap_or_default()
     );
+    if stale > 0 {
+        outln!(
+            "{stale} reports caused no event (older than their lamp's latest reading, repeated, or refused): the rate above overstates the events caused"
+        );
+    }
     Ok(())
+}
+
+/// The fault log's newest position, as a listing reports it.
+async fn log_head(channel: &AuthedChannel) -> Result<u64> {
+    Ok(FaultsClient::new(channel.clone())
+        .list(proto::ListFaultsRequest {
+            page_size: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .next()
+        .await
+        .ok_or_else(|| eyre!("no fault listing"))??
+        .snapshot_seq)
+}
+
+/// Where the run's simulated minutes start: after every target lamp's latest reading (a run
+/// on a database an earlier run used would otherwise send reports the server sets aside as
+/// late), inside the 48 h a server keeps, and early enough that `minutes` more stay in the
+/// past. Refuses when no such start exists.
+async fn report_base(
+    channel: &AuthedChannel,
+    targets: &[(String, i64)],
+    minutes: i64,
+) -> Result<chrono::DateTime<Utc>> {
+    let now = Utc::now();
+    let mut base = now - chrono::Duration::hours(40);
+    let mut lamps = crate::proto::lamps_client::LampsClient::new(channel.clone());
+    for (_, lamp) in targets {
+        let status = lamps
+            .get_status(proto::IdRequest { id: *lamp })
+            .await?
+            .into_inner();
+        if let Some(heard) = status
+            .last_heard
+            .and_then(|t| crate::wire::from_timestamp("last_heard", &t).ok())
+        {
+            base = base.max(heard + chrono::Duration::minutes(1));
+        }
+    }
+    if base + chrono::Duration::minutes(minutes) > now {
+        return Err(eyre!(
+            "the target lamps last reported at {base}, too recently for {minutes} more simulated minutes before now: run on a fresh database, or with a shorter --seconds or lower --rate"
+        ));
+    }
+    Ok(base)
 }
 
 /// A small bounded multi-consumer channel over tokio's mpsc, shared by the sender tasks.

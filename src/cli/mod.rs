@@ -6,6 +6,7 @@ mod account;
 mod bench;
 mod bench_billing;
 mod bench_console;
+mod bench_echo;
 mod bench_faults;
 pub mod billing;
 mod client;

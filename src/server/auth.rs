@@ -27,14 +27,11 @@ pub struct AuthService {
     /// A hash of a random password, checked against when the username is unknown, so a wrong
     /// name costs as long as a wrong password and timing does not tell which names exist.
     pub decoy_hash: String,
-    /// Password checks allowed at once.
-    pub checks: Arc<tokio::sync::Semaphore>,
     /// Live sessions one user may hold; signing in past it ends their oldest.
     pub sessions_per_user: usize,
 }
 
-/// Password checks at once: one per core at most, and never more than two, so reads keep
-/// the blocking pool.
+/// Password threads: one per core at most, and never more than two, so reads keep the cores.
 pub fn password_checks() -> usize {
     std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
@@ -52,18 +49,14 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 }
 
 impl AuthService {
-    /// Checks a password off the runtime, at most `checks` at a time: argon2 takes tens of
-    /// milliseconds and most of a core, so a burst of sign-ins queues here instead of taking
-    /// every blocking thread from the reads.
+    /// Checks a password on the password threads: argon2 takes tens of milliseconds and most
+    /// of a core, so a burst of sign-ins queues there instead of taking every blocking thread
+    /// from the reads, and its memory is not left behind on each of them.
     async fn verify(&self, password: String, hash: String) -> Result<bool, ServiceError> {
-        let _permit = self
-            .checks
-            .acquire()
+        self.context
+            .passwords
+            .run(move || passwords::verify(&password, &hash))
             .await
-            .map_err(|e| ServiceError::Internal(format!("password check failed: {e}")))?;
-        tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("password check failed: {e}")))
     }
 }
 
@@ -197,7 +190,7 @@ impl Auth for AuthService {
             return Err(Status::permission_denied("the current password is wrong"));
         }
         self.limiter.release(attempt);
-        let new_hash = super::users::hash(r.new_password).await?;
+        let new_hash = super::users::hash(&self.context, r.new_password).await?;
         let user_id = caller.user_id;
         self.context
             .blocking(move |s| s.set_password(user_id, new_hash))

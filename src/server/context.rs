@@ -19,6 +19,8 @@ pub struct Context {
     pub sessions: Arc<super::sessions::SessionCache>,
     /// The most one page of a listing may encode to, under the configured message limit.
     pub page_bytes: usize,
+    /// Where argon2 runs (password checks and hashes).
+    pub passwords: super::password_workers::PasswordWorkers,
 }
 
 impl Context {

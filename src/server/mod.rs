@@ -18,6 +18,7 @@ mod inventory;
 mod lamps;
 mod limiter;
 mod paging;
+mod password_workers;
 mod revocation;
 mod sessions;
 mod settlement;
@@ -105,6 +106,8 @@ pub enum ServerError {
     Engine(String),
     #[error("the gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot start the password threads: {0}")]
+    PasswordThreads(std::io::Error),
 }
 
 /// How often an idle connection is pinged, and how long the answer may take.
@@ -226,6 +229,8 @@ pub async fn run(
         lamp_updates: tokio::sync::broadcast::channel(LAMP_UPDATE_BUFFER).0,
         sessions: Arc::default(),
         page_bytes: paging::page_bytes(config.limits.max_message_bytes),
+        passwords: password_workers::PasswordWorkers::start(auth::password_checks())
+            .map_err(ServerError::PasswordThreads)?,
     };
     let engine_store = context.store.clone();
     let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
@@ -387,7 +392,6 @@ pub async fn run(
                 limiter: std::sync::Arc::new(limiter::LoginLimiter::new(limits.login)),
                 session_length: limits.session_length,
                 decoy_hash,
-                checks: std::sync::Arc::new(tokio::sync::Semaphore::new(auth::password_checks())),
                 sessions_per_user: limits.sessions_per_user.max(1),
             }
         )))

@@ -24,11 +24,12 @@ const PAGER: Pager<User, proto::User, proto::UserPage> = Pager {
     },
 };
 
-/// Hashes a password off the async runtime (argon2 takes tens of milliseconds on purpose).
-pub(super) async fn hash(password: String) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+/// Hashes a password on the password threads (argon2 takes tens of milliseconds on purpose).
+pub(super) async fn hash(context: &Context, password: String) -> Result<String, ServiceError> {
+    context
+        .passwords
+        .run(move || passwords::hash(&password))
+        .await?
         .map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
@@ -89,7 +90,7 @@ impl Users for UserService {
     ) -> Result<Response<proto::User>, Status> {
         let draft = wire::new_user(request.get_ref())?;
         let new = NewUser {
-            password_hash: hash(draft.password).await?,
+            password_hash: hash(&self.0, draft.password).await?,
             username: draft.username,
             display_name: draft.display_name,
             role: draft.role,
@@ -108,7 +109,7 @@ impl Users for UserService {
     ) -> Result<Response<proto::User>, Status> {
         let change = wire::user_update(request.get_ref())?;
         let password_hash = match change.password {
-            Some(password) => Some(hash(password).await?),
+            Some(password) => Some(hash(&self.0, password).await?),
             None => None,
         };
         let patch = UserPatch {
