@@ -47,6 +47,8 @@ pub struct LampContext {
     pub circuit_id: Option<i64>,
     pub zone_id: Option<i64>,
     pub profile: crate::domain::faults::rules::LampProfile,
+    /// When the lamp entered the inventory: billing days that ended before it are not its own.
+    pub since: DateTime<Utc>,
 }
 
 /// A report as it arrives, before its ranges are checked.

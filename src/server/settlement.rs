@@ -257,11 +257,16 @@ pub fn recover(store: &dyn Store, state: &mut EngineState) -> StoreResult<usize>
     Ok(replayed)
 }
 
-/// The lamps a closed day must have a row for.
-fn closing_lamps(state: &EngineState, date: NaiveDate) -> Vec<LampDayEnergy> {
-    state
-        .contexts
-        .values()
+/// The lamps a closed day must have a row for: those in the inventory before the day ended.
+/// A freshly seeded or imported estate has no past to close, so its first start does not
+/// write a silent day for every lamp.
+fn closing_lamps<'a>(
+    lamps: impl Iterator<Item = &'a LampContext>,
+    calendar: Calendar,
+    date: NaiveDate,
+) -> Vec<LampDayEnergy> {
+    lamps
+        .filter(|lamp| calendar.date_of(lamp.since) <= date)
         .map(|lamp| LampDayEnergy {
             lamp_id: lamp.lamp_id,
             zone_id: lamp.zone_id,
@@ -336,7 +341,7 @@ pub async fn run(
         }
         let finished = calendar.date_of(Utc::now() - grace).pred_opt();
         while let Some(day) = next_day_to_close(closed_through, finished) {
-            let lamps = closing_lamps(&*engine.lock().await, day);
+            let lamps = closing_lamps(engine.lock().await.contexts.values(), calendar, day);
             let mut added = 0;
             let mut failed = false;
             // In parts, so ingest's commits go between them.
@@ -384,6 +389,37 @@ mod tests {
             units,
             covered_s,
         }
+    }
+
+    #[test]
+    fn a_day_is_closed_only_for_lamps_in_the_inventory_before_it_ended() {
+        let calendar = Calendar::london();
+        let lamp = |lamp_id: i64, since: &str| LampContext {
+            lamp_id,
+            telecell_id: lamp_id,
+            basestation_id: 1,
+            circuit_id: None,
+            zone_id: Some(1),
+            profile: crate::domain::faults::rules::LampProfile {
+                wattage_w: 36,
+                dimmable: true,
+                location: None,
+            },
+            since: since.parse().unwrap(),
+        };
+        // Added the evening before, during the day, and the day after (a fresh seed).
+        let lamps = [
+            lamp(1, "2026-11-30T20:00:00Z"),
+            lamp(2, "2026-12-01T23:59:00Z"),
+            lamp(3, "2026-12-02T00:00:00Z"),
+        ];
+        let day: NaiveDate = "2026-12-01".parse().unwrap();
+        let mut closed: Vec<i64> = closing_lamps(lamps.iter(), calendar, day)
+            .iter()
+            .map(|d| d.lamp_id)
+            .collect();
+        closed.sort_unstable();
+        assert_eq!(closed, vec![1, 2]);
     }
 
     fn day(lamp_id: i64, date: NaiveDate, shares: Vec<SlotShare>) -> LampDayEnergy {

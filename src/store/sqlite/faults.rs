@@ -28,7 +28,7 @@ use crate::store::{
 const SYSTEM: &str = "system";
 
 const CONTEXT_SQL: &str = "SELECT t.uuid, t.id, t.basestation_id, l.id, a.circuit_id, a.zone_id, lt.wattage_w, \
-     lt.control_type, a.lat, a.lon \
+     lt.control_type, a.lat, a.lon, l.created_at \
      FROM telecells t JOIN lamps l ON l.telecell_id = t.id JOIN lamp_types lt ON lt.id = l.lamp_type_id \
      LEFT JOIN assets a ON a.id = l.asset_id \
      WHERE t.status != 'deleted' AND l.status != 'deleted'";
@@ -52,6 +52,7 @@ fn context_from_row(row: &Row<'_>) -> rusqlite::Result<(String, LampContext)> {
                 dimmable: ControlType::parse(&control) != Some(ControlType::Switch),
                 location,
             },
+            since: instant(row.get(10)?),
         },
     ))
 }
