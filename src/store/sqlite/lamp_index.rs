@@ -92,7 +92,10 @@ impl LampIndex {
     }
 
     fn reload(&self, connection: &Connection) -> StoreResult<()> {
-        let mut all = BTreeMap::new();
+        // Read into a sorted list first: a map built from sorted entries in one go packs its
+        // nodes full, where inserting in id order leaves each about half empty (at 1,000,000
+        // lamps that was a few hundred MiB).
+        let mut all = Vec::new();
         let mut query = Scan {
             after_id: 0,
             limit: LOAD_CHUNK,
@@ -105,7 +108,7 @@ impl LampIndex {
             query.after_id = last.id;
             all.extend(chunk.into_iter().map(|lamp| (lamp.id, lamp)));
         }
-        *self.lamps.write().unwrap_or_else(PoisonError::into_inner) = all;
+        *self.lamps.write().unwrap_or_else(PoisonError::into_inner) = BTreeMap::from_iter(all);
         Ok(())
     }
 }
