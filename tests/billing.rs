@@ -394,6 +394,53 @@ async fn measured_energy_follows_the_counter_through_a_reset_and_leaves_a_gap_mi
 }
 
 #[tokio::test]
+async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
+    // A server that may not settle at all once stopping, and settles only every minute: all
+    // of the day's energy is still in its ledger when it stops.
+    let mut lazy = config(MeterMode::Calculated);
+    lazy.billing.settle_interval = Duration::from_secs(60);
+    lazy.billing.settle_on_stop = Duration::ZERO;
+    let mut server = TestServer::start_with(10, lazy).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    let watts = wattage(&server, lamp).await;
+    // The first tick settles at once; the reports come after it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(
+        &server,
+        every_half_hour(
+            &uuid,
+            lamp,
+            at("2026-11-03T00:00:00Z"),
+            at("2026-11-03T12:00:00Z"),
+        ),
+    )
+    .await;
+    let unsettled = BillingClient::new(server.channel.clone())
+        .get_totals(totals_request(
+            "2026-11-03",
+            "2026-11-03",
+            proto::GroupBy::Lamp,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unsettled.total.unwrap().energy_wh, 0, "nothing settled yet");
+    server.stop().await;
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let mut restarted =
+        TestServer::on_store_with(dir, server.store.clone(), config(MeterMode::Calculated)).await;
+    let slot_wh = (watts * 100 * 1800 + 180_000) / 360_000;
+    let totals = totals_when(
+        &restarted,
+        totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Lamp),
+        |t| t.total.as_ref().unwrap().energy_wh == 24 * slot_wh,
+    )
+    .await;
+    assert_eq!(totals.rows[0].lamp_id, lamp);
+    restarted.stop().await;
+}
+
+#[tokio::test]
 async fn readings_stored_but_not_settled_are_settled_after_a_restart() {
     let mut server = TestServer::start_with(10, config(MeterMode::Calculated)).await;
     let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);

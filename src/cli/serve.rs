@@ -216,6 +216,7 @@ impl EngineArgs {
                 max_gap: chrono::Duration::minutes(i64::from(self.metering_max_gap_minutes)),
             },
             settle_interval: std::time::Duration::from_secs(u64::from(self.settle_seconds)),
+            settle_on_stop: BillingConfig::default().settle_on_stop,
         };
         Ok(ServerConfig {
             thresholds,

@@ -33,6 +33,9 @@ pub struct BillingConfig {
     pub meter: Meter,
     /// How often metered energy is written and billing watchers are updated.
     pub settle_interval: Duration,
+    /// How long a stopping server goes on settling. What is left is not lost: its lamps'
+    /// cursors stay behind, and the next start meters it again from the stored readings.
+    pub settle_on_stop: Duration,
 }
 
 impl Default for BillingConfig {
@@ -44,6 +47,7 @@ impl Default for BillingConfig {
                 max_gap: chrono::Duration::minutes(75),
             },
             settle_interval: Duration::from_secs(10),
+            settle_on_stop: Duration::from_secs(3),
         }
     }
 }
@@ -230,18 +234,21 @@ impl Ledger {
     }
 }
 
-/// Meters again the readings stored after each lamp's settlement cursor (those a crash kept
-/// from being settled). Lamps without a cursor start billing from their next reading.
+/// Meters again the readings stored after each lamp's settlement cursor (those a crash, or a
+/// stop that ran out of time, kept from being settled); a lamp with readings and no cursor was
+/// never settled, and is metered from its first stored reading.
 pub fn recover(store: &dyn Store, state: &mut EngineState) -> StoreResult<usize> {
-    let behind: Vec<(i64, DateTime<Utc>)> = store
-        .energy_cursors()?
-        .into_iter()
-        .filter(|(lamp, at)| {
-            state
-                .lamps
-                .get(lamp)
-                .and_then(|f| f.last_reading)
-                .is_some_and(|r| r.at > *at)
+    let cursors: HashMap<i64, DateTime<Utc>> = store.energy_cursors()?.into_iter().collect();
+    let behind: Vec<(i64, DateTime<Utc>)> = state
+        .lamps
+        .iter()
+        .filter_map(|(lamp, faults)| {
+            let latest = faults.last_reading?.at;
+            match cursors.get(lamp) {
+                Some(settled) if latest > *settled => Some((*lamp, *settled)),
+                Some(_) => None,
+                None => Some((*lamp, DateTime::<Utc>::MIN_UTC)),
+            }
         })
         .collect();
     let mut replayed = 0;
@@ -294,6 +301,8 @@ pub async fn run(
         .pred_opt()
         .and_then(|d| d.pred_opt());
     let mut ticks = tokio::time::interval(config.settle_interval);
+    // When this task first saw the server stopping: settling goes on for `settle_on_stop`.
+    let mut stop_began: Option<std::time::Instant> = None;
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
@@ -306,6 +315,19 @@ pub async fn run(
         let lamp_days: usize = jobs.iter().map(|job| job.days.len()).sum();
         let mut jobs = jobs.into_iter();
         while let Some(job) = jobs.next() {
+            if context.shutdown.is_cancelled()
+                && stop_began
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    >= config.settle_on_stop
+            {
+                let left = job.days.len() + jobs.map(|j| j.days.len()).sum::<usize>();
+                tracing::info!(
+                    lamp_days = left,
+                    "stopping: energy not settled yet is metered again from its readings at the next start"
+                );
+                return;
+            }
             let kept = job.clone();
             if let Err(e) = context
                 .blocking(move |s| s.record_energy(calendar, job))
