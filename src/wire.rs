@@ -134,7 +134,7 @@ impl From<inv::LampType> for proto::LampType {
         };
         Self {
             id: t.id,
-            name: t.name,
+            name: t.name.to_string(),
             technology: technology.into(),
             wattage_w: t.wattage_w,
             control_type: control_type.into(),

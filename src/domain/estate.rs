@@ -184,7 +184,7 @@ pub struct Estate {
 fn lamp_catalogue() -> Vec<(LampType, u32)> {
     let t = |id, name: &str, technology, wattage_w, control_type| LampType {
         id,
-        name: name.to_owned(),
+        name: name.into(),
         technology,
         wattage_w,
         control_type,

@@ -216,7 +216,8 @@ impl ControlType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LampType {
     pub id: i64,
-    pub name: String,
+    /// Shared, not copied: every lamp carries its type, and a million lamps have a dozen types.
+    pub name: std::sync::Arc<str>,
     pub technology: LampTechnology,
     pub wattage_w: u32,
     pub control_type: ControlType,

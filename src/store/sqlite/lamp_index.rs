@@ -1,8 +1,8 @@
 //! An in-memory copy of every lamp, kept in step by the writer: lamp lookups and listings are
 //! served from here at the cost of a map access, not a SQLite transaction.
 
-use std::collections::BTreeMap;
-use std::sync::{PoisonError, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rusqlite::Connection;
 
@@ -102,11 +102,20 @@ impl LampIndex {
             status: StatusFilter::All,
             area: None,
         };
+        // One copy of each type's name for all its lamps, shared chunk by chunk so the copies
+        // read from the rows are freed (and their memory reused) as the load goes.
+        let mut names: HashMap<i64, Arc<str>> = HashMap::new();
         loop {
             let chunk: Vec<Lamp> = scan(connection, &query)?;
             let Some(last) = chunk.last() else { break };
             query.after_id = last.id;
-            all.extend(chunk.into_iter().map(|lamp| (lamp.id, lamp)));
+            all.extend(chunk.into_iter().map(|mut lamp| {
+                let shared = names
+                    .entry(lamp.lamp_type.id)
+                    .or_insert_with(|| lamp.lamp_type.name.clone());
+                lamp.lamp_type.name = shared.clone();
+                (lamp.id, lamp)
+            }));
         }
         *self.lamps.write().unwrap_or_else(PoisonError::into_inner) = BTreeMap::from_iter(all);
         Ok(())

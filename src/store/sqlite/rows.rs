@@ -314,7 +314,7 @@ impl Stored for Lamp {
 pub(super) fn lamp_type(row: &Row<'_>, first: usize) -> rusqlite::Result<LampType> {
     Ok(LampType {
         id: row.get(first)?,
-        name: row.get(first + 1)?,
+        name: row.get::<_, String>(first + 1)?.into(),
         technology: parsed(row, first + 2, LampTechnology::parse)?,
         wattage_w: row.get(first + 3)?,
         control_type: parsed(row, first + 4, ControlType::parse)?,
