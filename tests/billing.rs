@@ -393,6 +393,23 @@ async fn measured_energy_follows_the_counter_through_a_reset_and_leaves_a_gap_mi
     server.stop().await;
 }
 
+/// Starts a server again on a stopped one's database and waits for the lamp's 2026-11-03
+/// to hold all 24 half-hours from midnight to noon, lit at 100%.
+async fn restart_and_expect_the_morning(server: &mut TestServer, lamp: i64, watts: i64) {
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let mut restarted =
+        TestServer::on_store_with(dir, server.store.clone(), config(MeterMode::Calculated)).await;
+    let slot_wh = (watts * 100 * 1800 + 180_000) / 360_000;
+    let totals = totals_when(
+        &restarted,
+        totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Lamp),
+        |t| t.total.as_ref().unwrap().energy_wh == 24 * slot_wh,
+    )
+    .await;
+    assert_eq!(totals.rows[0].lamp_id, lamp);
+    restarted.stop().await;
+}
+
 #[tokio::test]
 async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
     // A server that may not settle at all once stopping, and settles only every minute: all
@@ -426,18 +443,7 @@ async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
         .into_inner();
     assert_eq!(unsettled.total.unwrap().energy_wh, 0, "nothing settled yet");
     server.stop().await;
-    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
-    let mut restarted =
-        TestServer::on_store_with(dir, server.store.clone(), config(MeterMode::Calculated)).await;
-    let slot_wh = (watts * 100 * 1800 + 180_000) / 360_000;
-    let totals = totals_when(
-        &restarted,
-        totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Lamp),
-        |t| t.total.as_ref().unwrap().energy_wh == 24 * slot_wh,
-    )
-    .await;
-    assert_eq!(totals.rows[0].lamp_id, lamp);
-    restarted.stop().await;
+    restart_and_expect_the_morning(&mut server, lamp, watts).await;
 }
 
 #[tokio::test]
@@ -482,18 +488,7 @@ async fn readings_stored_but_not_settled_are_settled_after_a_restart() {
             ..Default::default()
         })
         .unwrap();
-    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
-    let mut restarted =
-        TestServer::on_store_with(dir, server.store.clone(), config(MeterMode::Calculated)).await;
-    let slot_wh = (watts * 100 * 1800 + 180_000) / 360_000;
-    let totals = totals_when(
-        &restarted,
-        totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Lamp),
-        |t| t.total.as_ref().unwrap().energy_wh == 24 * slot_wh,
-    )
-    .await;
-    assert_eq!(totals.rows[0].lamp_id, lamp);
-    restarted.stop().await;
+    restart_and_expect_the_morning(&mut server, lamp, watts).await;
 }
 
 #[tokio::test]

@@ -451,19 +451,17 @@ pub async fn run(
             }
         }
         BillingCommand::Tariffs => {
-            let mut tariffs = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let reply = client
-                    .list_tariffs(proto::ListTariffsRequest { page_token })
-                    .await?
-                    .into_inner();
-                tariffs.extend(reply.tariffs);
-                if reply.next_page_token.is_empty() {
-                    break;
+            let tariffs = super::client::all_pages(|page_token| {
+                let mut client = client.clone();
+                async move {
+                    let reply = client
+                        .list_tariffs(proto::ListTariffsRequest { page_token })
+                        .await?
+                        .into_inner();
+                    Ok((reply.tariffs, reply.next_page_token))
                 }
-                page_token = reply.next_page_token;
-            }
+            })
+            .await?;
             print_many(&tariffs, json_out);
         }
         BillingCommand::SetTariff {

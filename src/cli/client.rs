@@ -538,23 +538,22 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
             Ok(())
         }
         Resource::Circuits { zone } => {
-            let mut catalog = CatalogClient::new(channel);
-            let mut circuits = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let reply = catalog
-                    .list_circuits(proto::ListCircuitsRequest {
-                        zone_id: zone.unwrap_or_default(),
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
-                circuits.extend(reply.circuits);
-                if reply.next_page_token.is_empty() {
-                    break;
+            let catalog = CatalogClient::new(channel);
+            let zone_id = zone.unwrap_or_default();
+            let circuits = all_pages(|page_token| {
+                let mut catalog = catalog.clone();
+                async move {
+                    let reply = catalog
+                        .list_circuits(proto::ListCircuitsRequest {
+                            zone_id,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((reply.circuits, reply.next_page_token))
                 }
-                page_token = reply.next_page_token;
-            }
+            })
+            .await?;
             print_many(&circuits, json);
             Ok(())
         }
@@ -566,6 +565,22 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Every item of a listing answered a page per call (tariffs, circuits): asks again with each
+/// reply's token until a reply carries none. `page` makes one call and returns its items and
+/// next token.
+pub(super) async fn all_pages<T, Fut>(mut page: impl FnMut(String) -> Fut) -> Result<Vec<T>, Status>
+where
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Status>>,
+{
+    let (mut all, mut token) = page(String::new()).await?;
+    while !token.is_empty() {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        token = next;
+    }
+    Ok(all)
 }
 
 fn list_options(flags: ListFlags) -> proto::ListOptions {
