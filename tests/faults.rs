@@ -1055,3 +1055,46 @@ async fn a_seq_older_than_the_log_gets_a_resync_error() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_the_database_refuses_is_judged_afresh_when_resent() {
+    let server = TestServer::start(10).await;
+    let lamps = lamps_with_telecells(&server, 2).await;
+    let when = Utc::now() - chrono::Duration::minutes(5);
+    let reports: Vec<proto::TelecellReport> = lamps
+        .iter()
+        .map(|(lamp, uuid)| earth_leakage(uuid, *lamp, when))
+        .collect();
+    // The disk refuses the second lamp's reading: the whole batch must be refused, and the
+    // engine must forget the faults it judged for it.
+    let database = rusqlite::Connection::open(server.dir.path().join("estate.db")).unwrap();
+    database
+        .execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.lamp_id = {} \
+             BEGIN SELECT RAISE(ABORT, 'disk trouble'); END",
+            lamps[1].0
+        ))
+        .unwrap();
+    let refused =
+        singularity::proto::telemetry_client::TelemetryClient::new(server.channel.clone())
+            .report(futures::stream::iter(reports.clone()))
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), Code::Internal, "{refused:?}");
+    assert!(
+        faults_of(&server, proto::FaultType::EarthLeakage)
+            .await
+            .is_empty()
+    );
+
+    database.execute_batch("DROP TRIGGER refuse").unwrap();
+    let ack = send(&server, reports).await;
+    assert_eq!((ack.stored, ack.rejected), (2, 0));
+    let raised = faults_of(&server, proto::FaultType::EarthLeakage).await;
+    assert_eq!(
+        raised.len(),
+        2,
+        "the resent reports raise their faults again, as if the first try never happened"
+    );
+    assert!(raised.iter().all(|f| f.count == 1), "{raised:?}");
+}

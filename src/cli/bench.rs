@@ -89,6 +89,14 @@ enum Bench {
         /// Streams in flight at once.
         #[arg(long, default_value_t = 2)]
         streams: usize,
+        /// Where simulated time starts, in hours before now: inside the readings the server
+        /// keeps (`--readings-retention-hours`, 48 by default).
+        #[arg(long, default_value_t = 46)]
+        start_hours_ago: u32,
+        /// Simulated hours to send at most (to fill a history, say); by default until the
+        /// simulated clock reaches now or `--seconds` run out.
+        #[arg(long)]
+        hours: Option<u32>,
     },
     /// Faults.Watch fan-out: watchers following a steady rate of fault events.
     Watch {
@@ -315,12 +323,27 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             seconds,
             batch,
             streams,
+            start_hours_ago,
+            hours,
         } => {
             if batch == 0 || streams == 0 {
                 return Err(eyre!("--batch and --streams must be at least 1"));
             }
-            super::bench_faults::ingest(&channel, Duration::from_secs(seconds), batch, streams)
-                .await?;
+            if start_hours_ago == 0 || hours == Some(0) {
+                return Err(eyre!("--start-hours-ago and --hours must be at least 1"));
+            }
+            let span = super::bench_faults::Span {
+                start_hours_ago,
+                hours,
+            };
+            super::bench_faults::ingest(
+                &channel,
+                Duration::from_secs(seconds),
+                batch,
+                streams,
+                span,
+            )
+            .await?;
         }
         Bench::Watch {
             watchers,

@@ -16,6 +16,13 @@ use crate::sim::model::{FaultRates, Field};
 use crate::sim::runner::load_estate;
 use crate::wire::timestamp;
 
+/// The stretch of simulated time `bench ingest` sends.
+pub struct Span {
+    pub start_hours_ago: u32,
+    /// At most this many simulated hours; `None`: until the simulated clock reaches now.
+    pub hours: Option<u32>,
+}
+
 /// Streams simulated reports (healthy field, real switching and dimming) as fast as the
 /// server acknowledges them, from several streams at once.
 pub async fn ingest(
@@ -23,13 +30,17 @@ pub async fn ingest(
     length: Duration,
     batch: usize,
     streams: usize,
+    span: Span,
 ) -> Result<()> {
     let lamps = load_estate(channel).await?;
     let count = lamps.len();
-    // Simulated time runs in 15-minute rounds from 46 hours ago (inside the 48 h of readings
-    // a server keeps by default) and stops when it catches up with the clock: reports are
-    // never in the future, nor older than the server keeps.
-    let start = Utc::now() - chrono::Duration::hours(46);
+    // Simulated time runs in 15-minute rounds from the start (inside the readings a server
+    // keeps) and stops when it catches up with the clock: reports are never in the future,
+    // nor older than the server keeps.
+    let start = Utc::now() - chrono::Duration::hours(i64::from(span.start_hours_ago));
+    let end = span
+        .hours
+        .map(|hours| start + chrono::Duration::hours(i64::from(hours)));
     let interval = chrono::Duration::minutes(15);
     let mut field = Field::new(
         lamps,
@@ -44,7 +55,7 @@ pub async fn ingest(
         let mut round = 1;
         loop {
             let until = start + interval * round;
-            if until > Utc::now() {
+            if until > Utc::now() || end.is_some_and(|end| until > end) {
                 return;
             }
             let readings = field.step(until);

@@ -1,8 +1,9 @@
 //! The fault engine's memory inside the server: every lamp's tracker, rebuilt from the store
 //! at start-up, fed by ingest and by the offline sweep, plus the correlation rules (circuit
-//! supply loss, basestation outage). One lock serialises evaluation and the commit that
-//! follows it, so the store sees decisions in the order they were made. The energy ledger
-//! lives here too, since it is fed by the same readings in the same order.
+//! supply loss, basestation outage). One lock serialises evaluation and the queueing of its
+//! batch, so the store commits decisions in the order they were made; the commit itself is
+//! awaited outside the lock, so the next batch is judged while the last one is written. The
+//! energy ledger lives here too, since it is fed by the same readings in the same order.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+use super::context::Context;
+use super::error::ServiceError;
 use super::settlement::Ledger;
 use crate::domain::billing::Meter;
 use crate::domain::faults::FaultType;
@@ -17,7 +20,7 @@ use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::{self, Change, LampFaults, Policy, Track};
 use crate::domain::telemetry::LampContext;
-use crate::store::{EngineChange, GroupChange, Store, StoreResult, TelemetryBatch};
+use crate::store::{EngineChange, GroupChange, Lineage, Store, StoreResult, TelemetryBatch};
 
 pub struct EngineState {
     pub lamps: HashMap<i64, LampFaults>,
@@ -35,6 +38,8 @@ pub struct EngineState {
     pub sweep_from: DateTime<Utc>,
     /// Energy metered by ingest and not yet settled.
     pub energy: Ledger,
+    /// The chain of batches decided here and not all committed yet (see `Lineage`).
+    pub lineage: Lineage,
 }
 
 pub type Engine = Arc<Mutex<EngineState>>;
@@ -47,6 +52,43 @@ pub fn load(
     sweep_from: DateTime<Utc>,
     meter: Meter,
 ) -> StoreResult<EngineState> {
+    let Trackers { lamps, open_groups } = load_trackers(store)?;
+    let contexts: BTreeMap<i64, LampContext> = store
+        .lamp_contexts()?
+        .into_iter()
+        .map(|c| (c.lamp_id, c))
+        .collect();
+    let mut circuit_lamps: HashMap<i64, Vec<i64>> = HashMap::new();
+    for context in contexts.values() {
+        if let Some(circuit) = context.circuit_id {
+            circuit_lamps
+                .entry(circuit)
+                .or_default()
+                .push(context.lamp_id);
+        }
+    }
+    Ok(EngineState {
+        lamps,
+        thresholds,
+        policy,
+        contexts,
+        circuit_lamps,
+        open_groups,
+        sweep_from,
+        energy: Ledger::new(meter),
+        lineage: Lineage::new(),
+    })
+}
+
+/// What the engine judges from: each lamp's latest reading and open faults, and the open
+/// circuit and basestation faults.
+pub struct Trackers {
+    lamps: HashMap<i64, LampFaults>,
+    open_groups: HashSet<(FaultType, i64)>,
+}
+
+/// Reads the engine's judgement state as committed.
+pub fn load_trackers(store: &dyn Store) -> StoreResult<Trackers> {
     let mut lamps: HashMap<i64, LampFaults> = HashMap::new();
     for latest in store.latest_readings()? {
         lamps.entry(latest.lamp_id).or_default().last_reading = Some(latest.reading);
@@ -85,30 +127,30 @@ pub fn load(
             .tracks
             .insert(fault.fault_type, track);
     }
-    let contexts: BTreeMap<i64, LampContext> = store
-        .lamp_contexts()?
-        .into_iter()
-        .map(|c| (c.lamp_id, c))
-        .collect();
-    let mut circuit_lamps: HashMap<i64, Vec<i64>> = HashMap::new();
-    for context in contexts.values() {
-        if let Some(circuit) = context.circuit_id {
-            circuit_lamps
-                .entry(circuit)
-                .or_default()
-                .push(context.lamp_id);
-        }
+    Ok(Trackers { lamps, open_groups })
+}
+
+/// Makes sure the engine judges from committed state: after a batch of its lineage failed
+/// to commit, its memory holds decisions the store refused, so it waits for the queue to
+/// drain and reloads what was committed. Called under the engine lock before every judgement.
+pub async fn resume_from_committed(
+    context: &Context,
+    state: &mut EngineState,
+) -> Result<(), ServiceError> {
+    if state.lineage.holds() {
+        return Ok(());
     }
-    Ok(EngineState {
-        lamps,
-        thresholds,
-        policy,
-        contexts,
-        circuit_lamps,
-        open_groups,
-        sweep_from,
-        energy: Ledger::new(meter),
-    })
+    tracing::warn!("a batch of fault decisions failed to commit; reloading the engine's state");
+    let Trackers { lamps, open_groups } = context
+        .blocking(|s| {
+            s.flush()?;
+            load_trackers(s)
+        })
+        .await?;
+    state.lamps = lamps;
+    state.open_groups = open_groups;
+    state.lineage = state.lineage.successor();
+    Ok(())
 }
 
 impl EngineState {
@@ -179,6 +221,7 @@ impl EngineState {
             readings: Vec::new(),
             changes,
             groups,
+            lineage: Some(self.lineage.clone()),
         }
     }
 

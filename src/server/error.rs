@@ -53,6 +53,8 @@ fn store_status(error: StoreError) -> Status {
         }
         StoreError::Invalid(error) => Status::invalid_argument(error.to_string()),
         StoreError::Closed => Status::unavailable("the server is shutting down; retry shortly"),
+        // Nothing of the batch was stored; the engine reloads before judging the resend.
+        StoreError::Superseded => Status::unavailable(message),
     }
 }
 

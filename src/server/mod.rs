@@ -57,6 +57,10 @@ async fn housekeeping(context: Context, engine: engine::Engine, config: ServerCo
             _ = ticks.tick() => {}
         }
         let mut state = engine.lock().await;
+        if let Err(e) = engine::resume_from_committed(&context, &mut state).await {
+            tracing::error!(error = %e, "the offline sweep could not reload the engine");
+            continue;
+        }
         let batch = state.sweep(chrono::Utc::now());
         if !batch.changes.is_empty() || !batch.groups.is_empty() {
             if let Err(e) = context.blocking(move |s| s.record_telemetry(batch)).await {

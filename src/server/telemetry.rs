@@ -2,16 +2,15 @@
 //! evaluated by the fault engine and stored in one commit per chunk; the reply counts only
 //! what is durable.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Context;
 use super::engine::Engine;
+use super::error::ServiceError;
 use super::settlement::Ledger;
-use crate::domain::faults::tracker::{LampFaults, Skipped};
+use crate::domain::faults::tracker::Skipped;
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::proto::{self, telemetry_server::Telemetry};
 use crate::store::{EngineChange, LampReading, TelemetryBatch};
@@ -86,8 +85,8 @@ impl TelemetryService {
 
         let mut engine = self.engine.lock().await;
         let state = &mut *engine;
+        super::engine::resume_from_committed(&self.context, state).await?;
         let mut batch = TelemetryBatch::default();
-        let mut before: HashMap<i64, LampFaults> = HashMap::new();
         let mut energy = Ledger::new(*state.energy.meter());
         for (index, uuid, lamp_id, reading) in valid {
             let Some(lamps) = known.get(&uuid) else {
@@ -128,7 +127,6 @@ impl TelemetryService {
             for lamp in targets {
                 state.contexts.insert(lamp.lamp_id, *lamp);
                 let faults = state.lamps.entry(lamp.lamp_id).or_default();
-                before.entry(lamp.lamp_id).or_insert_with(|| faults.clone());
                 let previous = faults.last_reading;
                 let latest =
                     match faults.observe(&reading, &lamp.profile, &state.thresholds, &state.policy)
@@ -160,33 +158,27 @@ impl TelemetryService {
             }
         }
         state.correlate(now, &mut batch);
+        batch.lineage = Some(state.lineage.clone());
         let updated: Vec<i64> = batch
             .readings
             .iter()
             .filter(|r| r.latest)
             .map(|r| r.lamp_id)
             .collect();
-        let outcome = self
-            .context
-            .blocking(move |s| s.record_telemetry(batch))
-            .await;
-        match outcome {
-            Ok(outcome) => {
-                ack.stored += outcome.stored;
-                ack.duplicates += outcome.duplicates;
-                state.energy.absorb(energy);
-                for lamp_id in updated {
-                    // Nobody watching is fine.
-                    let _ = self.context.lamp_updates.send(lamp_id);
-                }
-                Ok(())
-            }
-            Err(error) => {
-                // Nothing was stored: forget what the engine decided, so a resend is judged afresh.
-                state.lamps.extend(before);
-                Err(Status::from(error))
-            }
+        // Queued while the lock is held, so batches commit in the order they were judged;
+        // awaited without it, so the next chunk is judged meanwhile. If this batch fails, the
+        // store refuses every later one of the lineage and the next judgement reloads.
+        let queued = self.context.lookup(|s| s.queue_telemetry(batch))?;
+        drop(engine);
+        let outcome = queued.committed().await.map_err(ServiceError::from)?;
+        ack.stored += outcome.stored;
+        ack.duplicates += outcome.duplicates;
+        self.engine.lock().await.energy.absorb(energy);
+        for lamp_id in updated {
+            // Nobody watching is fine.
+            let _ = self.context.lamp_updates.send(lamp_id);
         }
+        Ok(())
     }
 }
 

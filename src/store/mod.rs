@@ -3,6 +3,9 @@
 
 pub mod sqlite;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::broadcast;
 
@@ -61,6 +64,74 @@ pub struct TelemetryBatch {
     pub readings: Vec<LampReading>,
     pub changes: Vec<EngineChange>,
     pub groups: Vec<GroupChange>,
+    /// The chain of engine decisions this batch continues, if it was decided in memory
+    /// ahead of the batches queued before it.
+    pub lineage: Option<Lineage>,
+}
+
+/// The fault engine decides each batch in memory on top of batches still waiting to commit.
+/// A lineage ties those batches together: once one of them fails to commit, the store
+/// refuses every later batch of the same lineage, so it never holds a decision made on top
+/// of one it lost. The engine then reloads what was committed and starts the next lineage.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    /// The generation currently accepted; bumped by the first failure.
+    current: Arc<AtomicU64>,
+    generation: u64,
+}
+
+impl Lineage {
+    pub fn new() -> Self {
+        Self {
+            current: Arc::new(AtomicU64::new(0)),
+            generation: 0,
+        }
+    }
+
+    /// Whether every batch of this lineage committed so far (or is still queued).
+    pub fn holds(&self) -> bool {
+        self.current.load(Ordering::SeqCst) == self.generation
+    }
+
+    /// Refuses every later batch of this lineage; the store calls it when one fails.
+    pub fn cut(&self) {
+        let _ = self.current.compare_exchange(
+            self.generation,
+            self.generation + 1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// The lineage that follows a cut one.
+    pub fn successor(&self) -> Self {
+        Self {
+            current: self.current.clone(),
+            generation: self.current.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl Default for Lineage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Lineage {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.current, &other.current) && self.generation == other.generation
+    }
+}
+
+/// A change queued behind every change queued before it.
+pub struct Queued<T>(pub(crate) tokio::sync::oneshot::Receiver<StoreResult<T>>);
+
+impl<T> Queued<T> {
+    /// Resolves once the change is durable, or refused.
+    pub async fn committed(self) -> StoreResult<T> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,6 +215,9 @@ pub enum StoreError {
     Database(String),
     #[error("the database is closed")]
     Closed,
+    /// An engine batch refused because an earlier batch of its lineage failed to commit.
+    #[error("an earlier batch of reports failed to commit; resend")]
+    Superseded,
     #[error(transparent)]
     Invalid(#[from] crate::domain::ValidationError),
 }
@@ -363,6 +437,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores readings and the engine's fault changes in one commit; the resulting fault
     /// events are appended to the log and published to subscribers after the commit.
     fn record_telemetry(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome>;
+    /// `record_telemetry` without waiting: the batch is queued behind every change queued
+    /// before it (so commits follow the engine's order) and the caller awaits the outcome.
+    fn queue_telemetry(&self, batch: TelemetryBatch) -> StoreResult<Queued<RecordOutcome>>;
+    /// Waits until every change queued before this call has committed or failed.
+    fn flush(&self) -> StoreResult<()>;
     /// Every lamp's latest reading (to rebuild the engine's memory at start-up).
     fn latest_readings(&self) -> StoreResult<Vec<LatestReading>>;
     fn lamp_status(&self, lamp_id: i64) -> StoreResult<Option<Reading>>;

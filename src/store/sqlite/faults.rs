@@ -304,6 +304,46 @@ fn log_event(
     })
 }
 
+/// Readings into history, then the engine's fault changes and group faults, with the
+/// events they cause.
+fn store_telemetry(
+    c: &Connection,
+    batch: &TelemetryBatch,
+) -> StoreResult<(RecordOutcome, Effects)> {
+    let mut outcome = RecordOutcome::default();
+    {
+        let mut history = c
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO readings (lamp_id, {READING_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))
+            .map_err(db_error)?;
+        for item in &batch.readings {
+            let values = reading_params(item.lamp_id, &item.reading);
+            let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
+            if history.execute(refs.as_slice()).map_err(db_error)? == 0 {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.stored += 1;
+        }
+    }
+    let mut events = Vec::new();
+    for change in &batch.changes {
+        events.extend(apply_change(c, change)?);
+    }
+    for group in &batch.groups {
+        events.extend(apply_group(c, group)?);
+    }
+    Ok((
+        outcome,
+        Effects {
+            lamps: Touched::Nothing,
+            events,
+        },
+    ))
+}
+
 /// Applies one engine decision to the fault records: dedup onto the open fault, re-open a
 /// cleared one, or open a new one when the last was resolved (the repair did not hold).
 fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<FaultEvent>> {
@@ -529,34 +569,16 @@ impl SqliteStore {
         &self,
         batch: TelemetryBatch,
     ) -> StoreResult<RecordOutcome> {
-        self.write_effects(move |c| {
-            let mut outcome = RecordOutcome::default();
-            {
-                let mut history = c
-                    .prepare_cached(&format!(
-                        "INSERT OR IGNORE INTO readings (lamp_id, {READING_COLUMNS}) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-                    ))
-                    .map_err(db_error)?;
-                for item in &batch.readings {
-                    let values = reading_params(item.lamp_id, &item.reading);
-                    let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
-                    if history.execute(refs.as_slice()).map_err(db_error)? == 0 {
-                        outcome.duplicates += 1;
-                        continue;
-                    }
-                    outcome.stored += 1;
-                }
-            }
-            let mut events = Vec::new();
-            for change in &batch.changes {
-                events.extend(apply_change(c, change)?);
-            }
-            for group in &batch.groups {
-                events.extend(apply_group(c, group)?);
-            }
-            Ok((outcome, Effects { lamps: Touched::Nothing, events }))
-        })
+        let lineage = batch.lineage.clone();
+        self.write_effects_in(lineage, move |c| store_telemetry(c, &batch))
+    }
+
+    pub(super) fn queue_telemetry_impl(
+        &self,
+        batch: TelemetryBatch,
+    ) -> StoreResult<crate::store::Queued<RecordOutcome>> {
+        let lineage = batch.lineage.clone();
+        self.queue_effects(lineage, move |c| store_telemetry(c, &batch))
     }
 
     pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {

@@ -493,6 +493,17 @@ impl Store for SqliteStore {
         self.record_telemetry_impl(batch)
     }
 
+    fn queue_telemetry(
+        &self,
+        batch: TelemetryBatch,
+    ) -> StoreResult<crate::store::Queued<RecordOutcome>> {
+        self.queue_telemetry_impl(batch)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.flush_impl()
+    }
+
     fn latest_readings(&self) -> StoreResult<Vec<LatestReading>> {
         self.latest_readings_impl()
     }

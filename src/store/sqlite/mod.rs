@@ -15,13 +15,13 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::domain::faults::record::FaultEvent;
 
 use lamp_index::{LampIndex, Touched};
 
-use super::{StoreError, StoreResult};
+use super::{Lineage, Queued, StoreError, StoreResult};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_inventory.sql"),
@@ -52,22 +52,48 @@ trait Change: Send {
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
-struct PendingChange<T, W> {
+struct PendingChange<T, W, R> {
     work: Option<W>,
     result: Option<StoreResult<T>>,
     effects: Effects,
-    reply: mpsc::SyncSender<StoreResult<T>>,
+    /// Set for engine batches: refused once an earlier batch of the lineage failed, and
+    /// cuts the lineage if this one fails.
+    lineage: Option<Lineage>,
+    reply: R,
 }
 
-impl<T, W> Change for PendingChange<T, W>
+/// Where a change's outcome goes: a caller blocked on it, or one awaiting it.
+trait Reply<T>: Send {
+    fn send(self, outcome: StoreResult<T>);
+}
+
+impl<T: Send> Reply<T> for mpsc::SyncSender<StoreResult<T>> {
+    fn send(self, outcome: StoreResult<T>) {
+        // The caller gave up waiting: nothing to tell.
+        let _ = mpsc::SyncSender::send(&self, outcome);
+    }
+}
+
+impl<T: Send> Reply<T> for oneshot::Sender<StoreResult<T>> {
+    fn send(self, outcome: StoreResult<T>) {
+        let _ = oneshot::Sender::send(self, outcome);
+    }
+}
+
+impl<T, W, R> Change for PendingChange<T, W, R>
 where
     T: Send,
     W: FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send,
+    R: Reply<T>,
 {
     fn run(&mut self, connection: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
         };
+        if self.lineage.as_ref().is_some_and(|l| !l.holds()) {
+            self.result = Some(Err(StoreError::Superseded));
+            return false;
+        }
         match work(connection) {
             Ok((value, effects)) => {
                 self.effects = effects;
@@ -75,6 +101,9 @@ where
                 true
             }
             Err(error) => {
+                if let Some(lineage) = &self.lineage {
+                    lineage.cut();
+                }
                 self.result = Some(Err(error));
                 false
             }
@@ -91,7 +120,10 @@ where
             (Err(error), _) => Err(error),
             (Ok(()), None) => Err(StoreError::Closed),
         };
-        let _ = self.reply.send(outcome);
+        if let (Err(_), Some(lineage)) = (&outcome, &self.lineage) {
+            lineage.cut();
+        }
+        self.reply.send(outcome);
     }
 }
 
@@ -225,16 +257,51 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
     ) -> StoreResult<T> {
+        self.write_effects_in(None, work)
+    }
+
+    /// `write_effects` for an engine batch of a lineage.
+    fn write_effects_in<T: Send + 'static>(
+        &self,
+        lineage: Option<Lineage>,
+        work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
+    ) -> StoreResult<T> {
         let (reply, outcome) = mpsc::sync_channel::<StoreResult<T>>(1);
-        let job: Job = Box::new(PendingChange {
+        self.enqueue(Box::new(PendingChange {
             work: Some(work),
             result: None,
             effects: Effects::default(),
+            lineage,
             reply,
-        });
-        let sender = lock(&self.writer).clone().ok_or(StoreError::Closed)?;
-        sender.send(job).map_err(|_| StoreError::Closed)?;
+        }))?;
         outcome.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues an engine batch's change and returns at once; the outcome is awaited.
+    fn queue_effects<T: Send + 'static>(
+        &self,
+        lineage: Option<Lineage>,
+        work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
+    ) -> StoreResult<Queued<T>> {
+        let (reply, outcome) = oneshot::channel::<StoreResult<T>>();
+        self.enqueue(Box::new(PendingChange {
+            work: Some(work),
+            result: None,
+            effects: Effects::default(),
+            lineage,
+            reply,
+        }))?;
+        Ok(Queued(outcome))
+    }
+
+    fn enqueue(&self, job: Job) -> StoreResult<()> {
+        let sender = lock(&self.writer).clone().ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Waits for every change queued before: an empty change behind them.
+    pub(super) fn flush_impl(&self) -> StoreResult<()> {
+        self.write(|_| Ok(()))
     }
 }
 
@@ -521,6 +588,91 @@ mod tests {
         assert_eq!(reopened.lamp(6).unwrap().reference, "LMP-0000006");
         reopened.reset().unwrap();
         assert!(reopened.lamp(6).is_err());
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_batch_the_rest_of_its_lineage_is_refused_and_others_commit() {
+        use crate::domain::telemetry::{NodeAlarms, Reading};
+        use crate::store::{LampReading, Store, TelemetryBatch};
+        use chrono::{TimeZone, Utc};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.lamp_id = 2 \
+                     BEGIN SELECT RAISE(ABORT, 'disk trouble'); END",
+                )
+                .map_err(db_error)
+            })
+            .unwrap();
+        let batch = |lamp_id: i64, minute: u32, lineage: Option<&Lineage>| TelemetryBatch {
+            readings: vec![LampReading {
+                lamp_id,
+                reading: Reading {
+                    at: Utc.with_ymd_and_hms(2026, 11, 1, 0, minute, 0).unwrap(),
+                    lamp_on: false,
+                    dim_target_pct: 100,
+                    dim_actual_pct: 100,
+                    voltage_v: 236.0,
+                    current_a: 0.0,
+                    power_w: 0.0,
+                    power_factor: 0.0,
+                    energy_wh: 5,
+                    burn_hours: 1,
+                    switch_count: 1,
+                    supply_loss_count: 0,
+                    temperature_c: 10.0,
+                    link_quality_pct: 90,
+                    alarms: NodeAlarms::default(),
+                },
+                latest: true,
+            }],
+            lineage: lineage.cloned(),
+            ..Default::default()
+        };
+        let lineage = Lineage::new();
+        let first = store.queue_telemetry(batch(1, 0, Some(&lineage))).unwrap();
+        let failing = store.queue_telemetry(batch(2, 0, Some(&lineage))).unwrap();
+        let built_on_it = store.queue_telemetry(batch(1, 1, Some(&lineage))).unwrap();
+        let unrelated = store.queue_telemetry(batch(3, 0, None)).unwrap();
+
+        assert_eq!(first.committed().await.unwrap().stored, 1);
+        assert!(matches!(
+            failing.committed().await,
+            Err(StoreError::Database(_))
+        ));
+        assert!(matches!(
+            built_on_it.committed().await,
+            Err(StoreError::Superseded)
+        ));
+        assert_eq!(unrelated.committed().await.unwrap().stored, 1);
+        assert!(!lineage.holds());
+
+        store.flush().unwrap();
+        let next = lineage.successor();
+        assert!(next.holds());
+        let resent = store.queue_telemetry(batch(1, 1, Some(&next))).unwrap();
+        assert_eq!(resent.committed().await.unwrap().stored, 1);
+        let stored: Vec<(i64, i64)> = store
+            .read(|c| {
+                let mut rows = c
+                    .prepare("SELECT lamp_id, at FROM readings ORDER BY lamp_id, at")
+                    .map_err(db_error)?;
+                let found = rows
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db_error)?;
+                found.collect::<Result<_, _>>().map_err(db_error)
+            })
+            .unwrap();
+        let minute = |m: i64| {
+            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+                + m * 60_000
+        };
+        assert_eq!(stored, vec![(1, minute(0)), (1, minute(1)), (3, minute(0))]);
     }
 
     #[test]
