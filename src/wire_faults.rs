@@ -132,6 +132,7 @@ pub fn filter(f: Option<&proto::FaultFilter>) -> Result<FaultFilter, ValidationE
             .collect::<Result<_, _>>()?,
         zone_id: positive("filter.zone_id", f.zone_id)?,
         lamp_id: positive("filter.lamp_id", f.lamp_id)?,
+        parent_id: positive("filter.parent_id", f.parent_id)?,
         opened_from: f
             .opened_from
             .as_ref()

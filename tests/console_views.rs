@@ -551,6 +551,60 @@ fn text_that_does_not_fit_is_cut_with_an_ellipsis() {
         }])),
     );
     let text = render(&mut state, &keymap, &Theme::mono(), 80, 24);
-    assert!(text.contains("Westminst…"), "{text}");
+    assert!(text.contains("Westmins…"), "{text}");
     assert!(!text.contains("Westminster Abbey and"), "{text}");
+}
+
+#[test]
+fn an_outage_is_one_row_that_opens_into_its_lamps_and_the_board_groups_by_circuit() {
+    let (mut state, keymap) = busy_state();
+    use proto::{FaultState as S, FaultType as T, Severity as V};
+    let mut seq = 40;
+    let mut event = |state: &mut State, fault: proto::Fault| {
+        seq += 1;
+        update(
+            state,
+            &keymap,
+            Event::Net(NetEvent::Fault(proto::FaultEvent {
+                seq,
+                kind: "RAISED".into(),
+                fault: Some(fault),
+                ..Default::default()
+            })),
+        );
+    };
+    for id in 21..24 {
+        event(
+            &mut state,
+            proto::Fault {
+                circuit_id: 38,
+                parent_id: 20,
+                ..fault(id, T::SupplyLoss, V::Major, S::Open)
+            },
+        );
+    }
+    event(
+        &mut state,
+        proto::Fault {
+            lamp_id: 0,
+            circuit_id: 38,
+            ..fault(20, T::CircuitSupplyLoss, V::Critical, S::Open)
+        },
+    );
+    let folded = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    assert!(
+        folded.contains("c38") && folded.contains("▸3 lamps CIRCU"),
+        "{folded}"
+    );
+    assert!(!folded.contains("1021"), "{folded}");
+    // The roll-up is the most severe and newest: it is the first row, where the cursor is.
+    update(&mut state, &keymap, Event::Key(Key::parse("g").unwrap()));
+    update(&mut state, &keymap, Event::Key(Key::parse("l").unwrap()));
+    let open = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    insta::assert_snapshot!("outage_expanded_80x24", open);
+    assert!(open.contains("└1021") && open.contains("└1023"), "{open}");
+    update(&mut state, &keymap, Event::Key(Key::parse("b").unwrap()));
+    let grouped = render(&mut state, &keymap, &Theme::mono(), 120, 30);
+    insta::assert_snapshot!("grouped_by_circuit_120x30", grouped);
+    assert!(grouped.contains("grouped by circuit"), "{grouped}");
 }

@@ -850,10 +850,9 @@ async fn faults_of(server: &TestServer, fault_type: proto::FaultType) -> Vec<pro
     found
 }
 
-#[tokio::test]
-async fn a_circuit_losing_supply_rolls_up_under_one_critical_fault() {
-    let mut server = TestServer::start(400).await;
-    let lamps = all_lamps(&server).await;
+/// The lamps of the estate's first circuit, with their telecells.
+async fn first_circuit(server: &TestServer) -> (i64, Vec<(i64, String)>) {
+    let lamps = all_lamps(server).await;
     let circuit_of = |lamp: &proto::Lamp| lamp.asset_id;
     let mut assets = singularity::proto::assets_client::AssetsClient::new(server.channel.clone());
     let first_asset = assets
@@ -875,6 +874,28 @@ async fn a_circuit_losing_supply_rolls_up_under_one_critical_fault() {
         }
     }
     assert!(on_circuit.len() >= 20, "circuits hold 20-200 lamps");
+    (first_asset.circuit_id, on_circuit)
+}
+
+/// Every lamp of the circuit reports its supply lost at `night`.
+fn supply_lost(on_circuit: &[(i64, String)], night: DateTime<Utc>) -> Vec<proto::TelecellReport> {
+    on_circuit
+        .iter()
+        .map(|(lamp, uuid)| proto::TelecellReport {
+            voltage_v: 0.0,
+            alarms: Some(proto::NodeAlarms {
+                supply_lost: true,
+                ..Default::default()
+            }),
+            ..report(uuid, *lamp, night)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_circuit_losing_supply_rolls_up_under_one_critical_fault() {
+    let mut server = TestServer::start(400).await;
+    let (circuit, on_circuit) = first_circuit(&server).await;
     let night = at("2026-11-27T22:00:00Z");
     let outage: Vec<_> = on_circuit
         .iter()
@@ -896,7 +917,7 @@ async fn a_circuit_losing_supply_rolls_up_under_one_critical_fault() {
     );
     let parent = &parents[0];
     assert_eq!(parent.severity, proto::Severity::Critical as i32);
-    assert_eq!(parent.circuit_id, first_asset.circuit_id);
+    assert_eq!(parent.circuit_id, circuit);
     assert_eq!(parent.lamp_id, 0);
     let children = faults_of(&server, proto::FaultType::SupplyLoss).await;
     assert_eq!(children.len(), on_circuit.len());
@@ -1097,4 +1118,166 @@ async fn a_batch_the_database_refuses_is_judged_afresh_when_resent() {
         "the resent reports raise their faults again, as if the first try never happened"
     );
     assert!(raised.iter().all(|f| f.count == 1), "{raised:?}");
+}
+
+#[tokio::test]
+async fn one_call_acts_on_a_roll_up_and_its_lamp_faults_and_names_each_refusal() {
+    let mut server = TestServer::start(400).await;
+    let (_, on_circuit) = first_circuit(&server).await;
+    send(
+        &server,
+        supply_lost(&on_circuit, at("2026-11-27T22:00:00Z")),
+    )
+    .await;
+    let parent = faults_of(&server, proto::FaultType::CircuitSupplyLoss)
+        .await
+        .remove(0);
+    let mut faults = FaultsClient::new(server.channel.clone());
+    // The lamp faults under the roll-up, listed by their parent.
+    let under = faults_by(
+        &server,
+        proto::FaultFilter {
+            parent_id: parent.id,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(under.len(), on_circuit.len());
+    // Someone acknowledged one lamp fault already.
+    let taken = &under[0];
+    faults
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: taken.id,
+            expected_version: taken.version,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let many = |action: proto::TriageAction, faults: Vec<(i64, i64)>| proto::ActOnManyRequest {
+        action: action as i32,
+        faults: faults
+            .into_iter()
+            .map(|(fault_id, expected_version)| proto::FaultAtVersion {
+                fault_id,
+                expected_version,
+            })
+            .collect(),
+        include_children: true,
+        ..Default::default()
+    };
+    // Bad requests are refused whole, naming the field.
+    for (request, field) in [
+        (
+            many(proto::TriageAction::Unspecified, vec![(parent.id, 1)]),
+            "action",
+        ),
+        (many(proto::TriageAction::Acknowledge, vec![]), "faults"),
+        (
+            many(
+                proto::TriageAction::Acknowledge,
+                (1..=1_001).map(|id| (id, 1)).collect(),
+            ),
+            "faults",
+        ),
+        (
+            many(proto::TriageAction::Assign, vec![(parent.id, 1)]),
+            "assignee",
+        ),
+        (
+            many(proto::TriageAction::Acknowledge, vec![(-3, 1)]),
+            "fault_id",
+        ),
+    ] {
+        let refused = faults.act_on_many(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().contains(field), "{field}: {refused:?}");
+    }
+    // A note without its text is refused whole too.
+    let stale = faults
+        .act_on_many(many(
+            proto::TriageAction::AddNote,
+            vec![(parent.id, parent.version)],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        stale.message().contains("note"),
+        "a note needs its text: {stale:?}"
+    );
+
+    let reply = faults
+        .act_on_many(many(
+            proto::TriageAction::Acknowledge,
+            vec![(parent.id, parent.version)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.done.len(),
+        on_circuit.len(),
+        "the roll-up and every lamp but one"
+    );
+    assert_eq!(reply.done[0].id, parent.id);
+    assert!(
+        reply
+            .done
+            .iter()
+            .all(|f| f.state == proto::FaultState::Acknowledged as i32)
+    );
+    assert_eq!(reply.refused.len(), 1, "{:?}", reply.refused);
+    assert_eq!(reply.refused[0].fault_id, taken.id);
+    assert_eq!(
+        reply.refused[0].code, "FAILED_PRECONDITION",
+        "{:?}",
+        reply.refused
+    );
+
+    // Again with the version the caller saw before: the roll-up is stale now.
+    let again = faults
+        .act_on_many(many(
+            proto::TriageAction::Resolve,
+            vec![(parent.id, parent.version)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let roll_up = again
+        .refused
+        .iter()
+        .find(|r| r.fault_id == parent.id)
+        .unwrap();
+    assert_eq!(roll_up.code, "ABORTED");
+    assert!(
+        roll_up.reason.contains("changed since version"),
+        "{roll_up:?}"
+    );
+    // A dev may not triage at all: the whole call is refused, nothing done.
+    let dev = session_for(server.store.as_ref(), "dev.only", Role::Dev);
+    let refused = FaultsClient::new(with_token(server.bare.clone(), Some(&dev)).unwrap())
+        .act_on_many(many(
+            proto::TriageAction::Resolve,
+            vec![(parent.id, parent.version + 1)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    server.stop().await;
+}
+
+async fn faults_by(server: &TestServer, filter: proto::FaultFilter) -> Vec<proto::Fault> {
+    let mut stream = FaultsClient::new(server.channel.clone())
+        .list(proto::ListFaultsRequest {
+            filter: Some(filter),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = Vec::new();
+    while let Some(page) = stream.next().await {
+        found.extend(page.unwrap().items);
+    }
+    found
 }

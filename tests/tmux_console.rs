@@ -1,6 +1,7 @@
 //! The built `singularity console` in a real terminal (tmux): it asks for the password
-//! without echo (again after a wrong one), signs in, draws, follows the server,
-//! opens help, quits on `q`, and leaves the terminal as it found it. Skipped, saying so, where
+//! without echo (again after a wrong one), signs in, draws, follows the server, opens help,
+//! announces a new CRITICAL in the window title until the operator looks, copies a fault to
+//! the clipboard by OSC 52, quits on `q`, and leaves the terminal as it found it. Skipped, saying so, where
 //! tmux is not installed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
@@ -60,7 +61,7 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
         })
         .unwrap();
     let command = format!(
-        "env -u SINGULARITY_TOKEN -u SINGULARITY_PASSWORD {} console --server {} --user nightowl --log-file {} --theme 16",
+        "env -u SINGULARITY_TOKEN -u SINGULARITY_PASSWORD {} console --server {} --user nightowl --log-file {} --theme 16 --bell",
         env!("CARGO_BIN_EXE_singularity"),
         server.url(),
         dir.path().join("console.log").display()
@@ -78,8 +79,10 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
     ]);
     assert!(started.status.success(), "{started:?}");
     tmux(&["set-option", "-t", &session, "remain-on-exit", "on"]);
+    // tmux keeps what a program sends by OSC 52 in its paste buffer.
+    tmux(&["set-option", "-s", "set-clipboard", "on"]);
     let session_ref = session.clone();
-    let screen = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let s = session_ref.as_str();
         wait_for(s, "the password prompt", |t| {
             t.contains("Password for nightowl:")
@@ -105,6 +108,46 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
         });
         tmux(&["send-keys", "-t", s, "3"]);
         wait_for(s, "the billing tab", |t| t.contains("energy and cost"));
+    })
+    .await
+    .unwrap();
+
+    // A CRITICAL fault arrives while the operator is on another tab.
+    let (lamp, uuid) = common::lamps_with_telecells(&server, 1).await.remove(0);
+    common::send(
+        &server,
+        vec![common::earth_leakage(
+            &uuid,
+            lamp,
+            chrono::Utc::now() - chrono::Duration::minutes(1),
+        )],
+    )
+    .await;
+    let session_ref = session.clone();
+    let screen = tokio::task::spawn_blocking(move || {
+        let s = session_ref.as_str();
+        let title = |s: &str| {
+            let shown = tmux(&["display-message", "-p", "-t", s, "#{pane_title}"]);
+            String::from_utf8_lossy(&shown.stdout).trim().to_owned()
+        };
+        wait_for(s, "the title badge", |_| {
+            title(s).starts_with("(+1 critical)")
+        });
+        tmux(&["send-keys", "-t", s, "1"]);
+        wait_for(s, "the board", |t| t.contains("EARTH_LEAKAGE"));
+        wait_for(s, "the badge cleared", |_| {
+            title(s).starts_with("singularity")
+        });
+        tmux(&["send-keys", "-t", s, "y"]);
+        wait_for(s, "the copy", |t| t.contains("copied: fault"));
+        let buffer = tmux(&["show-buffer"]);
+        let copied = String::from_utf8_lossy(&buffer.stdout);
+        assert!(
+            copied.starts_with("fault ")
+                && copied.contains(&format!("lamp {lamp} "))
+                && copied.contains("EARTH_LEAKAGE OPEN first seen"),
+            "{copied}"
+        );
         tmux(&["send-keys", "-t", s, "q"]);
         wait_for(s, "the console to end", |_| {
             let dead = tmux(&["display-message", "-p", "-t", s, "#{pane_dead}"]);

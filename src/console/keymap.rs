@@ -45,6 +45,14 @@ pub enum Action {
     FindLamp,
     BillingPeriod,
     Zoom,
+    Expand,
+    Fold,
+    Group,
+    NextInQueue,
+    SortByAge,
+    SortByZone,
+    Reconnect,
+    Copy,
 }
 
 /// Each action's name in the keymap file and what it does, in help order.
@@ -114,6 +122,46 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
         "billing: month to date, today, last month",
     ),
     (Action::Zoom, "zoom", "board alone / with Daily Faults"),
+    (
+        Action::Expand,
+        "expand",
+        "show a roll-up's lamp faults under it",
+    ),
+    (
+        Action::Fold,
+        "fold",
+        "fold a roll-up's lamp faults into its row",
+    ),
+    (
+        Action::Group,
+        "group",
+        "group the board by circuit, by zone, or not",
+    ),
+    (
+        Action::NextInQueue,
+        "next_in_queue",
+        "next fault waiting: unacknowledged, shown, most severe, largest outage, oldest first",
+    ),
+    (
+        Action::SortByAge,
+        "sort_by_age",
+        "sort by age (again: reverse)",
+    ),
+    (
+        Action::SortByZone,
+        "sort_by_zone",
+        "sort by zone (again: reverse)",
+    ),
+    (
+        Action::Reconnect,
+        "reconnect",
+        "reconnect now instead of waiting out the backoff",
+    ),
+    (
+        Action::Copy,
+        "copy",
+        "copy the selected fault (id, lamp, zone, type, state, first seen) to the clipboard",
+    ),
 ];
 
 /// A key press, as written in the keymap file.

@@ -3,6 +3,7 @@
 //! one-second tick; `update` changes state and returns commands; views draw from `&State`,
 //! only when something changed and at most 30 times a second.
 
+mod effects;
 pub mod filter;
 pub mod keymap;
 pub mod net;
@@ -36,6 +37,10 @@ pub struct ConsoleArgs {
     /// Server to follow.
     #[arg(long, env = "SINGULARITY_SERVER", default_value = crate::cli::DEFAULT_SERVER)]
     pub server: String,
+    /// Ring the terminal bell and flash the window title on each new CRITICAL fault
+    /// (`:set bell` and `:set nobell` in the console).
+    #[arg(long, env = "SINGULARITY_BELL")]
+    pub bell: bool,
     /// The operator's time zone for clocks and Daily Faults (`:tz` changes it).
     #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
     pub tz: String,
@@ -80,8 +85,10 @@ impl ConsoleArgs {
                 None => Keymap::load(None)?,
             },
         };
+        let mut state = State::new(self.server.clone(), String::new(), tz, Utc::now());
+        state.bell = self.bell;
         Ok(Setup {
-            state: State::new(self.server.clone(), String::new(), tz, Utc::now()),
+            state,
             keymap,
             theme,
         })
@@ -270,11 +277,19 @@ where
     let mut last_frame = Instant::now() - FRAME_INTERVAL;
     let mut last_daily = Instant::now();
     state.page_rows = view::board_rows(terminal.size().map_err(|e| eyre!("{e}"))?.height);
+    if frames.sync {
+        state.effects.push(state::Effect::Title(state.title()));
+    }
     loop {
         for command in pending.drain(..) {
             if let Some(runner) = &mut commands {
                 runner.run(command);
             }
+        }
+        // Only a real terminal gets bells and escape sequences.
+        let due = std::mem::take(&mut state.effects);
+        if frames.sync && !due.is_empty() {
+            effects::perform(&mut std::io::stdout(), due)?;
         }
         if state.quit {
             return Ok(state);

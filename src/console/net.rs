@@ -447,6 +447,8 @@ impl Commands {
                 }));
             }
             Command::WatchZone(zone_id) => self.watch_zone(zone_id),
+            // Every stream waiting out its backoff wakes (the same wake-up a new sign-in uses).
+            Command::Reconnect => self.sign_in.renewed.notify_waiters(),
             Command::SignIn { password } => {
                 let (sign_in, user) = (self.sign_in.clone(), self.user.clone());
                 tokio::spawn(async move {
@@ -554,20 +556,16 @@ async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
             verb,
             targets,
             text,
-        } => {
-            let (mut done, mut refused) = (Vec::new(), Vec::new());
-            for (fault_id, version) in targets {
-                match act_on(&mut faults, verb, fault_id, version, &text).await {
-                    Ok(fault) => done.push(fault),
-                    Err(refusal) => refused.push(refusal),
-                }
-            }
-            NetEvent::Acted {
+        } => match act_on_many(&mut faults, verb, targets, &text).await {
+            Ok((done, refused)) => NetEvent::Acted {
                 verb,
                 done,
                 refused,
+            },
+            Err(status) => {
+                NetEvent::Failed(format!("nothing was {}: {}", verb.past(), status.message()))
             }
-        }
+        },
         Command::LoadDetail(id) => match faults.get(proto::GetFaultRequest { id }).await {
             Ok(detail) => NetEvent::Detail(detail.into_inner()),
             Err(status) => NetEvent::Failed(format!("fault {id}: {}", status.message())),
@@ -605,6 +603,7 @@ async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
             }
         }
         Command::FindLamp(_)
+        | Command::Reconnect
         | Command::WatchLamp(_)
         | Command::WatchZone(_)
         | Command::StopLamp
@@ -614,64 +613,63 @@ async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
     }
 }
 
-/// One fault's triage call. A refusal for a stale version comes with the fault as it now is
-/// and the change that made the version stale.
-async fn act_on(
+/// One call for every fault of an action: a roll-up brings the lamp faults under it (the
+/// operator confirmed their count). A refusal for a stale version or a state that does not
+/// allow the action comes with the fault as it is now and the change that made it so.
+async fn act_on_many(
     faults: &mut FaultsClient<AuthedChannel>,
     verb: Verb,
-    fault_id: i64,
-    version: i64,
+    targets: Vec<(i64, i64)>,
     text: &str,
-) -> Result<proto::Fault, Refusal> {
-    let request = proto::FaultActionRequest {
-        fault_id,
-        expected_version: version,
-        note: if verb == Verb::Note {
-            text.to_owned()
-        } else {
-            String::new()
-        },
-        actor: String::new(),
+) -> Result<(Vec<proto::Fault>, Vec<Refusal>), tonic::Status> {
+    let (action, note, assignee) = match verb {
+        Verb::Acknowledge => (proto::TriageAction::Acknowledge, "", ""),
+        Verb::Resolve => (proto::TriageAction::Resolve, "", ""),
+        Verb::Note => (proto::TriageAction::AddNote, text, ""),
+        Verb::Assign => (proto::TriageAction::Assign, "", text),
     };
-    let reply = match verb {
-        Verb::Acknowledge => faults.acknowledge(request).await,
-        Verb::Resolve => faults.resolve(request).await,
-        Verb::Note => faults.add_note(request).await,
-        Verb::Assign => {
-            faults
-                .assign(proto::AssignFaultRequest {
-                    fault_id,
-                    expected_version: version,
-                    assignee: text.to_owned(),
-                    note: String::new(),
-                    actor: String::new(),
+    let request = proto::ActOnManyRequest {
+        action: action as i32,
+        faults: targets
+            .iter()
+            .map(|(fault_id, expected_version)| proto::FaultAtVersion {
+                fault_id: *fault_id,
+                expected_version: *expected_version,
+            })
+            .collect(),
+        include_children: true,
+        note: note.to_owned(),
+        assignee: assignee.to_owned(),
+    };
+    let reply = faults.act_on_many(request).await?.into_inner();
+    let mut refused = Vec::with_capacity(reply.refused.len());
+    for refusal in reply.refused {
+        let mut explained = Refusal {
+            fault_id: refusal.fault_id,
+            reason: refusal.reason,
+            changed_by: None,
+            current: None,
+        };
+        let stale = refusal.code == "ABORTED";
+        if (stale || refusal.code == "FAILED_PRECONDITION")
+            && let Ok(detail) = faults
+                .get(proto::GetFaultRequest {
+                    id: refusal.fault_id,
                 })
                 .await
+        {
+            let detail = detail.into_inner();
+            if stale {
+                explained.changed_by = detail
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|h| !matches!(h.action.as_str(), "REPEATED" | "NOTE" | "GROUPED"))
+                    .cloned();
+            }
+            explained.current = detail.fault;
         }
-    };
-    let status = match reply {
-        Ok(fault) => return Ok(fault.into_inner()),
-        Err(status) => status,
-    };
-    let mut refusal = Refusal {
-        fault_id,
-        reason: status.message().to_owned(),
-        changed_by: None,
-        current: None,
-    };
-    if matches!(status.code(), Code::Aborted | Code::FailedPrecondition)
-        && let Ok(detail) = faults.get(proto::GetFaultRequest { id: fault_id }).await
-    {
-        let detail = detail.into_inner();
-        if status.code() == Code::Aborted {
-            refusal.changed_by = detail
-                .history
-                .iter()
-                .rev()
-                .find(|h| !matches!(h.action.as_str(), "REPEATED" | "NOTE" | "GROUPED"))
-                .cloned();
-        }
-        refusal.current = detail.fault;
+        refused.push(explained);
     }
-    Err(refusal)
+    Ok((reply.done, refused))
 }

@@ -1,7 +1,7 @@
 //! Everything the console knows, owned by its loop: the fault board with its pinned
 //! selection, marks, sort, filter and freeze; the panes; the streams' health; the modes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -100,6 +100,43 @@ impl SortKey {
     }
 }
 
+/// What the terminal must do besides drawing; the loop writes these out after each update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The terminal bell (`--bell`, `:set bell`).
+    Bell,
+    /// The window title, which a terminal shows even in another tab or window.
+    Title(String),
+    /// Text for the operator's clipboard, by OSC 52 (works over SSH and through tmux).
+    Copy(String),
+}
+
+/// How the board clusters its rows, besides the sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Off,
+    Circuit,
+    Zone,
+}
+
+impl Grouping {
+    pub fn next(self) -> Self {
+        match self {
+            Grouping::Off => Grouping::Circuit,
+            Grouping::Circuit => Grouping::Zone,
+            Grouping::Zone => Grouping::Off,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Grouping::Off => "off",
+            Grouping::Circuit => "circuit",
+            Grouping::Zone => "zone",
+        }
+    }
+}
+
 /// The faults a triage key acts on, each with the version on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Targets {
@@ -108,6 +145,8 @@ pub struct Targets {
     pub hidden: usize,
     /// Whether these are the marked faults (a bulk action) rather than the selected one.
     pub bulk: bool,
+    /// Lamp faults on the board under the roll-ups among `ids`: the action reaches them too.
+    pub children: usize,
 }
 
 /// A triage action waiting for `y`.
@@ -236,6 +275,11 @@ pub struct State {
     /// The board takes the whole tab (Daily Faults hidden).
     pub zoom: bool,
     pub marks: BTreeSet<i64>,
+    /// Roll-ups shown with their lamp faults under them (the rest are one folded row).
+    pub expanded: BTreeSet<i64>,
+    /// Lamp faults on the board under each roll-up on the board; rebuilt with the view.
+    pub children: HashMap<i64, Vec<i64>>,
+    pub grouping: Grouping,
     pub sort: SortKey,
     pub descending: bool,
     pub filter: Filter,
@@ -258,8 +302,21 @@ pub struct State {
     /// When fault events arrived, for the rate in the status bar.
     pub arrivals: VecDeque<DateTime<Utc>>,
     pub command_history: Vec<String>,
+    /// Filters typed before, oldest first (`/` then up).
+    pub filter_history: Vec<String>,
     pub message: Option<(DateTime<Utc>, String)>,
     pub quit: bool,
+    /// Ring the bell and flash the title on each new CRITICAL.
+    pub bell: bool,
+    /// CRITICAL faults raised (or re-opened, or escalated) since the operator last pressed a
+    /// key on the board.
+    pub unseen_critical: usize,
+    /// Terminal effects waiting for the loop.
+    pub effects: Vec<Effect>,
+    /// When each pane's data last arrived, for "2 m old" and stale marks.
+    pub feed_at: Option<DateTime<Utc>>,
+    pub billing_at: Option<DateTime<Utc>>,
+    pub lamp_at: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -281,6 +338,9 @@ impl State {
             live_since: None,
             zoom: false,
             marks: BTreeSet::new(),
+            expanded: BTreeSet::new(),
+            children: HashMap::new(),
+            grouping: Grouping::Off,
             sort: SortKey::Severity,
             descending: true,
             filter: Filter::default(),
@@ -303,8 +363,15 @@ impl State {
             ]),
             arrivals: VecDeque::new(),
             command_history: Vec::new(),
+            filter_history: Vec::new(),
             message: None,
             quit: false,
+            bell: false,
+            unseen_critical: 0,
+            effects: Vec::new(),
+            feed_at: None,
+            billing_at: None,
+            lamp_at: None,
         }
     }
 
@@ -355,6 +422,14 @@ impl State {
         if self.view.get(self.selected_index) == Some(&id) {
             return;
         }
+        // A lamp fault folded under its roll-up: the cursor rests on the roll-up.
+        if let Some(parent) = self.folded_under(id)
+            && let Some(index) = self.view.iter().position(|v| *v == parent)
+        {
+            self.selected = Some(parent);
+            self.selected_index = index;
+            return;
+        }
         if let Some(index) = self.view.iter().position(|v| *v == id) {
             self.selected_index = index;
             if self.left_view == Some(LeftView::Gone(id)) {
@@ -373,12 +448,53 @@ impl State {
         }
     }
 
+    /// Rows in display order: the sort (within groups, when grouped), each roll-up followed
+    /// by its lamp faults when expanded. A lamp fault folds under its roll-up only while the
+    /// roll-up is on the board and shown; otherwise it is a row of its own, so a child that
+    /// arrives before its parent, or a filter that shows only lamp faults, never loses it.
     fn order_rows(&mut self) {
-        let mut rows: Vec<&proto::Fault> = self
+        let shown: Vec<&proto::Fault> = self
             .faults
             .values()
             .filter(|f| self.passes_filter(f))
             .collect();
+        let shown_ids: HashSet<i64> = shown.iter().map(|f| f.id).collect();
+        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        for fault in self.faults.values() {
+            if fault.parent_id > 0 && self.faults.contains_key(&fault.parent_id) {
+                children.entry(fault.parent_id).or_default().push(fault.id);
+            }
+        }
+        let (mut nested, mut top): (Vec<&proto::Fault>, Vec<&proto::Fault>) = shown
+            .into_iter()
+            .partition(|f| f.parent_id > 0 && shown_ids.contains(&f.parent_id));
+        self.sort_rows(&mut top);
+        match self.grouping {
+            Grouping::Off => {}
+            // Stable: the sort holds within each group.
+            Grouping::Zone => top.sort_by_cached_key(|f| group_key(self.zone_name(f.zone_id))),
+            Grouping::Circuit => top.sort_by_key(|f| (f.circuit_id == 0, f.circuit_id)),
+        }
+        self.sort_rows(&mut nested);
+        let mut under: HashMap<i64, Vec<i64>> = HashMap::new();
+        for child in nested {
+            under.entry(child.parent_id).or_default().push(child.id);
+        }
+        let mut view = Vec::with_capacity(top.len());
+        for fault in top {
+            view.push(fault.id);
+            if self.expanded.contains(&fault.id)
+                && let Some(rows) = under.get(&fault.id)
+            {
+                view.extend(rows);
+            }
+        }
+        self.view = view;
+        self.expanded.retain(|id| children.contains_key(id));
+        self.children = children;
+    }
+
+    fn sort_rows(&self, rows: &mut [&proto::Fault]) {
         let zone = |f: &proto::Fault| self.zone_name(f.zone_id).to_owned();
         match self.sort {
             SortKey::Severity => rows.sort_by_key(|f| {
@@ -398,7 +514,24 @@ impl State {
         if self.descending {
             rows.reverse();
         }
-        self.view = rows.iter().map(|f| f.id).collect();
+    }
+
+    /// The shown roll-up a fault is folded under, if it is folded.
+    pub fn folded_under(&self, id: i64) -> Option<i64> {
+        let parent = self.faults.get(&id)?.parent_id;
+        (parent > 0
+            && !self.expanded.contains(&parent)
+            && self
+                .faults
+                .get(&parent)
+                .is_some_and(|p| self.passes_filter(p))
+            && self.faults.get(&id).is_some_and(|f| self.passes_filter(f)))
+        .then_some(parent)
+    }
+
+    /// Lamp faults on the board under a roll-up.
+    pub fn child_count(&self, id: i64) -> usize {
+        self.children.get(&id).map_or(0, Vec::len)
     }
 
     /// Whether a fault is on the board and the filter shows it: what keys may act on. A
@@ -425,9 +558,27 @@ impl State {
         self.arrivals.len()
     }
 
+    /// Whether the operator has the fault board in front of them.
+    pub fn on_the_board(&self) -> bool {
+        self.tab == Tab::Faults && self.detail.is_none()
+    }
+
+    /// The window title: the badge while CRITICAL faults wait unseen.
+    pub fn title(&self) -> String {
+        match self.unseen_critical {
+            0 => format!("singularity {}", self.server),
+            n => format!("(+{n} critical) singularity {}", self.server),
+        }
+    }
+
     pub fn say(&mut self, message: impl Into<String>) {
         self.message = Some((self.now, message.into()));
     }
+}
+
+/// Zones sort by name, faults without one last.
+fn group_key(zone: &str) -> (bool, String) {
+    (zone.is_empty(), zone.to_owned())
 }
 
 /// Whether a fault belongs on the board.

@@ -8,11 +8,11 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
-use super::filter::Filter;
+use super::filter::{Filter, fault_type_name, severity_rank};
 use super::keymap::{Action, Key, KeyName, Keymap};
 use super::state::{
-    BillingPeriod, Confirm, Detail, Frozen, LeftView, Link, Mode, PromptFor, SORT_KEYS, State,
-    StreamName, TABS, Tab, Targets, on_board,
+    BillingPeriod, Confirm, Detail, Effect, Frozen, LeftView, Link, Mode, PromptFor, SORT_KEYS,
+    SortKey, State, StreamName, TABS, Tab, Targets, on_board,
 };
 use crate::proto;
 
@@ -112,6 +112,8 @@ pub enum Command {
     SignIn {
         password: String,
     },
+    /// Streams waiting out their backoff try again now.
+    Reconnect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +170,11 @@ pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> 
         Event::Net(net) => on_net(state, net),
         Event::Key(key) => {
             let commands = on_key(state, keymap, key);
+            // A key pressed with the board in view: the operator has looked.
+            if state.on_the_board() && state.unseen_critical > 0 {
+                state.unseen_critical = 0;
+                state.effects.push(Effect::Title(state.title()));
+            }
             // A key may change what is shown (filter, sort): the cursor follows at once. Feed
             // events wait for the next frame, which orders the board once for all of them.
             state.refresh_view();
@@ -212,6 +219,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 .map(|f| (f.id, f))
                 .collect();
             state.last_seq = seq;
+            state.feed_at = Some(state.now);
             state.frozen = state.frozen.take().map(|_| Frozen::default());
             state.view_dirty = true;
         }
@@ -220,7 +228,9 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 return Vec::new();
             }
             state.last_seq = event.seq;
+            state.feed_at = Some(state.now);
             state.arrivals.push_back(state.now);
+            notice_critical(state, &event);
             follow_in_detail(state, &event);
             if let Some(frozen) = &mut state.frozen {
                 if let Some(fault) = &event.fault {
@@ -319,6 +329,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
             {
                 state.lamps.status = Some(status);
             }
+            state.lamp_at = Some(state.now);
             state.lamps.zone_lamps.insert(status.lamp_id, status);
         }
         NetEvent::ZoneLamps { zone_id, points } => {
@@ -328,18 +339,40 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 .map(|(id, lat, lon)| (id, (lat, lon)))
                 .collect();
         }
-        NetEvent::LiveTotals(live) => state.billing_live = Some(live),
+        NetEvent::LiveTotals(live) => {
+            state.billing_at = Some(state.now);
+            state.billing_live = Some(live);
+        }
         NetEvent::LampEnergy(energy) => {
             state.message = None;
             state.billing_lamp = Some(energy);
         }
         NetEvent::Totals(totals) => {
             state.message = None;
+            state.billing_at = Some(state.now);
             state.billing_totals = Some(totals);
         }
         NetEvent::Failed(message) => state.say(message),
     }
     Vec::new()
+}
+
+/// A CRITICAL fault raised, re-opened or escalated: counted until the operator looks at the
+/// board, announced in the window title, and rung when the bell is on (once per burst).
+fn notice_critical(state: &mut State, event: &proto::FaultEvent) {
+    let Some(fault) = &event.fault else { return };
+    let critical = fault.severity == proto::Severity::Critical as i32;
+    if !critical || !matches!(event.kind.as_str(), "RAISED" | "REOPENED" | "ESCALATED") {
+        return;
+    }
+    state.unseen_critical += 1;
+    if state.bell {
+        if !state.effects.contains(&Effect::Bell) {
+            state.effects.push(Effect::Bell);
+        }
+        state.effects.retain(|e| !matches!(e, Effect::Title(_)));
+        state.effects.push(Effect::Title(state.title()));
+    }
 }
 
 /// The open detail follows its fault live, frozen board or not: the header and the history
@@ -515,6 +548,7 @@ fn edit_filter(state: &mut State, key: Key, text: String, before: String) -> Vec
         KeyName::Enter => match Filter::parse(&text) {
             Ok(_) => {
                 set_filter(state, &text);
+                remember_filter(state, &text);
                 state.mode = Mode::Normal;
             }
             Err(e) => {
@@ -526,7 +560,12 @@ fn edit_filter(state: &mut State, key: Key, text: String, before: String) -> Vec
             }
         },
         _ => {
-            if let Some(text) = edit(&text, key) {
+            let next = match key.code {
+                KeyName::Up => older_filter(state, &text),
+                KeyName::Down => newer_filter(state, &text, &before),
+                _ => edit(&text, key),
+            };
+            if let Some(text) = next {
                 let error = match Filter::parse(&text) {
                     Ok(_) => {
                         set_filter(state, &text);
@@ -546,6 +585,44 @@ fn edit_filter(state: &mut State, key: Key, text: String, before: String) -> Vec
         }
     }
     Vec::new()
+}
+
+/// Filters remembered for `/` then up; the oldest go first.
+const FILTER_HISTORY: usize = 50;
+
+fn remember_filter(state: &mut State, text: &str) {
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    state.filter_history.retain(|f| f != text);
+    state.filter_history.push(text.to_owned());
+    if state.filter_history.len() > FILTER_HISTORY {
+        state.filter_history.remove(0);
+    }
+}
+
+/// The filter typed before the one on the line (the newest when the line is not one of them).
+fn older_filter(state: &State, text: &str) -> Option<String> {
+    let history = &state.filter_history;
+    match history.iter().rposition(|f| f == text.trim()) {
+        Some(0) => None,
+        Some(at) => Some(history[at - 1].clone()),
+        None => history.last().cloned(),
+    }
+}
+
+/// The filter typed after the one on the line; past the newest, the filter from before the
+/// edit.
+fn newer_filter(state: &State, text: &str, before: &str) -> Option<String> {
+    let history = &state.filter_history;
+    let at = history.iter().rposition(|f| f == text.trim())?;
+    Some(
+        history
+            .get(at + 1)
+            .cloned()
+            .unwrap_or_else(|| before.to_owned()),
+    )
 }
 
 /// Puts a filter text in force (an invalid one, which callers never pass, clears it).
@@ -737,21 +814,34 @@ fn visible_targets(state: &State) -> Targets {
             .and_then(|id| state.faults.get(&id))
             .map(|f| vec![(f.id, f.version)])
             .unwrap_or_default();
+        let children = ids.iter().map(|(id, _)| state.child_count(*id)).sum();
         return Targets {
             ids,
             hidden: 0,
             bulk: false,
+            children,
         };
     }
     let (shown, hidden): (Vec<i64>, Vec<i64>) = state.marks.iter().partition(|id| visible(id));
+    let ids: Vec<(i64, i64)> = shown
+        .iter()
+        .filter_map(|id| state.faults.get(id))
+        .map(|f| (f.id, f.version))
+        .collect();
+    // A marked lamp fault under a marked roll-up is reached once, through the roll-up.
+    let children = ids
+        .iter()
+        .map(|(id, _)| {
+            state.children.get(id).map_or(0, |under| {
+                under.iter().filter(|c| !state.marks.contains(c)).count()
+            })
+        })
+        .sum();
     Targets {
-        ids: shown
-            .iter()
-            .filter_map(|id| state.faults.get(id))
-            .map(|f| (f.id, f.version))
-            .collect(),
+        ids,
         hidden: hidden.len(),
         bulk: true,
+        children,
     }
 }
 
@@ -811,7 +901,7 @@ fn ask_or_send(state: &mut State, verb: Verb, targets: Targets, text: String) ->
         state.say("nothing sent: the text was empty");
         return Vec::new();
     }
-    if targets.bulk || verb == Verb::Resolve {
+    if targets.bulk || verb == Verb::Resolve || targets.children > 0 {
         state.mode = Mode::Confirm(Confirm {
             verb,
             targets,
@@ -861,6 +951,7 @@ fn act_on_id(state: &mut State, verb: Verb, argument: &str) -> Vec<Command> {
         ids: vec![(fault.id, fault.version)],
         hidden: 0,
         bulk: false,
+        children: state.child_count(id),
     };
     if matches!(verb, Verb::Assign | Verb::Note) && text.is_empty() {
         state.say(format!("give the text too: {usage}"));
@@ -901,6 +992,17 @@ fn run_command(state: &mut State, line: &str) -> Vec<Command> {
     match name {
         "q" | "quit" => state.quit = true,
         "help" => state.mode = Mode::Help { scroll: 0 },
+        "set" => match argument.as_str() {
+            "bell" => {
+                state.bell = true;
+                state.say("bell on: each new CRITICAL rings and flashes the title");
+            }
+            "nobell" => {
+                state.bell = false;
+                state.say("bell off");
+            }
+            _ => state.say("set what? :set bell or :set nobell"),
+        },
         "login" => ask_password(state),
         "lamp" | "zone" if argument.is_empty() => state.say(format!(
             "give a {name}: :{name} {}",
@@ -1184,8 +1286,175 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
             return billing_query(state);
         }
         Action::Zoom => state.zoom = !state.zoom,
+        Action::Expand => expand(state),
+        Action::Fold => fold(state),
+        Action::Group => {
+            state.grouping = state.grouping.next();
+            state.view_dirty = true;
+            state.say(format!("board grouped by {}", state.grouping.label()));
+        }
+        Action::NextInQueue => next_in_queue(state),
+        Action::Reconnect => {
+            let down = state
+                .streams
+                .values()
+                .any(|link| matches!(link, Link::Down { .. }));
+            if down {
+                state.say("reconnecting now");
+                return vec![Command::Reconnect];
+            }
+            state.say("every stream is connected");
+        }
+        Action::Copy => copy_selected(state),
+        Action::SortByAge | Action::SortByZone => {
+            let key = if action == Action::SortByAge {
+                SortKey::Age
+            } else {
+                SortKey::Zone
+            };
+            // Pressed again, the same key reverses the order.
+            if state.sort == key {
+                state.descending = !state.descending;
+            } else {
+                state.sort = key;
+                state.descending = key == SortKey::Age;
+            }
+            state.view_dirty = true;
+        }
     }
     Vec::new()
+}
+
+/// Puts the selected fault on the clipboard as one line an operator can paste into a ticket
+/// or a chat: id, lamp, zone, type, state, first seen (in the console's zone).
+fn copy_selected(state: &mut State) {
+    let Some(fault) = state
+        .selected_row()
+        .and_then(|row| state.view.get(row))
+        .and_then(|id| state.faults.get(id))
+    else {
+        state.say("select a row first");
+        return;
+    };
+    let first_seen = fault
+        .first_seen
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| {
+            t.with_timezone(&state.tz)
+                .format("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".to_owned());
+    let on = if fault.lamp_id > 0 {
+        format!("lamp {}", fault.lamp_id)
+    } else if fault.circuit_id > 0 {
+        format!("circuit {}", fault.circuit_id)
+    } else {
+        format!("basestation {}", fault.basestation_id)
+    };
+    let zone = match state.zone_name(fault.zone_id) {
+        "" => "-".to_owned(),
+        name => name.to_owned(),
+    };
+    let text = format!(
+        "fault {} {on} zone {zone} {} {} first seen {first_seen}",
+        fault.id,
+        fault_type_name(fault.r#type),
+        state_name(fault.state),
+    );
+    state.say(format!("copied: {text}"));
+    state.effects.push(Effect::Copy(text));
+}
+
+/// Shows a roll-up's lamp faults under it.
+fn expand(state: &mut State) {
+    let Some(id) = state.selected.filter(|_| state.selected_row().is_some()) else {
+        return;
+    };
+    match state.child_count(id) {
+        0 => state.say(format!("fault {id} has no lamp faults under it")),
+        n => {
+            state.expanded.insert(id);
+            state.view_dirty = true;
+            state.say(format!(
+                "fault {id}: {n} lamp faults shown under it; h folds them"
+            ));
+        }
+    }
+}
+
+/// Folds the selected roll-up, or the one the selected lamp fault is under (the cursor moves
+/// up to the roll-up).
+fn fold(state: &mut State) {
+    let Some(id) = state.selected.filter(|_| state.selected_row().is_some()) else {
+        return;
+    };
+    let parent = state.faults.get(&id).map_or(0, |f| f.parent_id);
+    let rollup = if state.expanded.contains(&id) {
+        id
+    } else if state.expanded.contains(&parent) {
+        parent
+    } else {
+        return;
+    };
+    state.expanded.remove(&rollup);
+    state.selected = Some(rollup);
+    state.view_dirty = true;
+}
+
+/// Moves to the next fault that needs someone (see `triage_queue`), after the selected one
+/// in that order, wrapping round.
+fn next_in_queue(state: &mut State) {
+    let queue = triage_queue(state);
+    if queue.is_empty() {
+        state.say("nothing waiting: every fault shown is acknowledged");
+        return;
+    }
+    let after = state
+        .selected
+        .and_then(|id| queue.iter().position(|q| *q == id))
+        .map_or(0, |at| (at + 1) % queue.len());
+    let id = queue[after];
+    // A lamp fault folded under its roll-up is reached through the roll-up.
+    if let Some(parent) = state.folded_under(id) {
+        state.expanded.insert(parent);
+        state.view_dirty = true;
+        state.refresh_view();
+    }
+    if let Some(row) = state.view.iter().position(|v| *v == id) {
+        move_to(state, row);
+        state.say(format!("{} of {} waiting", after + 1, queue.len()));
+    }
+}
+
+/// Faults that need someone, most urgent first: not acknowledged, shown by the filter, and
+/// not a lamp fault under a roll-up that is itself waiting (acting on the roll-up reaches
+/// it). Most severe first, then the larger outage (lamp faults under it), then the oldest.
+pub fn triage_queue(state: &State) -> Vec<i64> {
+    let waiting = |f: &proto::Fault| {
+        !f.acknowledged && f.state != proto::FaultState::Assigned as i32 && state.is_shown(f.id)
+    };
+    let mut queue: Vec<&proto::Fault> = state
+        .faults
+        .values()
+        .filter(|f| waiting(f))
+        .filter(|f| {
+            state
+                .faults
+                .get(&f.parent_id)
+                .is_none_or(|parent| !waiting(parent))
+        })
+        .collect();
+    queue.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(severity_rank(f.severity)),
+            std::cmp::Reverse(state.child_count(f.id)),
+            f.first_seen.as_ref().map_or(i64::MAX, |t| t.seconds),
+            f.id,
+        )
+    });
+    queue.iter().map(|f| f.id).collect()
 }
 
 /// The zone a name asks for: an exact name (any case), else the one zone whose name
@@ -1239,7 +1508,7 @@ mod tests {
 
     use super::*;
     use crate::console::keymap::Keymap;
-    use crate::console::state::LeftView;
+    use crate::console::state::{Grouping, LeftView};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 21, 0, 0).unwrap()
@@ -2053,6 +2322,271 @@ mod tests {
         assert!(
             update(&mut state, &keymap, key("a")).is_empty(),
             "no action on a fault that left"
+        );
+    }
+
+    /// A circuit roll-up (id 50) and `lamps` lamp faults under it (ids 51..), plus a lone
+    /// MINOR fault (id 1); the lamp faults arrive before their roll-up, as they can.
+    fn outage(state: &mut State, keymap: &Keymap, lamps: i64) {
+        let mut seq = 0;
+        let mut send = |state: &mut State, fault: proto::Fault| {
+            seq += 1;
+            update(state, keymap, event(seq, fault));
+        };
+        send(state, fault(1, proto::Severity::Minor, 1));
+        for id in 51..51 + lamps {
+            send(
+                state,
+                proto::Fault {
+                    r#type: proto::FaultType::SupplyLoss as i32,
+                    circuit_id: 38,
+                    parent_id: 50,
+                    ..fault(id, proto::Severity::Major, 1)
+                },
+            );
+        }
+        send(
+            state,
+            proto::Fault {
+                r#type: proto::FaultType::CircuitSupplyLoss as i32,
+                lamp_id: 0,
+                circuit_id: 38,
+                ..fault(50, proto::Severity::Critical, 1)
+            },
+        );
+        state.refresh_view();
+    }
+
+    #[test]
+    fn an_outage_is_one_row_that_expands_folds_and_acts_on_its_lamps_after_asking() {
+        let (mut state, keymap) = live_state();
+        outage(&mut state, &keymap, 5);
+        assert_eq!(
+            state.view,
+            vec![50, 1],
+            "the lamp faults fold under their roll-up"
+        );
+        assert_eq!(state.child_count(50), 5);
+        assert_eq!(state.selected, Some(50));
+
+        update(&mut state, &keymap, key("l"));
+        assert_eq!(state.view, vec![50, 55, 54, 53, 52, 51, 1]);
+        // On a lamp fault, h folds its roll-up and the cursor climbs to it.
+        update(&mut state, &keymap, key("j"));
+        assert_eq!(state.selected, Some(55));
+        update(&mut state, &keymap, key("h"));
+        assert_eq!(state.view, vec![50, 1]);
+        assert_eq!(state.selected, Some(50));
+
+        // Acting on the roll-up asks first, with the count, then sends one call.
+        assert!(update(&mut state, &keymap, key("a")).is_empty());
+        let Mode::Confirm(confirm) = &state.mode else {
+            panic!("a roll-up asks first: {:?}", state.mode)
+        };
+        assert_eq!(confirm.targets.children, 5);
+        assert!(
+            crate::console::view::confirm_question(confirm).contains("5 lamp faults"),
+            "{}",
+            crate::console::view::confirm_question(confirm)
+        );
+        assert_eq!(
+            update(&mut state, &keymap, key("y")),
+            vec![Command::Act {
+                verb: Verb::Acknowledge,
+                targets: vec![(50, 1)],
+                text: String::new(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_filter_that_shows_only_lamp_faults_lists_them_and_grouping_clusters_rows() {
+        let (mut state, keymap) = live_state();
+        outage(&mut state, &keymap, 3);
+        for k in ["/", "s", "e", "v", "=", "m", "a", "j", "o", "r", "enter"] {
+            update(&mut state, &keymap, key(k));
+        }
+        state.refresh_view();
+        // The roll-up is filtered out, so its lamp faults are rows of their own.
+        assert_eq!(state.view.len(), 3, "{:?}", state.view);
+        update(&mut state, &keymap, key("esc"));
+        for k in ["/", "ctrl-u", "enter"] {
+            update(&mut state, &keymap, key(k));
+        }
+        update(&mut state, &keymap, key("b"));
+        state.refresh_view();
+        assert_eq!(state.grouping, Grouping::Circuit);
+        assert_eq!(
+            state.view,
+            vec![50, 1],
+            "circuit 38 first, faults without one last"
+        );
+    }
+
+    #[test]
+    fn n_walks_the_faults_waiting_most_severe_then_largest_outage_then_oldest() {
+        let (mut state, keymap) = live_state();
+        outage(&mut state, &keymap, 4);
+        // Two more CRITICAL faults on single lamps, one older than the other, and a MAJOR
+        // one already acknowledged.
+        update(
+            &mut state,
+            &keymap,
+            event(100, fault(7, proto::Severity::Critical, 1)),
+        );
+        update(
+            &mut state,
+            &keymap,
+            event(101, fault(8, proto::Severity::Critical, 1)),
+        );
+        update(
+            &mut state,
+            &keymap,
+            event(
+                102,
+                proto::Fault {
+                    acknowledged: true,
+                    state: proto::FaultState::Acknowledged as i32,
+                    ..fault(9, proto::Severity::Major, 2)
+                },
+            ),
+        );
+        state.refresh_view();
+        // The outage (4 lamps) first, then the older single lamp (8 is older than 7), then
+        // the MINOR one; the lamp faults under the waiting roll-up and the acked fault never.
+        assert_eq!(triage_queue(&state), vec![50, 8, 7, 1]);
+        let mut visited = Vec::new();
+        for _ in 0..5 {
+            update(&mut state, &keymap, key("N"));
+            visited.push(state.selected.unwrap());
+        }
+        assert_eq!(
+            visited,
+            vec![8, 7, 1, 50, 8],
+            "from the roll-up on, round again"
+        );
+        // What the filter hides is skipped.
+        for k in [
+            "/", "s", "e", "v", ">", "=", "c", "r", "i", "t", "i", "c", "a", "l", "enter",
+        ] {
+            update(&mut state, &keymap, key(k));
+        }
+        assert_eq!(triage_queue(&state), vec![50, 8, 7]);
+    }
+
+    #[test]
+    fn a_new_critical_rings_once_per_burst_and_the_badge_clears_when_the_operator_looks() {
+        let (mut state, keymap) = live_state();
+        update(&mut state, &keymap, key("3"));
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(1, proto::Severity::Critical, 1)),
+        );
+        assert_eq!(state.unseen_critical, 1);
+        assert!(state.effects.is_empty(), "the bell is off by default");
+        command(&mut state, &keymap, "set bell");
+        update(
+            &mut state,
+            &keymap,
+            event(2, fault(2, proto::Severity::Critical, 1)),
+        );
+        update(
+            &mut state,
+            &keymap,
+            event(3, fault(3, proto::Severity::Critical, 1)),
+        );
+        update(
+            &mut state,
+            &keymap,
+            event(4, fault(4, proto::Severity::Minor, 1)),
+        );
+        assert_eq!(state.unseen_critical, 3);
+        assert_eq!(
+            state.effects,
+            vec![
+                Effect::Bell,
+                Effect::Title("(+3 critical) singularity http://test".into())
+            ]
+        );
+        state.effects.clear();
+        // A key on another tab is not looking at the board; a key on the board is.
+        update(&mut state, &keymap, key("j"));
+        assert_eq!(state.unseen_critical, 3);
+        update(&mut state, &keymap, key("1"));
+        assert_eq!(state.unseen_critical, 0);
+        assert_eq!(
+            state.effects,
+            vec![Effect::Title("singularity http://test".into())]
+        );
+    }
+
+    #[test]
+    fn y_copies_the_selected_fault_and_reconnect_wakes_only_a_stream_that_is_down() {
+        let (mut state, keymap) = live_state();
+        state.zones.insert(1, "Marylebone".into());
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(3, proto::Severity::Major, 1)),
+        );
+        state.refresh_view();
+        update(&mut state, &keymap, key("y"));
+        assert_eq!(
+            state.effects,
+            vec![Effect::Copy(
+                "fault 3 lamp 103 zone Marylebone LAMP_FAILURE OPEN first seen 2026-11-28 20:57 GMT"
+                    .into()
+            )]
+        );
+        assert!(update(&mut state, &keymap, key("ctrl-r")).is_empty());
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::Link(
+                StreamName::Billing,
+                Link::Down {
+                    since: now(),
+                    retry_at: now() + Duration::seconds(30),
+                    error: "connection refused".into(),
+                },
+            )),
+        );
+        assert_eq!(
+            update(&mut state, &keymap, key("ctrl-r")),
+            vec![Command::Reconnect]
+        );
+    }
+
+    #[test]
+    fn up_in_the_filter_brings_back_earlier_filters_and_down_returns() {
+        let (mut state, keymap) = live_state();
+        for filter in ["sev>=major", "zone=west"] {
+            update(&mut state, &keymap, key("/"));
+            update(&mut state, &keymap, key("ctrl-u"));
+            for c in filter.chars() {
+                update(
+                    &mut state,
+                    &keymap,
+                    Event::Key(Key::parse(&c.to_string()).unwrap()),
+                );
+            }
+            update(&mut state, &keymap, key("enter"));
+        }
+        update(&mut state, &keymap, key("/"));
+        update(&mut state, &keymap, key("ctrl-u"));
+        update(&mut state, &keymap, key("up"));
+        assert_eq!(state.filter_text, "zone=west");
+        update(&mut state, &keymap, key("up"));
+        assert_eq!(state.filter_text, "sev>=major");
+        update(&mut state, &keymap, key("up"));
+        assert_eq!(state.filter_text, "sev>=major", "the oldest stays");
+        update(&mut state, &keymap, key("down"));
+        assert_eq!(state.filter_text, "zone=west");
+        update(&mut state, &keymap, key("esc"));
+        assert_eq!(
+            state.filter_text, "zone=west",
+            "esc restores the filter from before"
         );
     }
 }

@@ -52,7 +52,9 @@ pub fn access(path: &str) -> Access {
         ("Auth", "Login") => Access::Public,
         ("Auth", "Logout" | "WhoAmI" | "ChangePassword") => Access::SignedIn,
         ("Telemetry", "Report") => Access::Roles(INGEST),
-        ("Faults", "Acknowledge" | "Assign" | "Resolve" | "AddNote") => Access::Roles(TRIAGE),
+        ("Faults", "Acknowledge" | "Assign" | "Resolve" | "AddNote" | "ActOnMany") => {
+            Access::Roles(TRIAGE)
+        }
         ("Billing", "SetTariff") => Access::Roles(BILLING),
         ("Audit", "List") => Access::Roles(BILLING),
         ("Users", "List" | "Get") => Access::Roles(ADMIN),

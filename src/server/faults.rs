@@ -251,6 +251,14 @@ impl Faults for FaultService {
         }
         self.act_as_asked(caller, r, Action::AddNote).await
     }
+
+    async fn act_on_many(
+        &self,
+        request: Request<proto::ActOnManyRequest>,
+    ) -> Result<Response<proto::ActOnManyResponse>, Status> {
+        let caller = request.extensions().get::<Caller>().cloned();
+        self.act_on_many_as(caller, request.into_inner()).await
+    }
 }
 
 impl FaultService {
@@ -266,7 +274,7 @@ impl FaultService {
     }
 
     /// Acts as the signed-in caller: the request's `actor` field is not trusted.
-    async fn act(
+    pub(super) async fn act(
         &self,
         caller: Option<Caller>,
         fault_id: i64,

@@ -25,6 +25,7 @@ mod settlement;
 mod status;
 mod telecells;
 mod telemetry;
+mod triage_many;
 mod users;
 
 use std::future::Future;

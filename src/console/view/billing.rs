@@ -48,11 +48,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         ))],
     };
     frame.render_widget(
-        Paragraph::new(summary_lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" energy and cost (p: period, :bill YYYY-MM) "),
-        ),
+        Paragraph::new(summary_lines).block(Block::default().borders(Borders::ALL).title(format!(
+            " energy and cost{} (p: period, :bill YYYY-MM) ",
+            super::data_age(state.billing_at, state.now)
+        ))),
         summary,
     );
     let Some(totals) = totals else {

@@ -11,7 +11,7 @@ use super::fit::{column_widths, fit, fit_owned};
 use super::theme::{Theme, severity_glyph};
 use super::wrap;
 use crate::console::filter::{fault_type_name, severity_rank};
-use crate::console::state::{Mode, State, on_board};
+use crate::console::state::{Grouping, Mode, SortKey, State, on_board};
 use crate::console::update::{left_view_words, state_name};
 use crate::proto;
 
@@ -89,7 +89,8 @@ fn columns(width: u16) -> Vec<Column> {
         },
         Column {
             header: "SEV",
-            width: Constraint::Length(3),
+            // Room for the sort mark beside the header.
+            width: Constraint::Length(4),
             cell: |f, _| severity_glyph(severity_rank(f.severity)).to_owned(),
         },
     ];
@@ -108,7 +109,14 @@ fn columns(width: u16) -> Vec<Column> {
     columns.push(Column {
         header: "ON",
         width: Constraint::Length(7),
-        cell: |f, _| on_what(f),
+        cell: |f, s| {
+            // A lamp fault shown under its roll-up is drawn as a branch of it.
+            if f.parent_id > 0 && s.expanded.contains(&f.parent_id) {
+                format!("└{}", on_what(f))
+            } else {
+                on_what(f)
+            }
+        },
     });
     columns.push(Column {
         header: "ZONE",
@@ -131,7 +139,18 @@ fn columns(width: u16) -> Vec<Column> {
     columns.push(Column {
         header: "TYPE",
         width: Constraint::Fill(3),
-        cell: |f, _| fault_type_name(f.r#type).to_owned(),
+        cell: |f, s| match s.child_count(f.id) {
+            0 => fault_type_name(f.r#type).to_owned(),
+            n => {
+                let fold = if s.expanded.contains(&f.id) {
+                    "▾"
+                } else {
+                    "▸"
+                };
+                // The count first, so a narrow column keeps it.
+                format!("{fold}{n} lamps {}", fault_type_name(f.r#type))
+            }
+        },
     });
     columns.push(Column {
         header: "STATE",
@@ -170,6 +189,31 @@ fn columns(width: u16) -> Vec<Column> {
     columns
 }
 
+/// The header of the column the board is sorted by.
+fn sorted_header(key: SortKey) -> &'static str {
+    match key {
+        SortKey::Severity => "SEV",
+        SortKey::Age => "AGE",
+        SortKey::Lamp => "ON",
+        SortKey::Zone => "ZONE",
+        SortKey::Type => "TYPE",
+        SortKey::State => "STATE",
+        SortKey::Count => "N",
+    }
+}
+
+/// The group a row belongs to when the board is grouped.
+fn group_of(state: &State, fault: &proto::Fault) -> String {
+    match state.grouping {
+        Grouping::Zone => match state.zone_name(fault.zone_id) {
+            "" => "no zone".to_owned(),
+            name => name.to_owned(),
+        },
+        _ if fault.circuit_id > 0 => format!("c{}", fault.circuit_id),
+        _ => "no circuit".to_owned(),
+    }
+}
+
 /// What a fault is on: a lamp id, or for roll-ups its circuit (c7) or basestation (b3).
 fn on_what(fault: &proto::Fault) -> String {
     if fault.lamp_id > 0 {
@@ -191,7 +235,22 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         _ => 0,
     }
     .min(total.saturating_sub(inner_rows));
-    let columns = columns(area.width);
+    let mut columns = columns(area.width);
+    if state.grouping != Grouping::Off {
+        columns.insert(
+            0,
+            Column {
+                header: if state.grouping == Grouping::Zone {
+                    "ZONE"
+                } else {
+                    "CIRCUIT"
+                },
+                width: Constraint::Fill(2),
+                // Filled in per row below: only the first row of each group names it.
+                cell: |_, _| String::new(),
+            },
+        );
+    }
     let mut constraints = vec![Constraint::Length(1)];
     constraints.extend(columns.iter().map(|c| c.width));
     // The widths the table will give each column, so text is cut with an ellipsis, not bare.
@@ -213,16 +272,41 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                     Cell::from(fit_owned((column.cell)(fault, state), *width))
                 }),
             );
+            if state.grouping != Grouping::Off {
+                let index = start + offset;
+                let group = group_of(state, fault);
+                let first = index == start
+                    || state.view[..index]
+                        .last()
+                        .and_then(|id| state.faults.get(id))
+                        .is_none_or(|previous| group_of(state, previous) != group);
+                if first {
+                    let size = state
+                        .view
+                        .iter()
+                        .filter_map(|id| state.faults.get(id))
+                        .filter(|f| group_of(state, f) == group)
+                        .count();
+                    cells[1] = Cell::from(fit_owned(format!("{group} ({size})"), widths[1]));
+                }
+            }
+            if !state.connected() {
+                // The feed is down: what is shown may be out of date.
+                style = style.add_modifier(ratatui::style::Modifier::DIM);
+            }
             Some(Row::new(cells).style(style))
         })
         .collect();
     let mut header = vec![String::new()];
-    header.extend(
-        columns
-            .iter()
-            .zip(&widths[1..])
-            .map(|(c, width)| fit(c.header, *width)),
-    );
+    let sorted = sorted_header(state.sort);
+    let arrow = if state.descending { "▼" } else { "▲" };
+    header.extend(columns.iter().zip(&widths[1..]).map(|(c, width)| {
+        if c.header == sorted {
+            fit(&format!("{}{arrow}", c.header), *width)
+        } else {
+            fit(c.header, *width)
+        }
+    }));
     let header = Row::new(header).style(theme.title);
     let mut title = format!(
         " faults {}/{} sorted by {}{} ",
@@ -231,6 +315,9 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         state.sort.label(),
         if state.descending { " desc" } else { "" }
     );
+    if state.grouping != Grouping::Off {
+        title.push_str(&format!("grouped by {} ", state.grouping.label()));
+    }
     if !state.filter_text.is_empty() {
         let label = if matches!(state.mode, Mode::Filter { .. }) {
             "preview"

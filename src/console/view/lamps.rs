@@ -47,7 +47,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
 }
 
 fn draw_pane(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
-    let block = Block::default().borders(Borders::ALL).title(" lamp ");
+    let block = Block::default().borders(Borders::ALL).title(format!(
+        " lamp{} ",
+        super::data_age(state.lamp_at, state.now)
+    ));
     let Some(lamp) = &state.lamps.lamp else {
         let hint = if state.lamps.query.is_empty() {
             // Suggest a zone this estate has.

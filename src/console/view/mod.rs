@@ -281,7 +281,13 @@ pub fn confirm_question(confirm: &Confirm) -> String {
             format!("{} {ids}", verb.present())
         }
     };
-    format!("{what}{}? y/n", hidden_words(confirm.targets.hidden))
+    let under = match confirm.targets.children {
+        0 => String::new(),
+        1 => " and the lamp fault under it".to_owned(),
+        n if confirm.targets.ids.len() == 1 => format!(" and the {n} lamp faults under it"),
+        n => format!(" and the {n} lamp faults under them"),
+    };
+    format!("{what}{under}{}? y/n", hidden_words(confirm.targets.hidden))
 }
 
 /// The keys that matter on this tab, from the keymap.
@@ -406,4 +412,18 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         lines.push(line);
     }
     lines
+}
+
+/// How old a pane's data is, for its title: nothing while fresh (under 10 s), else
+/// " · 40 s old", " · 2 m old", " · 3 h old".
+pub fn data_age(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(at) = at else {
+        return String::new();
+    };
+    match (now - at).num_seconds() {
+        s if s < 10 => String::new(),
+        s if s < 60 => format!(" · {s} s old"),
+        s if s < 3_600 => format!(" · {} m old", s / 60),
+        s => format!(" · {} h old", s / 3_600),
+    }
 }

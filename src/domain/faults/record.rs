@@ -154,6 +154,8 @@ pub struct FaultFilter {
     pub types: Vec<FaultType>,
     pub zone_id: Option<i64>,
     pub lamp_id: Option<i64>,
+    /// Only the lamp faults rolled up under this circuit or basestation fault.
+    pub parent_id: Option<i64>,
     pub opened_from: Option<DateTime<Utc>>,
     pub opened_to: Option<DateTime<Utc>>,
 }
@@ -165,6 +167,9 @@ impl FaultFilter {
             && (self.types.is_empty() || self.types.contains(&fault.fault_type))
             && self.zone_id.is_none_or(|zone| fault.zone_id == Some(zone))
             && self.lamp_id.is_none_or(|lamp| fault.lamp_id == Some(lamp))
+            && self
+                .parent_id
+                .is_none_or(|parent| fault.parent_id == Some(parent))
             && self.opened_from.is_none_or(|from| fault.first_seen >= from)
             && self.opened_to.is_none_or(|to| fault.first_seen < to)
     }

@@ -318,6 +318,20 @@ fn store_telemetry(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))
             .map_err(db_error)?;
+        // A late reading goes into history only; the lamp's newest is never replaced by an
+        // older one, even if the engine's order and the commit's were to differ.
+        let mut latest = c
+            .prepare_cached(&format!(
+                "INSERT INTO latest_readings (lamp_id, {READING_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                 ON CONFLICT (lamp_id) DO UPDATE SET {updates} WHERE excluded.at > latest_readings.at",
+                updates = READING_COLUMNS
+                    .split(", ")
+                    .map(|column| format!("{column} = excluded.{column}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .map_err(db_error)?;
         for item in &batch.readings {
             let values = reading_params(item.lamp_id, &item.reading);
             let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
@@ -326,6 +340,9 @@ fn store_telemetry(
                 continue;
             }
             outcome.stored += 1;
+            if item.latest {
+                latest.execute(refs.as_slice()).map_err(db_error)?;
+            }
         }
     }
     let mut events = Vec::new();
@@ -583,11 +600,10 @@ impl SqliteStore {
 
     pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {
         self.read(|c| {
-            // One seek per lamp to the last row of its history.
             let mut statement = c
                 .prepare(&format!(
-                    "SELECT l.id, r.{columns} FROM lamps l JOIN readings r ON r.lamp_id = l.id \
-                     AND r.at = (SELECT max(at) FROM readings WHERE lamp_id = l.id) ORDER BY l.id",
+                    "SELECT l.id, r.{columns} FROM lamps l JOIN latest_readings r ON r.lamp_id = l.id \
+                     ORDER BY l.id",
                     columns = READING_COLUMNS.replace(", ", ", r.")
                 ))
                 .map_err(db_error)?;
@@ -607,21 +623,35 @@ impl SqliteStore {
         &self,
         lamps: &[(i64, DateTime<Utc>)],
     ) -> StoreResult<Vec<(i64, Vec<Reading>)>> {
+        // History is in time order: one pass from the earliest instant asked for, each row
+        // kept if it is at or after its own lamp's.
+        let Some(earliest) = lamps.iter().map(|(_, from)| *from).min() else {
+            return Ok(Vec::new());
+        };
+        let wanted: HashMap<i64, i64> = lamps
+            .iter()
+            .map(|(lamp_id, from)| (*lamp_id, millis(*from)))
+            .collect();
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(&format!(
-                    "SELECT {READING_COLUMNS} FROM readings WHERE lamp_id = ?1 AND at >= ?2 ORDER BY at"
+                    "SELECT lamp_id, {READING_COLUMNS} FROM readings WHERE at >= ?1 ORDER BY at, lamp_id"
                 ))
                 .map_err(db_error)?;
-            let mut found = Vec::with_capacity(lamps.len());
-            for (lamp_id, from) in lamps {
-                let readings = statement
-                    .query_map(params![lamp_id, millis(*from)], |row| reading_from_row(row, 0))
-                    .map_err(db_error)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_error)?;
-                found.push((*lamp_id, readings));
+            let mut rows = statement.query([millis(earliest)]).map_err(db_error)?;
+            let mut found: HashMap<i64, Vec<Reading>> = HashMap::new();
+            while let Some(row) = rows.next().map_err(db_error)? {
+                let lamp_id: i64 = row.get(0).map_err(db_error)?;
+                let at: i64 = row.get(1).map_err(db_error)?;
+                if wanted.get(&lamp_id).is_some_and(|from| at >= *from) {
+                    found
+                        .entry(lamp_id)
+                        .or_default()
+                        .push(reading_from_row(row, 1).map_err(db_error)?);
+                }
             }
+            let mut found: Vec<(i64, Vec<Reading>)> = found.into_iter().collect();
+            found.sort_unstable_by_key(|(lamp_id, _)| *lamp_id);
             Ok(found)
         })
     }
@@ -629,7 +659,7 @@ impl SqliteStore {
     pub(super) fn lamp_status_impl(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
         self.read(|c| {
             c.prepare_cached(&format!(
-                "SELECT {READING_COLUMNS} FROM readings WHERE lamp_id = ?1 ORDER BY at DESC LIMIT 1"
+                "SELECT {READING_COLUMNS} FROM latest_readings WHERE lamp_id = ?1"
             ))
             .and_then(|mut s| {
                 s.query_row([lamp_id], |row| reading_from_row(row, 0))
@@ -639,36 +669,26 @@ impl SqliteStore {
         })
     }
 
-    /// Deletes old readings lamp by lamp along the primary key, in writer jobs of 2,000
-    /// lamps so ingest is never held up for long; every lamp keeps its newest reading.
+    /// Deletes readings older than `before` from the front of the history, in writer jobs
+    /// of 20,000 rows so ingest is never held up for long. Each lamp's newest reading lives on
+    /// in `latest_readings`.
     pub(super) fn prune_readings_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        const LAMPS_PER_JOB: i64 = 2_000;
-        let highest: Option<i64> = self.read(|c| {
-            c.query_row("SELECT max(lamp_id) FROM readings", [], |r| r.get(0))
-                .map_err(db_error)
-        })?;
+        const ROWS_PER_JOB: i64 = 20_000;
         let mut deleted = 0;
-        let mut first = 0;
-        while first <= highest.unwrap_or(-1) {
-            let last = first + LAMPS_PER_JOB - 1;
-            deleted += self.write(move |c| {
-                let mut statement = c
-                    .prepare_cached(
-                        "DELETE FROM readings WHERE lamp_id = ?1 \
-                         AND at < min(?2, (SELECT max(at) FROM readings WHERE lamp_id = ?1))",
-                    )
-                    .map_err(db_error)?;
-                let mut count = 0;
-                for lamp in first..=last {
-                    count += statement
-                        .execute(params![lamp, millis(before)])
-                        .map_err(db_error)? as u64;
-                }
-                Ok(count)
-            })?;
-            first = last + 1;
+        loop {
+            let count = self.write(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM readings WHERE (at, lamp_id) IN \
+                     (SELECT at, lamp_id FROM readings WHERE at < ?1 ORDER BY at LIMIT ?2)",
+                )
+                .and_then(|mut s| s.execute(params![millis(before), ROWS_PER_JOB]))
+                .map_err(db_error)
+            })? as u64;
+            deleted += count;
+            if count < ROWS_PER_JOB as u64 {
+                return Ok(deleted);
+            }
         }
-        Ok(deleted)
     }
 
     pub(super) fn fault_impl(
@@ -719,9 +739,15 @@ impl SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<Fault>> {
         self.read(|c| {
+            // A roll-up's children come from their own index; everything else walks ids.
+            let under_parent = if filter.parent_id.is_some() {
+                "parent_id = ?7"
+            } else {
+                "?7 IS NULL"
+            };
             let mut statement = c
                 .prepare_cached(&format!(
-                    "SELECT {FAULT_COLUMNS} FROM faults WHERE id > ?1 \
+                    "SELECT {FAULT_COLUMNS} FROM faults WHERE {under_parent} AND id > ?1 \
                      AND (?2 IS NULL OR lamp_id = ?2) AND (?3 IS NULL OR zone_id = ?3) \
                      AND (?4 IS NULL OR first_seen >= ?4) AND (?5 IS NULL OR first_seen < ?5) \
                      ORDER BY id LIMIT ?6"
@@ -738,7 +764,8 @@ impl SqliteStore {
                             filter.zone_id,
                             filter.opened_from.map(millis),
                             filter.opened_to.map(millis),
-                            (limit.max(100) * 4) as i64
+                            (limit.max(100) * 4) as i64,
+                            filter.parent_id
                         ],
                         fault_from_row,
                     )

@@ -342,8 +342,11 @@ impl Store for SqliteStore {
     fn prune_lamp(&self, id: i64) -> StoreResult<()> {
         self.write_touching(move |c| {
             prune::<Lamp>(c, id, &[])?;
-            // Its raw history goes with it; its faults stay, as the record of what happened.
+            // Its raw history goes with it (a pass over the history, which is in time order:
+            // pruning a lamp is rare); its faults stay, as the record of what happened.
             c.execute("DELETE FROM readings WHERE lamp_id = ?1", [id])
+                .map_err(db_error)?;
+            c.execute("DELETE FROM latest_readings WHERE lamp_id = ?1", [id])
                 .map_err(db_error)?;
             Ok(((), Touched::Lamps(vec![id])))
         })

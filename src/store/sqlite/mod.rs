@@ -31,6 +31,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_billing.sql"),
     include_str!("../migrations/sqlite/0006_auth.sql"),
     include_str!("../migrations/sqlite/0007_history_change.sql"),
+    include_str!("../migrations/sqlite/0008_fault_children_index.sql"),
+    include_str!("../migrations/sqlite/0009_readings_in_time_order.sql"),
 ];
 
 /// Changes committed together at most; more wait for the next transaction.
@@ -725,9 +727,10 @@ mod tests {
         assert_eq!((outcome.stored, outcome.duplicates), (5, 0));
         assert_eq!(store.record_telemetry(batch).unwrap().duplicates, 5);
 
-        // Lamp 2 has been silent since hour 3: its only reading is its newest and stays.
+        // History keeps only what is newer than the cut; each lamp's newest reading lives on
+        // as its status, lamp 2's too, though it has been silent since hour 3.
         let deleted = store.prune_readings(t0 + Duration::hours(10)).unwrap();
-        assert_eq!(deleted, 3);
+        assert_eq!(deleted, 4);
         assert_eq!(
             store.lamp_status(1).unwrap().unwrap().at,
             t0 + Duration::hours(50)

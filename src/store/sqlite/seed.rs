@@ -129,7 +129,7 @@ pub(super) fn insert_estate(c: &Connection, estate: &Estate) -> StoreResult<()> 
 /// Deletes every record, children before parents, keeping the schema.
 pub(super) fn clear_all(c: &Connection) -> StoreResult<()> {
     c.execute_batch(
-        "DELETE FROM energy_days; DELETE FROM energy_months; DELETE FROM energy_zone_days; DELETE FROM energy_zone_months; DELETE FROM energy_cursors; DELETE FROM tariffs;
+        "DELETE FROM energy_days; DELETE FROM energy_months; DELETE FROM energy_zone_days; DELETE FROM energy_zone_months; DELETE FROM energy_cursors; DELETE FROM tariffs; DELETE FROM readings; DELETE FROM latest_readings;
          DELETE FROM lamps; DELETE FROM users; UPDATE telecells SET relay_via_id = NULL; DELETE FROM telecells;
          DELETE FROM assets; DELETE FROM basestations; DELETE FROM circuits; DELETE FROM zones; DELETE FROM lamp_types;",
     )

@@ -1,0 +1,141 @@
+//! `Faults.ActOnMany`: one triage action on several faults, a roll-up's lamp faults included
+//! when asked, each judged as its single action would judge it, every refusal reported.
+
+use std::collections::BTreeSet;
+
+use tonic::{Response, Status};
+
+use super::error::ServiceError;
+use super::faults::FaultService;
+use crate::domain::ValidationError;
+use crate::domain::auth::Caller;
+use crate::domain::faults::lifecycle::{Action, FaultState};
+use crate::domain::faults::record::FaultFilter;
+use crate::proto;
+
+/// Faults one call may name.
+const MAX_NAMED: usize = 1_000;
+/// Faults one call may reach, children included: the largest circuits and basestations.
+const MAX_REACHED: usize = 5_000;
+
+impl FaultService {
+    pub(super) async fn act_on_many_as(
+        &self,
+        caller: Option<Caller>,
+        request: proto::ActOnManyRequest,
+    ) -> Result<Response<proto::ActOnManyResponse>, Status> {
+        let action = action_of(&request)?;
+        if request.faults.is_empty() {
+            return Err(ValidationError::new("faults", "name at least one fault").into());
+        }
+        if request.faults.len() > MAX_NAMED {
+            return Err(ValidationError::new(
+                "faults",
+                format!(
+                    "{} named; at most {MAX_NAMED} in one call",
+                    request.faults.len()
+                ),
+            )
+            .into());
+        }
+        let mut targets: Vec<(i64, i64)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for named in &request.faults {
+            crate::wire::id("faults.fault_id", named.fault_id)?;
+            if seen.insert(named.fault_id) {
+                targets.push((named.fault_id, named.expected_version));
+            }
+            if request.include_children {
+                for child in self.children_of(named.fault_id).await? {
+                    if seen.insert(child.0) {
+                        targets.push(child);
+                    }
+                }
+            }
+            if targets.len() > MAX_REACHED {
+                return Err(ValidationError::new(
+                    "include_children",
+                    format!("the roll-ups named hold more than {MAX_REACHED} faults; act on fewer at once"),
+                )
+                .into());
+            }
+        }
+        // Sent together so the writer commits them in a few transactions, not one each.
+        let note = request.note.as_str();
+        let outcomes =
+            futures::future::join_all(targets.iter().map(|(id, version)| {
+                self.act(caller.clone(), *id, *version, action.clone(), note)
+            }))
+            .await;
+        let mut reply = proto::ActOnManyResponse::default();
+        for ((fault_id, _), outcome) in targets.iter().zip(outcomes) {
+            match outcome {
+                Ok(fault) => reply.done.push(fault.into_inner()),
+                // A caller who may not act at all is refused as a whole, not fault by fault.
+                Err(status) if status.code() == tonic::Code::Unauthenticated => {
+                    return Err(status);
+                }
+                Err(status) => reply.refused.push(proto::FaultRefusal {
+                    fault_id: *fault_id,
+                    code: code_name(status.code()).to_owned(),
+                    reason: status.message().to_owned(),
+                }),
+            }
+        }
+        Ok(Response::new(reply))
+    }
+
+    /// The lamp faults still on the board under a roll-up, at their current versions; none
+    /// for a lamp fault.
+    async fn children_of(&self, parent: i64) -> Result<Vec<(i64, i64)>, ServiceError> {
+        let filter = FaultFilter {
+            parent_id: Some(parent),
+            states: vec![
+                FaultState::Open,
+                FaultState::Acknowledged,
+                FaultState::Assigned,
+                FaultState::Cleared,
+            ],
+            ..FaultFilter::default()
+        };
+        let children = self
+            .context
+            .blocking(move |s| s.faults(&filter, 0, MAX_REACHED + 1))
+            .await?;
+        Ok(children.iter().map(|f| (f.id, f.version)).collect())
+    }
+}
+
+fn action_of(request: &proto::ActOnManyRequest) -> Result<Action, ValidationError> {
+    match proto::TriageAction::try_from(request.action) {
+        Ok(proto::TriageAction::Acknowledge) => Ok(Action::Acknowledge),
+        Ok(proto::TriageAction::Resolve) => Ok(Action::Resolve),
+        Ok(proto::TriageAction::Assign) => {
+            let assignee =
+                crate::domain::validation::required_text("assignee", &request.assignee, 100)?;
+            Ok(Action::Assign { assignee })
+        }
+        Ok(proto::TriageAction::AddNote) => {
+            if request.note.trim().is_empty() {
+                return Err(ValidationError::new("note", "must not be empty"));
+            }
+            Ok(Action::AddNote)
+        }
+        _ => Err(ValidationError::new(
+            "action",
+            "must be ACKNOWLEDGE, ASSIGN, RESOLVE or ADD_NOTE",
+        )),
+    }
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Aborted => "ABORTED",
+        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        _ => "INTERNAL",
+    }
+}
