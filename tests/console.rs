@@ -49,8 +49,13 @@ struct Console {
 }
 
 /// Runs the console's loop against `server` on a 160x48 test terminal, publishing each frame,
-/// signed in with `token`.
+/// signed in as ana with `token`.
 fn start_console(server: &str, token: &str) -> Console {
+    start_console_as(server, token, "ana")
+}
+
+fn start_console_as(server: &str, token: &str, user: &str) -> Console {
+    let user = user.to_owned();
     let (keys, key_rx) = mpsc::channel::<Event>(64);
     let (screen_tx, screen) = watch::channel(String::new());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -62,14 +67,9 @@ fn start_console(server: &str, token: &str) -> Console {
             renewed: Default::default(),
         };
         let (commands, net_rx) =
-            net::start(net::channel(&server, None).unwrap(), sign_in, "ana".into());
+            net::start(net::channel(&server, None).unwrap(), sign_in, user.clone());
         let setup = Setup {
-            state: State::new(
-                server.clone(),
-                "ana".into(),
-                chrono_tz::Europe::London,
-                Utc::now(),
-            ),
+            state: State::new(server.clone(), user, chrono_tz::Europe::London, Utc::now()),
             keymap: Keymap::load(None).unwrap(),
             theme: Theme::mono(),
         };
@@ -124,6 +124,69 @@ impl Console {
             Err(_) => panic!("never showed {needle:?}:\n{}", *self.screen.borrow()),
         }
     }
+
+    /// Waits until the screen no longer shows `needle`.
+    async fn lacks(&mut self, needle: &str) -> String {
+        let wait = async {
+            loop {
+                let text = self.screen.borrow_and_update().clone();
+                if !text.contains(needle) {
+                    return text;
+                }
+                self.screen.changed().await.unwrap();
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(20), wait).await {
+            Ok(text) => text,
+            Err(_) => panic!("still shows {needle:?}:\n{}", *self.screen.borrow()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_consoles_see_each_others_claims_and_a_claim_ends_after_its_holder_leaves() {
+    let mut config = common::config();
+    config.presence.claim_length = chrono::Duration::seconds(3);
+    let mut server = TestServer::start_with(30, config).await;
+    let bo_token = session_for(server.store.as_ref(), "bo", Role::User);
+    let mut first = start_console(&server.url(), &ana(&server));
+    let mut second = start_console_as(&server.url(), &bo_token, "bo");
+    first.shows("faults: live").await;
+    second.shows("faults: live").await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    send(&server, vec![leaking(&uuid, lamp, 1)]).await;
+    first.shows("EARTH_LEAKAGE").await;
+    second.shows("EARTH_LEAKAGE").await;
+
+    // ana opens the fault: bo's board says she has it open; then she claims it.
+    first.press("enter").await;
+    second.shows("◎ana").await;
+    first.press("c").await;
+    first.shows("claimed: the others see you are on it").await;
+    let seen = second.shows("✓ana").await;
+    assert!(
+        !seen.contains("◎ana"),
+        "a claim shows instead of the viewer:\n{seen}"
+    );
+    // bo tries to claim it too: he is asked first, naming ana, and says no.
+    second.press("c").await;
+    second.shows("is claimed by ana: take it over? y/n").await;
+    second.press("n").await;
+    second.shows("left with ana").await;
+    second.press("enter").await;
+    second.shows("claimed by ana until").await;
+    // N skips a claimed fault: nothing else is waiting.
+    second.press("esc").await;
+    second.press("N").await;
+    second.shows("nothing waiting").await;
+
+    // ana's console goes away: her claim ends at its time (3 s here), with nobody renewing it.
+    drop(first);
+    second.lacks("✓ana").await;
+    second.press("N").await;
+    second.shows("1 of 1 waiting").await;
+    drop(second);
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -98,6 +98,10 @@ pub struct EngineArgs {
     /// Raw readings are kept this long (the latest per lamp always); an older report is refused.
     #[arg(long, env = "SINGULARITY_READINGS_RETENTION_HOURS", default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..=8_760))]
     pub readings_retention_hours: u32,
+    /// A console's claim on a fault ("ana is on it") ends this long after it was made, unless
+    /// the holder keeps the fault open or claims it again.
+    #[arg(long, env = "SINGULARITY_CLAIM_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub claim_minutes: u32,
     /// Fault events are kept this long for watchers to resume from.
     #[arg(long, env = "SINGULARITY_EVENT_LOG_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3_650))]
     pub event_log_retention_days: u32,
@@ -234,6 +238,10 @@ impl EngineArgs {
                 self.energy_slots_retention_days,
             )),
             tls: None,
+            presence: crate::server::PresenceConfig {
+                claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
+                ..Default::default()
+            },
             limits: Limits {
                 max_message_bytes: self.max_message_kib as usize * 1024,
                 max_streams_per_connection: self.max_streams_per_connection,

@@ -53,6 +53,7 @@ pub enum Action {
     SortByZone,
     Reconnect,
     Copy,
+    Claim,
 }
 
 /// Each action's name in the keymap file and what it does, in help order.
@@ -156,6 +157,11 @@ pub const ACTIONS: &[(Action, &str, &str)] = &[
         Action::Reconnect,
         "reconnect",
         "reconnect now instead of waiting out the backoff",
+    ),
+    (
+        Action::Claim,
+        "claim",
+        "claim the selected fault (others see you are on it); again: release",
     ),
     (
         Action::Copy,

@@ -21,7 +21,8 @@ use super::state::{Link, StreamName};
 use super::update::{Command, NetEvent, Refusal, Verb, match_zone};
 use crate::proto::{
     self, auth_client::AuthClient, billing_client::BillingClient, catalog_client::CatalogClient,
-    faults_client::FaultsClient, lamps_client::LampsClient, telecells_client::TelecellsClient,
+    faults_client::FaultsClient, lamps_client::LampsClient, presence_client::PresenceClient,
+    telecells_client::TelecellsClient,
 };
 
 /// A lazily connected channel: calls connect (and reconnect) as they are made.
@@ -398,7 +399,85 @@ pub fn start(
         events.clone(),
         sign_in.renewed.clone(),
     ));
-    (Commands::new(channel, events, user, sign_in), net_rx)
+    let (presence, wanted) = mpsc::unbounded_channel();
+    tokio::spawn(share_presence(
+        channel.clone(),
+        events.clone(),
+        wanted,
+        sign_in.renewed.clone(),
+    ));
+    let mut commands = Commands::new(channel, events, user, sign_in);
+    commands.presence = Some(presence);
+    (commands, net_rx)
+}
+
+/// How often the console tells the server it is still there (the server forgets a console
+/// silent for 30 s).
+const PRESENCE_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Shares what this console has open and its claims, and reports everyone's presence. Each
+/// connection starts by saying what is open now; a heartbeat repeats it; a claim is sent
+/// once. After a drop it reconnects with backoff, quietly: presence is a courtesy, and the
+/// fault feed's own state is what the status bar reports.
+async fn share_presence(
+    channel: AuthedChannel,
+    events: mpsc::Sender<NetEvent>,
+    mut wanted: mpsc::UnboundedReceiver<proto::PresenceUpdate>,
+    renewed: Arc<Notify>,
+) {
+    let mut viewing = 0;
+    let mut attempt = 0u32;
+    loop {
+        let (out, out_rx) = mpsc::channel::<proto::PresenceUpdate>(16);
+        let _ = out.try_send(proto::PresenceUpdate {
+            viewing_fault_id: viewing,
+            ..Default::default()
+        });
+        let call = PresenceClient::new(channel.clone())
+            .share(tokio_stream::wrappers::ReceiverStream::new(out_rx))
+            .await;
+        if let Ok(boards) = call {
+            attempt = 0;
+            let mut boards = boards.into_inner();
+            let mut heartbeat = tokio::time::interval(PRESENCE_HEARTBEAT);
+            loop {
+                tokio::select! {
+                    board = boards.message() => match board {
+                        Ok(Some(board)) => {
+                            if events.send(NetEvent::Presence(board)).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => break,
+                    },
+                    update = wanted.recv() => {
+                        let Some(update) = update else { return };
+                        viewing = update.viewing_fault_id;
+                        if out.send(update).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ = heartbeat.tick() => {
+                        let beat = proto::PresenceUpdate {
+                            viewing_fault_id: viewing,
+                            ..Default::default()
+                        };
+                        if out.send(beat).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = events
+            .send(NetEvent::Presence(proto::PresenceBoard::default()))
+            .await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff(attempt)) => {}
+            () = renewed.notified() => {}
+        }
+        attempt += 1;
+    }
 }
 
 /// Runs commands: triage, detail, Daily Faults, lamp lookups and billing periods.
@@ -409,6 +488,8 @@ pub struct Commands {
     pub sign_in: SignIn,
     lamp_task: Option<JoinHandle<()>>,
     zones: Vec<proto::Zone>,
+    /// What this console has open and claims, towards the presence stream.
+    presence: Option<mpsc::UnboundedSender<proto::PresenceUpdate>>,
 }
 
 impl Commands {
@@ -425,6 +506,7 @@ impl Commands {
             sign_in,
             lamp_task: None,
             zones: Vec::new(),
+            presence: None,
         }
     }
 
@@ -449,6 +531,11 @@ impl Commands {
             Command::WatchZone(zone_id) => self.watch_zone(zone_id),
             // Every stream waiting out its backoff wakes (the same wake-up a new sign-in uses).
             Command::Reconnect => self.sign_in.renewed.notify_waiters(),
+            Command::Presence(update) => {
+                if let Some(presence) = &self.presence {
+                    let _ = presence.send(update);
+                }
+            }
             Command::SignIn { password } => {
                 let (sign_in, user) = (self.sign_in.clone(), self.user.clone());
                 tokio::spawn(async move {
@@ -604,6 +691,7 @@ async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
         }
         Command::FindLamp(_)
         | Command::Reconnect
+        | Command::Presence(_)
         | Command::WatchLamp(_)
         | Command::WatchZone(_)
         | Command::StopLamp

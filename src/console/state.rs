@@ -193,6 +193,11 @@ pub enum Mode {
     },
     /// A bulk action or a resolve, waiting for y or n.
     Confirm(Confirm),
+    /// Claiming a fault another operator holds, waiting for y or n.
+    TakeOver {
+        fault_id: i64,
+        holder: String,
+    },
     Command {
         text: String,
         history_at: Option<usize>,
@@ -317,6 +322,10 @@ pub struct State {
     pub feed_at: Option<DateTime<Utc>>,
     pub billing_at: Option<DateTime<Utc>>,
     pub lamp_at: Option<DateTime<Utc>>,
+    /// Who has which fault open or claimed, from the server's presence stream.
+    pub presence: HashMap<i64, proto::FaultPresence>,
+    /// The server's last refusal of this console's claim, so it is said once.
+    pub claim_refused: String,
 }
 
 impl State {
@@ -372,6 +381,8 @@ impl State {
             feed_at: None,
             billing_at: None,
             lamp_at: None,
+            presence: HashMap::new(),
+            claim_refused: String::new(),
         }
     }
 
@@ -527,6 +538,14 @@ impl State {
                 .is_some_and(|p| self.passes_filter(p))
             && self.faults.get(&id).is_some_and(|f| self.passes_filter(f)))
         .then_some(parent)
+    }
+
+    /// Who holds a claim on the fault, if anyone.
+    pub fn claimed_by(&self, id: i64) -> Option<&str> {
+        self.presence
+            .get(&id)
+            .map(|p| p.claimed_by.as_str())
+            .filter(|user| !user.is_empty())
     }
 
     /// Lamp faults on the board under a roll-up.

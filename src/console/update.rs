@@ -62,6 +62,8 @@ pub enum NetEvent {
     LampEnergy(proto::LampEnergy),
     Totals(proto::Totals),
     Failed(String),
+    /// Who has which fault open or claimed (empty while presence is unreachable).
+    Presence(proto::PresenceBoard),
     /// Signed in again: the streams resume by themselves.
     SignedIn,
     SignInRefused(String),
@@ -114,6 +116,8 @@ pub enum Command {
     },
     /// Streams waiting out their backoff try again now.
     Reconnect,
+    /// What this console has open, and a claim to make or give up.
+    Presence(proto::PresenceUpdate),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,6 +357,13 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
             state.billing_totals = Some(totals);
         }
         NetEvent::Failed(message) => state.say(message),
+        NetEvent::Presence(board) => {
+            if !board.refused.is_empty() && board.refused != state.claim_refused {
+                state.say(format!("not claimed: {}", board.refused));
+            }
+            state.claim_refused = board.refused;
+            state.presence = board.faults.into_iter().map(|p| (p.fault_id, p)).collect();
+        }
     }
     Vec::new()
 }
@@ -515,6 +526,7 @@ fn on_key(state: &mut State, keymap: &Keymap, key: Key) -> Vec<Command> {
         Mode::Command { text, history_at } => edit_command(state, key, text, history_at),
         Mode::Prompt { for_, text } => edit_prompt(state, key, for_, text),
         Mode::Confirm(confirm) => answer(state, key, confirm),
+        Mode::TakeOver { fault_id, holder } => answer_take_over(state, key, fault_id, &holder),
         Mode::Normal => match keymap.action(key) {
             Some(action) => act(state, action),
             None => Vec::new(),
@@ -766,6 +778,21 @@ fn edit_prompt(state: &mut State, key: Key, for_: PromptFor, text: String) -> Ve
 }
 
 /// `y` sends what was confirmed; anything else leaves it unsent.
+fn answer_take_over(state: &mut State, key: Key, fault_id: i64, holder: &str) -> Vec<Command> {
+    state.mode = Mode::Normal;
+    if !matches!(key.code, KeyName::Char('y' | 'Y')) {
+        state.say(format!("fault {fault_id} left with {holder}"));
+        return Vec::new();
+    }
+    state.say(format!("fault {fault_id} taken over from {holder}"));
+    vec![Command::Presence(proto::PresenceUpdate {
+        viewing_fault_id: state.detail.as_ref().map_or(0, |d| d.fault_id),
+        claim_fault_id: fault_id,
+        take_over: true,
+        release_fault_id: 0,
+    })]
+}
+
 fn answer(state: &mut State, key: Key, confirm: Confirm) -> Vec<Command> {
     state.mode = Mode::Normal;
     match key.code {
@@ -1119,7 +1146,7 @@ fn open_detail(state: &mut State, id: i64, fault: Option<proto::Fault>) -> Vec<C
         omitted: 0,
         scroll: 0,
     });
-    let mut commands = vec![Command::LoadDetail(id)];
+    let mut commands = vec![Command::LoadDetail(id), viewing(id)];
     if let Some(lamp) = lamp {
         state.lamps.for_detail = true;
         state.lamps.wanted = Some(lamp);
@@ -1133,12 +1160,58 @@ fn open_detail(state: &mut State, id: i64, fault: Option<proto::Fault>) -> Vec<C
 /// Closes the detail; the lamp stream it opened closes with it.
 fn close_detail(state: &mut State) -> Vec<Command> {
     state.detail = None;
+    let mut commands = vec![viewing(0)];
     if state.lamps.for_detail {
         state.lamps = Default::default();
         state.streams.remove(&StreamName::Lamp);
-        return vec![Command::StopLamp];
+        commands.push(Command::StopLamp);
     }
-    Vec::new()
+    commands
+}
+
+/// Tells the others which fault this console has open (0: none).
+fn viewing(fault_id: i64) -> Command {
+    Command::Presence(proto::PresenceUpdate {
+        viewing_fault_id: fault_id,
+        ..Default::default()
+    })
+}
+
+/// `c`: claims the selected fault ("I am on it"), asks first when someone else holds it, and
+/// gives it up when this operator already holds it.
+fn claim(state: &mut State) -> Vec<Command> {
+    let Some(id) = state
+        .selected_row()
+        .and_then(|row| state.view.get(row))
+        .copied()
+    else {
+        state.say("select a row first");
+        return Vec::new();
+    };
+    let open = state.detail.as_ref().map_or(0, |d| d.fault_id);
+    let holder = state
+        .presence
+        .get(&id)
+        .map(|p| p.claimed_by.clone())
+        .unwrap_or_default();
+    let mut update = proto::PresenceUpdate {
+        viewing_fault_id: open,
+        ..Default::default()
+    };
+    if holder == state.user {
+        update.release_fault_id = id;
+        state.say(format!("fault {id} released"));
+    } else if holder.is_empty() {
+        update.claim_fault_id = id;
+        state.say(format!("fault {id} claimed: the others see you are on it"));
+    } else {
+        state.mode = Mode::TakeOver {
+            fault_id: id,
+            holder,
+        };
+        return Vec::new();
+    }
+    vec![Command::Presence(update)]
 }
 
 /// Keys that move inside the open detail instead of the board.
@@ -1306,6 +1379,7 @@ fn act(state: &mut State, action: Action) -> Vec<Command> {
             state.say("every stream is connected");
         }
         Action::Copy => copy_selected(state),
+        Action::Claim => return claim(state),
         Action::SortByAge | Action::SortByZone => {
             let key = if action == Action::SortByAge {
                 SortKey::Age
@@ -1428,12 +1502,16 @@ fn next_in_queue(state: &mut State) {
     }
 }
 
-/// Faults that need someone, most urgent first: not acknowledged, shown by the filter, and
+/// Faults that need someone, most urgent first: not acknowledged, not claimed, shown by the
+/// filter, and
 /// not a lamp fault under a roll-up that is itself waiting (acting on the roll-up reaches
 /// it). Most severe first, then the larger outage (lamp faults under it), then the oldest.
 pub fn triage_queue(state: &State) -> Vec<i64> {
     let waiting = |f: &proto::Fault| {
-        !f.acknowledged && f.state != proto::FaultState::Assigned as i32 && state.is_shown(f.id)
+        !f.acknowledged
+            && f.state != proto::FaultState::Assigned as i32
+            && state.is_shown(f.id)
+            && state.claimed_by(f.id).is_none()
     };
     let mut queue: Vec<&proto::Fault> = state
         .faults
@@ -2063,7 +2141,11 @@ mod tests {
         let opened = update(&mut state, &keymap, key("enter"));
         assert_eq!(
             opened,
-            vec![Command::LoadDetail(1), Command::FindLamp("101".into())]
+            vec![
+                Command::LoadDetail(1),
+                viewing(1),
+                Command::FindLamp("101".into())
+            ]
         );
         let mut acked = fault(1, proto::Severity::Major, 2);
         acked.state = proto::FaultState::Acknowledged as i32;
@@ -2106,7 +2188,7 @@ mod tests {
         state.lamps.for_detail = true;
         assert_eq!(
             update(&mut state, &keymap, key("esc")),
-            vec![Command::StopLamp]
+            vec![viewing(0), Command::StopLamp]
         );
     }
 
@@ -2588,5 +2670,72 @@ mod tests {
             state.filter_text, "zone=west",
             "esc restores the filter from before"
         );
+    }
+
+    #[test]
+    fn c_claims_asks_before_taking_another_operators_claim_and_releases_its_own() {
+        let (mut state, keymap) = live_state();
+        update(
+            &mut state,
+            &keymap,
+            event(1, fault(4, proto::Severity::Major, 1)),
+        );
+        state.refresh_view();
+        assert_eq!(
+            update(&mut state, &keymap, key("c")),
+            vec![Command::Presence(proto::PresenceUpdate {
+                claim_fault_id: 4,
+                ..Default::default()
+            })]
+        );
+        let held_by = |user: &str| {
+            Event::Net(NetEvent::Presence(proto::PresenceBoard {
+                faults: vec![proto::FaultPresence {
+                    fault_id: 4,
+                    claimed_by: user.into(),
+                    ..Default::default()
+                }],
+                refused: String::new(),
+            }))
+        };
+        // Another operator holds it: asked first, naming them.
+        update(&mut state, &keymap, held_by("bo"));
+        assert!(
+            triage_queue(&state).is_empty(),
+            "a claimed fault is not waiting"
+        );
+        assert!(update(&mut state, &keymap, key("c")).is_empty());
+        assert_eq!(
+            state.mode,
+            Mode::TakeOver {
+                fault_id: 4,
+                holder: "bo".into()
+            }
+        );
+        assert_eq!(
+            update(&mut state, &keymap, key("y")),
+            vec![Command::Presence(proto::PresenceUpdate {
+                claim_fault_id: 4,
+                take_over: true,
+                ..Default::default()
+            })]
+        );
+        // Held by this operator: c gives it up.
+        update(&mut state, &keymap, held_by("ana"));
+        assert_eq!(
+            update(&mut state, &keymap, key("c")),
+            vec![Command::Presence(proto::PresenceUpdate {
+                release_fault_id: 4,
+                ..Default::default()
+            })]
+        );
+        // Opening and closing the detail tells the others.
+        let opened = update(&mut state, &keymap, key("enter"));
+        assert!(opened.contains(&Command::Presence(proto::PresenceUpdate {
+            viewing_fault_id: 4,
+            ..Default::default()
+        })));
+        let closed = update(&mut state, &keymap, key("esc"));
+        assert!(closed.contains(&Command::Presence(proto::PresenceUpdate::default())));
     }
 }

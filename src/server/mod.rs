@@ -19,6 +19,7 @@ mod lamps;
 mod limiter;
 mod paging;
 mod password_workers;
+mod presence;
 mod revocation;
 mod sessions;
 mod settlement;
@@ -45,6 +46,7 @@ pub use auth::open_session_for;
 pub use connections::ConnectionLimits;
 pub use context::Context;
 pub use limiter::LoginLimits;
+pub use presence::PresenceConfig;
 pub use settlement::BillingConfig;
 
 /// The offline sweep and retention, until shutdown.
@@ -143,6 +145,7 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Serve TLS with this certificate and key; plaintext when `None`.
     pub tls: Option<TlsIdentity>,
+    pub presence: PresenceConfig,
 }
 
 /// A certificate chain and its private key, both PEM.
@@ -215,6 +218,7 @@ impl Default for ServerConfig {
             energy_slots_retention: chrono::Duration::days(100),
             limits: Limits::default(),
             tls: None,
+            presence: PresenceConfig::default(),
         }
     }
 }
@@ -267,6 +271,7 @@ pub async fn run(
         settled,
     ));
     let limits = config.limits.clone();
+    let presence_config = config.presence;
     let tls = config.tls.clone();
     let readings_kept = config.readings_retention;
     tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
@@ -307,6 +312,9 @@ pub async fn run(
         .await;
     health
         .set_serving::<proto::audit_server::AuditServer<audit::AuditService>>()
+        .await;
+    health
+        .set_serving::<proto::presence_server::PresenceServer<presence::PresenceService>>()
         .await;
 
     let reflection = || {
@@ -405,6 +413,12 @@ pub async fn run(
         )))
         .add_service(sized!(proto::catalog_server::CatalogServer::new(
             catalog::CatalogService(context.clone()),
+        )))
+        .add_service(sized!(proto::presence_server::PresenceServer::new(
+            presence::PresenceService {
+                hub: presence::PresenceHub::new(presence_config),
+                shutdown: context.shutdown.clone(),
+            },
         )))
         .serve_with_incoming_shutdown(
             connections::incoming(listener, connections::Admission::new(limits.connections)),

@@ -175,18 +175,72 @@ fn columns(width: u16) -> Vec<Column> {
             cell: |f, s| local_time(f.last_seen.as_ref(), s.tz),
         });
     }
+    if wide {
+        columns.push(Column {
+            header: "WHO",
+            width: Constraint::Length(8),
+            cell: |f, s| presence_cell(s, f.id),
+        });
+    }
     columns.push(Column {
         header: "ASSIGNEE",
         width: Constraint::Fill(2),
-        cell: |f, _| {
-            if f.assignee.is_empty() {
-                "-".to_owned()
-            } else {
-                f.assignee.clone()
+        cell: if wide {
+            |f, _| {
+                if f.assignee.is_empty() {
+                    "-".to_owned()
+                } else {
+                    f.assignee.clone()
+                }
+            }
+        } else {
+            // No room for a column of its own: who is on the fault shows where nobody is
+            // assigned yet.
+            |f, s| match (f.assignee.is_empty(), presence_cell(s, f.id)) {
+                (false, _) => f.assignee.clone(),
+                (true, who) if !who.is_empty() => who,
+                _ => "-".to_owned(),
             }
         },
     });
     columns
+}
+
+/// Who is on a fault, for the detail: "claimed by ana until 04:30 · open on bo's console".
+fn presence_words(state: &State, fault_id: i64) -> String {
+    let Some(presence) = state.presence.get(&fault_id) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if !presence.claimed_by.is_empty() {
+        let until = local_time(presence.claim_expires.as_ref(), state.tz);
+        parts.push(format!("claimed by {} until {until}", presence.claimed_by));
+    }
+    let others: Vec<&str> = presence
+        .viewers
+        .iter()
+        .map(String::as_str)
+        .filter(|v| *v != state.user)
+        .collect();
+    if !others.is_empty() {
+        parts.push(format!("also open on {}'s console", others.join(", ")));
+    }
+    parts.join(" · ")
+}
+
+/// Who is on a fault, for its row: "✓ana" for a claim, else "◎bo" (+ how many more).
+fn presence_cell(state: &State, fault_id: i64) -> String {
+    let Some(presence) = state.presence.get(&fault_id) else {
+        return String::new();
+    };
+    if !presence.claimed_by.is_empty() {
+        return format!("✓{}", presence.claimed_by);
+    }
+    match presence.viewers.as_slice() {
+        [] => String::new(),
+        [one] => format!("◎{one}"),
+        [first, rest @ ..] => format!("◎{first}+{}", rest.len()),
+    }
 }
 
 /// The header of the column the board is sorted by.
@@ -434,6 +488,10 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
                 ),
                 width,
             )));
+            let who = presence_words(state, f.id);
+            if !who.is_empty() {
+                lines.push(Line::from(Span::styled(fit(&who, width), theme.accent)));
+            }
             if f.lamp_id > 0 {
                 lines.push(Line::from(Span::styled("lamp now", theme.title)));
                 let now = match state

@@ -201,6 +201,13 @@ fn draw_bottom(frame: &mut Frame<'_>, area: Rect, state: &State, keymap: &Keymap
             fit::fit(&confirm_question(confirm), width),
             theme.bad,
         )),
+        Mode::TakeOver { fault_id, holder } => Line::from(Span::styled(
+            fit::fit(
+                &format!("fault {fault_id} is claimed by {holder}: take it over? y/n"),
+                width,
+            ),
+            theme.bad,
+        )),
         Mode::Prompt { for_, text } => {
             let label = match for_ {
                 PromptFor::Note(targets) => {
