@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod console;
 pub mod domain;
+pub mod handover;
 pub mod link;
 pub mod passwords;
 pub mod proto;

@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::TestServer;
+use futures::StreamExt;
+use singularity::proto::{self, faults_client::FaultsClient};
 
 fn singularity(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_singularity"))
@@ -582,4 +584,156 @@ fn start_up_failures_are_one_sentence_with_what_to_do() {
     let said = text(&console.stderr);
     assert!(!console.status.success());
     assert!(!said.contains("Location"), "{said}");
+}
+
+#[tokio::test]
+async fn the_handover_tells_the_shift_what_happened_and_what_it_inherits() {
+    let mut server = TestServer::start(50).await;
+    let lamps = common::lamps_with_telecells(&server, 2).await;
+    common::send(
+        &server,
+        vec![
+            leak(&lamps[0].1, lamps[0].0, 20),
+            leak(&lamps[1].1, lamps[1].0, 10),
+        ],
+    )
+    .await;
+    let mut faults = FaultsClient::new(server.channel.clone());
+    let first = faults
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .items
+        .remove(0);
+    faults
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: first.id,
+            expected_version: first.version,
+            note: "crew | on site".into(),
+            actor: String::new(),
+        })
+        .await
+        .unwrap();
+
+    // The RPC: counts, who did what, the note, what is still waiting.
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let handover = faults
+        .handover(proto::HandoverRequest {
+            since: Some(singularity::wire::timestamp(since)),
+            until: None,
+            time_zone: "Europe/London".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(handover.opened, 2);
+    assert_eq!(handover.waiting_total, 1, "one of the two was acknowledged");
+    assert_ne!(handover.waiting[0].id, first.id);
+    assert_eq!(handover.operators.len(), 1);
+    assert_eq!(handover.operators[0].acknowledged, 1);
+    assert_eq!(handover.notes[0].note, "crew | on site");
+    assert_eq!(handover.notes[0].action, "ACKNOWLEDGED");
+    // An earlier window saw none of it.
+    let before = faults
+        .handover(proto::HandoverRequest {
+            since: Some(singularity::wire::timestamp(
+                since - chrono::Duration::hours(5),
+            )),
+            until: Some(singularity::wire::timestamp(since)),
+            time_zone: "Europe/London".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((before.opened, before.notes_total), (0, 0));
+    // Bad windows are refused naming the field.
+    for (request, field) in [
+        (proto::HandoverRequest::default(), "since"),
+        (
+            proto::HandoverRequest {
+                since: Some(singularity::wire::timestamp(since)),
+                until: Some(singularity::wire::timestamp(
+                    since - chrono::Duration::hours(1),
+                )),
+                time_zone: "Europe/London".into(),
+            },
+            "until",
+        ),
+        (
+            proto::HandoverRequest {
+                since: Some(singularity::wire::timestamp(
+                    since - chrono::Duration::days(8),
+                )),
+                until: None,
+                time_zone: "Europe/London".into(),
+            },
+            "until",
+        ),
+        (
+            proto::HandoverRequest {
+                since: Some(singularity::wire::timestamp(since)),
+                until: None,
+                time_zone: "Mars/Olympus".into(),
+            },
+            "time_zone",
+        ),
+    ] {
+        let refused = faults.handover(request).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().starts_with(field), "{field}: {refused:?}");
+    }
+
+    // The CLI, as an operator types it: since a wall time, as Markdown.
+    let (url, token) = (server.url(), server.token.clone());
+    let an_hour_ago = since
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%H:%M")
+        .to_string();
+    let out = singularity_async(client_args(
+        &url,
+        &token,
+        &[
+            "faults",
+            "handover",
+            "--since",
+            &an_hour_ago,
+            "--tz",
+            "Europe/London",
+            "--markdown",
+        ],
+    ))
+    .await;
+    let markdown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(markdown.starts_with("# Shift handover: "), "{markdown}");
+    assert!(
+        markdown.contains("2 opened (raised or re-opened)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| EARTH_LEAKAGE | CRITICAL | 2 |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("## Waiting for someone (1 open and not acknowledged)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("crew / on site"),
+        "a pipe never breaks the table:\n{markdown}"
+    );
+    let bad = singularity_async(client_args(
+        &url,
+        &token,
+        &["faults", "handover", "--since", "7pm"],
+    ))
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("HH:MM"), "{}", text(&bad.stderr));
+    server.stop().await;
 }

@@ -608,3 +608,54 @@ fn an_outage_is_one_row_that_opens_into_its_lamps_and_the_board_groups_by_circui
     insta::assert_snapshot!("grouped_by_circuit_120x30", grouped);
     assert!(grouped.contains("grouped by circuit"), "{grouped}");
 }
+
+#[test]
+fn the_handover_pane_reads_as_its_markdown() {
+    let (mut state, keymap) = busy_state();
+    use proto::{FaultState as S, FaultType as T, Severity as V};
+    update(
+        &mut state,
+        &keymap,
+        Event::Net(NetEvent::Handover(proto::HandoverResponse {
+            since: ts(2 * 60 + 30),
+            until: ts(0),
+            time_zone: "Europe/London".into(),
+            opened: 31,
+            cleared: 12,
+            resolved: 4,
+            counts: vec![proto::ShiftCount {
+                r#type: T::VoltageLow as i32,
+                severity: V::Warning as i32,
+                opened: 15,
+                cleared: 10,
+                resolved: 0,
+            }],
+            waiting: vec![fault(1, T::EarthLeakage, V::Critical, S::Open)],
+            waiting_total: 1,
+            operators: vec![proto::OperatorShift {
+                actor: "ana".into(),
+                acknowledged: 7,
+                assigned: 2,
+                resolved: 4,
+                notes: 3,
+            }],
+            notes: vec![proto::ShiftNote {
+                fault_id: 3,
+                at: ts(40),
+                actor: "ana".into(),
+                action: "NOTE".into(),
+                note: "crew-north on site, cable fault at the feeder pillar".into(),
+            }],
+            notes_total: 1,
+            claims: vec![proto::ShiftClaim {
+                fault_id: 1,
+                claimed_by: "bo".into(),
+                until: ts(-10),
+            }],
+            ..Default::default()
+        })),
+    );
+    let text = render(&mut state, &keymap, &Theme::mono(), 80, 24);
+    insta::assert_snapshot!("handover_80x24", text);
+    assert!(text.contains("Shift handover: "), "{text}");
+}

@@ -55,6 +55,23 @@ pub enum FaultCommand {
         #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
         tz: String,
     },
+    /// A shift's handover: what was opened, cleared and resolved, what is still waiting, the
+    /// outages running, the claims held, who did what and the notes written.
+    Handover {
+        /// When the shift began: HH:MM on the wall clock of --tz (the latest such time, so
+        /// 19:00 at 02:00 is yesterday evening), or an RFC 3339 instant.
+        #[arg(long)]
+        since: String,
+        /// When it ended, in the same forms; now when omitted.
+        #[arg(long)]
+        until: Option<String>,
+        /// The operator's time zone.
+        #[arg(long, env = "SINGULARITY_TZ", default_value = "Europe/London")]
+        tz: String,
+        /// Print Markdown (to keep or to mail) instead of plain text.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print fault events as they happen, from now on; resumes after the last seen event on
     /// reconnect.
     Watch {
@@ -221,6 +238,42 @@ pub async fn run(channel: AuthedChannel, command: FaultCommand, json: bool) -> R
                 let hours: Vec<String> = reply.by_hour.iter().map(u32::to_string).collect();
                 outln!("by hour from local midnight: {}\n", hours.join(" "));
                 print_many(&reply.counts, false);
+            }
+        }
+        FaultCommand::Handover {
+            since,
+            until,
+            tz,
+            markdown,
+        } => {
+            let zone = crate::domain::local_time::time_zone("--tz", &tz)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let now = chrono::Utc::now();
+            let since = shift_instant("--since", &since, zone, now)?;
+            let until = until
+                .map(|u| shift_instant("--until", &u, zone, now))
+                .transpose()?;
+            let reply = client
+                .handover(proto::HandoverRequest {
+                    since: Some(crate::wire::timestamp(since)),
+                    until: until.map(crate::wire::timestamp),
+                    time_zone: tz,
+                })
+                .await?
+                .into_inner();
+            if json {
+                outln!("{}", handover_json(&reply));
+            } else if markdown {
+                outln!("{}", crate::handover::markdown(&reply, zone).trim_end());
+            } else {
+                // The Markdown reads as plain text too; the table rules are the only noise.
+                let text = crate::handover::markdown(&reply, zone);
+                for line in text.lines().filter(|l| !l.starts_with("|---")) {
+                    outln!(
+                        "{}",
+                        line.trim_start_matches("# ").trim_start_matches("## ")
+                    );
+                }
             }
         }
         FaultCommand::Watch {
@@ -409,4 +462,72 @@ fn parse_severity(text: &str) -> Result<Severity, String> {
 fn parse_type(text: &str) -> Result<FaultType, String> {
     FaultType::parse(&text.replace('-', "_"))
         .ok_or_else(|| "expected a fault type such as lamp_failure or day_burner".to_owned())
+}
+
+/// `--since 19:00` (the latest such wall time in `zone`) or an RFC 3339 instant.
+fn shift_instant(
+    flag: &str,
+    text: &str,
+    zone: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, Failure> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let time = crate::domain::local_time::wall_time(flag, text).map_err(|_| {
+        Failure::Usage(format!(
+            "{flag} {text:?}: give HH:MM (e.g. 19:00) or an RFC 3339 instant"
+        ))
+    })?;
+    Ok(crate::domain::local_time::last_wall_time(time, zone, now))
+}
+
+/// The handover as one JSON value.
+fn handover_json(h: &proto::HandoverResponse) -> Value {
+    let instant = |t: &Option<prost_types::Timestamp>| {
+        t.as_ref()
+            .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t.seconds, 0))
+            .map(|t| t.to_rfc3339())
+    };
+    json!({
+        "since": instant(&h.since),
+        "until": instant(&h.until),
+        "time_zone": h.time_zone,
+        "opened": h.opened,
+        "cleared": h.cleared,
+        "resolved": h.resolved,
+        "counts": h.counts.iter().map(|c| json!({
+            "type": crate::handover::type_name(c.r#type),
+            "severity": crate::handover::severity_name(c.severity),
+            "opened": c.opened,
+            "cleared": c.cleared,
+            "resolved": c.resolved,
+        })).collect::<Vec<_>>(),
+        "waiting_total": h.waiting_total,
+        "waiting": h.waiting.iter().map(|f| object(f.fields())).collect::<Vec<_>>(),
+        "outages": h.outages.iter().map(|o| json!({
+            "fault": o.fault.as_ref().map(|f| object(f.fields())),
+            "lamps": o.lamps,
+        })).collect::<Vec<_>>(),
+        "claims": h.claims.iter().map(|c| json!({
+            "fault_id": c.fault_id,
+            "claimed_by": c.claimed_by,
+            "until": instant(&c.until),
+        })).collect::<Vec<_>>(),
+        "operators": h.operators.iter().map(|o| json!({
+            "actor": o.actor,
+            "acknowledged": o.acknowledged,
+            "assigned": o.assigned,
+            "resolved": o.resolved,
+            "notes": o.notes,
+        })).collect::<Vec<_>>(),
+        "notes_total": h.notes_total,
+        "notes": h.notes.iter().map(|n| json!({
+            "fault_id": n.fault_id,
+            "at": instant(&n.at),
+            "actor": n.actor,
+            "action": n.action,
+            "note": n.note,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -10,6 +10,7 @@ pub mod net;
 pub mod state;
 pub mod update;
 pub mod view;
+pub mod views;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -100,6 +101,11 @@ pub fn default_keymap_path() -> Option<PathBuf> {
         .map(|d| d.config_dir().join("keymap.toml"))
 }
 
+/// Saved board views (`:view save NAME`).
+pub fn default_views_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "singularity").map(|d| d.config_dir().join("views.toml"))
+}
+
 pub fn default_log_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "singularity").map(|d| d.data_dir().join("console.log"))
 }
@@ -154,7 +160,8 @@ pub async fn attach(
     sign_in: net::SignIn,
     setup: Setup,
 ) -> Result<()> {
-    let (commands, net_rx) = net::start(channel, sign_in, setup.state.user.clone());
+    let (mut commands, net_rx) = net::start(channel, sign_in, setup.state.user.clone());
+    commands.views_path = default_views_path();
     let mut terminal = ratatui::try_init()?;
     let input = crossterm::event::EventStream::new().filter_map(|event| async move {
         match event {

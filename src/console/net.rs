@@ -490,6 +490,8 @@ pub struct Commands {
     zones: Vec<proto::Zone>,
     /// What this console has open and claims, towards the presence stream.
     presence: Option<mpsc::UnboundedSender<proto::PresenceUpdate>>,
+    /// Where saved views are kept (`views.toml` in the config directory).
+    pub views_path: Option<std::path::PathBuf>,
 }
 
 impl Commands {
@@ -507,6 +509,7 @@ impl Commands {
             lamp_task: None,
             zones: Vec::new(),
             presence: None,
+            views_path: None,
         }
     }
 
@@ -535,6 +538,36 @@ impl Commands {
                 if let Some(presence) = &self.presence {
                     let _ = presence.send(update);
                 }
+            }
+            Command::SaveView { name, view } => {
+                let said = match &self.views_path {
+                    Some(path) => match super::views::save(path, &name, view) {
+                        Ok(()) => NetEvent::Said(format!(
+                            "view {name} saved in {}; :view {name} brings it back",
+                            path.display()
+                        )),
+                        Err(e) => NetEvent::Failed(format!("view {name} not saved: {e}")),
+                    },
+                    None => NetEvent::Failed("no config directory to keep views in".to_owned()),
+                };
+                let _ = events.try_send(said);
+            }
+            Command::WriteText { path, text } => {
+                let said = match std::fs::write(&path, text) {
+                    Ok(()) => NetEvent::Said(format!("saved {}", path.display())),
+                    Err(e) => NetEvent::Failed(format!("cannot write {}: {e}", path.display())),
+                };
+                let _ = events.try_send(said);
+            }
+            Command::LoadView(name) => {
+                let read = match &self.views_path {
+                    Some(path) => match super::views::load(path, &name) {
+                        Ok(view) => NetEvent::View(name, view),
+                        Err(e) => NetEvent::Failed(e),
+                    },
+                    None => NetEvent::Failed("no config directory to keep views in".to_owned()),
+                };
+                let _ = events.try_send(read);
             }
             Command::SignIn { password } => {
                 let (sign_in, user) = (self.sign_in.clone(), self.user.clone());
@@ -653,6 +686,17 @@ async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
                 NetEvent::Failed(format!("nothing was {}: {}", verb.past(), status.message()))
             }
         },
+        Command::Handover { since, tz } => {
+            let request = proto::HandoverRequest {
+                since: Some(crate::wire::timestamp(since)),
+                until: None,
+                time_zone: tz,
+            };
+            match faults.handover(request).await {
+                Ok(handover) => NetEvent::Handover(handover.into_inner()),
+                Err(status) => NetEvent::Failed(format!("handover: {}", status.message())),
+            }
+        }
         Command::LoadDetail(id) => match faults.get(proto::GetFaultRequest { id }).await {
             Ok(detail) => NetEvent::Detail(detail.into_inner()),
             Err(status) => NetEvent::Failed(format!("fault {id}: {}", status.message())),
@@ -692,6 +736,9 @@ async fn run_one(channel: AuthedChannel, command: Command) -> NetEvent {
         Command::FindLamp(_)
         | Command::Reconnect
         | Command::Presence(_)
+        | Command::SaveView { .. }
+        | Command::LoadView(_)
+        | Command::WriteText { .. }
         | Command::WatchLamp(_)
         | Command::WatchZone(_)
         | Command::StopLamp

@@ -184,6 +184,10 @@ pub enum Mode {
     Help {
         scroll: usize,
     },
+    /// The shift's handover (`State::handover`), scrolled this many lines.
+    Handover {
+        scroll: usize,
+    },
     /// Typing a filter: the board previews it while it is valid and shows the filter from
     /// before the edit (`before`, restored by esc) while it is not.
     Filter {
@@ -326,6 +330,8 @@ pub struct State {
     pub presence: HashMap<i64, proto::FaultPresence>,
     /// The server's last refusal of this console's claim, so it is said once.
     pub claim_refused: String,
+    /// The last handover asked for (`:handover`).
+    pub handover: Option<proto::HandoverResponse>,
 }
 
 impl State {
@@ -383,6 +389,7 @@ impl State {
             lamp_at: None,
             presence: HashMap::new(),
             claim_refused: String::new(),
+            handover: None,
         }
     }
 

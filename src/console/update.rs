@@ -14,6 +14,7 @@ use super::state::{
     BillingPeriod, Confirm, Detail, Effect, Frozen, LeftView, Link, Mode, PromptFor, SORT_KEYS,
     SortKey, State, StreamName, TABS, Tab, Targets, on_board,
 };
+use super::views::{SavedView, check_name};
 use crate::proto;
 
 /// Everything that reaches the loop.
@@ -64,6 +65,11 @@ pub enum NetEvent {
     Failed(String),
     /// Who has which fault open or claimed (empty while presence is unreachable).
     Presence(proto::PresenceBoard),
+    /// A saved view, read back by name.
+    View(String, SavedView),
+    Handover(proto::HandoverResponse),
+    /// Something that needs saying and is not a failure ("view saved").
+    Said(String),
     /// Signed in again: the streams resume by themselves.
     SignedIn,
     SignInRefused(String),
@@ -118,6 +124,23 @@ pub enum Command {
     Reconnect,
     /// What this console has open, and a claim to make or give up.
     Presence(proto::PresenceUpdate),
+    /// Keeps the board's filter, sort and grouping under a name.
+    SaveView {
+        name: String,
+        view: SavedView,
+    },
+    /// Reads a saved view back (answered with `NetEvent::View`).
+    LoadView(String),
+    /// The handover of the shift that began at `since`, in the console's zone.
+    Handover {
+        since: DateTime<Utc>,
+        tz: String,
+    },
+    /// Writes text to a file the operator named (`:handover save FILE`).
+    WriteText {
+        path: std::path::PathBuf,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,8 +173,8 @@ impl Verb {
 
 /// Commands the console understands after `:`, for completion.
 pub const COMMANDS: &[&str] = &[
-    "ack", "assign", "bill", "fault", "help", "lamp", "login", "note", "q", "quit", "resolve",
-    "tz", "zone",
+    "ack", "assign", "bill", "fault", "handover", "help", "lamp", "login", "note", "q", "quit",
+    "resolve", "set", "tz", "view", "zone",
 ];
 
 pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> {
@@ -357,6 +380,15 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
             state.billing_totals = Some(totals);
         }
         NetEvent::Failed(message) => state.say(message),
+        NetEvent::View(name, view) => match view.apply_to(state) {
+            Ok(()) => state.say(format!("view {name}: {}", view_words(&view))),
+            Err(e) => state.say(format!("view {name} not applied: {e}")),
+        },
+        NetEvent::Said(message) => state.say(message),
+        NetEvent::Handover(handover) => {
+            state.handover = Some(handover);
+            state.mode = Mode::Handover { scroll: 0 };
+        }
         NetEvent::Presence(board) => {
             if !board.refused.is_empty() && board.refused != state.claim_refused {
                 state.say(format!("not claimed: {}", board.refused));
@@ -366,6 +398,63 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
         }
     }
     Vec::new()
+}
+
+/// Shifts without a start named cover this long.
+const DEFAULT_SHIFT_HOURS: i64 = 12;
+
+/// `:handover [HH:MM]` asks for the shift's handover; `:handover save FILE` writes the last one
+/// as Markdown.
+fn handover_command(state: &mut State, words: &[&str]) -> Vec<Command> {
+    match words {
+        ["save", path] => match &state.handover {
+            Some(handover) => vec![Command::WriteText {
+                path: std::path::PathBuf::from(path),
+                text: crate::handover::markdown(handover, state.tz),
+            }],
+            None => {
+                state.say("no handover yet: :handover 19:00 first, then :handover save FILE");
+                Vec::new()
+            }
+        },
+        [] => {
+            state.say(format!(
+                "the last {DEFAULT_SHIFT_HOURS} hours (:handover 19:00 for a shift from 19:00)"
+            ));
+            vec![Command::Handover {
+                since: state.now - Duration::hours(DEFAULT_SHIFT_HOURS),
+                tz: state.tz.name().to_owned(),
+            }]
+        }
+        [time] => match crate::domain::local_time::wall_time("handover", time) {
+            Ok(time) => vec![Command::Handover {
+                since: crate::domain::local_time::last_wall_time(time, state.tz, state.now),
+                tz: state.tz.name().to_owned(),
+            }],
+            Err(e) => {
+                state.say(e.to_string());
+                Vec::new()
+            }
+        },
+        _ => {
+            state.say(":handover [HH:MM] shows the shift's handover; :handover save FILE keeps it");
+            Vec::new()
+        }
+    }
+}
+
+/// "filter sev>=major, sorted by age, grouped by zone".
+fn view_words(view: &SavedView) -> String {
+    let filter = if view.filter.is_empty() {
+        "no filter".to_owned()
+    } else {
+        format!("filter {}", view.filter)
+    };
+    let order = if view.descending { " desc" } else { "" };
+    format!(
+        "{filter}, sorted by {}{order}, grouped by {}",
+        view.sort, view.grouping
+    )
 }
 
 /// A CRITICAL fault raised, re-opened or escalated: counted until the operator looks at the
@@ -499,6 +588,26 @@ pub fn state_name(state: i32) -> &'static str {
 
 fn on_key(state: &mut State, keymap: &Keymap, key: Key) -> Vec<Command> {
     match state.mode.clone() {
+        Mode::Handover { scroll } => {
+            state.mode = match keymap.action(key) {
+                Some(Action::Down) => Mode::Handover { scroll: scroll + 1 },
+                Some(Action::Up) => Mode::Handover {
+                    scroll: scroll.saturating_sub(1),
+                },
+                Some(Action::PageDown | Action::HalfPageDown) => Mode::Handover {
+                    scroll: scroll + state.page_rows / 2,
+                },
+                Some(Action::PageUp | Action::HalfPageUp) => Mode::Handover {
+                    scroll: scroll.saturating_sub(state.page_rows / 2),
+                },
+                Some(Action::Command) => Mode::Command {
+                    text: String::new(),
+                    history_at: None,
+                },
+                _ => Mode::Normal,
+            };
+            Vec::new()
+        }
         Mode::Help { scroll } => {
             match keymap.action(key) {
                 Some(Action::Down) => state.mode = Mode::Help { scroll: scroll + 1 },
@@ -1019,6 +1128,23 @@ fn run_command(state: &mut State, line: &str) -> Vec<Command> {
     match name {
         "q" | "quit" => state.quit = true,
         "help" => state.mode = Mode::Help { scroll: 0 },
+        "handover" => return handover_command(state, &rest),
+        "view" => match rest.as_slice() {
+            ["save", name] => match check_name(name) {
+                Ok(()) => {
+                    return vec![Command::SaveView {
+                        name: (*name).to_owned(),
+                        view: SavedView::of(state),
+                    }];
+                }
+                Err(e) => state.say(e),
+            },
+            [name] if *name != "save" => match check_name(name) {
+                Ok(()) => return vec![Command::LoadView((*name).to_owned())],
+                Err(e) => state.say(e),
+            },
+            _ => state.say("give a name: :view save NAME keeps the board's filter, sort and grouping; :view NAME brings them back"),
+        },
         "set" => match argument.as_str() {
             "bell" => {
                 state.bell = true;
@@ -2737,5 +2863,107 @@ mod tests {
         })));
         let closed = update(&mut state, &keymap, key("esc"));
         assert!(closed.contains(&Command::Presence(proto::PresenceUpdate::default())));
+    }
+
+    #[test]
+    fn a_view_is_saved_by_name_and_brought_back() {
+        let (mut state, keymap) = live_state();
+        for k in [
+            "/", "s", "e", "v", ">", "=", "m", "a", "j", "o", "r", "enter", "O", "b",
+        ] {
+            update(&mut state, &keymap, key(k));
+        }
+        let commands = command(&mut state, &keymap, "view save night");
+        let [Command::SaveView { name, view }] = commands.as_slice() else {
+            panic!("{commands:?}")
+        };
+        assert_eq!(name, "night");
+        assert_eq!(
+            (
+                view.filter.as_str(),
+                view.sort.as_str(),
+                view.descending,
+                view.grouping.as_str()
+            ),
+            ("sev>=major", "age", true, "circuit")
+        );
+        let saved = view.clone();
+        assert!(command(&mut state, &keymap, "view two words").is_empty());
+        assert!(state.message.as_ref().unwrap().1.contains("give a name"));
+        // Elsewhere, later: the view comes back whole.
+        for k in ["/", "ctrl-u", "enter", "s", "b"] {
+            update(&mut state, &keymap, key(k));
+        }
+        assert_eq!(
+            command(&mut state, &keymap, "view night"),
+            vec![Command::LoadView("night".into())]
+        );
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::View("night".into(), saved)),
+        );
+        assert_eq!(state.filter_text, "sev>=major");
+        assert_eq!(state.sort, SortKey::Age);
+        assert_eq!(state.grouping, Grouping::Circuit);
+        assert!(
+            state
+                .message
+                .as_ref()
+                .unwrap()
+                .1
+                .starts_with("view night: filter sev>=major")
+        );
+    }
+
+    #[test]
+    fn handover_asks_from_the_last_wall_time_shows_and_saves_markdown() {
+        let (mut state, keymap) = live_state();
+        // 21:00 in London: "19:00" is two hours ago, "22:00" yesterday evening.
+        assert_eq!(
+            command(&mut state, &keymap, "handover 19:00"),
+            vec![Command::Handover {
+                since: now() - Duration::hours(2),
+                tz: "Europe/London".into(),
+            }]
+        );
+        assert_eq!(
+            command(&mut state, &keymap, "handover 22:00"),
+            vec![Command::Handover {
+                since: now() - Duration::hours(23),
+                tz: "Europe/London".into(),
+            }]
+        );
+        assert!(command(&mut state, &keymap, "handover save /tmp/shift.md").is_empty());
+        assert!(
+            state
+                .message
+                .as_ref()
+                .unwrap()
+                .1
+                .contains("no handover yet")
+        );
+        update(
+            &mut state,
+            &keymap,
+            Event::Net(NetEvent::Handover(proto::HandoverResponse {
+                opened: 3,
+                time_zone: "Europe/London".into(),
+                ..Default::default()
+            })),
+        );
+        assert_eq!(state.mode, Mode::Handover { scroll: 0 });
+        update(&mut state, &keymap, key("j"));
+        assert_eq!(state.mode, Mode::Handover { scroll: 1 });
+        update(&mut state, &keymap, key("esc"));
+        assert_eq!(state.mode, Mode::Normal);
+        let saved = command(&mut state, &keymap, "handover save /tmp/shift.md");
+        let [Command::WriteText { path, text }] = saved.as_slice() else {
+            panic!("{saved:?}")
+        };
+        assert_eq!(path, &std::path::PathBuf::from("/tmp/shift.md"));
+        assert!(text.contains("3 opened"), "{text}");
+        assert!(command(&mut state, &keymap, "handover 7pm").is_empty());
+        assert!(state.message.as_ref().unwrap().1.contains("HH:MM"));
     }
 }

@@ -51,7 +51,7 @@ pub fn access(path: &str) -> Access {
     match (service, method) {
         ("Auth", "Login") => Access::Public,
         ("Auth", "Logout" | "WhoAmI" | "ChangePassword") => Access::SignedIn,
-        ("Presence", "Share") => Access::SignedIn,
+        ("Presence", "Share") | ("Faults", "Handover") => Access::SignedIn,
         ("Telemetry", "Report") => Access::Roles(INGEST),
         ("Faults", "Acknowledge" | "Assign" | "Resolve" | "AddNote" | "ActOnMany") => {
             Access::Roles(TRIAGE)

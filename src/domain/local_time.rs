@@ -1,7 +1,7 @@
 //! Local calendar days in an IANA time zone: where a day starts and ends in UTC (23 or 25
 //! hours on DST change days), and which local hour an instant falls in.
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::ValidationError;
@@ -96,6 +96,53 @@ fn local_midnight(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
     Utc.from_utc_datetime(&naive)
 }
 
+/// A wall-clock time of day, `HH:MM` (24-hour).
+pub fn wall_time(field: &str, text: &str) -> Result<NaiveTime, ValidationError> {
+    NaiveTime::parse_from_str(text.trim(), "%H:%M").map_err(|_| {
+        ValidationError::new(
+            field,
+            format!(
+                "{} is not a time of day; use HH:MM, e.g. 19:00",
+                crate::domain::validation::quoted(text)
+            ),
+        )
+    })
+}
+
+/// The latest instant at or before `now` when the wall clock in `zone` read `time`: at 02:00,
+/// "since 19:00" is yesterday's 19:00. A wall time the zone skipped (spring forward) is read
+/// as if the clock had not changed yet (01:30 on London's spring day is 02:30 BST); one it
+/// repeated (fall back) is the earlier.
+pub fn last_wall_time(time: NaiveTime, zone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(&zone).date_naive();
+    let mut date = today;
+    for _ in 0..3 {
+        let at = resolve(date.and_time(time), zone);
+        if at <= now {
+            return at;
+        }
+        date = date.pred_opt().unwrap_or(date);
+    }
+    now
+}
+
+/// A local date and time as an instant (see `last_wall_time`).
+fn resolve(local: chrono::NaiveDateTime, zone: Tz) -> DateTime<Utc> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(earliest, _) => earliest.with_timezone(&Utc),
+        LocalResult::None => {
+            // The offset in force before the jump, applied to the skipped wall time.
+            let before = zone
+                .from_local_datetime(&(local - Duration::hours(3)))
+                .earliest()
+                .map(|t| t.offset().fix().local_minus_utc())
+                .unwrap_or(0);
+            Utc.from_utc_datetime(&(local - Duration::seconds(i64::from(before))))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +217,47 @@ mod tests {
             "time_zone"
         );
         assert_eq!(date("date", "25/10/2026").unwrap_err().field, "date");
+    }
+
+    #[test]
+    fn since_a_wall_time_reaches_back_across_midnight_and_dst() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let seven_pm = wall_time("since", "19:00").unwrap();
+        // At 02:00 the shift began yesterday evening.
+        assert_eq!(
+            last_wall_time(seven_pm, london(), at("2026-12-02T02:00:00Z")),
+            at("2026-12-01T19:00:00Z")
+        );
+        // Later the same evening: today's.
+        assert_eq!(
+            last_wall_time(seven_pm, london(), at("2026-12-02T21:00:00Z")),
+            at("2026-12-02T19:00:00Z")
+        );
+        // A night shift across the autumn change (BST ends 2026-10-25 02:00 BST): 19:00 BST.
+        assert_eq!(
+            last_wall_time(seven_pm, london(), at("2026-10-25T06:00:00Z")),
+            at("2026-10-24T18:00:00Z")
+        );
+        // 01:30 is repeated that night: the earlier (BST) one.
+        let half_past_one = wall_time("since", "01:30").unwrap();
+        assert_eq!(
+            last_wall_time(half_past_one, london(), at("2026-10-25T06:00:00Z")),
+            at("2026-10-25T00:30:00Z")
+        );
+        // 01:30 never happened on the spring night: read as if the clock had not moved.
+        assert_eq!(
+            last_wall_time(half_past_one, london(), at("2026-03-29T06:00:00Z")),
+            at("2026-03-29T01:30:00Z")
+        );
+        assert!(
+            wall_time("since", "7pm")
+                .unwrap_err()
+                .to_string()
+                .contains("HH:MM")
+        );
     }
 }

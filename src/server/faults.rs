@@ -25,6 +25,8 @@ use crate::wire_faults;
 
 pub struct FaultService {
     pub context: Context,
+    /// Claims held, for the handover.
+    pub presence: super::presence::PresenceHub,
     /// Events buffered towards one watcher (`Limits::watcher_buffer`).
     pub watcher_buffer: usize,
 }
@@ -250,6 +252,13 @@ impl Faults for FaultService {
             return Err(ValidationError::new("note", "must not be empty").into());
         }
         self.act_as_asked(caller, r, Action::AddNote).await
+    }
+
+    async fn handover(
+        &self,
+        request: Request<proto::HandoverRequest>,
+    ) -> Result<Response<proto::HandoverResponse>, Status> {
+        self.handover_for(request.into_inner()).await
     }
 
     async fn act_on_many(

@@ -14,6 +14,7 @@ mod engine;
 pub mod error;
 mod faults;
 mod gate;
+mod handover;
 mod inventory;
 mod lamps;
 mod limiter;
@@ -271,7 +272,7 @@ pub async fn run(
         settled,
     ));
     let limits = config.limits.clone();
-    let presence_config = config.presence;
+    let presence_hub = presence::PresenceHub::new(config.presence);
     let tls = config.tls.clone();
     let readings_kept = config.readings_retention;
     tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
@@ -389,6 +390,7 @@ pub async fn run(
         .add_service(sized!(proto::faults_server::FaultsServer::new(
             faults::FaultService {
                 context: context.clone(),
+                presence: presence_hub.clone(),
                 watcher_buffer: limits.watcher_buffer,
             },
         )))
@@ -416,7 +418,7 @@ pub async fn run(
         )))
         .add_service(sized!(proto::presence_server::PresenceServer::new(
             presence::PresenceService {
-                hub: presence::PresenceHub::new(presence_config),
+                hub: presence_hub,
                 shutdown: context.shutdown.clone(),
             },
         )))

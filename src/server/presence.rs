@@ -179,6 +179,19 @@ impl PresenceHub {
         }
     }
 
+    /// Claims held at `now`: (fault, user, until), by fault.
+    pub fn claims(&self, now: DateTime<Utc>) -> Vec<(i64, String, DateTime<Utc>)> {
+        let inner = self.lock();
+        let mut claims: Vec<_> = inner
+            .claims
+            .iter()
+            .filter(|(_, claim)| claim.until > now)
+            .map(|(fault, claim)| (*fault, claim.user.clone(), claim.until))
+            .collect();
+        claims.sort_unstable_by_key(|(fault, _, _)| *fault);
+        claims
+    }
+
     /// The board as one console sees it.
     fn board(&self, console: u64) -> proto::PresenceBoard {
         let inner = self.lock();

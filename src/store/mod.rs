@@ -467,6 +467,15 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe_faults(&self) -> broadcast::Receiver<FaultEvent>;
     /// Logged events with seq greater than `after_seq`, ascending, at most `limit`.
     fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>>;
+    /// Events logged at instants in `[from, to)` with seq after `after_seq`, by seq, at most
+    /// `limit` (a shift's handover pages through them).
+    fn fault_events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FaultEvent>>;
     /// The oldest and newest seq the log holds (0, 0 when empty).
     fn fault_log_bounds(&self) -> StoreResult<(u64, u64)>;
     /// Drops log entries older than `before`, keeping at least the newest one.

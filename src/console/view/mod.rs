@@ -57,6 +57,44 @@ pub fn draw(frame: &mut Frame<'_>, state: &State, keymap: &Keymap, theme: &Theme
     if let Mode::Help { scroll } = state.mode {
         draw_help(frame, body, keymap, theme, scroll);
     }
+    if let (Mode::Handover { scroll }, Some(handover)) = (&state.mode, &state.handover) {
+        draw_handover(frame, body, handover, state, theme, *scroll);
+    }
+}
+
+/// The handover over the tab, as its Markdown reads (table rules left out), scrolled.
+fn draw_handover(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    handover: &crate::proto::HandoverResponse,
+    state: &State,
+    theme: &Theme,
+    scroll: usize,
+) {
+    frame.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" handover (j/k scroll, :handover save FILE keeps it, any other key closes) ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = usize::from(inner.width).max(10);
+    let text = crate::handover::markdown(handover, state.tz);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with("|---")) {
+        let heading = line.starts_with('#');
+        let line = line.trim_start_matches('#').trim_start();
+        for part in wrap(line, width) {
+            lines.push(if heading {
+                Line::from(Span::styled(part, theme.title))
+            } else {
+                Line::from(part)
+            });
+        }
+    }
+    let rows = usize::from(inner.height).max(1);
+    let first = scroll.min(lines.len().saturating_sub(rows));
+    let shown: Vec<Line<'_>> = lines.into_iter().skip(first).take(rows).collect();
+    frame.render_widget(Paragraph::new(shown), inner);
 }
 
 fn draw_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {

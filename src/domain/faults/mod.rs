@@ -4,6 +4,7 @@
 pub mod lifecycle;
 pub mod record;
 pub mod rules;
+pub mod shift;
 pub mod tracker;
 
 /// What has gone wrong. The names are the TALQ conditions plus our own roll-ups.

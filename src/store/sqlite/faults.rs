@@ -304,6 +304,33 @@ fn log_event(
     })
 }
 
+type EventColumns = (i64, i64, String, String, String, String);
+
+fn event_columns(row: &Row<'_>) -> rusqlite::Result<EventColumns> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn event_from_columns(
+    (seq, at, kind, actor, note, fault): EventColumns,
+) -> StoreResult<FaultEvent> {
+    Ok(FaultEvent {
+        seq: seq as u64,
+        at: instant(at),
+        kind: EventKind::parse(&kind).unwrap_or(EventKind::Note),
+        fault: serde_json::from_str(&fault)
+            .map_err(|e| StoreError::Database(format!("event {seq}: {e}")))?,
+        actor,
+        note,
+    })
+}
+
 /// Readings into history, then the engine's fault changes and group faults, with the
 /// events they cause.
 fn store_telemetry(
@@ -894,30 +921,35 @@ impl SqliteStore {
                 )
                 .map_err(db_error)?;
             let rows = statement
-                .query_map(params![after_seq as i64, limit as i64], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                    ))
-                })
+                .query_map(params![after_seq as i64, limit as i64], event_columns)
                 .map_err(db_error)?;
-            let mut events = Vec::new();
-            for row in rows {
-                let (seq, at, kind, actor, note, fault) = row.map_err(db_error)?;
-                events.push(FaultEvent {
-                    seq: seq as u64,
-                    at: instant(at),
-                    kind: EventKind::parse(&kind).unwrap_or(EventKind::Note),
-                    fault: serde_json::from_str(&fault).map_err(|e| StoreError::Database(format!("event {seq}: {e}")))?,
-                    actor,
-                    note,
-                });
-            }
-            Ok(events)
+            rows.map(|row| event_from_columns(row.map_err(db_error)?))
+                .collect()
+        })
+    }
+
+    pub(super) fn fault_events_between_impl(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FaultEvent>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT seq, at, kind, actor, note, fault FROM fault_events \
+                     WHERE at >= ?1 AND at < ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+                )
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map(
+                    params![millis(from), millis(to), after_seq as i64, limit as i64],
+                    event_columns,
+                )
+                .map_err(db_error)?;
+            rows.map(|row| event_from_columns(row.map_err(db_error)?))
+                .collect()
         })
     }
 

@@ -547,6 +547,16 @@ impl Store for SqliteStore {
         self.subscribe_faults_impl()
     }
 
+    fn fault_events_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<FaultEvent>> {
+        self.fault_events_between_impl(from, to, after_seq, limit)
+    }
+
     fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>> {
         self.fault_events_after_impl(after_seq, limit)
     }

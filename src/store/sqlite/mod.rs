@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_history_change.sql"),
     include_str!("../migrations/sqlite/0008_fault_children_index.sql"),
     include_str!("../migrations/sqlite/0009_readings_in_time_order.sql"),
+    include_str!("../migrations/sqlite/0010_fault_events_by_time.sql"),
 ];
 
 /// Changes committed together at most; more wait for the next transaction.
