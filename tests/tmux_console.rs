@@ -133,10 +133,16 @@ async fn the_console_runs_in_a_real_terminal_and_restores_it() {
         wait_for(s, "the title badge", |_| {
             title(s).starts_with("(+1 critical)")
         });
+        wait_for(s, "the badge", |t| {
+            t.contains("+1 critical since you looked")
+        });
         tmux(&["send-keys", "-t", s, "1"]);
         wait_for(s, "the board", |t| t.contains("EARTH_LEAKAGE"));
         wait_for(s, "the badge cleared", |_| {
             title(s).starts_with("singularity")
+        });
+        wait_for(s, "the badge gone", |t| {
+            !t.contains("critical since you looked")
         });
         tmux(&["send-keys", "-t", s, "y"]);
         wait_for(s, "the copy", |t| t.contains("copied: fault"));

@@ -332,6 +332,8 @@ pub struct State {
     pub claim_refused: String,
     /// The last handover asked for (`:handover`).
     pub handover: Option<proto::HandoverResponse>,
+    /// The fault this console last told the others it is on (0: none).
+    pub viewing_sent: i64,
 }
 
 impl State {
@@ -390,6 +392,7 @@ impl State {
             presence: HashMap::new(),
             claim_refused: String::new(),
             handover: None,
+            viewing_sent: 0,
         }
     }
 

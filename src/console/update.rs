@@ -196,7 +196,14 @@ pub fn update(state: &mut State, keymap: &Keymap, event: Event) -> Vec<Command> 
         }
         Event::Net(net) => on_net(state, net),
         Event::Key(key) => {
-            let commands = on_key(state, keymap, key);
+            let mut commands = on_key(state, keymap, key);
+            // Others see which fault this console is on: its detail, or an action being
+            // typed or confirmed for one fault.
+            let engaged = engaged(state);
+            if engaged != state.viewing_sent {
+                state.viewing_sent = engaged;
+                commands.push(viewing(engaged));
+            }
             // A key pressed with the board in view: the operator has looked.
             if state.on_the_board() && state.unseen_critical > 0 {
                 state.unseen_critical = 0;
@@ -1272,7 +1279,7 @@ fn open_detail(state: &mut State, id: i64, fault: Option<proto::Fault>) -> Vec<C
         omitted: 0,
         scroll: 0,
     });
-    let mut commands = vec![Command::LoadDetail(id), viewing(id)];
+    let mut commands = vec![Command::LoadDetail(id)];
     if let Some(lamp) = lamp {
         state.lamps.for_detail = true;
         state.lamps.wanted = Some(lamp);
@@ -1286,13 +1293,32 @@ fn open_detail(state: &mut State, id: i64, fault: Option<proto::Fault>) -> Vec<C
 /// Closes the detail; the lamp stream it opened closes with it.
 fn close_detail(state: &mut State) -> Vec<Command> {
     state.detail = None;
-    let mut commands = vec![viewing(0)];
     if state.lamps.for_detail {
         state.lamps = Default::default();
         state.streams.remove(&StreamName::Lamp);
-        commands.push(Command::StopLamp);
+        return vec![Command::StopLamp];
     }
-    commands
+    Vec::new()
+}
+
+/// The fault this console is on: its open detail, else the one fault an action being typed
+/// or confirmed is for (0: none).
+fn engaged(state: &State) -> i64 {
+    if let Some(detail) = &state.detail {
+        return detail.fault_id;
+    }
+    match &state.mode {
+        Mode::Prompt {
+            for_: PromptFor::Note(targets) | PromptFor::Assign(targets),
+            ..
+        }
+        | Mode::Confirm(Confirm { targets, .. })
+            if targets.ids.len() == 1 =>
+        {
+            targets.ids[0].0
+        }
+        _ => 0,
+    }
 }
 
 /// Tells the others which fault this console has open (0: none).
@@ -2100,7 +2126,7 @@ mod tests {
             state.mode = Mode::Normal;
             state.detail = None;
         }
-        let sent = update(&mut state, &keymap, key("a"));
+        let sent = without_presence(update(&mut state, &keymap, key("a")));
         assert_eq!(
             sent,
             vec![Command::Act {
@@ -2225,7 +2251,7 @@ mod tests {
             "asks first"
         );
         assert_eq!(
-            update(&mut state, &keymap, key("y")),
+            without_presence(update(&mut state, &keymap, key("y"))),
             vec![Command::Act {
                 verb: Verb::Resolve,
                 targets: vec![(2, 6)],
@@ -2269,8 +2295,8 @@ mod tests {
             opened,
             vec![
                 Command::LoadDetail(1),
-                viewing(1),
-                Command::FindLamp("101".into())
+                Command::FindLamp("101".into()),
+                viewing(1)
             ]
         );
         let mut acked = fault(1, proto::Severity::Major, 2);
@@ -2314,7 +2340,7 @@ mod tests {
         state.lamps.for_detail = true;
         assert_eq!(
             update(&mut state, &keymap, key("esc")),
-            vec![viewing(0), Command::StopLamp]
+            vec![Command::StopLamp, viewing(0)]
         );
     }
 
@@ -2473,7 +2499,15 @@ mod tests {
     fn command(state: &mut State, keymap: &Keymap, line: &str) -> Vec<Command> {
         update(state, keymap, key(":"));
         typed(state, keymap, line);
-        update(state, keymap, key("enter"))
+        without_presence(update(state, keymap, key("enter")))
+    }
+
+    /// What a key sends besides telling the others which fault the console is on.
+    fn without_presence(commands: Vec<Command>) -> Vec<Command> {
+        commands
+            .into_iter()
+            .filter(|c| !matches!(c, Command::Presence(_)))
+            .collect()
     }
 
     #[test]
@@ -2587,18 +2621,22 @@ mod tests {
         assert_eq!(state.selected, Some(50));
 
         // Acting on the roll-up asks first, with the count, then sends one call.
-        assert!(update(&mut state, &keymap, key("a")).is_empty());
+        assert!(without_presence(update(&mut state, &keymap, key("a"))).is_empty());
         let Mode::Confirm(confirm) = &state.mode else {
             panic!("a roll-up asks first: {:?}", state.mode)
         };
         assert_eq!(confirm.targets.children, 5);
+        assert_eq!(
+            state.viewing_sent, 50,
+            "the others see ana is on the roll-up"
+        );
         assert!(
             crate::console::view::confirm_question(confirm).contains("5 lamp faults"),
             "{}",
             crate::console::view::confirm_question(confirm)
         );
         assert_eq!(
-            update(&mut state, &keymap, key("y")),
+            without_presence(update(&mut state, &keymap, key("y"))),
             vec![Command::Act {
                 verb: Verb::Acknowledge,
                 targets: vec![(50, 1)],

@@ -326,6 +326,8 @@ impl FaultService {
             .blocking(move |s| s.act_on_fault(request))
             .await?;
         let after: proto::Fault = (&fault).into();
+        self.presence
+            .renew(id, &caller.username, chrono::Utc::now());
         audit::record(
             &self.context,
             Some(&caller),

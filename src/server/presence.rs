@@ -179,6 +179,21 @@ impl PresenceHub {
         }
     }
 
+    /// Acting on a fault one holds renews the claim, as having it open does.
+    pub fn renew(&self, fault_id: i64, user: &str, now: DateTime<Utc>) {
+        let length = self.config.claim_length;
+        let renewed = match self.lock().claims.get_mut(&fault_id) {
+            Some(claim) if claim.user == user && claim.until > now => {
+                claim.until = now + length;
+                true
+            }
+            _ => false,
+        };
+        if renewed {
+            self.bump();
+        }
+    }
+
     /// Claims held at `now`: (fault, user, until), by fault.
     pub fn claims(&self, now: DateTime<Utc>) -> Vec<(i64, String, DateTime<Utc>)> {
         let inner = self.lock();
@@ -335,7 +350,12 @@ mod tests {
         assert_eq!(hub.board(ana).faults[0].viewers, vec!["ana"]);
         hub.expire(now + chrono::Duration::minutes(14));
         assert_eq!(hub.board(ana).faults[0].claimed_by, "bo");
+        // Acting on the fault renews it; only its holder's action does.
+        hub.renew(12, "ana", now + chrono::Duration::minutes(10));
+        hub.renew(12, "bo", now + chrono::Duration::minutes(10));
         hub.expire(now + chrono::Duration::minutes(16));
+        assert_eq!(hub.board(ana).faults[0].claimed_by, "bo");
+        hub.expire(now + chrono::Duration::minutes(26));
         assert_eq!(hub.board(ana).faults[0].claimed_by, "");
     }
 }

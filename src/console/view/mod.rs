@@ -108,6 +108,12 @@ fn draw_tabs(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!(" {} ", tab.title()), style));
     }
+    if state.unseen_critical > 0 {
+        spans.push(Span::styled(
+            format!("  +{} critical since you looked", state.unseen_critical),
+            theme.bad,
+        ));
+    }
     if let Some(frozen) = &state.frozen {
         spans.push(Span::styled(
             format!(
