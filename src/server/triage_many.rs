@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
 use tonic::{Response, Status};
 
 use super::error::ServiceError;
@@ -17,6 +18,8 @@ use crate::proto;
 const MAX_NAMED: usize = 1_000;
 /// Faults one call may reach, children included: the largest circuits and basestations.
 const MAX_REACHED: usize = 5_000;
+/// Single actions of one call in flight at once.
+const IN_FLIGHT: usize = 32;
 
 impl FaultService {
     pub(super) async fn act_on_many_as(
@@ -60,12 +63,13 @@ impl FaultService {
                 .into());
             }
         }
-        // Sent together so the writer commits them in a few transactions, not one each.
+        // Several in flight, so the writer commits them in a few transactions rather than one
+        // each, yet never thousands of blocking tasks at once.
         let note = request.note.as_str();
-        let outcomes =
-            futures::future::join_all(targets.iter().map(|(id, version)| {
-                self.act(caller.clone(), *id, *version, action.clone(), note)
-            }))
+        let outcomes: Vec<_> = futures::stream::iter(targets.clone())
+            .map(|(id, version)| self.act(caller.clone(), id, version, action.clone(), note))
+            .buffered(IN_FLIGHT)
+            .collect()
             .await;
         let mut reply = proto::ActOnManyResponse::default();
         for ((fault_id, _), outcome) in targets.iter().zip(outcomes) {
