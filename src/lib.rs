@@ -4,11 +4,14 @@
 pub mod cli;
 pub mod console;
 pub mod domain;
+pub mod figures;
 pub mod handover;
 pub mod link;
+pub mod logging;
 pub mod passwords;
 pub mod proto;
 pub mod server;
+pub mod sign_in;
 pub mod sim;
 pub mod store;
 pub mod wire;

@@ -12,6 +12,9 @@ use tonic::{Request, Status};
 
 use crate::proto::{self, auth_client::AuthClient};
 
+/// The server clients talk to unless told otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
 pub type AuthedChannel = InterceptedService<Channel, Bearer>;
 
 /// Adds `authorization: Bearer <token>` to every call, from a slot that can be refilled.

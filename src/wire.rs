@@ -12,10 +12,10 @@ use crate::domain::inventory::{
     LampTechnology, NewAsset, NewBasestation, NewLamp, NewTelecell, Role, TelecellPatch,
 };
 use crate::domain::paging::{self, Cursor};
+use crate::domain::paging::{Scan, StatusFilter};
 use crate::domain::telemetry::{NodeAlarms, RawReading};
 use crate::domain::validation::{optional_id, optional_text, required_id, required_text};
 use crate::proto;
-use crate::store::{Scan, StatusFilter};
 
 const NAME_MAX: usize = 200;
 

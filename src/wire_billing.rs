@@ -4,10 +4,10 @@
 use chrono::{NaiveDate, NaiveTime};
 
 use crate::domain::ValidationError;
+use crate::domain::billing::totals::{TotalsGroup, TotalsRow};
 use crate::domain::billing::{Band, NewTariff, Tariff};
 use crate::domain::local_time;
 use crate::proto;
-use crate::store::{TotalsGroup, TotalsRow};
 
 pub fn group_field(field: &str, value: i32) -> Result<TotalsGroup, ValidationError> {
     match proto::GroupBy::try_from(value) {

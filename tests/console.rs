@@ -530,7 +530,7 @@ async fn the_billing_tab_and_the_cli_agree_with_a_hand_computed_period() {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .collect();
-    use singularity::cli::billing::{energy, pounds};
+    use singularity::figures::{energy, pounds};
     assert!(cells.contains(&energy(energy_wh).as_str()), "{total_line}");
     assert!(cells.contains(&pounds(cost_mp).as_str()), "{total_line}");
     assert!(cells.contains(&"2"), "two lamps: {total_line}");

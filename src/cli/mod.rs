@@ -15,7 +15,7 @@ mod faults;
 mod output;
 mod seed;
 mod serve;
-pub mod sign_in;
+pub use crate::sign_in;
 mod simulate;
 
 use std::process::ExitCode;
@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://singularity.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+pub use crate::link::DEFAULT_SERVER;
+pub use crate::logging::log_to_file;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -153,31 +154,6 @@ fn init_logging(level: &str) -> color_eyre::Result<()> {
         .with_env_filter(filter)
         .with_ansi(colour_on_stderr())
         .with_writer(std::io::stderr)
-        .try_init();
-    Ok(())
-}
-
-/// Sends logs to a file (the console owns the screen); with no file, nowhere.
-pub fn log_to_file(path: Option<&std::path::Path>, level: &str) -> color_eyre::Result<()> {
-    let Some(path) = path else {
-        return Ok(());
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            color_eyre::eyre::eyre!("cannot create {} for the log: {e}", dir.display())
-        })?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| color_eyre::eyre::eyre!("cannot open the log {}: {e}", path.display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| color_eyre::eyre::eyre!("log level {level:?} is not valid ({e})"))?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
         .try_init();
     Ok(())
 }

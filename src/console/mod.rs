@@ -36,7 +36,7 @@ const DRAIN_PER_FRAME: usize = 4_096;
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
     /// Server to follow.
-    #[arg(long, env = "SINGULARITY_SERVER", default_value = crate::cli::DEFAULT_SERVER)]
+    #[arg(long, env = "SINGULARITY_SERVER", default_value = crate::link::DEFAULT_SERVER)]
     pub server: String,
     /// Ring the terminal bell and flash the window title on each new CRITICAL fault
     /// (`:set bell` and `:set nobell` in the console).
@@ -55,7 +55,7 @@ pub struct ConsoleArgs {
     #[arg(long, env = "SINGULARITY_CONSOLE_LOG")]
     pub log_file: Option<PathBuf>,
     #[command(flatten)]
-    pub sign_in: crate::cli::sign_in::SignInArgs,
+    pub sign_in: crate::sign_in::SignInArgs,
 }
 
 /// What the console needs, checked before the terminal is taken over so that a mistake is a
@@ -115,7 +115,7 @@ pub fn default_log_path() -> Option<PathBuf> {
 pub async fn run(args: ConsoleArgs) -> Result<()> {
     let mut setup = args.setup()?;
     let log = args.log_file.clone().or_else(default_log_path);
-    crate::cli::log_to_file(log.as_deref(), "info")?;
+    crate::logging::log_to_file(log.as_deref(), "info")?;
     let ca = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
     let channel = net::channel(&args.server, ca.as_deref()).map_err(|e| eyre!(e))?;
     let (link, session) = args

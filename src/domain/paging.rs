@@ -1,6 +1,8 @@
 //! Page sizes and opaque page tokens for keyset-paged listings.
 
 use super::ValidationError;
+use super::geo::GeoBox;
+use super::inventory::EntityStatus;
 
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -46,6 +48,35 @@ impl Cursor {
                     "is not a token this server issued; pass the next_page_token of a page, or empty",
                 )
             })
+    }
+}
+
+/// Which records a scan returns, in ascending id order, starting after a cursor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scan {
+    pub after_id: i64,
+    pub limit: usize,
+    pub status: StatusFilter,
+    /// Only records located inside this box (ignored for records without a location).
+    pub area: Option<GeoBox>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Every status but DELETED.
+    Live,
+    /// Every status, DELETED included.
+    All,
+    Only(EntityStatus),
+}
+
+impl StatusFilter {
+    pub fn admits(self, status: EntityStatus) -> bool {
+        match self {
+            StatusFilter::Live => status != EntityStatus::Deleted,
+            StatusFilter::All => true,
+            StatusFilter::Only(wanted) => status == wanted,
+        }
     }
 }
 

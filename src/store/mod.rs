@@ -10,20 +10,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::broadcast;
 
 use crate::domain::billing::calendar::{AsOf, Calendar};
-use crate::domain::billing::{DayTotals, NewTariff, SlotEnergy, SlotShare, Tariff, TariffBook};
+use crate::domain::billing::{NewTariff, SlotEnergy, SlotShare, Tariff, TariffBook};
 use crate::domain::estate::Estate;
 use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
 use crate::domain::faults::tracker::Change;
-use crate::domain::geo::GeoBox;
 use crate::domain::inventory::{
-    Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
-    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Telecell,
-    TelecellPatch, User, UserPatch, Zone,
+    Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, Lamp, LampPatch,
+    LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Telecell, TelecellPatch,
+    User, UserPatch, Zone,
 };
 use crate::domain::telemetry::{LampContext, Reading};
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+// Query shapes live in the domain (`wire` builds them from requests); the store takes them.
+pub use crate::domain::billing::totals::{TotalsGroup, TotalsQuery, TotalsRow};
+pub use crate::domain::paging::{Scan, StatusFilter};
 
 /// One lamp's reading, ready to store.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -268,68 +271,6 @@ pub struct AuditQuery {
     pub entity: Option<String>,
     pub entity_id: Option<i64>,
     pub limit: usize,
-}
-
-/// How totals are grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TotalsGroup {
-    Zone,
-    Day,
-    Month,
-    Lamp,
-    /// Everything in one row.
-    All,
-}
-
-/// Totals over `[from, to]` (settlement days, inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TotalsQuery {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub group: TotalsGroup,
-    pub zone_id: Option<i64>,
-    /// Lamp rows returned (biggest consumers first).
-    pub limit: usize,
-}
-
-/// One group's totals as stored, before savings and labels.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TotalsRow {
-    /// Zone id, lamp id, `YYYY-MM-DD` or `YYYY-MM`, by the grouping.
-    pub key: String,
-    pub totals: DayTotals,
-    pub lamps: u32,
-    pub lamps_missing: u32,
-    pub missing_slots: i64,
-}
-
-/// Which records a scan returns, in ascending id order, starting after a cursor.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scan {
-    pub after_id: i64,
-    pub limit: usize,
-    pub status: StatusFilter,
-    /// Only records located inside this box (ignored for records without a location).
-    pub area: Option<GeoBox>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    /// Every status but DELETED.
-    Live,
-    /// Every status, DELETED included.
-    All,
-    Only(EntityStatus),
-}
-
-impl StatusFilter {
-    pub fn admits(self, status: EntityStatus) -> bool {
-        match self {
-            StatusFilter::Live => status != EntityStatus::Deleted,
-            StatusFilter::All => true,
-            StatusFilter::Only(wanted) => status == wanted,
-        }
-    }
 }
 
 /// How many records of each kind an estate holds.

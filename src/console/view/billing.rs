@@ -8,8 +8,8 @@ use ratatui::widgets::{BarChart, Block, Borders, Paragraph, Row, Table};
 
 use super::fit::{Part, by_priority, column_widths, fit};
 use super::theme::Theme;
-use crate::cli::billing::{covered, energy, pounds};
 use crate::console::state::{BillingPeriod, State};
+use crate::figures::{covered, energy, pounds};
 use crate::proto;
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod meter;
 pub mod settle;
 pub mod tariff;
+pub mod totals;
 
 pub use calendar::{Calendar, SLOT_SECONDS};
 pub use meter::{Draw, Meter, MeterMode, SlotShare};

@@ -1,6 +1,7 @@
-//! How a command-line program reaches the server (`--ca` for TLS) and proves who it is: `--user` (the password is asked for without
-//! echo, or read from SINGULARITY_PASSWORD when nobody is there to type it) or the token of a
-//! session from SINGULARITY_TOKEN.
+//! How a client program (CLI, console, simulator, bench) reaches the server (`--ca` for TLS)
+//! and proves who it is: `--user` (the password is asked for without echo, or read from
+//! SINGULARITY_PASSWORD when nobody is there to type it) or the token of a session from
+//! SINGULARITY_TOKEN.
 
 use clap::Args;
 use tonic::transport::Channel;
