@@ -831,23 +831,14 @@ async fn all_lamps(server: &TestServer) -> Vec<(proto::Lamp, String)> {
 }
 
 async fn faults_of(server: &TestServer, fault_type: proto::FaultType) -> Vec<proto::Fault> {
-    let filter = proto::FaultFilter {
-        types: vec![fault_type as i32],
-        ..Default::default()
-    };
-    let mut stream = FaultsClient::new(server.channel.clone())
-        .list(proto::ListFaultsRequest {
-            filter: Some(filter),
+    faults_by(
+        server,
+        proto::FaultFilter {
+            types: vec![fault_type as i32],
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut found = Vec::new();
-    while let Some(page) = stream.next().await {
-        found.extend(page.unwrap().items);
-    }
-    found
+        },
+    )
+    .await
 }
 
 /// The lamps of the estate's first circuit, with their telecells.

@@ -309,6 +309,13 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     constraints.extend(columns.iter().map(|c| c.width));
     // The widths the table will give each column, so text is cut with an ellipsis, not bare.
     let widths = column_widths(&constraints, area.width.saturating_sub(2));
+    // Each group's size, counted once per frame (grouped boards only).
+    let mut group_sizes: std::collections::HashMap<String, usize> = Default::default();
+    if state.grouping != Grouping::Off {
+        for fault in state.view.iter().filter_map(|id| state.faults.get(id)) {
+            *group_sizes.entry(group_of(state, fault)).or_default() += 1;
+        }
+    }
     let rows: Vec<Row<'_>> = state.view[start..(start + inner_rows).min(total)]
         .iter()
         .enumerate()
@@ -335,12 +342,7 @@ fn draw_board(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                         .and_then(|id| state.faults.get(id))
                         .is_none_or(|previous| group_of(state, previous) != group);
                 if first {
-                    let size = state
-                        .view
-                        .iter()
-                        .filter_map(|id| state.faults.get(id))
-                        .filter(|f| group_of(state, f) == group)
-                        .count();
+                    let size = group_sizes.get(&group).copied().unwrap_or(0);
                     cells[1] = Cell::from(fit_owned(format!("{group} ({size})"), widths[1]));
                 }
             }

@@ -593,9 +593,29 @@ mod tests {
         assert!(reopened.lamp(6).is_err());
     }
 
+    /// A lamp switched off, healthy, reporting at `at`.
+    fn quiet_reading(at: chrono::DateTime<chrono::Utc>) -> crate::domain::telemetry::Reading {
+        crate::domain::telemetry::Reading {
+            at,
+            lamp_on: false,
+            dim_target_pct: 100,
+            dim_actual_pct: 100,
+            voltage_v: 236.0,
+            current_a: 0.0,
+            power_w: 0.0,
+            power_factor: 0.0,
+            energy_wh: 5,
+            burn_hours: 1,
+            switch_count: 1,
+            supply_loss_count: 0,
+            temperature_c: 10.0,
+            link_quality_pct: 90,
+            alarms: crate::domain::telemetry::NodeAlarms::default(),
+        }
+    }
+
     #[tokio::test]
     async fn after_a_failed_batch_the_rest_of_its_lineage_is_refused_and_others_commit() {
-        use crate::domain::telemetry::{NodeAlarms, Reading};
         use crate::store::{LampReading, Store, TelemetryBatch};
         use chrono::{TimeZone, Utc};
 
@@ -613,23 +633,7 @@ mod tests {
         let batch = |lamp_id: i64, minute: u32, lineage: Option<&Lineage>| TelemetryBatch {
             readings: vec![LampReading {
                 lamp_id,
-                reading: Reading {
-                    at: Utc.with_ymd_and_hms(2026, 11, 1, 0, minute, 0).unwrap(),
-                    lamp_on: false,
-                    dim_target_pct: 100,
-                    dim_actual_pct: 100,
-                    voltage_v: 236.0,
-                    current_a: 0.0,
-                    power_w: 0.0,
-                    power_factor: 0.0,
-                    energy_wh: 5,
-                    burn_hours: 1,
-                    switch_count: 1,
-                    supply_loss_count: 0,
-                    temperature_c: 10.0,
-                    link_quality_pct: 90,
-                    alarms: NodeAlarms::default(),
-                },
+                reading: quiet_reading(Utc.with_ymd_and_hms(2026, 11, 1, 0, minute, 0).unwrap()),
                 latest: true,
             }],
             lineage: lineage.cloned(),
@@ -681,7 +685,6 @@ mod tests {
     #[test]
     fn retention_keeps_every_lamps_newest_reading() {
         use crate::domain::estate::{City, EstateSpec, generate};
-        use crate::domain::telemetry::{NodeAlarms, Reading};
         use crate::store::{LampReading, Store, TelemetryBatch};
         use chrono::{Duration, TimeZone, Utc};
 
@@ -694,23 +697,7 @@ mod tests {
         });
         store.import_estate(&estate).unwrap();
         let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-        let reading = |hours: i64| Reading {
-            at: t0 + Duration::hours(hours),
-            lamp_on: false,
-            dim_target_pct: 100,
-            dim_actual_pct: 100,
-            voltage_v: 236.0,
-            current_a: 0.0,
-            power_w: 0.0,
-            power_factor: 0.0,
-            energy_wh: 5,
-            burn_hours: 1,
-            switch_count: 1,
-            supply_loss_count: 0,
-            temperature_c: 10.0,
-            link_quality_pct: 90,
-            alarms: NodeAlarms::default(),
-        };
+        let reading = |hours: i64| quiet_reading(t0 + Duration::hours(hours));
         let mut batch = TelemetryBatch::default();
         for hours in [0, 1, 2, 50] {
             batch.readings.push(LampReading {
