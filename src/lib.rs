@@ -15,5 +15,3 @@ pub mod sign_in;
 pub mod sim;
 pub mod store;
 pub mod wire;
-pub mod wire_billing;
-pub mod wire_faults;

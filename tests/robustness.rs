@@ -7,7 +7,7 @@ use chrono::Utc;
 use proptest::prelude::*;
 use prost::Message;
 use singularity::proto;
-use singularity::{wire, wire_billing, wire_faults};
+use singularity::wire::{self, billing as wire_billing, faults as wire_faults};
 
 /// Decodes `bytes` as `T` and, when that works, validates it with `check`.
 fn decode_then<T: Message + Default>(bytes: &[u8], check: impl Fn(&T)) {

@@ -14,7 +14,7 @@ use super::output::{Fields, object, print_many, print_one};
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::{FaultType, Severity};
 use crate::proto::{self, faults_client::FaultsClient};
-use crate::wire_faults;
+use crate::wire::faults as wire_faults;
 use serde_json::{Value, json};
 
 #[derive(Debug, Subcommand)]

@@ -81,7 +81,7 @@ impl Filter {
             let term = match key {
                 "sev" | "severity" => {
                     let rank = Severity::parse(&value.to_uppercase())
-                        .map(|s| severity_rank(crate::wire_faults::severity(s) as i32))
+                        .map(|s| severity_rank(crate::wire::faults::severity(s) as i32))
                         .ok_or_else(|| {
                             format!("{word}: {value:?} is not a severity (critical, major, minor, warning)")
                         })?;

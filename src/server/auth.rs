@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use super::audit::{self, Change};
@@ -45,7 +44,7 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("this call needs a signed-in user"))
+        .ok_or_else(|| ServiceError::signed_out("this call needs a signed-in user").into())
 }
 
 impl AuthService {
@@ -73,14 +72,12 @@ fn bounded(field: &str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-fn held_off(wait: std::time::Duration) -> Status {
+fn held_off(wait: std::time::Duration) -> ServiceError {
     let seconds = wait.as_secs().max(1);
-    let mut status =
-        Status::resource_exhausted(format!("too many failed sign-ins; retry in {seconds} s"));
-    if let Ok(value) = MetadataValue::try_from(seconds.to_string()) {
-        status.metadata_mut().insert("retry-after", value);
+    ServiceError::Exhausted {
+        message: format!("too many failed sign-ins; retry in {seconds} s"),
+        retry_after: Some(seconds),
     }
-    status
 }
 
 #[tonic::async_trait]
@@ -109,14 +106,15 @@ impl Auth for AuthService {
         };
         let matches = self.verify(r.password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
-            return Err(Status::unauthenticated("wrong username or password"));
+            return Err(ServiceError::signed_out("wrong username or password").into());
         };
         self.limiter.release(attempt);
         if user.status != EntityStatus::Active {
-            return Err(Status::unauthenticated(format!(
+            return Err(ServiceError::signed_out(format!(
                 "the account {:?} is not active",
                 user.username
-            )));
+            ))
+            .into());
         }
         let token = new_token();
         let expires_at = Utc::now() + self.session_length;
@@ -158,7 +156,7 @@ impl Auth for AuthService {
             .context
             .blocking(move |s| s.session(&caller.token_hash))
             .await?
-            .ok_or_else(|| Status::unauthenticated("the session has ended; sign in again"))?;
+            .ok_or_else(|| ServiceError::signed_out("the session has ended; sign in again"))?;
         let (user, expires_at) = session;
         Ok(Response::new(proto::LoginResponse {
             token: String::new(),
@@ -185,9 +183,9 @@ impl Auth for AuthService {
             .context
             .blocking(move |s| s.credentials(&username))
             .await?
-            .ok_or_else(|| Status::unauthenticated("the account no longer exists"))?;
+            .ok_or_else(|| ServiceError::signed_out("the account no longer exists"))?;
         if !self.verify(r.current_password, hash).await? {
-            return Err(Status::permission_denied("the current password is wrong"));
+            return Err(ServiceError::forbidden("the current password is wrong").into());
         }
         self.limiter.release(attempt);
         let new_hash = super::users::hash(&self.context, r.new_password).await?;

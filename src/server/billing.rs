@@ -2,6 +2,8 @@
 //! or lamp; live today and month-to-date totals after each settlement; one lamp's slots;
 //! and tariffs.
 
+use crate::domain::inventory::EntityKind;
+use crate::store::StoreError;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -22,8 +24,8 @@ use crate::domain::billing::settle;
 use crate::domain::local_time;
 use crate::proto::{self, billing_server::Billing};
 use crate::store::{TotalsGroup, TotalsQuery};
+use crate::wire::billing as wire_billing;
 use crate::wire::{self, timestamp};
-use crate::wire_billing;
 
 pub struct BillingService {
     pub context: Context,
@@ -127,7 +129,7 @@ impl Billing for BillingService {
                 tokio::time::sleep(interval).await;
                 tokio::select! {
                     () = context.shutdown.cancelled() => {
-                        let _ = sender.send(Err(Status::unavailable("the server is shutting down; watch again to resume"))).await;
+                        let _ = sender.send(Err(ServiceError::unavailable("the server is shutting down; watch again to resume").into())).await;
                         return;
                     }
                     changed = settled.changed() => if changed.is_err() { return },
@@ -295,7 +297,7 @@ impl BillingService {
     }
 
     /// A zone to filter by, which must exist (0: every zone).
-    async fn zone_filter(&self, field: &str, zone_id: i64) -> Result<Option<i64>, Status> {
+    async fn zone_filter(&self, field: &'static str, zone_id: i64) -> Result<Option<i64>, Status> {
         match zone_id {
             0 => Ok(None),
             id if id < 0 => {
@@ -306,7 +308,12 @@ impl BillingService {
                 if zones.iter().any(|(zone, _)| *zone == id) {
                     Ok(Some(id))
                 } else {
-                    Err(Status::not_found(format!("{field}: zone {id} not found")))
+                    Err(StoreError::MissingReference {
+                        field,
+                        kind: EntityKind::Zone,
+                        id,
+                    }
+                    .into())
                 }
             }
         }

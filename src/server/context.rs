@@ -15,6 +15,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Ids of lamps whose latest reading changed, published after each ingest commit.
     pub lamp_updates: tokio::sync::broadcast::Sender<i64>,
+    /// Fault events as they commit, in seq order, to `Faults.Watch` and `Lamps.WatchStatus`.
+    pub fault_feed: Arc<super::feed::FaultFeed>,
     /// Sessions the gate looked up lately; forgotten by whatever ends or changes them.
     pub sessions: Arc<super::sessions::SessionCache>,
     /// The most one page of a listing may encode to, under the configured message limit.
@@ -46,5 +48,10 @@ impl Context {
             .await
             .map_err(|e| ServiceError::Internal(format!("storage task failed: {e}")))?
             .map_err(ServiceError::from)
+    }
+
+    /// Publishes what a commit appended to the fault log.
+    pub fn publish(&self, events: Vec<crate::domain::faults::record::FaultEvent>) {
+        self.fault_feed.publish(self.store.as_ref(), events);
     }
 }

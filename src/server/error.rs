@@ -1,6 +1,7 @@
 //! The server's error type and its one exhaustive mapping to gRPC status codes.
 
 use tonic::Status;
+use tonic::metadata::MetadataValue;
 
 use crate::domain::ValidationError;
 use crate::store::StoreError;
@@ -14,6 +15,41 @@ pub enum ServiceError {
     /// A failure of the server itself (a lost worker thread, a hashing fault).
     #[error("internal error: {0}")]
     Internal(String),
+    /// No signed-in user stands behind the call: no token, an ended session, an inactive
+    /// account, a wrong password at sign-in.
+    #[error("{0}")]
+    SignedOut(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too much at once (sign-in attempts, a watcher that fell behind); `retry_after` in
+    /// seconds when the server knows it.
+    #[error("{message}")]
+    Exhausted {
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// The server cannot answer now (shutting down, the session store unreachable); the
+    /// message says how to resume.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A position outside what the server still keeps (an event log already pruned).
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+impl ServiceError {
+    pub fn signed_out(message: impl Into<String>) -> Self {
+        Self::SignedOut(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(message.into())
+    }
 }
 
 impl From<ServiceError> for Status {
@@ -25,6 +61,22 @@ impl From<ServiceError> for Status {
                 tracing::error!(%message, "internal error");
                 Status::internal("internal error; see the server log")
             }
+            ServiceError::SignedOut(message) => Status::unauthenticated(message),
+            ServiceError::Forbidden(message) => Status::permission_denied(message),
+            ServiceError::Exhausted {
+                message,
+                retry_after,
+            } => {
+                let mut status = Status::resource_exhausted(message);
+                if let Some(value) = retry_after
+                    .and_then(|seconds| MetadataValue::try_from(seconds.to_string()).ok())
+                {
+                    status.metadata_mut().insert("retry-after", value);
+                }
+                status
+            }
+            ServiceError::Unavailable(message) => Status::unavailable(message),
+            ServiceError::OutOfRange(message) => Status::out_of_range(message),
         }
     }
 }
@@ -33,6 +85,12 @@ impl From<ServiceError> for Status {
 impl From<ValidationError> for Status {
     fn from(error: ValidationError) -> Self {
         ServiceError::from(error).into()
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        store_status(error)
     }
 }
 

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::audit::{self, Change};
 use super::context::Context;
+use super::error::ServiceError;
 use super::paging::PageStream;
 use crate::domain::ValidationError;
 use crate::domain::auth::Caller;
@@ -20,8 +21,8 @@ use crate::domain::local_time::{self, LocalDay};
 use crate::domain::paging::{self, Cursor};
 use crate::proto::{self, faults_server::Faults};
 use crate::store::FaultAction;
+use crate::wire::faults as wire_faults;
 use crate::wire::{self, timestamp};
-use crate::wire_faults;
 
 pub struct FaultService {
     pub context: Context,
@@ -181,20 +182,25 @@ impl Faults for FaultService {
         let filter = wire_faults::filter(r.filter.as_ref())?;
         // Subscribe before reading the log: whatever commits in between is in both, and the
         // seq tells the copies apart.
-        let live = self.context.store.subscribe_faults();
+        let live = self.context.fault_feed.subscribe();
         let (oldest, newest) = self.context.blocking(|s| s.fault_log_bounds()).await?;
         if r.after_seq > newest {
-            return Err(Status::invalid_argument(format!(
-                "after_seq: {} is beyond the newest event ({newest}); resync: list faults, then watch from its snapshot_seq",
-                r.after_seq
-            )));
+            return Err(ValidationError::new(
+                "after_seq",
+                format!(
+                    "{} is beyond the newest event ({newest}); resync: list faults, then watch from its snapshot_seq",
+                    r.after_seq
+                ),
+            )
+            .into());
         }
         // 0 means "whatever the log still holds"; any other seq must still be in it.
         if r.after_seq != 0 && r.after_seq + 1 < oldest {
-            return Err(Status::out_of_range(format!(
+            return Err(ServiceError::OutOfRange(format!(
                 "after_seq: events after {} are no longer kept (the log starts at {oldest}); resync: list faults, then watch from its snapshot_seq",
                 r.after_seq
-            )));
+            ))
+            .into());
         }
         let (sender, receiver) = mpsc::channel(self.watcher_buffer.max(1));
         tokio::spawn(follow(
@@ -292,7 +298,7 @@ impl FaultService {
         note: &str,
     ) -> Result<Response<proto::Fault>, Status> {
         let caller =
-            caller.ok_or_else(|| Status::unauthenticated("this call needs a signed-in user"))?;
+            caller.ok_or_else(|| ServiceError::signed_out("this call needs a signed-in user"))?;
         let verb = match &action {
             Action::Acknowledge => "Faults.Acknowledge",
             Action::Assign { .. } => "Faults.Assign",
@@ -321,10 +327,12 @@ impl FaultService {
             .lookup(|s| s.fault(id, 0))
             .ok()
             .map(|(fault, _, _)| (&fault).into());
-        let fault = self
+        let event = self
             .context
             .blocking(move |s| s.act_on_fault(request))
             .await?;
+        let fault = event.fault.clone();
+        self.context.publish(vec![event]);
         let after: proto::Fault = (&fault).into();
         self.presence
             .renew(id, &caller.username, chrono::Utc::now());
@@ -381,7 +389,7 @@ async fn follow(
             biased;
             () = context.shutdown.cancelled() => {
                 let _ = sender
-                    .send(Err(Status::unavailable(format!("the server is shutting down; watch again after seq {last}"))))
+                    .send(Err(ServiceError::unavailable(format!("the server is shutting down; watch again after seq {last}")).into()))
                     .await;
                 return;
             }
@@ -414,7 +422,11 @@ async fn follow(
 }
 
 fn resync(last_delivered: u64) -> Status {
-    Status::resource_exhausted(format!(
-        "this watcher fell behind and was cut off; watch again with after_seq {last_delivered}"
-    ))
+    ServiceError::Exhausted {
+        message: format!(
+            "this watcher fell behind and was cut off; watch again with after_seq {last_delivered}"
+        ),
+        retry_after: None,
+    }
+    .into()
 }

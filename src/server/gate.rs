@@ -13,6 +13,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use super::error::ServiceError;
 use super::revocation::{Direction, Revocable, SessionEnd};
 use super::sessions::SessionCache;
 use crate::domain::auth::{Access, Caller, access, token_hash};
@@ -159,34 +160,37 @@ fn admit(
                 .session(&hash)
                 .map_err(|e| {
                     tracing::error!(error = %e, "session lookup failed");
-                    Status::unavailable("cannot check the session just now; retry shortly")
+                    ServiceError::unavailable("cannot check the session just now; retry shortly")
                 })?
                 .ok_or_else(|| {
-                    Status::unauthenticated("the token is unknown or was revoked; sign in again")
+                    ServiceError::signed_out("the token is unknown or was revoked; sign in again")
                 })?;
             sessions.put(hash.clone(), user.clone(), expires_at);
             (user, expires_at)
         }
     };
     if expires_at <= Utc::now() {
-        return Err(Status::unauthenticated(format!(
+        return Err(ServiceError::signed_out(format!(
             "the session expired at {}; sign in again",
             expires_at.format("%Y-%m-%d %H:%M:%S UTC")
-        )));
+        ))
+        .into());
     }
     if user.status != EntityStatus::Active {
-        return Err(Status::unauthenticated(format!(
+        return Err(ServiceError::signed_out(format!(
             "the account {:?} is not active",
             user.username
-        )));
+        ))
+        .into());
     }
     if !rule.allows(user.role) {
-        return Err(Status::permission_denied(format!(
+        return Err(ServiceError::forbidden(format!(
             "{} may not call {}: it needs the role {}",
             user.role.as_str(),
             path.trim_start_matches("/singularity.v1."),
             roles_text(rule)
-        )));
+        ))
+        .into());
     }
     let extensions = request.extensions();
     let peer = extensions
@@ -226,9 +230,9 @@ fn roles_text(rule: Access) -> String {
 
 fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {
     let missing = || {
-        Status::unauthenticated(
+        Status::from(ServiceError::signed_out(
             "this call needs `authorization: Bearer <token>`; Auth.Login gives a token",
-        )
+        ))
     };
     let value = headers
         .get(http::header::AUTHORIZATION)

@@ -13,8 +13,8 @@ use crate::domain::faults::record::Fault;
 use crate::domain::faults::shift::Shift;
 use crate::domain::local_time;
 use crate::proto;
+use crate::wire::faults as wire_faults;
 use crate::wire::{from_timestamp, timestamp};
-use crate::wire_faults;
 
 /// Events read from the log per query.
 const EVENT_PAGE: usize = 5_000;

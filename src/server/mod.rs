@@ -13,6 +13,7 @@ mod context;
 mod engine;
 pub mod error;
 mod faults;
+mod feed;
 mod gate;
 mod handover;
 mod inventory;
@@ -67,8 +68,11 @@ async fn housekeeping(context: Context, engine: engine::Engine, config: ServerCo
         }
         let batch = state.sweep(chrono::Utc::now());
         if !batch.changes.is_empty() || !batch.groups.is_empty() {
-            if let Err(e) = context.blocking(move |s| s.record_telemetry(batch)).await {
-                tracing::error!(error = %e, "the offline sweep could not store its faults");
+            match context.blocking(move |s| s.record_telemetry(batch)).await {
+                Ok(outcome) => context.publish(outcome.events),
+                Err(e) => {
+                    tracing::error!(error = %e, "the offline sweep could not store its faults")
+                }
             }
         }
         drop(state);
@@ -233,8 +237,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let token = CancellationToken::new();
+    let feed_store = store.clone();
+    let fault_feed = tokio::task::spawn_blocking(move || feed::FaultFeed::new(feed_store.as_ref()))
+        .await
+        .map_err(|e| ServerError::Engine(e.to_string()))?
+        .map_err(|e| ServerError::Engine(e.to_string()))?;
+    tokio::spawn(fault_feed.clone().run(store.clone(), token.clone()));
     let context = Context {
         store,
+        fault_feed,
         shutdown: token.clone(),
         lamp_updates: tokio::sync::broadcast::channel(LAMP_UPDATE_BUFFER).0,
         sessions: Arc::default(),

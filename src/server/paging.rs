@@ -161,10 +161,10 @@ where
             tokio::select! {
                 biased;
                 () = context.shutdown.cancelled() => {
-                    return Err(Status::unavailable(format!(
+                    return Err(ServiceError::unavailable(format!(
                         "the server is shutting down; resume with page_token {:?}",
                         Cursor { after_id: page_last }.to_token()
-                    )));
+                    )).into());
                 }
                 sent = sender.send(Ok(message)) => {
                     if sent.is_err() {

@@ -13,6 +13,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::error::ServiceError;
 use crate::domain::auth::Caller;
 use crate::proto::{self, presence_server::Presence};
 use crate::wire::timestamp;
@@ -272,7 +273,7 @@ impl Presence for PresenceService {
             .extensions()
             .get::<Caller>()
             .map(|c| c.username.clone())
-            .ok_or_else(|| Status::unauthenticated("presence needs a signed-in user"))?;
+            .ok_or_else(|| ServiceError::signed_out("presence needs a signed-in user"))?;
         let mut updates = request.into_inner();
         let hub = self.hub.clone();
         let console = hub.join(&user);

@@ -15,6 +15,8 @@ use tokio_stream::wrappers::BroadcastStream;
 use tonic::Status;
 use tonic::codegen::Bytes;
 
+use super::error::ServiceError;
+
 /// What ended: one session, or every session of a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -113,7 +115,7 @@ where
         }
         if let Poll::Ready(reason) = this.end.poll_ended(cx) {
             this.finished = true;
-            let status = Status::unauthenticated(reason);
+            let status = Status::from(ServiceError::signed_out(reason));
             return Poll::Ready(Some(match this.direction {
                 Direction::Reply => {
                     let mut trailers = http::HeaderMap::new();

@@ -1,6 +1,8 @@
 //! Per-lamp status for the lamp panes: the latest reading plus what the server derives from
 //! it and from the lamp's open faults, and a stream of changes for a set of lamps or a zone.
 
+use crate::domain::inventory::EntityKind;
+use crate::store::StoreError;
 use std::collections::HashSet;
 
 use tokio::sync::{broadcast, mpsc};
@@ -14,9 +16,10 @@ use crate::domain::ValidationError;
 use crate::domain::faults::FaultType;
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::record::FaultFilter;
+use crate::proto;
 use crate::store::{Scan, StatusFilter};
+use crate::wire::faults as wire_faults;
 use crate::wire::timestamp;
-use crate::{proto, wire_faults};
 
 /// Lamps one status watcher may follow.
 const MAX_WATCHED_LAMPS: usize = 20_000;
@@ -82,7 +85,12 @@ pub async fn watch(
         };
         let zones = context.blocking(|s| s.zone_names()).await?;
         if !zones.iter().any(|(id, _)| *id == zone) {
-            return Err(Status::not_found(format!("zone_id: zone {zone} not found")));
+            return Err(StoreError::MissingReference {
+                field: "zone_id",
+                kind: EntityKind::Zone,
+                id: zone,
+            }
+            .into());
         }
         let all = context
             .blocking(|s| {
@@ -116,7 +124,7 @@ pub async fn watch(
         .into());
     }
     let readings = context.lamp_updates.subscribe();
-    let faults = context.store.subscribe_faults();
+    let faults = context.fault_feed.subscribe();
     let (sender, receiver) = mpsc::channel(256);
     tokio::spawn(follow(context.clone(), lamps, readings, faults, sender));
     Ok(Box::pin(ReceiverStream::new(receiver)))

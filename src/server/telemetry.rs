@@ -171,6 +171,7 @@ impl TelemetryService {
         let queued = self.context.lookup(|s| s.queue_telemetry(batch))?;
         drop(engine);
         let outcome = queued.committed().await.map_err(ServiceError::from)?;
+        self.context.publish(outcome.events);
         ack.stored += outcome.stored;
         ack.duplicates += outcome.duplicates;
         self.engine.lock().await.energy.absorb(energy);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio::sync::broadcast;
 
 use crate::domain::billing::calendar::{AsOf, Calendar};
 use crate::domain::billing::{NewTariff, SlotEnergy, SlotShare, Tariff, TariffBook};
@@ -137,12 +136,14 @@ impl<T> Queued<T> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecordOutcome {
     /// Readings newly stored.
     pub stored: u64,
     /// Readings already stored before (a resent report).
     pub duplicates: u64,
+    /// What the batch appended to the fault log, by seq: the server publishes them.
+    pub events: Vec<FaultEvent>,
 }
 
 /// A lamp's latest reading with when it was taken.
@@ -376,7 +377,7 @@ pub trait Store: Send + Sync + 'static {
     /// The context of every lamp driven by a telecell (for the engine at start-up).
     fn lamp_contexts(&self) -> StoreResult<Vec<LampContext>>;
     /// Stores readings and the engine's fault changes in one commit; the resulting fault
-    /// events are appended to the log and published to subscribers after the commit.
+    /// events are appended to the log (seq order is commit order) and returned.
     fn record_telemetry(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome>;
     /// `record_telemetry` without waiting: the batch is queued behind every change queued
     /// before it (so commits follow the engine's order) and the caller awaits the outcome.
@@ -402,10 +403,9 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<OpenedCount>>;
-    /// Applies an operator action if the fault is still at the expected version.
-    fn act_on_fault(&self, action: FaultAction) -> StoreResult<Fault>;
-    /// Live fault events, in seq order, from the moment of subscribing.
-    fn subscribe_faults(&self) -> broadcast::Receiver<FaultEvent>;
+    /// Applies an operator action if the fault is still at the expected version; returns the
+    /// event it appended to the log (with the fault as it now is).
+    fn act_on_fault(&self, action: FaultAction) -> StoreResult<FaultEvent>;
     /// Logged events with seq greater than `after_seq`, ascending, at most `limit`.
     fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>>;
     /// Events logged at instants in `[from, to)` with seq after `after_seq`, by seq, at most

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::millis;
-use super::{Effects, SqliteStore, db_error};
+use super::{SqliteStore, db_error};
 use crate::domain::billing::calendar::{AsOf, Calendar, month_bounds, month_key};
 use crate::domain::billing::settle::{self, SlotEnergy};
 use crate::domain::billing::tariff::SlotPrice;
@@ -387,7 +387,7 @@ impl SqliteStore {
         calendar: Calendar,
         settlement: EnergySettlement,
     ) -> StoreResult<()> {
-        self.write_effects(move |c| {
+        self.write(move |c| {
             let book = load_book(c)?;
             let mut pass = Pass {
                 prices: PriceCache::new(calendar, &book),
@@ -417,7 +417,7 @@ impl SqliteStore {
                     .execute(params![lamp_id, millis(*at)])
                     .map_err(db_error)?;
             }
-            Ok(((), Effects::default()))
+            Ok(())
         })
     }
 
@@ -427,7 +427,7 @@ impl SqliteStore {
         date: NaiveDate,
         lamps: Vec<LampDayEnergy>,
     ) -> StoreResult<u64> {
-        self.write_effects(move |c| {
+        self.write(move |c| {
             let day = day_text(date);
             let mut exists = c
                 .prepare_cached("SELECT 1 FROM energy_days WHERE day = ?1 AND lamp_id = ?2")
@@ -461,7 +461,7 @@ impl SqliteStore {
                 added += 1;
             }
             pass.rollups.write(c)?;
-            Ok((added, Effects::default()))
+            Ok(added)
         })
     }
 
@@ -472,7 +472,7 @@ impl SqliteStore {
         let mut pruned = 0;
         loop {
             let day = before.clone();
-            let done: usize = self.write_effects(move |c| {
+            let done: usize = self.write(move |c| {
                 let changed = c
                     .prepare_cached(
                         "UPDATE energy_days SET slots = x'' WHERE (day, lamp_id) IN \
@@ -481,7 +481,7 @@ impl SqliteStore {
                     .map_err(db_error)?
                     .execute([&day])
                     .map_err(db_error)?;
-                Ok((changed, Effects::default()))
+                Ok(changed)
             })?;
             pruned += done as u64;
             if done == 0 {
@@ -528,7 +528,7 @@ impl SqliteStore {
         id: Option<i64>,
         terms: NewTariff,
     ) -> StoreResult<Tariff> {
-        self.write_effects(move |c| {
+        self.write(move |c| {
             let mut book = load_book(c)?;
             let previous = match id {
                 Some(id) => Some(
@@ -591,7 +591,7 @@ impl SqliteStore {
                 let to = to.and_then(|t| t.succ_opt());
                 reprice(c, calendar, &book, from, to)?;
             }
-            Ok((tariff, Effects::default()))
+            Ok(tariff)
         })
     }
 

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use tokio::sync::broadcast;
 
 use super::lamp_index::Touched;
 use super::rows::millis;
-use super::{Effects, SqliteStore, db_error};
+use super::{SqliteStore, db_error};
 use crate::domain::faults::lifecycle::{self, Action, FaultState};
 use crate::domain::faults::record::{
     EventKind, Fault, FaultEvent, FaultFilter, HistoryEntry, change_words,
@@ -336,7 +335,7 @@ fn event_from_columns(
 fn store_telemetry(
     c: &Connection,
     batch: &TelemetryBatch,
-) -> StoreResult<(RecordOutcome, Effects)> {
+) -> StoreResult<(RecordOutcome, Touched)> {
     let mut outcome = RecordOutcome::default();
     {
         let mut history = c
@@ -379,13 +378,8 @@ fn store_telemetry(
     for group in &batch.groups {
         events.extend(apply_group(c, group)?);
     }
-    Ok((
-        outcome,
-        Effects {
-            lamps: Touched::Nothing,
-            events,
-        },
-    ))
+    outcome.events = events;
+    Ok((outcome, Touched::Nothing))
 }
 
 /// Applies one engine decision to the fault records: dedup onto the open fault, re-open a
@@ -614,7 +608,7 @@ impl SqliteStore {
         batch: TelemetryBatch,
     ) -> StoreResult<RecordOutcome> {
         let lineage = batch.lineage.clone();
-        self.write_effects_in(lineage, move |c| store_telemetry(c, &batch))
+        self.write_in(lineage, move |c| store_telemetry(c, &batch))
     }
 
     pub(super) fn queue_telemetry_impl(
@@ -622,7 +616,7 @@ impl SqliteStore {
         batch: TelemetryBatch,
     ) -> StoreResult<crate::store::Queued<RecordOutcome>> {
         let lineage = batch.lineage.clone();
-        self.queue_effects(lineage, move |c| store_telemetry(c, &batch))
+        self.queue_in(lineage, move |c| store_telemetry(c, &batch))
     }
 
     pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {
@@ -824,8 +818,8 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn act_on_fault_impl(&self, request: FaultAction) -> StoreResult<Fault> {
-        self.write_effects(move |c| {
+    pub(super) fn act_on_fault_impl(&self, request: FaultAction) -> StoreResult<FaultEvent> {
+        self.write(move |c| {
             let mut fault = fetch_fault(c, request.fault_id)?;
             // A note never conflicts: it changes nothing anyone decided on.
             let checked = request.action != Action::AddNote;
@@ -867,13 +861,7 @@ impl SqliteStore {
                 &request.note,
                 now,
             )?;
-            Ok((
-                fault,
-                Effects {
-                    lamps: Touched::Nothing,
-                    events: vec![event],
-                },
-            ))
+            Ok(event)
         })
     }
 
@@ -903,10 +891,6 @@ impl SqliteStore {
             }
             Ok(counts)
         })
-    }
-
-    pub(super) fn subscribe_faults_impl(&self) -> broadcast::Receiver<FaultEvent> {
-        self.fault_events.subscribe()
     }
 
     pub(super) fn fault_events_after_impl(

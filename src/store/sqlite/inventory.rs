@@ -14,7 +14,6 @@ use crate::domain::inventory::{
     TelecellPatch, User, UserPatch, Zone,
 };
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio::sync::broadcast;
 
 use crate::domain::billing::calendar::{AsOf, Calendar};
 use crate::domain::billing::{NewTariff, SlotEnergy, Tariff, TariffBook};
@@ -539,12 +538,8 @@ impl Store for SqliteStore {
         self.fault_counts_opened_impl(from, to)
     }
 
-    fn act_on_fault(&self, action: FaultAction) -> StoreResult<Fault> {
+    fn act_on_fault(&self, action: FaultAction) -> StoreResult<FaultEvent> {
         self.act_on_fault_impl(action)
-    }
-
-    fn subscribe_faults(&self) -> broadcast::Receiver<FaultEvent> {
-        self.subscribe_faults_impl()
     }
 
     fn fault_events_between(

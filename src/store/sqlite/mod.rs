@@ -15,9 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{broadcast, oneshot};
-
-use crate::domain::faults::record::FaultEvent;
+use tokio::sync::oneshot;
 
 use lamp_index::{LampIndex, Touched};
 
@@ -38,9 +36,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// Changes committed together at most; more wait for the next transaction.
 const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Fault events a subscriber may fall behind by before it is told to resync: several ingest
-/// commits' worth (see `WATCHER_BUFFER` in server/faults.rs).
-const FAULT_EVENT_BUFFER: usize = 16_384;
 /// Reader connections at most; more concurrent reads wait for one to come free rather than
 /// open (and parse the schema for) a fresh connection each time.
 const MAX_READERS: usize = 16;
@@ -49,8 +44,8 @@ const MAX_READERS: usize = 16;
 trait Change: Send {
     /// Runs the change; false means it was refused and its savepoint must be rolled back.
     fn run(&mut self, connection: &Connection) -> bool;
-    /// What must follow the commit: lamps to refresh in the index, events to publish.
-    fn take_effects(&mut self) -> Effects;
+    /// The lamps to refresh in the index once the change is committed.
+    fn take_touched(&mut self) -> Touched;
     /// Reports the outcome once the transaction is committed (or failed, or never began).
     fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
@@ -58,7 +53,7 @@ trait Change: Send {
 struct PendingChange<T, W, R> {
     work: Option<W>,
     result: Option<StoreResult<T>>,
-    effects: Effects,
+    touched: Touched,
     /// Set for engine batches: refused once an earlier batch of the lineage failed, and
     /// cuts the lineage if this one fails.
     lineage: Option<Lineage>,
@@ -86,7 +81,7 @@ impl<T: Send> Reply<T> for oneshot::Sender<StoreResult<T>> {
 impl<T, W, R> Change for PendingChange<T, W, R>
 where
     T: Send,
-    W: FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send,
+    W: FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send,
     R: Reply<T>,
 {
     fn run(&mut self, connection: &Connection) -> bool {
@@ -98,8 +93,8 @@ where
             return false;
         }
         match work(connection) {
-            Ok((value, effects)) => {
-                self.effects = effects;
+            Ok((value, touched)) => {
+                self.touched = touched;
                 self.result = Some(Ok(value));
                 true
             }
@@ -113,8 +108,8 @@ where
         }
     }
 
-    fn take_effects(&mut self) -> Effects {
-        std::mem::take(&mut self.effects)
+    fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
     }
 
     fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -139,7 +134,6 @@ pub struct SqliteStore {
     readers: Mutex<ReaderPool>,
     reader_returned: Condvar,
     lamps: Arc<LampIndex>,
-    fault_events: broadcast::Sender<FaultEvent>,
 }
 
 #[derive(Default)]
@@ -165,11 +159,9 @@ impl SqliteStore {
         let lamps = Arc::new(LampIndex::load(&writer)?);
         let (sender, receiver) = mpsc::channel::<Job>();
         let index = lamps.clone();
-        let (fault_events, _) = broadcast::channel(FAULT_EVENT_BUFFER);
-        let publisher = fault_events.clone();
         let writer_thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer, receiver, &index, &publisher))
+            .spawn(move || write_loop(writer, receiver, &index))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             path: path.to_owned(),
@@ -178,7 +170,6 @@ impl SqliteStore {
             readers: Mutex::new(ReaderPool::default()),
             reader_returned: Condvar::new(),
             lamps,
-            fault_events,
         })
     }
 
@@ -241,39 +232,20 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send + 'static,
     ) -> StoreResult<T> {
-        self.write_effects(move |connection| {
-            work(connection).map(|(value, lamps)| {
-                (
-                    value,
-                    Effects {
-                        lamps,
-                        events: Vec::new(),
-                    },
-                )
-            })
-        })
+        self.write_in(None, work)
     }
 
-    /// Runs a change with after-commit effects: lamp index refreshes and fault events, which
-    /// the writer publishes in commit (and so seq) order.
-    fn write_effects<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
-    ) -> StoreResult<T> {
-        self.write_effects_in(None, work)
-    }
-
-    /// `write_effects` for an engine batch of a lineage.
-    fn write_effects_in<T: Send + 'static>(
+    /// `write_touching` for an engine batch of a lineage.
+    fn write_in<T: Send + 'static>(
         &self,
         lineage: Option<Lineage>,
-        work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
+        work: impl FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send + 'static,
     ) -> StoreResult<T> {
         let (reply, outcome) = mpsc::sync_channel::<StoreResult<T>>(1);
         self.enqueue(Box::new(PendingChange {
             work: Some(work),
             result: None,
-            effects: Effects::default(),
+            touched: Touched::Nothing,
             lineage,
             reply,
         }))?;
@@ -281,16 +253,16 @@ impl SqliteStore {
     }
 
     /// Queues an engine batch's change and returns at once; the outcome is awaited.
-    fn queue_effects<T: Send + 'static>(
+    fn queue_in<T: Send + 'static>(
         &self,
         lineage: Option<Lineage>,
-        work: impl FnOnce(&Connection) -> StoreResult<(T, Effects)> + Send + 'static,
+        work: impl FnOnce(&Connection) -> StoreResult<(T, Touched)> + Send + 'static,
     ) -> StoreResult<Queued<T>> {
         let (reply, outcome) = oneshot::channel::<StoreResult<T>>();
         self.enqueue(Box::new(PendingChange {
             work: Some(work),
             result: None,
-            effects: Effects::default(),
+            touched: Touched::Nothing,
             lineage,
             reply,
         }))?;
@@ -379,19 +351,7 @@ fn migrate(connection: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// What a committed change leaves to do.
-#[derive(Default)]
-struct Effects {
-    lamps: Touched,
-    events: Vec<FaultEvent>,
-}
-
-fn write_loop(
-    connection: Connection,
-    jobs: Receiver<Job>,
-    lamps: &LampIndex,
-    events: &broadcast::Sender<FaultEvent>,
-) {
+fn write_loop(connection: Connection, jobs: Receiver<Job>, lamps: &LampIndex) {
     while let Ok(first) = jobs.recv() {
         let mut batch: Vec<Job> = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
@@ -403,14 +363,10 @@ fn write_loop(
         let mut commit = run_batch(&connection, &mut batch);
         if commit.is_ok() {
             for job in &mut batch {
-                let effects = job.take_effects();
-                if let Err(e) = lamps.apply(&connection, &effects.lamps) {
+                let touched = job.take_touched();
+                if let Err(e) = lamps.apply(&connection, &touched) {
                     tracing::error!(error = %e, "the lamp index could not be refreshed; reloading it");
                     commit = lamps.apply(&connection, &Touched::Everything);
-                }
-                for event in effects.events {
-                    // No subscriber is fine: the event is in the log for whoever comes.
-                    let _ = events.send(event);
                 }
             }
         }

@@ -2,6 +2,9 @@
 //! incoming requests become validated commands, and bad input becomes a `ValidationError`
 //! naming the request field.
 
+pub mod billing;
+pub mod faults;
+
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
