@@ -11,9 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::billing::calendar::{AsOf, Calendar};
 use crate::domain::billing::{NewTariff, SlotEnergy, SlotShare, Tariff, TariffBook};
 use crate::domain::estate::Estate;
-use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
-use crate::domain::faults::tracker::Change;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, Lamp, LampPatch,
     LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Telecell, TelecellPatch,
@@ -26,6 +24,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 // Query shapes live in the domain (`wire` builds them from requests); the store takes them.
 pub use crate::domain::billing::totals::{TotalsGroup, TotalsQuery, TotalsRow};
 pub use crate::domain::paging::{Scan, StatusFilter};
+// What the engine and operators decided, for the store to write.
+pub use crate::domain::faults::apply::{EngineChange, FaultAction, GroupChange};
 
 /// One lamp's reading, ready to store.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,29 +35,6 @@ pub struct LampReading {
     /// False for a reading older than the lamp's latest: kept in history, not applied to its
     /// status.
     pub latest: bool,
-}
-
-/// A fault change decided by the engine, with what a new fault record needs to know.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EngineChange {
-    pub at: DateTime<Utc>,
-    pub lamp: LampContext,
-    pub change: Change,
-}
-
-/// A fault on a whole circuit or basestation, raised (with the lamp faults to put under it)
-/// or cleared.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupChange {
-    pub at: DateTime<Utc>,
-    pub fault_type: crate::domain::faults::FaultType,
-    pub circuit_id: Option<i64>,
-    pub basestation_id: Option<i64>,
-    pub zone_id: Option<i64>,
-    pub raised: bool,
-    /// Lamps whose active faults of `child_type` go under the group fault.
-    pub lamp_ids: Vec<i64>,
-    pub child_type: Option<crate::domain::faults::FaultType>,
 }
 
 /// What one ingest step stores, atomically.
@@ -160,16 +137,6 @@ pub struct OpenedCount {
     pub severity: crate::domain::faults::Severity,
     pub hour: usize,
     pub count: u32,
-}
-
-/// An operator's action on a fault.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultAction {
-    pub fault_id: i64,
-    pub expected_version: i64,
-    pub action: Action,
-    pub actor: String,
-    pub note: String,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! Faults: their types and severities (domain.md's table), their lifecycle, the rules that
 //! detect them from telemetry, and the tracker that dedups, holds down and spots flapping.
 
+pub mod apply;
 pub mod lifecycle;
 pub mod record;
 pub mod rules;

@@ -87,6 +87,18 @@ pub enum Change {
     },
 }
 
+impl Change {
+    pub fn fault_type(&self) -> FaultType {
+        match *self {
+            Change::Raised { fault_type, .. }
+            | Change::Repeated { fault_type, .. }
+            | Change::Reopened { fault_type, .. }
+            | Change::Escalated { fault_type, .. }
+            | Change::Cleared { fault_type } => fault_type,
+        }
+    }
+}
+
 impl Track {
     fn new(fault_type: FaultType, at: DateTime<Utc>) -> Self {
         Self {

@@ -9,12 +9,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::lamp_index::Touched;
 use super::rows::millis;
 use super::{SqliteStore, db_error};
-use crate::domain::faults::lifecycle::{self, Action, FaultState};
+use crate::domain::faults::apply::{self, GroupStep, Refusal, Transition};
+use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::record::{
     EventKind, Fault, FaultEvent, FaultFilter, HistoryEntry, change_words,
 };
 use crate::domain::faults::rules::LampProfile;
-use crate::domain::faults::tracker::Change;
 use crate::domain::faults::{FaultType, Severity};
 use crate::domain::geo::GeoPoint;
 use crate::domain::inventory::{ControlType, EntityKind};
@@ -23,8 +23,6 @@ use crate::store::{
     EngineChange, FaultAction, GroupChange, LatestReading, OpenedCount, RecordOutcome, StoreError,
     StoreResult, TelemetryBatch,
 };
-
-const SYSTEM: &str = "system";
 
 const CONTEXT_SQL: &str = "SELECT t.uuid, t.id, t.basestation_id, l.id, a.circuit_id, a.zone_id, lt.wattage_w, \
      lt.control_type, a.lat, a.lon, l.created_at \
@@ -382,91 +380,37 @@ fn store_telemetry(
     Ok((outcome, Touched::Nothing))
 }
 
-/// Applies one engine decision to the fault records: dedup onto the open fault, re-open a
-/// cleared one, or open a new one when the last was resolved (the repair did not hold).
-fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<FaultEvent>> {
-    let at = change.at;
-    let lamp = &change.lamp;
-    let (fault_type, kind) = match change.change {
-        Change::Raised { fault_type, .. } => (fault_type, EventKind::Raised),
-        Change::Repeated { fault_type, .. } => (fault_type, EventKind::Repeated),
-        Change::Reopened { fault_type, .. } => (fault_type, EventKind::Reopened),
-        Change::Escalated { fault_type, .. } => (fault_type, EventKind::Escalated),
-        Change::Cleared { fault_type } => (fault_type, EventKind::Cleared),
-    };
-    let latest = latest_fault(c, lamp.lamp_id, fault_type)?;
-    let from_state = latest.as_ref().map(|f| f.state);
-    let mut fault = match (latest, kind) {
-        (Some(mut fault), EventKind::Cleared) => {
-            let Some(state) = lifecycle::clear(fault.state) else {
-                return Ok(None); // already resolved or cleared: nothing to clear
-            };
-            fault.state = state;
-            fault.cleared_at = Some(at);
-            fault
-        }
-        (None, EventKind::Cleared) => return Ok(None),
-        (Some(mut fault), _) if fault.state.is_active() => {
-            fault.count += 1;
-            fault.last_seen = at;
-            if let Change::Escalated { severity, .. } = change.change {
-                fault.severity = fault.severity.max(severity);
-            }
-            fault
-        }
-        (Some(mut fault), _) if fault.state == FaultState::Cleared => {
-            fault.state = FaultState::Open;
-            fault.acknowledged = false;
-            fault.cleared_at = None;
-            fault.count += 1;
-            fault.last_seen = at;
-            if let Change::Reopened { flapping, .. } = change.change {
-                fault.flapping |= flapping;
-            }
-            let event = {
-                fault.version += 1; // reopening is a change of state
-                fault.updated_at = at;
-                save_fault(c, &fault)?;
-                log_event(c, &fault, EventKind::Reopened, from_state, SYSTEM, "", at)?
-            };
-            return Ok(Some(event));
-        }
-        _ => {
-            let mut fault = Fault {
-                id: 0,
-                fault_type,
-                severity: fault_type.default_severity(),
-                state: FaultState::Open,
-                lamp_id: Some(lamp.lamp_id),
-                circuit_id: lamp.circuit_id,
-                basestation_id: Some(lamp.basestation_id),
-                zone_id: lamp.zone_id,
-                parent_id: None,
-                count: 1,
-                first_seen: at,
-                last_seen: at,
-                cleared_at: None,
-                acknowledged: false,
-                flapping: matches!(change.change, Change::Reopened { flapping: true, .. }),
-                assignee: String::new(),
-                version: 1,
-                updated_at: at,
-            };
-            insert_fault(c, &mut fault)?;
-            return log_event(c, &fault, EventKind::Raised, None, SYSTEM, "", at).map(Some);
-        }
-    };
-    if kind.changes_version() {
-        fault.version += 1;
+/// Writes one decision: the fault record (inserted when new), its history entry and its
+/// event in the log.
+fn write_transition(c: &Connection, transition: Transition) -> StoreResult<FaultEvent> {
+    let Transition {
+        mut fault,
+        kind,
+        from_state,
+        actor,
+        note,
+        at,
+    } = transition;
+    if fault.id == 0 {
+        insert_fault(c, &mut fault)?;
+    } else {
+        save_fault(c, &fault)?;
     }
-    fault.updated_at = at;
-    save_fault(c, &fault)?;
-    log_event(c, &fault, kind, from_state, SYSTEM, "", at).map(Some)
+    log_event(c, &fault, kind, from_state, &actor, &note, at)
+}
+
+/// Applies one engine change to the lamp's latest fault of its type.
+fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<FaultEvent>> {
+    let fault_type = change.change.fault_type();
+    let latest = latest_fault(c, change.lamp.lamp_id, fault_type)?;
+    apply::engine_change(latest, change)
+        .map(|transition| write_transition(c, transition))
+        .transpose()
 }
 
 /// Raises or clears a circuit or basestation fault and puts the lamps' faults under it.
 fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEvent>> {
-    let existing = c
+    let active = c
         .prepare_cached(&format!(
             "SELECT {FAULT_COLUMNS} FROM faults WHERE lamp_id IS NULL AND type = ?1 \
              AND circuit_id IS ?2 AND basestation_id IS ?3 AND state IN ('OPEN', 'ACKNOWLEDGED', 'ASSIGNED') \
@@ -477,88 +421,33 @@ fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEven
                 .optional()
         })
         .map_err(db_error)?;
-    let at = group.at;
+    let active_id = active.as_ref().map(|f| f.id);
     let mut events = Vec::new();
-    let parent = match (existing, group.raised) {
-        (None, false) => return Ok(events),
-        (Some(mut fault), false) => {
-            let from = fault.state;
-            fault.state = FaultState::Cleared;
-            fault.cleared_at = Some(at);
-            fault.version += 1;
-            fault.updated_at = at;
-            save_fault(c, &fault)?;
-            events.push(log_event(
-                c,
-                &fault,
-                EventKind::Cleared,
-                Some(from),
-                SYSTEM,
-                "",
-                at,
-            )?);
+    let parent_id = match apply::group_change(active, group) {
+        GroupStep::Done(transition) => {
+            if let Some(transition) = transition {
+                events.push(write_transition(c, transition)?);
+            }
             return Ok(events);
         }
-        (Some(fault), true) => fault,
-        (None, true) => {
-            let mut fault = Fault {
-                id: 0,
-                fault_type: group.fault_type,
-                severity: group.fault_type.default_severity(),
-                state: FaultState::Open,
-                lamp_id: None,
-                circuit_id: group.circuit_id,
-                basestation_id: group.basestation_id,
-                zone_id: group.zone_id,
-                parent_id: None,
-                count: 1,
-                first_seen: at,
-                last_seen: at,
-                cleared_at: None,
-                acknowledged: false,
-                flapping: false,
-                assignee: String::new(),
-                version: 1,
-                updated_at: at,
-            };
-            insert_fault(c, &mut fault)?;
-            let note = format!("{} lamps", group.lamp_ids.len());
-            events.push(log_event(
-                c,
-                &fault,
-                EventKind::Raised,
-                None,
-                SYSTEM,
-                &note,
-                at,
-            )?);
-            fault
+        GroupStep::Stands(Some(raised)) => {
+            let event = write_transition(c, raised)?;
+            let id = event.fault.id;
+            events.push(event);
+            id
         }
+        GroupStep::Stands(None) => active_id.unwrap_or_default(),
     };
     let Some(child_type) = group.child_type else {
         return Ok(events);
     };
     for &lamp_id in &group.lamp_ids {
-        let Some(mut child) = latest_fault(c, lamp_id, child_type)? else {
+        let Some(child) = latest_fault(c, lamp_id, child_type)? else {
             continue;
         };
-        if !child.state.is_active() || child.parent_id == Some(parent.id) {
-            continue;
+        if let Some(transition) = apply::group_child(child, parent_id, group.at) {
+            events.push(write_transition(c, transition)?);
         }
-        // Grouping changes nothing an operator decides on, so it leaves the version alone.
-        child.parent_id = Some(parent.id);
-        child.updated_at = at;
-        save_fault(c, &child)?;
-        let state = child.state;
-        events.push(log_event(
-            c,
-            &child,
-            EventKind::Grouped,
-            Some(state),
-            SYSTEM,
-            "",
-            at,
-        )?);
     }
     Ok(events)
 }
@@ -820,48 +709,19 @@ impl SqliteStore {
 
     pub(super) fn act_on_fault_impl(&self, request: FaultAction) -> StoreResult<FaultEvent> {
         self.write(move |c| {
-            let mut fault = fetch_fault(c, request.fault_id)?;
-            // A note never conflicts: it changes nothing anyone decided on.
-            let checked = request.action != Action::AddNote;
-            if checked && fault.version != request.expected_version {
-                return Err(StoreError::StaleFault {
-                    id: fault.id,
+            let fault = fetch_fault(c, request.fault_id)?;
+            let (id, current, state) = (fault.id, fault.version, fault.state.as_str());
+            match apply::operator_action(fault, &request, Utc::now()) {
+                Ok(transition) => write_transition(c, transition),
+                Err(Refusal::Stale) => Err(StoreError::StaleFault {
+                    id,
                     expected: request.expected_version,
-                    current: fault.version,
-                    state: fault.state.as_str(),
-                    change: last_change(c, fault.id)?,
-                });
+                    current,
+                    state,
+                    change: last_change(c, id)?,
+                }),
+                Err(Refusal::NotAllowed(e)) => Err(StoreError::Conflict(e.to_string())),
             }
-            let outcome = lifecycle::act(fault.state, fault.acknowledged, &request.action)
-                .map_err(|e| StoreError::Conflict(e.to_string()))?;
-            let from_state = fault.state;
-            let now = Utc::now();
-            fault.state = outcome.state;
-            fault.acknowledged = outcome.acknowledged;
-            let kind = match &request.action {
-                Action::Acknowledge => EventKind::Acknowledged,
-                Action::Assign { assignee } => {
-                    fault.assignee = assignee.clone();
-                    EventKind::Assigned
-                }
-                Action::Resolve => EventKind::Resolved,
-                Action::AddNote => EventKind::Note,
-            };
-            if kind.changes_version() {
-                fault.version += 1;
-            }
-            fault.updated_at = now;
-            save_fault(c, &fault)?;
-            let event = log_event(
-                c,
-                &fault,
-                kind,
-                Some(from_state),
-                &request.actor,
-                &request.note,
-                now,
-            )?;
-            Ok(event)
         })
     }
 
