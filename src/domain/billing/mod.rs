@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod meter;
+pub mod rollup;
 pub mod settle;
 pub mod tariff;
 pub mod totals;

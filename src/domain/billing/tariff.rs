@@ -229,6 +229,22 @@ fn instant(zone: Tz, date: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> 
     }
 }
 
+/// The settled days a tariff's new terms (replacing `previous`, if any) price differently:
+/// those the old and the new validity touch, a day either side because a lamp-day's local
+/// day and the tariff's may differ. `None` as the end: to the last day settled.
+pub fn repriced_days(
+    terms: &NewTariff,
+    previous: Option<&NewTariff>,
+) -> Vec<(NaiveDate, Option<NaiveDate>)> {
+    std::iter::once(terms)
+        .chain(previous)
+        .map(|t| {
+            let from = t.valid_from.pred_opt().unwrap_or(t.valid_from);
+            (from, t.valid_to.and_then(|to| to.succ_opt()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 
 use super::DayTotals;
+use super::calendar::{month_bounds, month_key};
 
 /// How totals are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,4 +36,59 @@ pub struct TotalsRow {
     pub lamps: u32,
     pub lamps_missing: u32,
     pub missing_slots: i64,
+}
+
+/// A period cut into the whole months it holds (first and last month key) and the runs of
+/// days outside them.
+pub struct Parts {
+    pub months: Option<(String, String)>,
+    pub days: Vec<(NaiveDate, NaiveDate)>,
+}
+
+pub fn split_period(from: NaiveDate, to: NaiveDate) -> Parts {
+    let mut months: Option<(String, String)> = None;
+    let mut days: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    let mut first = from;
+    while first <= to {
+        let (month_start, month_end) = month_bounds(first);
+        let last = month_end.min(to);
+        if first == month_start && last == month_end {
+            let key = month_key(first);
+            months = Some(match months {
+                Some((start, _)) => (start, key),
+                None => (key.clone(), key),
+            });
+        } else {
+            match days.last_mut() {
+                Some((_, end)) if end.succ_opt() == Some(first) => *end = last,
+                _ => days.push((first, last)),
+            }
+        }
+        let Some(next) = month_end.succ_opt() else {
+            break;
+        };
+        first = next;
+    }
+    Parts { months, days }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_reads_whole_months_from_their_rollup_and_the_rest_by_day() {
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let parts = split_period(day(1, 20), day(4, 3));
+        assert_eq!(parts.months, Some(("2026-02".into(), "2026-03".into())));
+        assert_eq!(
+            parts.days,
+            vec![(day(1, 20), day(1, 31)), (day(4, 1), day(4, 3))]
+        );
+        let within = split_period(day(5, 2), day(5, 9));
+        assert_eq!(
+            (within.months, within.days),
+            (None, vec![(day(5, 2), day(5, 9))])
+        );
+    }
 }

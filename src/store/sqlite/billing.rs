@@ -1,6 +1,6 @@
-//! Billing in SQLite: lamp-days with their packed slots, the month and zone-day rollups kept
-//! in step with every change by the difference it makes, tariffs, settlement cursors, and
-//! the totals queries that read the rollups (whole months never read the days).
+//! Billing in SQLite: lamp-days with their packed slots, the month and zone rollup rows
+//! (moved by the differences `domain/billing/rollup.rs` works out), tariffs, settlement
+//! cursors, and the totals queries that read the rollups (whole months never read the days).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,72 +10,24 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::millis;
 use super::{SqliteStore, db_error};
 use crate::domain::billing::calendar::{AsOf, Calendar, month_bounds, month_key};
+use crate::domain::billing::rollup::{LampDay, MOVED_LAMPS, Prices, Rollups, ZoneDelta, day_key};
 use crate::domain::billing::settle::{self, SlotEnergy};
-use crate::domain::billing::tariff::SlotPrice;
+use crate::domain::billing::tariff::repriced_days;
+use crate::domain::billing::totals::{Parts, split_period};
 use crate::domain::billing::{Band, DayTotals, NewTariff, Tariff, TariffBook};
 use crate::domain::inventory::EntityKind;
 use crate::store::{
     EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup, TotalsQuery, TotalsRow,
 };
 
-/// Slot prices per day, worked out once per write and shared by every lamp.
-struct PriceCache<'a> {
-    calendar: Calendar,
-    book: &'a TariffBook,
-    days: HashMap<NaiveDate, Vec<SlotPrice>>,
-}
-
-impl<'a> PriceCache<'a> {
-    fn new(calendar: Calendar, book: &'a TariffBook) -> Self {
-        Self {
-            calendar,
-            book,
-            days: HashMap::new(),
-        }
-    }
-
-    fn slots_in_month(&self, date: NaiveDate) -> i64 {
-        let (first, last) = month_bounds(date);
-        self.calendar.expected_slots(
-            first,
-            last,
-            self.calendar.day(last).end,
-            chrono::Duration::zero(),
-        ) as i64
-    }
-
-    fn day(&mut self, date: NaiveDate) -> &[SlotPrice] {
-        let (calendar, book) = (self.calendar, self.book);
-        self.days.entry(date).or_insert_with(|| {
-            (0..calendar.slots_in(date))
-                .map(|index| book.slot_price(calendar.slot_start(date, index)))
-                .collect()
-        })
-    }
-}
-
-/// The zone id of the month row that counts lamps moved between zones.
-const MOVED_LAMPS: i64 = -1;
-
-/// A lamp-day as stored.
-struct DayRow {
-    zone_id: i64,
-    totals: DayTotals,
-    slots: Vec<SlotEnergy>,
-}
-
-fn day_text(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
-
-fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<DayRow>> {
+fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<LampDay>> {
     c.prepare_cached(
         "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots \
          FROM energy_days WHERE day = ?1 AND lamp_id = ?2",
     )
     .map_err(db_error)?
     .query_row(params![date, lamp_id], |row| {
-        Ok(DayRow {
+        Ok(LampDay {
             zone_id: row.get(0)?,
             totals: DayTotals {
                 wh: row.get(1)?,
@@ -94,49 +46,30 @@ fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<DayR
 
 /// What one write job carries from lamp-day to lamp-day: slot prices and rollup changes.
 struct Pass<'a> {
-    prices: PriceCache<'a>,
+    prices: Prices<'a>,
     rollups: Rollups,
 }
 
-/// Zone rollup changes gathered over one write and applied once per zone-day and zone-month.
-#[derive(Debug, Default, Clone, Copy)]
-struct ZoneDelta {
-    wh: i64,
-    cost_mp: i64,
-    baseline_wh: i64,
-    baseline_cost_mp: i64,
-    covered: i64,
-    unpriced_wh: i64,
-    lamps: i64,
-    lamps_full: i64,
-}
+impl<'a> Pass<'a> {
+    fn new(calendar: Calendar, book: &'a TariffBook) -> Self {
+        Self {
+            prices: Prices::new(calendar, book),
+            rollups: Rollups::default(),
+        }
+    }
 
-impl ZoneDelta {
-    fn add(&mut self, other: &ZoneDelta) {
-        self.wh += other.wh;
-        self.cost_mp += other.cost_mp;
-        self.baseline_wh += other.baseline_wh;
-        self.baseline_cost_mp += other.baseline_cost_mp;
-        self.covered += other.covered;
-        self.unpriced_wh += other.unpriced_wh;
-        self.lamps += other.lamps;
-        self.lamps_full += other.lamps_full;
+    /// Adds the zone rollups' changes, gathered over the write, once per zone and period.
+    fn finish(self, c: &Connection) -> StoreResult<()> {
+        write_rollups(c, self.rollups)
     }
 }
 
-#[derive(Debug, Default)]
-struct Rollups {
-    days: HashMap<(String, i64), ZoneDelta>,
-    months: HashMap<(String, i64), ZoneDelta>,
-}
-
-impl Rollups {
-    fn write(self, c: &Connection) -> StoreResult<()> {
-        for (table, key, rows) in [
-            ("energy_zone_days", "day", self.days),
-            ("energy_zone_months", "month", self.months),
-        ] {
-            let mut statement = c
+fn write_rollups(c: &Connection, rollups: Rollups) -> StoreResult<()> {
+    for (table, key, rows) in [
+        ("energy_zone_days", "day", rollups.days),
+        ("energy_zone_months", "month", rollups.months),
+    ] {
+        let mut statement = c
                 .prepare_cached(&format!(
                     "INSERT INTO {table} ({key}, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -146,45 +79,41 @@ impl Rollups {
                      lamps = lamps + excluded.lamps, lamps_full = lamps_full + excluded.lamps_full"
                 ))
                 .map_err(db_error)?;
-            for ((period, zone), d) in rows {
-                statement
-                    .execute(params![
-                        period,
-                        zone,
-                        d.wh,
-                        d.cost_mp,
-                        d.baseline_wh,
-                        d.baseline_cost_mp,
-                        d.covered,
-                        d.unpriced_wh,
-                        d.lamps,
-                        d.lamps_full
-                    ])
-                    .map_err(db_error)?;
-            }
+        for ((period, zone), d) in rows {
+            statement
+                .execute(params![
+                    period,
+                    zone,
+                    d.wh,
+                    d.cost_mp,
+                    d.baseline_wh,
+                    d.baseline_cost_mp,
+                    d.covered,
+                    d.unpriced_wh,
+                    d.lamps,
+                    d.lamps_full
+                ])
+                .map_err(db_error)?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
-/// Stores a lamp-day's new state, moves its month row by the difference from the old one,
-/// and gathers the zone rollups' share of it.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one lamp-day's every fact, used once"
-)]
-fn save_day(
+/// Settles a lamp-day again and stores it: the day's row, its month row moved by the
+/// difference from the old totals, and the zone rollups' share gathered in the pass.
+fn resettle(
     c: &Connection,
-    rollups: &mut Rollups,
+    pass: &mut Pass<'_>,
     date: NaiveDate,
     lamp_id: i64,
-    old: Option<&DayTotals>,
-    new: &DayRow,
-    slots_in_day: usize,
-    slots_in_month: i64,
+    stored: Option<LampDay>,
+    fresh: impl FnOnce() -> LampDay,
+    change: impl FnOnce(&mut [SlotEnergy]),
 ) -> StoreResult<()> {
-    let day = day_text(date);
-    let t = &new.totals;
+    let Some((old, day)) = pass.prices.resettle(date, stored, fresh, change) else {
+        return Ok(());
+    };
+    let t = &day.totals;
     c.prepare_cached(
         "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -194,35 +123,21 @@ fn save_day(
     )
     .map_err(db_error)?
     .execute(params![
-        day,
+        day_key(date),
         lamp_id,
-        new.zone_id,
+        day.zone_id,
         t.wh,
         t.cost_mp,
         t.baseline_wh,
         t.baseline_cost_mp,
         t.covered_slots,
         t.unpriced_wh,
-        settle::encode(&new.slots)
+        settle::encode(&day.slots)
     ])
     .map_err(db_error)?;
 
-    let zero = DayTotals::default();
-    let before = old.unwrap_or(&zero);
-    let new_day = old.is_none();
-    let mut d = ZoneDelta {
-        wh: t.wh - before.wh,
-        cost_mp: t.cost_mp - before.cost_mp,
-        baseline_wh: t.baseline_wh - before.baseline_wh,
-        baseline_cost_mp: t.baseline_cost_mp - before.baseline_cost_mp,
-        covered: i64::from(t.covered_slots) - i64::from(before.covered_slots),
-        unpriced_wh: t.unpriced_wh - before.unpriced_wh,
-        lamps: i64::from(new_day),
-        lamps_full: 0,
-    };
-    let day_full = |totals: &DayTotals| totals.covered_slots as usize >= slots_in_day;
-    d.lamps_full = i64::from(day_full(t)) - i64::from(old.is_some_and(day_full));
-    rollups.days.entry((day, new.zone_id)).or_default().add(&d);
+    let d = ZoneDelta::of_day(old.as_ref(), t, pass.prices.calendar().slots_in(date));
+    pass.rollups.add_day(date, day.zone_id, &d);
 
     let month = month_key(date);
     let (covered_after, lamp_days): (i64, i64) = c
@@ -238,7 +153,7 @@ fn save_day(
         .query_row(
             params![
                 month,
-                new.zone_id,
+                day.zone_id,
                 lamp_id,
                 d.wh,
                 d.cost_mp,
@@ -252,31 +167,24 @@ fn save_day(
         )
         .map_err(db_error)?;
     // A lamp's first day in a month (in this zone) makes its month row.
-    let month_row_created = new_day && lamp_days == 1;
-    let month_full = |covered: i64| covered >= slots_in_month;
-    let mut m = d;
-    m.lamps = i64::from(month_row_created);
-    m.lamps_full =
-        i64::from(month_full(covered_after)) - i64::from(month_full(covered_after - d.covered));
-    if month_row_created {
+    let made_month_row = old.is_none() && lamp_days == 1;
+    let m = ZoneDelta::of_month(
+        &d,
+        made_month_row,
+        covered_after,
+        pass.prices.slots_in_month(date),
+    );
+    if made_month_row {
         let rows: i64 = c
             .prepare_cached("SELECT count(*) FROM energy_months WHERE month = ?1 AND lamp_id = ?2")
             .map_err(db_error)?
             .query_row(params![month, lamp_id], |row| row.get(0))
             .map_err(db_error)?;
         if rows > 1 {
-            rollups
-                .months
-                .entry((month.clone(), MOVED_LAMPS))
-                .or_default()
-                .lamps += 1;
+            pass.rollups.moved_lamp(date);
         }
     }
-    rollups
-        .months
-        .entry((month, new.zone_id))
-        .or_default()
-        .add(&m);
+    pass.rollups.add_month(date, day.zone_id, &m);
     Ok(())
 }
 
@@ -337,48 +245,14 @@ struct StoredBand {
     price_millipence_per_kwh: u32,
 }
 
-/// Settles one lamp-day afresh from its slots: merging new shares, or pricing again.
-fn resettle(
-    c: &Connection,
-    pass: &mut Pass<'_>,
-    date: NaiveDate,
-    lamp_id: i64,
-    old: Option<DayRow>,
-    fresh: impl FnOnce() -> DayRow,
-    change: impl FnOnce(&mut [SlotEnergy]),
-) -> StoreResult<()> {
-    let Pass { prices, rollups } = pass;
-    let slots_in_day = prices.calendar.slots_in(date);
-    if old.as_ref().is_some_and(|row| row.slots.is_empty()) {
-        // The day's slots are past their retention: its totals stand as settled.
-        return Ok(());
-    }
-    let (old_totals, mut row) = match old {
-        Some(row) => (Some(row.totals), row),
-        None => (None, fresh()),
-    };
-    change(&mut row.slots);
-    row.totals = settle::settle(&row.slots, prices.day(date));
-    let slots_in_month = prices.slots_in_month(date);
-    save_day(
-        c,
-        rollups,
-        date,
-        lamp_id,
-        old_totals.as_ref(),
-        &row,
-        slots_in_day,
-        slots_in_month,
+fn fresh_day(calendar: Calendar, lamp: &LampDayEnergy) -> LampDay {
+    LampDay::fresh(
+        &calendar,
+        lamp.date,
+        lamp.wattage_w,
+        lamp.location,
+        lamp.zone_id,
     )
-}
-
-fn fresh_day(calendar: Calendar, lamp: &LampDayEnergy) -> DayRow {
-    let baseline = settle::baseline(&calendar, lamp.date, lamp.wattage_w, lamp.location);
-    DayRow {
-        zone_id: lamp.zone_id.unwrap_or(0),
-        totals: DayTotals::default(),
-        slots: settle::new_day(&baseline),
-    }
 }
 
 impl SqliteStore {
@@ -389,12 +263,9 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         self.write(move |c| {
             let book = load_book(c)?;
-            let mut pass = Pass {
-                prices: PriceCache::new(calendar, &book),
-                rollups: Rollups::default(),
-            };
+            let mut pass = Pass::new(calendar, &book);
             for lamp in &settlement.days {
-                let old = load_day(c, &day_text(lamp.date), lamp.lamp_id)?;
+                let old = load_day(c, &day_key(lamp.date), lamp.lamp_id)?;
                 resettle(
                     c,
                     &mut pass,
@@ -405,7 +276,7 @@ impl SqliteStore {
                     |slots| settle::merge(slots, &lamp.shares),
                 )?;
             }
-            pass.rollups.write(c)?;
+            pass.finish(c)?;
             let mut cursor = c
                 .prepare_cached(
                     "INSERT INTO energy_cursors (lamp_id, at) VALUES (?1, ?2) \
@@ -428,7 +299,7 @@ impl SqliteStore {
         lamps: Vec<LampDayEnergy>,
     ) -> StoreResult<u64> {
         self.write(move |c| {
-            let day = day_text(date);
+            let day = day_key(date);
             let mut exists = c
                 .prepare_cached("SELECT 1 FROM energy_days WHERE day = ?1 AND lamp_id = ?2")
                 .map_err(db_error)?;
@@ -443,10 +314,7 @@ impl SqliteStore {
             }
             drop(exists);
             let book = load_book(c)?;
-            let mut pass = Pass {
-                prices: PriceCache::new(calendar, &book),
-                rollups: Rollups::default(),
-            };
+            let mut pass = Pass::new(calendar, &book);
             let mut added = 0;
             for lamp in lamps.iter().filter(|l| !present.contains(&l.lamp_id)) {
                 resettle(
@@ -460,7 +328,7 @@ impl SqliteStore {
                 )?;
                 added += 1;
             }
-            pass.rollups.write(c)?;
+            pass.finish(c)?;
             Ok(added)
         })
     }
@@ -468,7 +336,7 @@ impl SqliteStore {
     /// Drops the slot detail of days before `before` in writer jobs of 20,000 lamp-days,
     /// keeping their totals and rollups.
     pub(super) fn prune_energy_slots_impl(&self, before: NaiveDate) -> StoreResult<u64> {
-        let before = day_text(before);
+        let before = day_key(before);
         let mut pruned = 0;
         loop {
             let day = before.clone();
@@ -513,9 +381,7 @@ impl SqliteStore {
         lamp_id: i64,
         date: NaiveDate,
     ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>> {
-        self.read(
-            |c| Ok(load_day(c, &day_text(date), lamp_id)?.map(|row| (row.zone_id, row.slots))),
-        )
+        self.read(|c| Ok(load_day(c, &day_key(date), lamp_id)?.map(|row| (row.zone_id, row.slots))))
     }
 
     pub(super) fn tariffs_impl(&self) -> StoreResult<TariffBook> {
@@ -558,8 +424,8 @@ impl SqliteStore {
             let values = params![
                 terms.name,
                 terms.time_zone.name(),
-                day_text(terms.valid_from),
-                terms.valid_to.map(day_text),
+                day_key(terms.valid_from),
+                terms.valid_to.map(day_key),
                 bands
             ];
             let id = match id {
@@ -583,12 +449,7 @@ impl SqliteStore {
             let tariff = Tariff { id, terms };
             book.tariffs.retain(|t| t.id != id);
             book.tariffs.push(tariff.clone());
-            // Days the old and the new validity touch (a day either side for zones apart).
-            let mut spans = vec![(tariff.terms.valid_from, tariff.terms.valid_to)];
-            spans.extend(previous.map(|p| (p.terms.valid_from, p.terms.valid_to)));
-            for (from, to) in spans {
-                let from = from.pred_opt().unwrap_or(from);
-                let to = to.and_then(|t| t.succ_opt());
+            for (from, to) in repriced_days(&tariff.terms, previous.as_ref().map(|p| &p.terms)) {
                 reprice(c, calendar, &book, from, to)?;
             }
             Ok(tariff)
@@ -638,72 +499,26 @@ fn reprice(
     from: NaiveDate,
     to: Option<NaiveDate>,
 ) -> StoreResult<()> {
-    let to = to.map_or_else(|| "9999-12-31".to_owned(), day_text);
+    let to = to.map_or_else(|| "9999-12-31".to_owned(), day_key);
     let keys: Vec<(String, i64)> = c
         .prepare("SELECT day, lamp_id FROM energy_days WHERE day BETWEEN ?1 AND ?2")
         .map_err(db_error)?
-        .query_map(params![day_text(from), to], |row| {
+        .query_map(params![day_key(from), to], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
         .map_err(db_error)?
         .collect::<Result<_, _>>()
         .map_err(db_error)?;
-    let mut pass = Pass {
-        prices: PriceCache::new(calendar, book),
-        rollups: Rollups::default(),
-    };
+    let mut pass = Pass::new(calendar, book);
     for (day, lamp_id) in keys {
         let date: NaiveDate = day
             .parse()
             .map_err(|_| StoreError::Database(format!("bad settlement day {day:?}")))?;
         let old = load_day(c, &day, lamp_id)?;
-        resettle(c, &mut pass, date, lamp_id, old, DayRow::empty, |_| {})?;
+        // Every key was read in this transaction: the day is there.
+        resettle(c, &mut pass, date, lamp_id, old, LampDay::default, |_| {})?;
     }
-    pass.rollups.write(c)
-}
-
-impl DayRow {
-    fn empty() -> Self {
-        Self {
-            zone_id: 0,
-            totals: DayTotals::default(),
-            slots: Vec::new(),
-        }
-    }
-}
-
-/// A period cut into the whole months it holds (first and last month key) and the runs of
-/// days outside them.
-struct Parts {
-    months: Option<(String, String)>,
-    days: Vec<(NaiveDate, NaiveDate)>,
-}
-
-fn split_period(from: NaiveDate, to: NaiveDate) -> Parts {
-    let mut months: Option<(String, String)> = None;
-    let mut days: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    let mut first = from;
-    while first <= to {
-        let (month_start, month_end) = month_bounds(first);
-        let last = month_end.min(to);
-        if first == month_start && last == month_end {
-            let key = month_key(first);
-            months = Some(match months {
-                Some((start, _)) => (start, key),
-                None => (key.clone(), key),
-            });
-        } else {
-            match days.last_mut() {
-                Some((_, end)) if end.succ_opt() == Some(first) => *end = last,
-                _ => days.push((first, last)),
-            }
-        }
-        let Some(next) = month_end.succ_opt() else {
-            break;
-        };
-        first = next;
-    }
-    Parts { months, days }
+    pass.finish(c)
 }
 
 /// Totals by zone or all in one for one finished month come from the zone-month rollup (a
@@ -827,7 +642,7 @@ fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResul
     }
     for (first, last) in days {
         one_row_per_lamp &= first == last;
-        let (a, b) = (bind(day_text(first)), bind(day_text(last)));
+        let (a, b) = (bind(day_key(first)), bind(day_key(last)));
         parts.push(format!(
             "SELECT {columns} FROM energy_days WHERE day BETWEEN {a} AND {b}{zone}"
         ));
@@ -906,8 +721,8 @@ fn totals_by_day(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResul
     let rows = statement
         .query_map(
             params![
-                day_text(query.from),
-                day_text(query.to),
+                day_key(query.from),
+                day_key(query.to),
                 query.zone_id.unwrap_or(0)
             ],
             |row| {
@@ -936,7 +751,7 @@ fn totals_by_day(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResul
     // Every day of the range, a day without data as a row of zeros.
     let mut date = query.from;
     while date <= query.to {
-        let day = day_text(date);
+        let day = day_key(date);
         let (totals, lamps, missing) = stored.remove(&day).unwrap_or_default();
         let due = as_of.expected(date, date);
         let lamps_missing = if !as_of.is_complete(date) {
