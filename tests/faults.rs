@@ -15,7 +15,7 @@ use futures::StreamExt;
 use singularity::domain::inventory::Role;
 use singularity::link::with_token;
 use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
-use singularity::store::Store;
+use singularity::store::prelude::*;
 use singularity::store::sqlite::SqliteStore;
 use singularity::wire::timestamp;
 use tonic::Code;

@@ -16,7 +16,7 @@ use singularity::domain::inventory::Role;
 use singularity::link::{endpoint, with_token};
 use singularity::proto::{self, auth_client::AuthClient};
 use singularity::server::{ServerConfig, TlsIdentity};
-use singularity::store::Store;
+use singularity::store::prelude::*;
 use singularity::store::sqlite::SqliteStore;
 
 struct Pki {

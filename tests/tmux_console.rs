@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 
-use singularity::store::Store;
+use singularity::store::prelude::*;
 
 const PASSWORD: &str = "owl-at-night-42";
 

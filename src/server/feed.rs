@@ -133,6 +133,7 @@ mod tests {
 
     use super::*;
     use crate::domain::faults::FaultType;
+    use crate::store::prelude::*;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{GroupChange, TelemetryBatch};
 

@@ -21,6 +21,11 @@ use crate::domain::telemetry::{LampContext, Reading};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Every area's trait, for code that calls the store (method calls need the trait in scope).
+pub mod prelude {
+    pub use super::{AuthStore, BillingStore, FaultStore, InventoryStore, Store, TelemetryStore};
+}
+
 // Query shapes live in the domain (`wire` builds them from requests); the store takes them.
 pub use crate::domain::billing::totals::{TotalsGroup, TotalsQuery, TotalsRow};
 pub use crate::domain::paging::{Scan, StatusFilter};
@@ -253,38 +258,70 @@ pub struct EstateCounts {
     pub users: i64,
 }
 
-/// Everything the services need from storage. Calls block: async callers run them with
+/// Everything the services need from storage, by area; a backend implements each area's
+/// trait in a file of its own and passes `tests/store_conformance.rs`. Calls block: async callers run them with
 /// `tokio::task::spawn_blocking`, so the runtime's workers never wait on disk.
 ///
 /// `update_*` take the version the caller saw (if any) and refuse with `StaleVersion`
 /// when the record has moved on. `delete_*` is a soft delete; `prune_*` removes a record
 /// that was soft-deleted first, and refuses while other records still depend on it.
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    InventoryStore + TelemetryStore + FaultStore + BillingStore + AuthStore + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: InventoryStore
+        + TelemetryStore
+        + FaultStore
+        + BillingStore
+        + AuthStore
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The estate: basestations, telecells, assets, lamps and the reference data around them;
+/// loading a generated estate and emptying the database.
+pub trait InventoryStore {
     fn basestation(&self, id: i64) -> StoreResult<Basestation>;
+
     fn basestations(&self, scan: &Scan) -> StoreResult<Vec<Basestation>>;
+
     fn create_basestation(&self, new: NewBasestation) -> StoreResult<Basestation>;
+
     fn update_basestation(
         &self,
         id: i64,
         expected_version: Option<i64>,
         patch: BasestationPatch,
     ) -> StoreResult<Basestation>;
+
     fn delete_basestation(&self, id: i64) -> StoreResult<Basestation>;
+
     fn prune_basestation(&self, id: i64) -> StoreResult<()>;
 
     fn telecell(&self, id: i64) -> StoreResult<Telecell>;
+
     fn telecells(&self, scan: &Scan) -> StoreResult<Vec<Telecell>>;
+
     fn create_telecell(&self, new: NewTelecell) -> StoreResult<Telecell>;
+
     fn update_telecell(
         &self,
         id: i64,
         expected_version: Option<i64>,
         patch: TelecellPatch,
     ) -> StoreResult<Telecell>;
+
     fn delete_telecell(&self, id: i64) -> StoreResult<Telecell>;
+
     fn prune_telecell(&self, id: i64) -> StoreResult<()>;
+
     /// Makes the telecell drive these lamps; refuses if one is driven by another telecell.
     fn link_telecell_to_lamps(&self, telecell_id: i64, lamp_ids: &[i64]) -> StoreResult<Telecell>;
+
     /// Stops the telecell driving these lamps; refuses if one is not driven by it.
     fn unlink_telecell_from_lamps(
         &self,
@@ -293,88 +330,124 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Telecell>;
 
     fn asset(&self, id: i64) -> StoreResult<Asset>;
+
     fn assets(&self, scan: &Scan) -> StoreResult<Vec<Asset>>;
+
     fn create_asset(&self, new: NewAsset) -> StoreResult<Asset>;
+
     fn update_asset(
         &self,
         id: i64,
         expected_version: Option<i64>,
         patch: AssetPatch,
     ) -> StoreResult<Asset>;
+
     fn delete_asset(&self, id: i64) -> StoreResult<Asset>;
+
     fn prune_asset(&self, id: i64) -> StoreResult<()>;
 
     fn lamp(&self, id: i64) -> StoreResult<Lamp>;
+
     fn lamps(&self, scan: &Scan) -> StoreResult<Vec<Lamp>>;
+
     fn create_lamp(&self, new: NewLamp) -> StoreResult<Lamp>;
+
     fn update_lamp(
         &self,
         id: i64,
         expected_version: Option<i64>,
         patch: LampPatch,
     ) -> StoreResult<Lamp>;
+
     fn delete_lamp(&self, id: i64) -> StoreResult<Lamp>;
+
     fn prune_lamp(&self, id: i64) -> StoreResult<()>;
+
     /// Mounts the lamp on the asset, moving it from any other.
     fn mount_lamp(&self, lamp_id: i64, asset_id: i64) -> StoreResult<Lamp>;
 
-    fn user(&self, id: i64) -> StoreResult<User>;
-    fn users(&self, scan: &Scan) -> StoreResult<Vec<User>>;
-    fn create_user(&self, new: NewUser) -> StoreResult<User>;
-    fn update_user(
-        &self,
-        id: i64,
-        expected_version: Option<i64>,
-        patch: UserPatch,
-    ) -> StoreResult<User>;
-    fn delete_user(&self, id: i64) -> StoreResult<User>;
-    fn prune_user(&self, id: i64) -> StoreResult<()>;
-
     fn zones(&self) -> StoreResult<Vec<Zone>>;
+
     /// Zone ids and names only (`zones` also counts each zone's assets).
     fn zone_names(&self) -> StoreResult<Vec<(i64, String)>>;
+
     fn circuits(&self, zone_id: Option<i64>) -> StoreResult<Vec<Circuit>>;
+
     fn lamp_types(&self) -> StoreResult<Vec<LampType>>;
 
+    fn counts(&self) -> StoreResult<EstateCounts>;
+
+    /// Loads a generated estate into an empty database (`NotEmpty` otherwise).
+    fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts>;
+
+    /// Removes every record, leaving an empty schema.
+    fn reset(&self) -> StoreResult<()>;
+}
+
+/// Readings as they arrive (with the fault changes judged from them), each lamp's latest, and
+/// the history billing meters again from.
+pub trait TelemetryStore {
     /// For each telecell uuid known to the estate: the lamps it drives, in context.
     fn resolve_telecells(
         &self,
         uuids: &[String],
     ) -> StoreResult<std::collections::HashMap<String, Vec<LampContext>>>;
+
     /// The context of every lamp driven by a telecell (for the engine at start-up).
     fn lamp_contexts(&self) -> StoreResult<Vec<LampContext>>;
+
     /// Stores readings and the engine's fault changes in one commit; the resulting fault
     /// events are appended to the log (seq order is commit order) and returned.
     fn record_telemetry(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome>;
+
     /// `record_telemetry` without waiting: the batch is queued behind every change queued
     /// before it (so commits follow the engine's order) and the caller awaits the outcome.
     fn queue_telemetry(&self, batch: TelemetryBatch) -> StoreResult<Queued<RecordOutcome>>;
+
     /// Waits until every change queued before this call has committed or failed.
     fn flush(&self) -> StoreResult<()>;
+
     /// Every lamp's latest reading (to rebuild the engine's memory at start-up).
     fn latest_readings(&self) -> StoreResult<Vec<LatestReading>>;
+
     fn lamp_status(&self, lamp_id: i64) -> StoreResult<Option<Reading>>;
+
     /// Deletes raw readings older than `before`; returns how many.
     fn prune_readings(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
+    /// Each lamp's readings from an instant on (that instant included), oldest first.
+    fn readings_from(
+        &self,
+        lamps: &[(i64, DateTime<Utc>)],
+    ) -> StoreResult<Vec<(i64, Vec<Reading>)>>;
+}
+
+/// Fault records, their history, operators' actions and the event log behind `Faults.Watch`.
+pub trait FaultStore {
     /// A fault with the newest `history` entries of its history, oldest first, and how many
     /// entries it has in all.
     fn fault(&self, id: i64, history: usize) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)>;
+
     /// Faults matching the filter with id greater than `after_id`, ascending, at most `limit`.
     fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>>;
+
     /// Faults not closed (open, acknowledged, assigned) and cleared ones nobody acknowledged.
     fn active_faults(&self) -> StoreResult<Vec<Fault>>;
+
     /// Faults opened in `[from, to)`, counted by type, severity and elapsed hour from `from`.
     fn fault_counts_opened(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<OpenedCount>>;
+
     /// Applies an operator action if the fault is still at the expected version; returns the
     /// event it appended to the log (with the fault as it now is).
     fn act_on_fault(&self, action: FaultAction) -> StoreResult<FaultEvent>;
+
     /// Logged events with seq greater than `after_seq`, ascending, at most `limit`.
     fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>>;
+
     /// Events logged at instants in `[from, to)` with seq after `after_seq`, by seq, at most
     /// `limit` (a shift's handover pages through them).
     fn fault_events_between(
@@ -384,15 +457,19 @@ pub trait Store: Send + Sync + 'static {
         after_seq: u64,
         limit: usize,
     ) -> StoreResult<Vec<FaultEvent>>;
+
     /// The oldest and newest seq the log holds (0, 0 when empty).
     fn fault_log_bounds(&self) -> StoreResult<(u64, u64)>;
+
     /// Drops log entries older than `before`, keeping at least the newest one.
     fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
 
-    fn counts(&self) -> StoreResult<EstateCounts>;
-
+/// Settled energy per lamp-day with its rollups, settlement cursors, tariffs and totals.
+pub trait BillingStore {
     /// Adds settled energy to the lamp-days and their rollups, in one commit.
     fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()>;
+
     /// Gives every lamp without a row on `date` an empty one (all slots missing), so a lamp
     /// that said nothing all day is counted as missing, not left out.
     fn close_energy_day(
@@ -401,23 +478,24 @@ pub trait Store: Send + Sync + 'static {
         date: NaiveDate,
         lamps: Vec<LampDayEnergy>,
     ) -> StoreResult<u64>;
+
     fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>>;
+
     /// Drops the half-hour detail of days before `before`; their totals stay.
     fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64>;
-    /// Each lamp's readings from an instant on (that instant included), oldest first.
-    fn readings_from(
-        &self,
-        lamps: &[(i64, DateTime<Utc>)],
-    ) -> StoreResult<Vec<(i64, Vec<Reading>)>>;
+
     /// Totals, with lamps judged missing data against the slots due by `as_of`.
     fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>>;
+
     /// A lamp's slots and zone on one day, if it has been settled.
     fn lamp_energy(
         &self,
         lamp_id: i64,
         date: NaiveDate,
     ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>>;
+
     fn tariffs(&self) -> StoreResult<TariffBook>;
+
     /// Creates (`id` None) or replaces a tariff, refusing overlapping validity, and prices
     /// again the energy already settled in the days it covers.
     fn set_tariff(
@@ -426,8 +504,30 @@ pub trait Store: Send + Sync + 'static {
         id: Option<i64>,
         terms: NewTariff,
     ) -> StoreResult<Tariff>;
+}
+
+/// Users, their credentials and sessions, and the audit trail.
+pub trait AuthStore {
+    fn user(&self, id: i64) -> StoreResult<User>;
+
+    fn users(&self, scan: &Scan) -> StoreResult<Vec<User>>;
+
+    fn create_user(&self, new: NewUser) -> StoreResult<User>;
+
+    fn update_user(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: UserPatch,
+    ) -> StoreResult<User>;
+
+    fn delete_user(&self, id: i64) -> StoreResult<User>;
+
+    fn prune_user(&self, id: i64) -> StoreResult<()>;
+
     /// A user and their password hash, by username (for signing in).
     fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+
     /// Opens a session: `token_hash` stands for the user until `expires_at`. Expired
     /// sessions are removed on the way.
     /// Opens a session; the user's oldest sessions beyond `keep` are ended in the same
@@ -439,17 +539,17 @@ pub trait Store: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
         keep: usize,
     ) -> StoreResult<Vec<Vec<u8>>>;
+
     /// The user a session stands for, with its expiry, if the session exists.
     fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>>;
+
     fn close_session(&self, token_hash: Vec<u8>) -> StoreResult<()>;
+
     /// Sets a user's password hash and ends all of their sessions, in one commit.
     fn set_password(&self, user_id: i64, password_hash: String) -> StoreResult<()>;
+
     fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()>;
+
     /// Newest first.
     fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
-
-    /// Loads a generated estate into an empty database (`NotEmpty` otherwise).
-    fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts>;
-    /// Removes every record, leaving an empty schema.
-    fn reset(&self) -> StoreResult<()>;
 }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use singularity::domain::estate::{City, EstateSpec, generate};
 use singularity::domain::inventory::{EntityStatus, NewUser, Role};
 use singularity::link::{AuthedChannel, with_token};
-use singularity::store::Store;
+use singularity::store::prelude::*;
 use singularity::store::sqlite::SqliteStore;
 use tempfile::TempDir;
 use tokio::net::TcpListener;

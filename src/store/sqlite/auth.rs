@@ -1,20 +1,77 @@
-//! Sessions (token hashes with an expiry, ended with the user's password or account) and the
-//! audit trail.
+//! Users, sessions and the audit trail in SQLite (`AuthStore`): sessions are token hashes
+//! with an expiry, ended with the user's password or account.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::rows::{Stored, fetch, millis};
+use super::inventory::{check_version, prune, soft_delete, unique};
+use super::rows::{Stored, fetch, from_millis, millis, scan};
 use super::{SqliteStore, db_error};
-use crate::domain::inventory::User;
-use crate::store::{AuditEntry, AuditQuery, NewAuditEntry, StoreResult};
+use crate::domain::inventory::{EntityKind, EntityStatus, NewUser, User, UserPatch};
+use crate::store::{AuditEntry, AuditQuery, AuthStore, NewAuditEntry, Scan, StoreResult};
 
-fn instant(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
+impl AuthStore for SqliteStore {
+    fn user(&self, id: i64) -> StoreResult<User> {
+        self.read(|c| fetch(c, id))
+    }
 
-impl SqliteStore {
-    pub(super) fn credentials_impl(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+    fn users(&self, query: &Scan) -> StoreResult<Vec<User>> {
+        let query = Scan {
+            area: None,
+            ..*query
+        };
+        self.read(|c| scan(c, &query))
+    }
+
+    fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        self.write(move |c| {
+            let now = millis(Utc::now());
+            c.execute(
+                "INSERT INTO users (username, display_name, role, password_hash, status, version, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
+                params![new.username, new.display_name, new.role.as_str(), new.password_hash, new.status.as_str(), now],
+            )
+            .map_err(|e| unique(e, EntityKind::User, "username", &new.username))?;
+            fetch(c, c.last_insert_rowid())
+        })
+    }
+
+    fn update_user(
+        &self,
+        id: i64,
+        expected_version: Option<i64>,
+        patch: UserPatch,
+    ) -> StoreResult<User> {
+        self.write(move |c| {
+            let mut record: User = fetch(c, id)?;
+            check_version(&record, expected_version)?;
+            let new_hash = patch.apply_to(&mut record);
+            c.execute(
+                "UPDATE users SET display_name = ?2, role = ?3, status = ?4, password_hash = coalesce(?5, password_hash), \
+                 version = version + 1, updated_at = ?6 WHERE id = ?1",
+                params![id, record.display_name, record.role.as_str(), record.status.as_str(), new_hash, millis(Utc::now())],
+            )
+            .map_err(db_error)?;
+            // A new password or a deactivated account ends every session at once.
+            if new_hash.is_some() || record.status != EntityStatus::Active {
+                super::auth::end_sessions(c, id)?;
+            }
+            fetch(c, id)
+        })
+    }
+
+    fn delete_user(&self, id: i64) -> StoreResult<User> {
+        self.write(move |c| {
+            super::auth::end_sessions(c, id)?;
+            soft_delete(c, id)
+        })
+    }
+
+    fn prune_user(&self, id: i64) -> StoreResult<()> {
+        self.write(move |c| prune::<User>(c, id, &[]))
+    }
+
+    fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
         self.read(|c| {
             let found: Option<(i64, String)> = c
                 .prepare_cached("SELECT id, password_hash FROM users WHERE username = ?1")
@@ -29,7 +86,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn open_session_impl(
+    fn open_session(
         &self,
         user_id: i64,
         token_hash: Vec<u8>,
@@ -70,10 +127,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn session_impl(
-        &self,
-        token_hash: &[u8],
-    ) -> StoreResult<Option<(User, DateTime<Utc>)>> {
+    fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>> {
         self.read(|c| {
             let found: Option<(i64, i64)> = c
                 .prepare_cached("SELECT user_id, expires_at FROM sessions WHERE token_hash = ?1")
@@ -83,14 +137,14 @@ impl SqliteStore {
                 .map_err(db_error)?;
             match found {
                 Some((user_id, expires)) => {
-                    Ok(Some((fetch::<User>(c, user_id)?, instant(expires))))
+                    Ok(Some((fetch::<User>(c, user_id)?, from_millis(expires))))
                 }
                 None => Ok(None),
             }
         })
     }
 
-    pub(super) fn close_session_impl(&self, token_hash: Vec<u8>) -> StoreResult<()> {
+    fn close_session(&self, token_hash: Vec<u8>) -> StoreResult<()> {
         self.write(move |c| {
             c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
                 .map_err(db_error)?;
@@ -98,7 +152,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn set_password_impl(&self, user_id: i64, password_hash: String) -> StoreResult<()> {
+    fn set_password(&self, user_id: i64, password_hash: String) -> StoreResult<()> {
         self.write(move |c| {
             fetch::<User>(c, user_id)?;
             c.execute(
@@ -113,7 +167,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn record_audit_impl(&self, entry: NewAuditEntry) -> StoreResult<()> {
+    fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()> {
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO audit_log (at, actor, role, peer, action, entity, entity_id, changes) \
@@ -135,7 +189,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn audit_log_impl(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+    fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(
@@ -160,7 +214,7 @@ impl SqliteStore {
                         Ok(AuditEntry {
                             id: row.get(0)?,
                             entry: NewAuditEntry {
-                                at: instant(row.get(1)?),
+                                at: from_millis(row.get(1)?),
                                 actor: row.get(2)?,
                                 role: row.get(3)?,
                                 peer: row.get(4)?,

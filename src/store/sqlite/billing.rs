@@ -1,4 +1,4 @@
-//! Billing in SQLite: lamp-days with their packed slots, the month and zone rollup rows
+//! Billing in SQLite (`BillingStore`): lamp-days with their packed slots, the month and zone rollup rows
 //! (moved by the differences `domain/billing/rollup.rs` works out), tariffs, settlement
 //! cursors, and the totals queries that read the rollups (whole months never read the days).
 
@@ -17,7 +17,8 @@ use crate::domain::billing::totals::{Parts, split_period};
 use crate::domain::billing::{Band, DayTotals, NewTariff, Tariff, TariffBook};
 use crate::domain::inventory::EntityKind;
 use crate::store::{
-    EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup, TotalsQuery, TotalsRow,
+    BillingStore, EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup,
+    TotalsQuery, TotalsRow,
 };
 
 fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<LampDay>> {
@@ -255,12 +256,8 @@ fn fresh_day(calendar: Calendar, lamp: &LampDayEnergy) -> LampDay {
     )
 }
 
-impl SqliteStore {
-    pub(super) fn record_energy_impl(
-        &self,
-        calendar: Calendar,
-        settlement: EnergySettlement,
-    ) -> StoreResult<()> {
+impl BillingStore for SqliteStore {
+    fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()> {
         self.write(move |c| {
             let book = load_book(c)?;
             let mut pass = Pass::new(calendar, &book);
@@ -292,7 +289,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn close_energy_day_impl(
+    fn close_energy_day(
         &self,
         calendar: Calendar,
         date: NaiveDate,
@@ -335,7 +332,7 @@ impl SqliteStore {
 
     /// Drops the slot detail of days before `before` in writer jobs of 20,000 lamp-days,
     /// keeping their totals and rollups.
-    pub(super) fn prune_energy_slots_impl(&self, before: NaiveDate) -> StoreResult<u64> {
+    fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64> {
         let before = day_key(before);
         let mut pruned = 0;
         loop {
@@ -358,7 +355,7 @@ impl SqliteStore {
         }
     }
 
-    pub(super) fn energy_cursors_impl(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
+    fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
         self.read(|c| {
             let mut statement = c
                 .prepare("SELECT lamp_id, at FROM energy_cursors")
@@ -376,7 +373,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn lamp_energy_impl(
+    fn lamp_energy(
         &self,
         lamp_id: i64,
         date: NaiveDate,
@@ -384,11 +381,11 @@ impl SqliteStore {
         self.read(|c| Ok(load_day(c, &day_key(date), lamp_id)?.map(|row| (row.zone_id, row.slots))))
     }
 
-    pub(super) fn tariffs_impl(&self) -> StoreResult<TariffBook> {
+    fn tariffs(&self) -> StoreResult<TariffBook> {
         self.read(load_book)
     }
 
-    pub(super) fn set_tariff_impl(
+    fn set_tariff(
         &self,
         calendar: Calendar,
         id: Option<i64>,
@@ -456,11 +453,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn energy_totals_impl(
-        &self,
-        query: &TotalsQuery,
-        as_of: AsOf,
-    ) -> StoreResult<Vec<TotalsRow>> {
+    fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
         self.read(|c| match query.group {
             TotalsGroup::Day => totals_by_day(c, query, as_of),
             TotalsGroup::Month => {

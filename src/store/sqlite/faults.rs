@@ -1,125 +1,21 @@
-//! Telemetry, faults and the fault event log in SQLite: readings (latest and history), the
-//! engine's changes applied to fault records, operator actions, and the log behind Watch.
+//! Faults in SQLite (`FaultStore`): fault records and their history, the transitions
+//! `domain/faults/apply.rs` decides written with their events, and the log behind Watch.
 
-use std::collections::HashMap;
-
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::lamp_index::Touched;
-use super::rows::millis;
+use super::rows::{from_millis, millis};
 use super::{SqliteStore, db_error};
 use crate::domain::faults::apply::{self, GroupStep, Refusal, Transition};
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::record::{
     EventKind, Fault, FaultEvent, FaultFilter, HistoryEntry, change_words,
 };
-use crate::domain::faults::rules::LampProfile;
 use crate::domain::faults::{FaultType, Severity};
-use crate::domain::geo::GeoPoint;
-use crate::domain::inventory::{ControlType, EntityKind};
-use crate::domain::telemetry::{LampContext, NodeAlarms, Reading};
+use crate::domain::inventory::EntityKind;
 use crate::store::{
-    EngineChange, FaultAction, GroupChange, LatestReading, OpenedCount, RecordOutcome, StoreError,
-    StoreResult, TelemetryBatch,
+    EngineChange, FaultAction, FaultStore, GroupChange, OpenedCount, StoreError, StoreResult,
 };
-
-const CONTEXT_SQL: &str = "SELECT t.uuid, t.id, t.basestation_id, l.id, a.circuit_id, a.zone_id, lt.wattage_w, \
-     lt.control_type, a.lat, a.lon, l.created_at \
-     FROM telecells t JOIN lamps l ON l.telecell_id = t.id JOIN lamp_types lt ON lt.id = l.lamp_type_id \
-     LEFT JOIN assets a ON a.id = l.asset_id \
-     WHERE t.status != 'deleted' AND l.status != 'deleted'";
-
-fn context_from_row(row: &Row<'_>) -> rusqlite::Result<(String, LampContext)> {
-    let control: String = row.get(7)?;
-    let location = match (row.get::<_, Option<f64>>(8)?, row.get::<_, Option<f64>>(9)?) {
-        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
-        _ => None,
-    };
-    Ok((
-        row.get(0)?,
-        LampContext {
-            telecell_id: row.get(1)?,
-            basestation_id: row.get(2)?,
-            lamp_id: row.get(3)?,
-            circuit_id: row.get(4)?,
-            zone_id: row.get(5)?,
-            profile: LampProfile {
-                wattage_w: row.get(6)?,
-                dimmable: ControlType::parse(&control) != Some(ControlType::Switch),
-                location,
-            },
-            since: instant(row.get(10)?),
-        },
-    ))
-}
-
-fn instant(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-fn alarms_bits(alarms: NodeAlarms) -> i64 {
-    i64::from(alarms.relay_failure)
-        | i64::from(alarms.driver_failure) << 1
-        | i64::from(alarms.earth_leakage) << 2
-        | i64::from(alarms.tilt_or_impact) << 3
-        | i64::from(alarms.supply_lost) << 4
-}
-
-fn alarms_from(bits: i64) -> NodeAlarms {
-    NodeAlarms {
-        relay_failure: bits & 1 != 0,
-        driver_failure: bits & 2 != 0,
-        earth_leakage: bits & 4 != 0,
-        tilt_or_impact: bits & 8 != 0,
-        supply_lost: bits & 16 != 0,
-    }
-}
-
-const READING_COLUMNS: &str = "at, lamp_on, dim_target_pct, dim_actual_pct, voltage_v, current_a, power_w, \
-     power_factor, energy_wh, burn_hours, switch_count, supply_loss_count, temperature_c, link_quality_pct, alarms";
-
-/// Reads the reading columns starting at `first`, in `READING_COLUMNS` order.
-fn reading_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Reading> {
-    Ok(Reading {
-        at: instant(row.get(first)?),
-        lamp_on: row.get(first + 1)?,
-        dim_target_pct: row.get(first + 2)?,
-        dim_actual_pct: row.get(first + 3)?,
-        voltage_v: row.get(first + 4)?,
-        current_a: row.get(first + 5)?,
-        power_w: row.get(first + 6)?,
-        power_factor: row.get(first + 7)?,
-        energy_wh: row.get::<_, i64>(first + 8)? as u64,
-        burn_hours: row.get(first + 9)?,
-        switch_count: row.get(first + 10)?,
-        supply_loss_count: row.get(first + 11)?,
-        temperature_c: row.get(first + 12)?,
-        link_quality_pct: row.get(first + 13)?,
-        alarms: alarms_from(row.get(first + 14)?),
-    })
-}
-
-fn reading_params(lamp_id: i64, r: &Reading) -> [Box<dyn rusqlite::ToSql>; 16] {
-    [
-        Box::new(lamp_id),
-        Box::new(millis(r.at)),
-        Box::new(r.lamp_on),
-        Box::new(r.dim_target_pct),
-        Box::new(r.dim_actual_pct),
-        Box::new(f64::from(r.voltage_v)),
-        Box::new(f64::from(r.current_a)),
-        Box::new(f64::from(r.power_w)),
-        Box::new(f64::from(r.power_factor)),
-        Box::new(r.energy_wh as i64),
-        Box::new(r.burn_hours),
-        Box::new(r.switch_count),
-        Box::new(r.supply_loss_count),
-        Box::new(f64::from(r.temperature_c)),
-        Box::new(r.link_quality_pct),
-        Box::new(alarms_bits(r.alarms)),
-    ]
-}
 
 const FAULT_COLUMNS: &str = "id, type, severity, state, lamp_id, circuit_id, basestation_id, zone_id, parent_id, \
      count, first_seen, last_seen, cleared_at, acknowledged, flapping, assignee, version, updated_at";
@@ -143,14 +39,14 @@ fn fault_from_row(row: &Row<'_>) -> rusqlite::Result<Fault> {
         zone_id: row.get(7)?,
         parent_id: row.get(8)?,
         count: row.get(9)?,
-        first_seen: instant(row.get(10)?),
-        last_seen: instant(row.get(11)?),
-        cleared_at: row.get::<_, Option<i64>>(12)?.map(instant),
+        first_seen: from_millis(row.get(10)?),
+        last_seen: from_millis(row.get(11)?),
+        cleared_at: row.get::<_, Option<i64>>(12)?.map(from_millis),
         acknowledged: row.get(13)?,
         flapping: row.get(14)?,
         assignee: row.get(15)?,
         version: row.get(16)?,
-        updated_at: instant(row.get(17)?),
+        updated_at: from_millis(row.get(17)?),
     })
 }
 
@@ -244,7 +140,7 @@ fn last_change(c: &Connection, fault_id: i64) -> StoreResult<String> {
         let Some(kind) = EventKind::parse(&kind).filter(|k| k.changes_version()) else {
             continue;
         };
-        let at = instant(row.get(0).map_err(db_error)?);
+        let at = from_millis(row.get(0).map_err(db_error)?);
         let actor: String = row.get(1).map_err(db_error)?;
         let change: String = row.get(3).map_err(db_error)?;
         let change = if change.is_empty() {
@@ -319,65 +215,13 @@ fn event_from_columns(
 ) -> StoreResult<FaultEvent> {
     Ok(FaultEvent {
         seq: seq as u64,
-        at: instant(at),
+        at: from_millis(at),
         kind: EventKind::parse(&kind).unwrap_or(EventKind::Note),
         fault: serde_json::from_str(&fault)
             .map_err(|e| StoreError::Database(format!("event {seq}: {e}")))?,
         actor,
         note,
     })
-}
-
-/// Readings into history, then the engine's fault changes and group faults, with the
-/// events they cause.
-fn store_telemetry(
-    c: &Connection,
-    batch: &TelemetryBatch,
-) -> StoreResult<(RecordOutcome, Touched)> {
-    let mut outcome = RecordOutcome::default();
-    {
-        let mut history = c
-            .prepare_cached(&format!(
-                "INSERT OR IGNORE INTO readings (lamp_id, {READING_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ))
-            .map_err(db_error)?;
-        // A late reading goes into history only; the lamp's newest is never replaced by an
-        // older one, even if the engine's order and the commit's were to differ.
-        let mut latest = c
-            .prepare_cached(&format!(
-                "INSERT INTO latest_readings (lamp_id, {READING_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
-                 ON CONFLICT (lamp_id) DO UPDATE SET {updates} WHERE excluded.at > latest_readings.at",
-                updates = READING_COLUMNS
-                    .split(", ")
-                    .map(|column| format!("{column} = excluded.{column}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .map_err(db_error)?;
-        for item in &batch.readings {
-            let values = reading_params(item.lamp_id, &item.reading);
-            let refs: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
-            if history.execute(refs.as_slice()).map_err(db_error)? == 0 {
-                outcome.duplicates += 1;
-                continue;
-            }
-            outcome.stored += 1;
-            if item.latest {
-                latest.execute(refs.as_slice()).map_err(db_error)?;
-            }
-        }
-    }
-    let mut events = Vec::new();
-    for change in &batch.changes {
-        events.extend(apply_change(c, change)?);
-    }
-    for group in &batch.groups {
-        events.extend(apply_group(c, group)?);
-    }
-    outcome.events = events;
-    Ok((outcome, Touched::Nothing))
 }
 
 /// Writes one decision: the fault record (inserted when new), its history entry and its
@@ -400,7 +244,10 @@ fn write_transition(c: &Connection, transition: Transition) -> StoreResult<Fault
 }
 
 /// Applies one engine change to the lamp's latest fault of its type.
-fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<FaultEvent>> {
+pub(super) fn apply_change(
+    c: &Connection,
+    change: &EngineChange,
+) -> StoreResult<Option<FaultEvent>> {
     let fault_type = change.change.fault_type();
     let latest = latest_fault(c, change.lamp.lamp_id, fault_type)?;
     apply::engine_change(latest, change)
@@ -409,7 +256,7 @@ fn apply_change(c: &Connection, change: &EngineChange) -> StoreResult<Option<Fau
 }
 
 /// Raises or clears a circuit or basestation fault and puts the lamps' faults under it.
-fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEvent>> {
+pub(super) fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEvent>> {
     let active = c
         .prepare_cached(&format!(
             "SELECT {FAULT_COLUMNS} FROM faults WHERE lamp_id IS NULL AND type = ?1 \
@@ -452,160 +299,8 @@ fn apply_group(c: &Connection, group: &GroupChange) -> StoreResult<Vec<FaultEven
     Ok(events)
 }
 
-impl SqliteStore {
-    pub(super) fn resolve_telecells_impl(
-        &self,
-        uuids: &[String],
-    ) -> StoreResult<HashMap<String, Vec<LampContext>>> {
-        self.read(|c| {
-            let mut statement = c
-                .prepare_cached(&format!("{CONTEXT_SQL} AND t.uuid = ?1 ORDER BY l.id"))
-                .map_err(db_error)?;
-            let mut found: HashMap<String, Vec<LampContext>> = HashMap::new();
-            for uuid in uuids {
-                if found.contains_key(uuid) {
-                    continue;
-                }
-                let rows = statement
-                    .query_map([uuid], context_from_row)
-                    .map_err(db_error)?;
-                for row in rows {
-                    let (uuid, context) = row.map_err(db_error)?;
-                    found.entry(uuid).or_default().push(context);
-                }
-            }
-            Ok(found)
-        })
-    }
-
-    pub(super) fn lamp_contexts_impl(&self) -> StoreResult<Vec<LampContext>> {
-        self.read(|c| {
-            let mut statement = c
-                .prepare(&format!("{CONTEXT_SQL} ORDER BY l.id"))
-                .map_err(db_error)?;
-            let rows = statement
-                .query_map([], context_from_row)
-                .map_err(db_error)?;
-            rows.map(|row| row.map(|(_, context)| context))
-                .collect::<Result<_, _>>()
-                .map_err(db_error)
-        })
-    }
-
-    pub(super) fn record_telemetry_impl(
-        &self,
-        batch: TelemetryBatch,
-    ) -> StoreResult<RecordOutcome> {
-        let lineage = batch.lineage.clone();
-        self.write_in(lineage, move |c| store_telemetry(c, &batch))
-    }
-
-    pub(super) fn queue_telemetry_impl(
-        &self,
-        batch: TelemetryBatch,
-    ) -> StoreResult<crate::store::Queued<RecordOutcome>> {
-        let lineage = batch.lineage.clone();
-        self.queue_in(lineage, move |c| store_telemetry(c, &batch))
-    }
-
-    pub(super) fn latest_readings_impl(&self) -> StoreResult<Vec<LatestReading>> {
-        self.read(|c| {
-            let mut statement = c
-                .prepare(&format!(
-                    "SELECT l.id, r.{columns} FROM lamps l JOIN latest_readings r ON r.lamp_id = l.id \
-                     ORDER BY l.id",
-                    columns = READING_COLUMNS.replace(", ", ", r.")
-                ))
-                .map_err(db_error)?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok(LatestReading {
-                        lamp_id: row.get(0)?,
-                        reading: reading_from_row(row, 1)?,
-                    })
-                })
-                .map_err(db_error)?;
-            rows.collect::<Result<_, _>>().map_err(db_error)
-        })
-    }
-
-    pub(super) fn readings_from_impl(
-        &self,
-        lamps: &[(i64, DateTime<Utc>)],
-    ) -> StoreResult<Vec<(i64, Vec<Reading>)>> {
-        // History is in time order: one pass from the earliest instant asked for, each row
-        // kept if it is at or after its own lamp's.
-        let Some(earliest) = lamps.iter().map(|(_, from)| *from).min() else {
-            return Ok(Vec::new());
-        };
-        let wanted: HashMap<i64, i64> = lamps
-            .iter()
-            .map(|(lamp_id, from)| (*lamp_id, millis(*from)))
-            .collect();
-        self.read(|c| {
-            let mut statement = c
-                .prepare_cached(&format!(
-                    "SELECT lamp_id, {READING_COLUMNS} FROM readings WHERE at >= ?1 ORDER BY at, lamp_id"
-                ))
-                .map_err(db_error)?;
-            let mut rows = statement.query([millis(earliest)]).map_err(db_error)?;
-            let mut found: HashMap<i64, Vec<Reading>> = HashMap::new();
-            while let Some(row) = rows.next().map_err(db_error)? {
-                let lamp_id: i64 = row.get(0).map_err(db_error)?;
-                let at: i64 = row.get(1).map_err(db_error)?;
-                if wanted.get(&lamp_id).is_some_and(|from| at >= *from) {
-                    found
-                        .entry(lamp_id)
-                        .or_default()
-                        .push(reading_from_row(row, 1).map_err(db_error)?);
-                }
-            }
-            let mut found: Vec<(i64, Vec<Reading>)> = found.into_iter().collect();
-            found.sort_unstable_by_key(|(lamp_id, _)| *lamp_id);
-            Ok(found)
-        })
-    }
-
-    pub(super) fn lamp_status_impl(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
-        self.read(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {READING_COLUMNS} FROM latest_readings WHERE lamp_id = ?1"
-            ))
-            .and_then(|mut s| {
-                s.query_row([lamp_id], |row| reading_from_row(row, 0))
-                    .optional()
-            })
-            .map_err(db_error)
-        })
-    }
-
-    /// Deletes readings older than `before` from the front of the history, in writer jobs
-    /// of 20,000 rows so ingest is never held up for long. Each lamp's newest reading lives on
-    /// in `latest_readings`.
-    pub(super) fn prune_readings_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        const ROWS_PER_JOB: i64 = 20_000;
-        let mut deleted = 0;
-        loop {
-            let count = self.write(move |c| {
-                c.prepare_cached(
-                    "DELETE FROM readings WHERE (at, lamp_id) IN \
-                     (SELECT at, lamp_id FROM readings WHERE at < ?1 ORDER BY at LIMIT ?2)",
-                )
-                .and_then(|mut s| s.execute(params![millis(before), ROWS_PER_JOB]))
-                .map_err(db_error)
-            })? as u64;
-            deleted += count;
-            if count < ROWS_PER_JOB as u64 {
-                return Ok(deleted);
-            }
-        }
-    }
-
-    pub(super) fn fault_impl(
-        &self,
-        id: i64,
-        history: usize,
-    ) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)> {
+impl FaultStore for SqliteStore {
+    fn fault(&self, id: i64, history: usize) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)> {
         self.read(|c| {
             let fault = fetch_fault(c, id)?;
             let total: i64 = c
@@ -625,7 +320,7 @@ impl SqliteStore {
                     let from: Option<String> = row.get(3)?;
                     let to: String = row.get(4)?;
                     Ok(HistoryEntry {
-                        at: instant(row.get(0)?),
+                        at: from_millis(row.get(0)?),
                         actor: row.get(1)?,
                         kind: EventKind::parse(&kind).unwrap_or(EventKind::Note),
                         from_state: from.as_deref().and_then(FaultState::parse),
@@ -642,12 +337,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn faults_impl(
-        &self,
-        filter: &FaultFilter,
-        after_id: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<Fault>> {
+    fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>> {
         self.read(|c| {
             // A roll-up's children come from their own index; everything else walks ids.
             let under_parent = if filter.parent_id.is_some() {
@@ -694,7 +384,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn active_faults_impl(&self) -> StoreResult<Vec<Fault>> {
+    fn active_faults(&self) -> StoreResult<Vec<Fault>> {
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(&format!(
@@ -707,7 +397,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn act_on_fault_impl(&self, request: FaultAction) -> StoreResult<FaultEvent> {
+    fn act_on_fault(&self, request: FaultAction) -> StoreResult<FaultEvent> {
         self.write(move |c| {
             let fault = fetch_fault(c, request.fault_id)?;
             let (id, current, state) = (fault.id, fault.version, fault.state.as_str());
@@ -725,7 +415,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn fault_counts_opened_impl(
+    fn fault_counts_opened(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -753,11 +443,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn fault_events_after_impl(
-        &self,
-        after_seq: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<FaultEvent>> {
+    fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>> {
         self.read(|c| {
             let mut statement = c
                 .prepare_cached(
@@ -772,7 +458,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn fault_events_between_impl(
+    fn fault_events_between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -797,7 +483,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn fault_log_bounds_impl(&self) -> StoreResult<(u64, u64)> {
+    fn fault_log_bounds(&self) -> StoreResult<(u64, u64)> {
         self.read(|c| {
             let oldest: Option<i64> = c
                 .query_row("SELECT min(seq) FROM fault_events", [], |r| r.get(0))
@@ -816,7 +502,7 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn prune_fault_log_impl(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+    fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.write(move |c| {
             c.execute(
                 "DELETE FROM fault_events WHERE at < ?1 AND seq < (SELECT max(seq) FROM fault_events)",

@@ -1,5 +1,5 @@
-//! The `Store` implementation for SQLite: inventory reads on pooled readers, changes on the
-//! writer, each change checked (references, versions, dependents) inside its savepoint.
+//! The estate in SQLite (`InventoryStore`): reads on pooled readers, changes on the writer,
+//! each change checked (references, versions, dependents) inside its savepoint.
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
@@ -10,23 +10,14 @@ use crate::domain::estate::Estate;
 use crate::domain::geo::GeoBox;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
-    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, NewUser, Record, Telecell,
-    TelecellPatch, User, UserPatch, Zone,
+    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, Record, Telecell,
+    TelecellPatch, Zone,
 };
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 
-use crate::domain::billing::calendar::{AsOf, Calendar};
-use crate::domain::billing::{NewTariff, SlotEnergy, Tariff, TariffBook};
+use crate::store::{EstateCounts, InventoryStore, Scan, StoreError, StoreResult};
 
-use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
-use crate::domain::telemetry::{LampContext, Reading};
-use crate::store::{
-    AuditEntry, AuditQuery, EnergySettlement, EstateCounts, FaultAction, LampDayEnergy,
-    LatestReading, NewAuditEntry, OpenedCount, RecordOutcome, Scan, Store, StoreError, StoreResult,
-    TelemetryBatch, TotalsQuery, TotalsRow,
-};
-
-impl Store for SqliteStore {
+impl InventoryStore for SqliteStore {
     fn basestation(&self, id: i64) -> StoreResult<Basestation> {
         self.read(|c| fetch(c, id))
     }
@@ -364,66 +355,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn user(&self, id: i64) -> StoreResult<User> {
-        self.read(|c| fetch(c, id))
-    }
-
-    fn users(&self, query: &Scan) -> StoreResult<Vec<User>> {
-        let query = Scan {
-            area: None,
-            ..*query
-        };
-        self.read(|c| scan(c, &query))
-    }
-
-    fn create_user(&self, new: NewUser) -> StoreResult<User> {
-        self.write(move |c| {
-            let now = millis(Utc::now());
-            c.execute(
-                "INSERT INTO users (username, display_name, role, password_hash, status, version, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)",
-                params![new.username, new.display_name, new.role.as_str(), new.password_hash, new.status.as_str(), now],
-            )
-            .map_err(|e| unique(e, EntityKind::User, "username", &new.username))?;
-            fetch(c, c.last_insert_rowid())
-        })
-    }
-
-    fn update_user(
-        &self,
-        id: i64,
-        expected_version: Option<i64>,
-        patch: UserPatch,
-    ) -> StoreResult<User> {
-        self.write(move |c| {
-            let mut record: User = fetch(c, id)?;
-            check_version(&record, expected_version)?;
-            let new_hash = patch.apply_to(&mut record);
-            c.execute(
-                "UPDATE users SET display_name = ?2, role = ?3, status = ?4, password_hash = coalesce(?5, password_hash), \
-                 version = version + 1, updated_at = ?6 WHERE id = ?1",
-                params![id, record.display_name, record.role.as_str(), record.status.as_str(), new_hash, millis(Utc::now())],
-            )
-            .map_err(db_error)?;
-            // A new password or a deactivated account ends every session at once.
-            if new_hash.is_some() || record.status != EntityStatus::Active {
-                super::auth::end_sessions(c, id)?;
-            }
-            fetch(c, id)
-        })
-    }
-
-    fn delete_user(&self, id: i64) -> StoreResult<User> {
-        self.write(move |c| {
-            super::auth::end_sessions(c, id)?;
-            soft_delete(c, id)
-        })
-    }
-
-    fn prune_user(&self, id: i64) -> StoreResult<()> {
-        self.write(move |c| prune::<User>(c, id, &[]))
-    }
-
     fn zone_names(&self) -> StoreResult<Vec<(i64, String)>> {
         self.read(|c| {
             let mut statement = c
@@ -480,179 +411,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn resolve_telecells(
-        &self,
-        uuids: &[String],
-    ) -> StoreResult<std::collections::HashMap<String, Vec<LampContext>>> {
-        self.resolve_telecells_impl(uuids)
-    }
-
-    fn lamp_contexts(&self) -> StoreResult<Vec<LampContext>> {
-        self.lamp_contexts_impl()
-    }
-
-    fn record_telemetry(&self, batch: TelemetryBatch) -> StoreResult<RecordOutcome> {
-        self.record_telemetry_impl(batch)
-    }
-
-    fn queue_telemetry(
-        &self,
-        batch: TelemetryBatch,
-    ) -> StoreResult<crate::store::Queued<RecordOutcome>> {
-        self.queue_telemetry_impl(batch)
-    }
-
-    fn flush(&self) -> StoreResult<()> {
-        self.flush_impl()
-    }
-
-    fn latest_readings(&self) -> StoreResult<Vec<LatestReading>> {
-        self.latest_readings_impl()
-    }
-
-    fn lamp_status(&self, lamp_id: i64) -> StoreResult<Option<Reading>> {
-        self.lamp_status_impl(lamp_id)
-    }
-
-    fn prune_readings(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.prune_readings_impl(before)
-    }
-
-    fn fault(&self, id: i64, history: usize) -> StoreResult<(Fault, Vec<HistoryEntry>, u64)> {
-        self.fault_impl(id, history)
-    }
-
-    fn faults(&self, filter: &FaultFilter, after_id: i64, limit: usize) -> StoreResult<Vec<Fault>> {
-        self.faults_impl(filter, after_id, limit)
-    }
-
-    fn active_faults(&self) -> StoreResult<Vec<Fault>> {
-        self.active_faults_impl()
-    }
-
-    fn fault_counts_opened(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> StoreResult<Vec<OpenedCount>> {
-        self.fault_counts_opened_impl(from, to)
-    }
-
-    fn act_on_fault(&self, action: FaultAction) -> StoreResult<FaultEvent> {
-        self.act_on_fault_impl(action)
-    }
-
-    fn fault_events_between(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        after_seq: u64,
-        limit: usize,
-    ) -> StoreResult<Vec<FaultEvent>> {
-        self.fault_events_between_impl(from, to, after_seq, limit)
-    }
-
-    fn fault_events_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<FaultEvent>> {
-        self.fault_events_after_impl(after_seq, limit)
-    }
-
-    fn fault_log_bounds(&self) -> StoreResult<(u64, u64)> {
-        self.fault_log_bounds_impl()
-    }
-
-    fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.prune_fault_log_impl(before)
-    }
-
     fn counts(&self) -> StoreResult<EstateCounts> {
         self.read(counts)
-    }
-
-    fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()> {
-        self.record_energy_impl(calendar, settlement)
-    }
-
-    fn close_energy_day(
-        &self,
-        calendar: Calendar,
-        date: NaiveDate,
-        lamps: Vec<LampDayEnergy>,
-    ) -> StoreResult<u64> {
-        self.close_energy_day_impl(calendar, date, lamps)
-    }
-
-    fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64> {
-        self.prune_energy_slots_impl(before)
-    }
-
-    fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>> {
-        self.energy_cursors_impl()
-    }
-
-    fn readings_from(
-        &self,
-        lamps: &[(i64, DateTime<Utc>)],
-    ) -> StoreResult<Vec<(i64, Vec<Reading>)>> {
-        self.readings_from_impl(lamps)
-    }
-
-    fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
-        self.credentials_impl(username)
-    }
-
-    fn open_session(
-        &self,
-        user_id: i64,
-        token_hash: Vec<u8>,
-        expires_at: DateTime<Utc>,
-        keep: usize,
-    ) -> StoreResult<Vec<Vec<u8>>> {
-        self.open_session_impl(user_id, token_hash, expires_at, keep)
-    }
-
-    fn session(&self, token_hash: &[u8]) -> StoreResult<Option<(User, DateTime<Utc>)>> {
-        self.session_impl(token_hash)
-    }
-
-    fn close_session(&self, token_hash: Vec<u8>) -> StoreResult<()> {
-        self.close_session_impl(token_hash)
-    }
-
-    fn set_password(&self, user_id: i64, password_hash: String) -> StoreResult<()> {
-        self.set_password_impl(user_id, password_hash)
-    }
-
-    fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()> {
-        self.record_audit_impl(entry)
-    }
-
-    fn audit_log(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
-        self.audit_log_impl(query)
-    }
-
-    fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
-        self.energy_totals_impl(query, as_of)
-    }
-
-    fn lamp_energy(
-        &self,
-        lamp_id: i64,
-        date: NaiveDate,
-    ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>> {
-        self.lamp_energy_impl(lamp_id, date)
-    }
-
-    fn tariffs(&self) -> StoreResult<TariffBook> {
-        self.tariffs_impl()
-    }
-
-    fn set_tariff(
-        &self,
-        calendar: Calendar,
-        id: Option<i64>,
-        terms: NewTariff,
-    ) -> StoreResult<Tariff> {
-        self.set_tariff_impl(calendar, id, terms)
     }
 
     fn import_estate(&self, estate: &Estate) -> StoreResult<EstateCounts> {
@@ -718,7 +478,7 @@ fn counts(c: &Connection) -> StoreResult<EstateCounts> {
     })
 }
 
-fn check_version<T: Record + std::fmt::Debug>(
+pub(super) fn check_version<T: Record + std::fmt::Debug>(
     record: &T,
     expected: Option<i64>,
 ) -> StoreResult<()> {
@@ -805,7 +565,7 @@ fn set_lamp_driver(c: &Connection, lamp_id: i64, telecell_id: Option<i64>) -> St
     Ok(())
 }
 
-fn soft_delete<T: Stored>(c: &Connection, id: i64) -> StoreResult<T> {
+pub(super) fn soft_delete<T: Stored>(c: &Connection, id: i64) -> StoreResult<T> {
     let changed = c
         .execute(
             &format!(
@@ -821,7 +581,11 @@ fn soft_delete<T: Stored>(c: &Connection, id: i64) -> StoreResult<T> {
 }
 
 /// Removes a soft-deleted record for good, refusing while anything still depends on it.
-fn prune<T: Stored>(c: &Connection, id: i64, dependents: &[(&str, &str)]) -> StoreResult<()> {
+pub(super) fn prune<T: Stored>(
+    c: &Connection,
+    id: i64,
+    dependents: &[(&str, &str)],
+) -> StoreResult<()> {
     let status: String = c
         .query_row(
             &format!("SELECT status FROM {} WHERE id = ?1", T::TABLE),
@@ -852,7 +616,7 @@ fn prune<T: Stored>(c: &Connection, id: i64, dependents: &[(&str, &str)]) -> Sto
 }
 
 /// Maps a UNIQUE violation on `field` to a clear duplicate error.
-fn unique(
+pub(super) fn unique(
     error: rusqlite::Error,
     kind: EntityKind,
     field: &'static str,

@@ -8,6 +8,7 @@ mod inventory;
 mod lamp_index;
 mod rows;
 mod seed;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -273,11 +274,6 @@ impl SqliteStore {
         let sender = lock(&self.writer).clone().ok_or(StoreError::Closed)?;
         sender.send(job).map_err(|_| StoreError::Closed)
     }
-
-    /// Waits for every change queued before: an empty change behind them.
-    pub(super) fn flush_impl(&self) -> StoreResult<()> {
-        self.write(|_| Ok(()))
-    }
 }
 
 impl Drop for SqliteStore {
@@ -482,7 +478,8 @@ mod tests {
         use crate::domain::estate::{City, EstateSpec, generate};
         use crate::domain::geo::GeoPoint;
         use crate::domain::inventory::{AssetPatch, EntityStatus, LampPatch};
-        use crate::store::{Scan, StatusFilter, Store};
+        use crate::store::prelude::*;
+        use crate::store::{Scan, StatusFilter};
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
@@ -570,78 +567,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn after_a_failed_batch_the_rest_of_its_lineage_is_refused_and_others_commit() {
-        use crate::store::{LampReading, Store, TelemetryBatch};
-        use chrono::{TimeZone, Utc};
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        store
-            .write(|c| {
-                c.execute_batch(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON readings WHEN NEW.lamp_id = 2 \
-                     BEGIN SELECT RAISE(ABORT, 'disk trouble'); END",
-                )
-                .map_err(db_error)
-            })
-            .unwrap();
-        let batch = |lamp_id: i64, minute: u32, lineage: Option<&Lineage>| TelemetryBatch {
-            readings: vec![LampReading {
-                lamp_id,
-                reading: quiet_reading(Utc.with_ymd_and_hms(2026, 11, 1, 0, minute, 0).unwrap()),
-                latest: true,
-            }],
-            lineage: lineage.cloned(),
-            ..Default::default()
-        };
-        let lineage = Lineage::new();
-        let first = store.queue_telemetry(batch(1, 0, Some(&lineage))).unwrap();
-        let failing = store.queue_telemetry(batch(2, 0, Some(&lineage))).unwrap();
-        let built_on_it = store.queue_telemetry(batch(1, 1, Some(&lineage))).unwrap();
-        let unrelated = store.queue_telemetry(batch(3, 0, None)).unwrap();
-
-        assert_eq!(first.committed().await.unwrap().stored, 1);
-        assert!(matches!(
-            failing.committed().await,
-            Err(StoreError::Database(_))
-        ));
-        assert!(matches!(
-            built_on_it.committed().await,
-            Err(StoreError::Superseded)
-        ));
-        assert_eq!(unrelated.committed().await.unwrap().stored, 1);
-        assert!(!lineage.holds());
-
-        store.flush().unwrap();
-        let next = lineage.successor();
-        assert!(next.holds());
-        let resent = store.queue_telemetry(batch(1, 1, Some(&next))).unwrap();
-        assert_eq!(resent.committed().await.unwrap().stored, 1);
-        let stored: Vec<(i64, i64)> = store
-            .read(|c| {
-                let mut rows = c
-                    .prepare("SELECT lamp_id, at FROM readings ORDER BY lamp_id, at")
-                    .map_err(db_error)?;
-                let found = rows
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(db_error)?;
-                found.collect::<Result<_, _>>().map_err(db_error)
-            })
-            .unwrap();
-        let minute = |m: i64| {
-            Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
-                .unwrap()
-                .timestamp_millis()
-                + m * 60_000
-        };
-        assert_eq!(stored, vec![(1, minute(0)), (1, minute(1)), (3, minute(0))]);
-    }
-
     #[test]
     fn retention_keeps_every_lamps_newest_reading() {
         use crate::domain::estate::{City, EstateSpec, generate};
-        use crate::store::{LampReading, Store, TelemetryBatch};
+        use crate::store::prelude::*;
+        use crate::store::{LampReading, TelemetryBatch};
         use chrono::{Duration, TimeZone, Utc};
 
         let dir = tempfile::tempdir().unwrap();

@@ -340,3 +340,8 @@ impl Stored for User {
         })
     }
 }
+
+/// An instant stored as milliseconds since the epoch.
+pub(super) fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
