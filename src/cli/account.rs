@@ -6,7 +6,7 @@ use clap::Subcommand;
 use futures::StreamExt;
 use tonic::transport::Channel;
 
-use super::client::Failure;
+use super::calls::Failure;
 use super::output::{print_many, print_one};
 use super::sign_in::{SignInArgs, password_for};
 use crate::link::sign_in;

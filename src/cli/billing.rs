@@ -9,7 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::client::Failure;
+use super::calls::Failure;
 use super::output::{Fields, object, print_many, print_one};
 use crate::domain::billing::calendar::month_bounds;
 use crate::proto::{self, billing_client::BillingClient};
@@ -404,7 +404,7 @@ pub async fn run(
             }
         }
         BillingCommand::Tariffs => {
-            let tariffs = super::client::all_pages(|page_token| {
+            let tariffs = super::calls::all_pages(|page_token| {
                 let mut client = client.clone();
                 async move {
                     let reply = client

@@ -10,6 +10,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use super::DEFAULT_SERVER;
+use super::calls::Failure;
+use super::calls::all_pages;
 use super::output::{Fields, print_many, print_one};
 use super::sign_in::SignInArgs;
 use crate::domain::inventory::{EntityStatus, Role};
@@ -409,14 +411,6 @@ enum UserAction {
     Prune(IdArg),
 }
 
-/// Why the client failed, as an exit code scripts can test.
-#[derive(Debug)]
-pub enum Failure {
-    Usage(String),
-    Rpc(Status),
-    Connect(String),
-}
-
 pub async fn run(args: ClientArgs) -> ExitCode {
     let server = args.server.clone();
     match dispatch(args).await {
@@ -458,12 +452,6 @@ fn exit_code(code: Code) -> u8 {
         Code::Unavailable | Code::DeadlineExceeded => 6,
         Code::Unauthenticated | Code::PermissionDenied => 7,
         _ => 1,
-    }
-}
-
-impl From<Status> for Failure {
-    fn from(status: Status) -> Self {
-        Failure::Rpc(status)
     }
 }
 
@@ -565,22 +553,6 @@ async fn dispatch(args: ClientArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// Every item of a listing answered a page per call (tariffs, circuits): asks again with each
-/// reply's token until a reply carries none. `page` makes one call and returns its items and
-/// next token.
-pub(super) async fn all_pages<T, Fut>(mut page: impl FnMut(String) -> Fut) -> Result<Vec<T>, Status>
-where
-    Fut: std::future::Future<Output = Result<(Vec<T>, String), Status>>,
-{
-    let (mut all, mut token) = page(String::new()).await?;
-    while !token.is_empty() {
-        let (items, next) = page(token).await?;
-        all.extend(items);
-        token = next;
-    }
-    Ok(all)
 }
 
 fn list_options(flags: ListFlags) -> proto::ListOptions {

@@ -10,7 +10,6 @@ use color_eyre::eyre::{Result, eyre};
 use super::serve::{bind, open_store, serve_on};
 use super::{DEFAULT_LISTEN, init_logging, shutdown_signal};
 use crate::domain::estate::{City, EstateSpec};
-use crate::store::prelude::*;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

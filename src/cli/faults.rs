@@ -9,7 +9,7 @@ use clap::Subcommand;
 use futures::StreamExt;
 use tonic::Code;
 
-use super::client::Failure;
+use super::calls::Failure;
 use super::output::{Fields, object, print_many, print_one};
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::{FaultType, Severity};

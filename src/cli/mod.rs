@@ -4,11 +4,8 @@
 
 mod account;
 mod bench;
-mod bench_billing;
-mod bench_console;
-mod bench_echo;
-mod bench_faults;
 pub mod billing;
+mod calls;
 mod client;
 mod demo;
 mod faults;

@@ -15,7 +15,7 @@ use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::Policy;
 use crate::domain::local_time;
 use crate::server::{BillingConfig, Limits, LoginLimits, ServerConfig, TlsIdentity};
-use crate::store::sqlite::SqliteStore;
+use crate::store::prelude::*;
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -277,30 +277,19 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 }
 
 /// Opens the store a database URL names; the scheme picks the backend.
-pub fn open_store(url: &str) -> Result<Arc<SqliteStore>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(eyre!(
-            "PostgreSQL is not supported by this build yet; use a SQLite URL such as {DEFAULT_DATABASE_URL}"
-        ));
-    }
-    let store = SqliteStore::open_url(url)
-        .wrap_err_with(|| format!("cannot open the database at {url}"))?;
-    Ok(Arc::new(store))
+pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    crate::store::open_url(url).wrap_err_with(|| format!("cannot open the database at {url}"))
 }
 
 /// Binds, serves until Ctrl-C or SIGTERM, then closes the database cleanly.
-pub async fn serve(
-    listen: SocketAddr,
-    store: Arc<SqliteStore>,
-    config: ServerConfig,
-) -> Result<()> {
+pub async fn serve(listen: SocketAddr, store: Arc<dyn Store>, config: ServerConfig) -> Result<()> {
     serve_until(listen, store, config, shutdown_signal()).await
 }
 
 /// Binds, serves until `shutdown`, then closes the database cleanly.
 pub async fn serve_until(
     listen: SocketAddr,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -319,12 +308,12 @@ pub async fn bind(listen: SocketAddr) -> Result<TcpListener> {
 /// Serves on a bound listener until `shutdown`, then closes the database cleanly.
 pub async fn serve_on(
     listener: TcpListener,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = %store.path().display(), "lighting server listening");
+    tracing::info!(%address, database = %store.location(), "lighting server listening");
     let result = crate::server::run(listener, store.clone(), config, shutdown).await;
     store.close();
     tracing::info!("database closed; bye");

@@ -17,8 +17,9 @@ use tokio::sync::Notify;
 
 use crate::link::{AuthedChannel, TokenSlot};
 
+use super::state::Verb;
 use super::state::{Link, StreamName};
-use super::update::{Command, NetEvent, Refusal, Verb, match_zone};
+use super::update::{Command, NetEvent, Refusal, match_zone};
 use crate::proto::{
     self, auth_client::AuthClient, billing_client::BillingClient, catalog_client::CatalogClient,
     faults_client::FaultsClient, lamps_client::LampsClient, presence_client::PresenceClient,

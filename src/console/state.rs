@@ -152,7 +152,7 @@ pub struct Targets {
 /// A triage action waiting for `y`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
-    pub verb: crate::console::update::Verb,
+    pub verb: Verb,
     pub targets: Targets,
     pub text: String,
 }
@@ -617,5 +617,34 @@ pub fn on_board(fault: &proto::Fault) -> bool {
         proto::FaultState::Resolved => false,
         proto::FaultState::Cleared => !fault.acknowledged,
         _ => true,
+    }
+}
+
+/// What an operator does to faults, as the console names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Acknowledge,
+    Assign,
+    Resolve,
+    Note,
+}
+
+impl Verb {
+    pub fn past(self) -> &'static str {
+        match self {
+            Verb::Acknowledge => "acknowledged",
+            Verb::Assign => "assigned",
+            Verb::Resolve => "resolved",
+            Verb::Note => "noted",
+        }
+    }
+
+    pub fn present(self) -> &'static str {
+        match self {
+            Verb::Acknowledge => "acknowledge",
+            Verb::Assign => "assign",
+            Verb::Resolve => "resolve",
+            Verb::Note => "add a note to",
+        }
     }
 }

@@ -10,9 +10,10 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::filter::{Filter, fault_type_name, severity_rank};
 use super::keymap::{Action, Key, KeyName, Keymap};
+
 use super::state::{
     BillingPeriod, Confirm, Detail, Effect, Frozen, LeftView, Link, Mode, PromptFor, SORT_KEYS,
-    SortKey, State, StreamName, TABS, Tab, Targets, on_board,
+    SortKey, State, StreamName, TABS, Tab, Targets, Verb, on_board,
 };
 use super::views::{SavedView, check_name};
 use crate::proto;
@@ -141,34 +142,6 @@ pub enum Command {
         path: std::path::PathBuf,
         text: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Acknowledge,
-    Assign,
-    Resolve,
-    Note,
-}
-
-impl Verb {
-    pub fn past(self) -> &'static str {
-        match self {
-            Verb::Acknowledge => "acknowledged",
-            Verb::Assign => "assigned",
-            Verb::Resolve => "resolved",
-            Verb::Note => "noted",
-        }
-    }
-
-    pub fn present(self) -> &'static str {
-        match self {
-            Verb::Acknowledge => "acknowledge",
-            Verb::Assign => "assign",
-            Verb::Resolve => "resolve",
-            Verb::Note => "add a note to",
-        }
-    }
 }
 
 /// Commands the console understands after `:`, for completion.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::ValidationError;
+use super::geo::GeoPoint;
 
 /// Alarms a node raises by itself, independent of its measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +39,15 @@ pub struct Reading {
     pub alarms: NodeAlarms,
 }
 
+/// What the fault rules and the meter need to know about the lamp a reading is for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LampProfile {
+    pub wattage_w: u32,
+    /// Whether the lamp's gear follows dim commands (DALI, 1-10 V) or only switches.
+    pub dimmable: bool,
+    pub location: Option<GeoPoint>,
+}
+
 /// Where a lamp sits in the estate, as the fault engine and the fault store need it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LampContext {
@@ -46,7 +56,7 @@ pub struct LampContext {
     pub basestation_id: i64,
     pub circuit_id: Option<i64>,
     pub zone_id: Option<i64>,
-    pub profile: crate::domain::faults::rules::LampProfile,
+    pub profile: LampProfile,
     /// When the lamp entered the inventory: billing days that ended before it are not its own.
     pub since: DateTime<Utc>,
 }

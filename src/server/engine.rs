@@ -13,8 +13,8 @@ use tokio::sync::Mutex;
 
 use super::context::Context;
 use super::error::ServiceError;
-use super::settlement::Ledger;
 use crate::domain::billing::Meter;
+use crate::domain::billing::ledger::Ledger;
 use crate::domain::faults::FaultType;
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::rules::Thresholds;

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::context::Context;
 use super::engine::Engine;
 use super::error::ServiceError;
-use super::settlement::Ledger;
+use crate::domain::billing::ledger::Ledger;
 use crate::domain::faults::tracker::Skipped;
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::proto::{self, telemetry_server::Telemetry};

@@ -361,7 +361,8 @@ impl Field {
 mod tests {
     use super::*;
     use crate::domain::faults::FaultType;
-    use crate::domain::faults::rules::{LampProfile, Thresholds, conditions};
+    use crate::domain::faults::rules::{Thresholds, conditions};
+    use crate::domain::telemetry::LampProfile;
 
     fn lamps(n: i64) -> Vec<SimLamp> {
         (1..=n)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::billing::calendar::{AsOf, Calendar};
-use crate::domain::billing::{NewTariff, SlotEnergy, SlotShare, Tariff, TariffBook};
+use crate::domain::billing::{NewTariff, SlotEnergy, Tariff, TariffBook};
 use crate::domain::estate::Estate;
 use crate::domain::faults::record::{Fault, FaultEvent, FaultFilter, HistoryEntry};
 use crate::domain::inventory::{
@@ -23,13 +23,16 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every area's trait, for code that calls the store (method calls need the trait in scope).
 pub mod prelude {
-    pub use super::{AuthStore, BillingStore, FaultStore, InventoryStore, Store, TelemetryStore};
+    pub use super::{
+        AuthStore, Backend, BillingStore, FaultStore, InventoryStore, Store, TelemetryStore,
+    };
 }
 
 // Query shapes live in the domain (`wire` builds them from requests); the store takes them.
 pub use crate::domain::billing::totals::{TotalsGroup, TotalsQuery, TotalsRow};
 pub use crate::domain::paging::{Scan, StatusFilter};
 // What the engine and operators decided, for the store to write.
+pub use crate::domain::billing::ledger::{EnergySettlement, LampDayEnergy};
 pub use crate::domain::faults::apply::{EngineChange, FaultAction, GroupChange};
 
 /// One lamp's reading, ready to store.
@@ -191,30 +194,14 @@ pub enum StoreError {
     Database(String),
     #[error("the database is closed")]
     Closed,
+    /// The URL names a backend this build cannot open.
+    #[error("{0}")]
+    Unsupported(String),
     /// An engine batch refused because an earlier batch of its lineage failed to commit.
     #[error("an earlier batch of reports failed to commit; resend")]
     Superseded,
     #[error(transparent)]
     Invalid(#[from] crate::domain::ValidationError),
-}
-
-/// Energy for one lamp on one settlement day, not yet stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LampDayEnergy {
-    pub lamp_id: i64,
-    /// The lamp's zone, used when its day is first stored.
-    pub zone_id: Option<i64>,
-    pub wattage_w: u32,
-    pub location: Option<crate::domain::geo::GeoPoint>,
-    pub date: NaiveDate,
-    pub shares: Vec<SlotShare>,
-}
-
-/// Energy settled since the last settlement, and how far each lamp has been settled.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EnergySettlement {
-    pub days: Vec<LampDayEnergy>,
-    pub cursors: Vec<(i64, DateTime<Utc>)>,
 }
 
 /// One mutation, for the audit trail.
@@ -266,12 +253,21 @@ pub struct EstateCounts {
 /// when the record has moved on. `delete_*` is a soft delete; `prune_*` removes a record
 /// that was soft-deleted first, and refuses while other records still depend on it.
 pub trait Store:
-    InventoryStore + TelemetryStore + FaultStore + BillingStore + AuthStore + Send + Sync + 'static
+    Backend
+    + InventoryStore
+    + TelemetryStore
+    + FaultStore
+    + BillingStore
+    + AuthStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: InventoryStore
+    T: Backend
+        + InventoryStore
         + TelemetryStore
         + FaultStore
         + BillingStore
@@ -280,6 +276,25 @@ impl<T> Store for T where
         + Sync
         + 'static
 {
+}
+
+/// The database itself.
+pub trait Backend {
+    /// Where the data lives, for logs: a file, or a host and database (never a password).
+    fn location(&self) -> String;
+    /// Finishes the changes queued and closes every connection; later calls fail `Closed`.
+    fn close(&self);
+}
+
+/// Opens (creating and migrating if needed) the database a URL names; the scheme picks the
+/// backend: `sqlite://PATH`.
+pub fn open_url(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Unsupported(
+            "PostgreSQL is not supported by this build yet; use a SQLite URL such as sqlite://singularity.db".into(),
+        ));
+    }
+    Ok(Arc::new(sqlite::SqliteStore::open_url(url)?))
 }
 
 /// The estate: basestations, telecells, assets, lamps and the reference data around them;

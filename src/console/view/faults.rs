@@ -1,12 +1,12 @@
 //! The Faults tab: the live board (only the rows in view are built), the detail pane of the
 //! open fault with its history and lamp, and the Daily Faults panel with its 24-hour sparkline.
 
-use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, Wrap};
 
+use super::clock::{age, local_time};
 use super::fit::{column_widths, fit, fit_owned};
 use super::theme::{Theme, severity_glyph};
 use super::wrap;
@@ -49,24 +49,6 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     if daily_lines > 0 {
         draw_daily(frame, daily, state, theme);
     }
-}
-
-pub fn age(since: Option<&prost_types::Timestamp>, now: DateTime<Utc>) -> String {
-    let Some(at) = since.and_then(|t| DateTime::from_timestamp(t.seconds, 0)) else {
-        return "-".to_owned();
-    };
-    let minutes = (now - at).num_minutes().max(0);
-    match minutes {
-        m if m < 60 => format!("{m}m"),
-        m if m < 48 * 60 => format!("{}h{:02}", m / 60, m % 60),
-        m => format!("{}d", m / (24 * 60)),
-    }
-}
-
-fn local_time(at: Option<&prost_types::Timestamp>, tz: chrono_tz::Tz) -> String {
-    at.and_then(|t| DateTime::from_timestamp(t.seconds, 0))
-        .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
-        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// A board column: its header, its width, and what a fault shows in it.

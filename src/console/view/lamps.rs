@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::canvas::{Canvas, Points};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::faults::age;
+use super::clock::age;
 use super::theme::Theme;
 use crate::console::state::State;
 use crate::proto;

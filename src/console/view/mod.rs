@@ -3,6 +3,7 @@
 //! Below 80x24 it says so instead.
 
 mod billing;
+mod clock;
 mod faults;
 pub mod fit;
 mod lamps;
@@ -16,8 +17,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::keymap::{Action, Keymap};
+use super::state::Verb;
 use super::state::{Confirm, Link, Mode, PromptFor, State, TABS, Tab};
-use super::update::Verb;
 use fit::Part;
 pub use theme::Theme;
 

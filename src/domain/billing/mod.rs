@@ -3,6 +3,7 @@
 //! baseline. Energy is counted in exact integer units and money in integer milli-pence.
 
 pub mod calendar;
+pub mod ledger;
 pub mod meter;
 pub mod rollup;
 pub mod settle;

@@ -279,7 +279,7 @@ mod tests {
             basestation_id: 2,
             circuit_id: Some(5),
             zone_id: Some(1),
-            profile: crate::domain::faults::rules::LampProfile {
+            profile: crate::domain::telemetry::LampProfile {
                 wattage_w: 70,
                 dimmable: true,
                 location: None,

@@ -4,9 +4,8 @@
 use chrono::Duration;
 
 use super::FaultType;
-use crate::domain::geo::GeoPoint;
 use crate::domain::sun;
-use crate::domain::telemetry::Reading;
+use crate::domain::telemetry::{LampProfile, Reading};
 
 /// Thresholds and timings of the fault engine. `Default` gives the values domain.md cites.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,15 +51,6 @@ impl Default for Thresholds {
             twilight_margin: Duration::minutes(30),
         }
     }
-}
-
-/// What the rules need to know about the lamp a reading is for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LampProfile {
-    pub wattage_w: u32,
-    /// Whether the lamp's gear follows dim commands (DALI, 1-10 V) or only switches.
-    pub dimmable: bool,
-    pub location: Option<GeoPoint>,
 }
 
 /// The fault conditions present in `reading`, in a stable order.
@@ -155,6 +145,7 @@ pub fn conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::geo::GeoPoint;
     use crate::domain::telemetry::tests::raw;
     use chrono::{DateTime, Utc};
 

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::rules::{LampProfile, Thresholds, conditions};
+use super::rules::{Thresholds, conditions};
 use super::{FaultType, Severity};
+use crate::domain::telemetry::LampProfile;
 use crate::domain::telemetry::Reading;
 
 /// Timings of the tracker. `Default` is what a 15-minute report interval suits.

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use lamp_index::{LampIndex, Touched};
 
-use super::{Lineage, Queued, StoreError, StoreResult};
+use super::{Backend, Lineage, Queued, StoreError, StoreResult};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_inventory.sql"),
@@ -177,16 +177,24 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+impl Backend for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
 
     /// Finishes queued changes, stops the writer and closes every connection.
-    pub fn close(&self) {
+    fn close(&self) {
         drop(lock(&self.writer).take());
         if let Some(thread) = lock(&self.writer_thread).take() {
             let _ = thread.join();
         }
         lock(&self.readers).idle.clear();
     }
+}
 
+impl SqliteStore {
     /// Runs a read on a pooled connection.
     fn read<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let connection = self.take_reader()?;

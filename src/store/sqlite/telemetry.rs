@@ -11,10 +11,9 @@ use super::faults::{apply_change, apply_group};
 use super::lamp_index::Touched;
 use super::rows::{from_millis, millis};
 use super::{SqliteStore, db_error};
-use crate::domain::faults::rules::LampProfile;
 use crate::domain::geo::GeoPoint;
 use crate::domain::inventory::ControlType;
-use crate::domain::telemetry::{LampContext, NodeAlarms, Reading};
+use crate::domain::telemetry::{LampContext, LampProfile, NodeAlarms, Reading};
 use crate::store::{LatestReading, RecordOutcome, StoreResult, TelemetryBatch, TelemetryStore};
 
 const CONTEXT_SQL: &str = "SELECT t.uuid, t.id, t.basestation_id, l.id, a.circuit_id, a.zone_id, lt.wattage_w, \

@@ -1,6 +1,12 @@
 //! `singularity bench`: the load generator. Measures a running server over real gRPC:
 //! lookups by id, full listings and spatial searches, and prints throughput and latency.
 
+mod billing;
+mod console;
+mod echo;
+mod faults;
+mod measure;
+
 use super::output::outln;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +21,7 @@ use rand::Rng;
 use super::DEFAULT_SERVER;
 use super::client::connect;
 use crate::proto::{self, lamps_client::LampsClient};
+use measure::{Dialer, percentile};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -26,22 +33,6 @@ pub struct BenchArgs {
     sign_in: super::sign_in::SignInArgs,
     #[command(subcommand)]
     what: Bench,
-}
-
-/// Opens further connections as the same session.
-pub struct Dialer {
-    server: String,
-    ca_pem: Option<Vec<u8>>,
-    token: Option<String>,
-}
-
-impl Dialer {
-    pub async fn dial(&self) -> Result<AuthedChannel> {
-        let channel = connect(&self.server, self.ca_pem.as_deref())
-            .await
-            .map_err(|e| eyre!(e))?;
-        crate::link::with_token(channel, self.token.as_deref()).map_err(|e| eyre!("{e}"))
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,7 +168,7 @@ fn month_arg(month: &str) -> Result<chrono::NaiveDate> {
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     if let Bench::EchoServer { reply } = &args.what {
-        return super::bench_echo::serve(reply).await;
+        return echo::serve(reply).await;
     }
     if let Bench::Console {
         faults,
@@ -188,9 +179,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         if faults < 1 || rate == 0 || seconds == 0 {
             return Err(eyre!("--faults, --rate and --seconds must be at least 1"));
         }
-        super::bench_console::render(faults, 500)?;
-        super::bench_console::flood(faults, rate, seconds).await?;
-        return super::bench_console::bytes_and_idle(seconds).await;
+        console::render(faults, 500)?;
+        console::flood(faults, rate, seconds).await?;
+        return console::bytes_and_idle(seconds).await;
     }
     if let Bench::FillEnergy {
         database_url,
@@ -200,10 +191,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         let month = month_arg(month)?;
         let store = super::serve::open_store(database_url)?;
         let filler = store.clone();
-        tokio::task::spawn_blocking(move || {
-            super::bench_billing::fill_energy(filler.as_ref(), month)
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || billing::fill_energy(filler.as_ref(), month)).await??;
         store.close();
         return Ok(());
     }
@@ -243,7 +231,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             let echo = if no_ceiling {
                 None
             } else {
-                let echo = super::bench_echo::EchoProcess::start(sample).await?;
+                let echo = echo::EchoProcess::start(sample).await?;
                 let mut echo_channels = Vec::new();
                 for _ in 0..connections {
                     echo_channels.push(
@@ -289,9 +277,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                                 );
                                 lookup(move |id| {
                                     let mut grpc = grpc.clone();
-                                    async move {
-                                        super::bench_echo::EchoProcess::get(&mut grpc, id).await
-                                    }
+                                    async move { echo::EchoProcess::get(&mut grpc, id).await }
                                 })
                             })
                             .collect(),
@@ -332,18 +318,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             if start_hours_ago == 0 || hours == Some(0) {
                 return Err(eyre!("--start-hours-ago and --hours must be at least 1"));
             }
-            let span = super::bench_faults::Span {
+            let span = faults::Span {
                 start_hours_ago,
                 hours,
             };
-            super::bench_faults::ingest(
-                &channel,
-                Duration::from_secs(seconds),
-                batch,
-                streams,
-                span,
-            )
-            .await?;
+            faults::ingest(&channel, Duration::from_secs(seconds), batch, streams, span).await?;
         }
         Bench::Watch {
             watchers,
@@ -353,7 +332,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             if watchers == 0 || rate == 0 {
                 return Err(eyre!("--watchers and --rate must be at least 1"));
             }
-            super::bench_faults::watch(
+            faults::watch(
                 &dialer,
                 &channel,
                 watchers,
@@ -391,7 +370,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             runs,
         } => {
             let group = super::billing::group_by(by);
-            super::bench_billing::totals(&channel, month_arg(&month)?, group, limit, runs).await?;
+            billing::totals(&channel, month_arg(&month)?, group, limit, runs).await?;
         }
         Bench::Search { fraction, runs } => {
             if !(fraction > 0.0 && fraction <= 1.0) {
@@ -559,12 +538,4 @@ fn half_size_holding(points: &[(f64, f64)], centre: (f64, f64), wanted: usize) -
     let index = wanted.clamp(1, distances.len()) - 1;
     let (_, nth, _) = distances.select_nth_unstable_by(index, f64::total_cmp);
     *nth
-}
-
-pub fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[index].as_secs_f64() * 1e3
 }

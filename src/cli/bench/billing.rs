@@ -1,7 +1,7 @@
 //! `singularity bench fill-energy` and `bench totals`: a month of settled energy for every lamp
 //! written through the store's own settlement path, then `Billing.GetTotals` timed over it.
 
-use super::output::outln;
+use crate::cli::output::outln;
 use std::time::Instant;
 
 use crate::link::AuthedChannel;
@@ -125,8 +125,8 @@ pub async fn totals(
         total.lamps,
         total.energy_wh / 1000,
         timings.len(),
-        super::bench::percentile(&timings, 0.5),
-        super::bench::percentile(&timings, 1.0)
+        super::measure::percentile(&timings, 0.5),
+        super::measure::percentile(&timings, 1.0)
     );
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `singularity bench ingest` and `bench watch`: the telemetry and fault-feed load generators.
 
-use super::output::outln;
+use crate::cli::output::outln;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use chrono::Utc;
 use color_eyre::eyre::{Result, eyre};
 use futures::StreamExt;
 
-use super::bench::percentile;
+use super::measure::percentile;
 use crate::proto::{self, faults_client::FaultsClient, telemetry_client::TelemetryClient};
 use crate::sim::model::{FaultRates, Field};
 use crate::sim::runner::load_estate;
@@ -124,7 +124,7 @@ pub async fn ingest(
 /// else the server records meanwhile, such as the offline sweep); the run counts those from
 /// the log itself, not from the reports sent.
 pub async fn watch(
-    dialer: &super::bench::Dialer,
+    dialer: &super::measure::Dialer,
     channel: &AuthedChannel,
     watchers: usize,
     rate: usize,

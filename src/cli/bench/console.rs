@@ -2,7 +2,7 @@
 //! a Faults frame with many faults in state, keeping up with a flood of fault events while
 //! keys still get through, CPU when the feed is quiet, and bytes written to the terminal.
 
-use super::output::outln;
+use crate::cli::output::outln;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use ratatui::Terminal;
 use ratatui::backend::{CrosstermBackend, TestBackend};
 use tokio::sync::mpsc;
 
-use super::bench::percentile;
+use super::measure::percentile;
 use crate::console::keymap::{Key, Keymap};
 use crate::console::state::{Link, State, StreamName};
 use crate::console::update::{Event, NetEvent, update};
