@@ -99,8 +99,11 @@ impl AuthStore for SqliteStore {
                 .map_err(db_error)?
                 .execute([now])
                 .map_err(db_error)?;
+            // Sessions opened in the same millisecond still have an order: each is later
+            // than the user's newest, so the oldest are the ones ended.
             c.prepare_cached(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, \
+                 max(?3, coalesce((SELECT max(created_at) + 1 FROM sessions WHERE user_id = ?2), ?3)), ?4)",
             )
             .map_err(db_error)?
             .execute(params![token_hash, user_id, now, millis(expires_at)])
