@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod console;
 pub mod domain;
+pub mod failover;
 pub mod figures;
 pub mod handover;
 pub mod link;

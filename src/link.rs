@@ -92,6 +92,41 @@ pub fn endpoint(server: &str, ca_pem: Option<&[u8]>) -> Result<Endpoint, String>
         .map_err(|e| format!("cannot set up TLS for {server}: {e}"))
 }
 
+/// The servers a `--server` value names: one URL, or several separated by commas (the same
+/// estate served by several servers on one database).
+pub fn servers(value: &str) -> Result<Vec<String>, String> {
+    let mut found: Vec<String> = Vec::new();
+    for server in value.split(',').map(str::trim) {
+        if server.is_empty() {
+            return Err(format!(
+                "{value:?} has an empty server address; give URLs separated by commas, e.g. http://10.0.0.5:50051,http://10.0.0.6:50051"
+            ));
+        }
+        if !found.iter().any(|s| s == server) {
+            found.push(server.to_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// A channel to the servers `value` names that connects as calls are made. Over several,
+/// calls go to those serving and move away from one that stops (`failover.rs`). `tune`
+/// adjusts each server's endpoint (timeouts, keepalive).
+pub fn lazy_channel(
+    value: &str,
+    ca_pem: Option<&[u8]>,
+    tune: impl Fn(Endpoint) -> Endpoint,
+) -> Result<Channel, String> {
+    let endpoints = servers(value)?
+        .into_iter()
+        .map(|server| Ok((server.clone(), tune(endpoint(&server, ca_pem)?))))
+        .collect::<Result<Vec<_>, String>>()?;
+    match endpoints.as_slice() {
+        [(_, only)] => Ok(only.connect_lazy()),
+        _ => Ok(crate::failover::balanced(endpoints)),
+    }
+}
+
 /// A link that carries `token` (none: only public calls such as signing in will work).
 pub fn with_token(channel: Channel, token: Option<&str>) -> Result<AuthedChannel, LinkError> {
     Ok(with_slot(channel, &TokenSlot::new(token)?))

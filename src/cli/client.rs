@@ -24,7 +24,7 @@ use crate::wire;
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// Server to call.
+    /// Server to call; several separated by commas: the first that answers takes the call.
     #[arg(long, env = "SINGULARITY_SERVER", default_value = DEFAULT_SERVER, global = true)]
     server: String,
     /// Print JSON instead of a table.
@@ -455,11 +455,20 @@ fn exit_code(code: Code) -> u8 {
     }
 }
 
+/// Connects now. Given several servers, returns once one of them answers, with a channel
+/// over all of them (calls go to those serving); the error names each that could not be
+/// reached.
 pub async fn connect(server: &str, ca_pem: Option<&[u8]>) -> Result<Channel, String> {
-    crate::link::endpoint(server, ca_pem)?
-        .connect()
-        .await
-        .map_err(|e| connect_error(server, ca_pem.is_some(), &e))
+    let servers = crate::link::servers(server)?;
+    let mut failures = Vec::new();
+    for one in &servers {
+        match crate::link::endpoint(one, ca_pem)?.connect().await {
+            Ok(channel) if servers.len() == 1 => return Ok(channel),
+            Ok(_) => return crate::link::lazy_channel(server, ca_pem, |endpoint| endpoint),
+            Err(e) => failures.push(connect_error(one, ca_pem.is_some(), &e)),
+        }
+    }
+    Err(failures.join("; "))
 }
 
 /// Why a connection failed, in words that say what to do: an untrusted certificate is not

@@ -12,7 +12,8 @@ use crate::sim::runner::{self, SimConfig};
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Server to report to.
+    /// Server to report to; several separated by commas: reports move to another when one
+    /// stops serving.
     #[arg(long, env = "SINGULARITY_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// Simulated seconds per real second (simulated time never passes the present).

@@ -35,7 +35,8 @@ const DRAIN_PER_FRAME: usize = 4_096;
 
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
-    /// Server to follow.
+    /// Server to follow; several separated by commas (one estate on one database): the
+    /// console moves to another when one stops serving.
     #[arg(long, env = "SINGULARITY_SERVER", default_value = crate::link::DEFAULT_SERVER)]
     pub server: String,
     /// Ring the terminal bell and flash the window title on each new CRITICAL fault

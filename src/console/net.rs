@@ -26,13 +26,15 @@ use crate::proto::{
     telecells_client::TelecellsClient,
 };
 
-/// A lazily connected channel: calls connect (and reconnect) as they are made.
+/// A lazily connected channel: calls connect (and reconnect) as they are made, to whichever
+/// of the servers given is serving.
 pub fn channel(server: &str, ca_pem: Option<&[u8]>) -> Result<Channel, String> {
-    Ok(crate::link::endpoint(server, ca_pem)?
-        .connect_timeout(Duration::from_secs(3))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect_lazy())
+    crate::link::lazy_channel(server, ca_pem, |endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_secs(3))
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10))
+    })
 }
 
 /// Waits before the next attempt: 1 s, 2 s, 4 s ... up to 30 s.

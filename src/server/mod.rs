@@ -344,6 +344,10 @@ pub async fn run(
         health
             .set_not_serving::<proto::lamps_server::LampsServer<lamps::LampService>>()
             .await;
+        // Clients given several servers stop sending new calls here.
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         drain.cancel();
     };
 

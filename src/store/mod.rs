@@ -1,5 +1,6 @@
-//! Storage: the `Store` trait that services and tools program against, its errors, and the
-//! backends (SQLite now). The domain never sees SQL; only `cli` picks a concrete backend.
+//! Storage: the traits services and tools program against (one per area, `Store` for all),
+//! its errors, opening a database by URL, and the backends (SQLite now). The domain never
+//! sees SQL; a backend reads and writes rows and asks the domain what follows.
 
 pub mod sqlite;
 
@@ -246,8 +247,9 @@ pub struct EstateCounts {
 }
 
 /// Everything the services need from storage, by area; a backend implements each area's
-/// trait in a file of its own and passes `tests/store_conformance.rs`. Calls block: async callers run them with
-/// `tokio::task::spawn_blocking`, so the runtime's workers never wait on disk.
+/// trait in a file of its own and passes `tests/store_conformance.rs`. Calls block: async
+/// callers run them with `tokio::task::spawn_blocking`, so the runtime's workers never wait
+/// on disk.
 ///
 /// `update_*` take the version the caller saw (if any) and refuse with `StaleVersion`
 /// when the record has moved on. `delete_*` is a soft delete; `prune_*` removes a record

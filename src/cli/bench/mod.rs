@@ -25,7 +25,7 @@ use measure::{Dialer, percentile};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Server to measure.
+    /// Server to measure; several separated by commas spreads the calls over them.
     #[arg(long, env = "SINGULARITY_SERVER", default_value = DEFAULT_SERVER, global = true)]
     server: String,
     /// Who the benchmark signs in as (ingest needs the dev or admin role).

@@ -1,6 +1,6 @@
-//! Telemetry in SQLite (`TelemetryStore`): readings into the history (in time order) and each lamp's latest,
-//! the engine's batches with the fault changes judged from them (written through
-//! `faults.rs`), the lamps behind each telecell, and retention.
+//! Telemetry in SQLite (`TelemetryStore`): readings into the history (in time order) and
+//! each lamp's latest, the engine's batches with the fault changes judged from them (written
+//! through `faults.rs`), the lamps behind each telecell, and retention.
 
 use std::collections::HashMap;
 
