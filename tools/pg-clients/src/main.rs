@@ -3,7 +3,8 @@
 //! connections, or `sqlx` with its pool. Two patterns the server lives on:
 //!
 //! - **point reads**: a lamp by primary key, from 1 and 32 callers at once, over 16
-//!   connections;
+//!   connections (and `tokio-postgres` once more behind blocking calls, as synchronous store
+//!   traits would call it);
 //! - **batch writes**: 2,000 readings in one transaction, as multi-row statements (arrays
 //!   unnested) and, where the client has it, as binary COPY.
 //!
@@ -150,6 +151,58 @@ async fn tokio_reads(url: &str, callers: usize, seconds: u64) {
     );
 }
 
+/// `tokio-postgres` behind blocking calls: callers on threads of their own (as the store's
+/// callers are) hand each query to the client's runtime and wait for the answer, so the
+/// store's traits can stay synchronous and still pipeline.
+fn bridged_reads(url: &str, callers: usize, seconds: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clients: Vec<_> = runtime.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let statement = client.prepare(READ).await.unwrap();
+            clients.push(Arc::new((client, statement)));
+        }
+        clients
+    });
+    let handle = runtime.handle().clone();
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for i in 0..callers {
+            let (client, done, handle) = (clients[i % CONNECTIONS].clone(), done.clone(), handle.clone());
+            scope.spawn(move || {
+                let mut rng = rand::rng();
+                while Instant::now() < until {
+                    let id = rng.random_range(1..=LAMPS);
+                    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                    let client = client.clone();
+                    handle.spawn(async move {
+                        let row = client.0.query_one(&client.1, &[&id]).await.unwrap();
+                        let _ = reply.send(row.get::<_, String>(1));
+                    });
+                    answer.recv().unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    report(
+        &format!("tokio-postgres behind blocking calls: Get, {callers} in flight"),
+        done.load(Ordering::Relaxed),
+        start.elapsed(),
+        "reads",
+    );
+}
+
 async fn sqlx_reads(url: &str, callers: usize, seconds: u64) {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(CONNECTIONS as u32)
@@ -276,6 +329,7 @@ fn main() {
     for callers in [1, 32] {
         sync_reads(&url, callers, seconds);
         runtime.block_on(tokio_reads(&url, callers, seconds));
+        bridged_reads(&url, callers, seconds);
         runtime.block_on(sqlx_reads(&url, callers, seconds));
     }
     sync_writes(&url, seconds, false);
