@@ -20,7 +20,6 @@ use singularity::proto::{
     basestations_client::BasestationsClient, billing_client::BillingClient,
     faults_client::FaultsClient, users_client::UsersClient,
 };
-use singularity::store::prelude::*;
 use tonic::Code;
 use tonic::transport::Channel;
 

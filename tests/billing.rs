@@ -480,7 +480,6 @@ async fn readings_stored_but_not_settled_are_settled_after_a_restart() {
         latest: true,
     })
     .collect();
-    use singularity::store::prelude::*;
     server
         .store
         .record_telemetry(singularity::store::TelemetryBatch {

@@ -23,7 +23,6 @@ use singularity::console::{Setup, net, run_loop};
 use singularity::domain::inventory::Role;
 use singularity::link::{TokenSlot, with_token};
 use singularity::proto::{self, faults_client::FaultsClient};
-use singularity::store::prelude::*;
 use singularity::wire::timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 

@@ -13,7 +13,6 @@ use common::{TEST_ADMIN, TestServer};
 use singularity::domain::auth::token_hash;
 use singularity::link::{lazy_channel, servers, with_token};
 use singularity::proto::{self, lamps_client::LampsClient};
-use singularity::store::prelude::*;
 
 /// Makes `from`'s admin session valid on `to` as well, as one database would.
 fn share_session(from: &TestServer, to: &TestServer) {

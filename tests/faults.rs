@@ -15,7 +15,6 @@ use futures::StreamExt;
 use singularity::domain::inventory::Role;
 use singularity::link::with_token;
 use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
-use singularity::store::prelude::*;
 use singularity::store::sqlite::SqliteStore;
 use singularity::wire::timestamp;
 use tonic::Code;

@@ -13,7 +13,6 @@ use common::TestServer;
 use singularity::domain::inventory::Role;
 use singularity::sim::model::FaultRates;
 use singularity::sim::runner::{self, SimConfig};
-use singularity::store::prelude::*;
 use singularity::store::sqlite::SqliteStore;
 use tonic::transport::Endpoint;
 

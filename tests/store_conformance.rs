@@ -55,6 +55,70 @@ fn sqlite() -> Opened {
     }
 }
 
+/// A fresh database on the test cluster (`scripts/pg-cluster`, started by `scripts/test`).
+fn postgres() -> Opened {
+    let base = std::env::var("SINGULARITY_TEST_POSTGRES_URL").expect(
+        "SINGULARITY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL cluster",
+    );
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "conformance_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let admin = |sql: String| {
+        let base = base.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(connection);
+                client.batch_execute(&sql).await.unwrap();
+            });
+        })
+        .join()
+        .unwrap();
+    };
+    admin(format!("DROP DATABASE IF EXISTS {name}"));
+    admin(format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let store = singularity::store::postgres::PgStore::open_url(&url).unwrap();
+    let trigger_url = url.clone();
+    Opened {
+        store: Arc::new(store),
+        refuse_readings_of: Box::new(move |lamp_id| {
+            let url = trigger_url.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let (client, connection) =
+                        tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                    tokio::spawn(connection);
+                    client
+                        .batch_execute(&format!(
+                            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                             $$ BEGIN IF NEW.lamp_id = {lamp_id} THEN RAISE EXCEPTION 'disk trouble'; END IF; RETURN NEW; END $$; \
+                             CREATE TRIGGER refuse BEFORE INSERT ON readings FOR EACH ROW EXECUTE FUNCTION refuse();"
+                        ))
+                        .await
+                        .unwrap();
+                });
+            })
+            .join()
+            .unwrap();
+        }),
+        _keep: Box::new(()),
+    }
+}
+
 fn with_estate(opened: Opened) -> Opened {
     let estate = generate(&EstateSpec {
         lamps: LAMPS,
@@ -664,6 +728,24 @@ macro_rules! backend_suite {
 backend_suite!(
     sqlite,
     super::sqlite(),
+    [
+        an_estate_loads_once_counts_and_resets,
+        of_racers_holding_one_version_exactly_one_wins,
+        records_refer_only_to_records_that_exist_and_prune_only_what_was_deleted,
+        usernames_are_unique_and_a_new_password_ends_every_session,
+        listings_page_by_id_and_a_box_finds_exactly_the_lamps_inside,
+        a_resent_reading_is_a_duplicate_and_an_older_one_never_becomes_the_latest,
+        after_a_failed_batch_the_rest_of_its_lineage_is_refused,
+        a_fault_is_raised_acted_on_once_per_version_and_logged_in_order,
+        a_reader_of_the_log_never_finds_an_event_behind_one_it_has_seen,
+        energy_settles_into_days_months_and_is_priced_again_by_a_new_tariff,
+        the_audit_trail_reads_newest_first_and_filters,
+    ]
+);
+
+backend_suite!(
+    postgres,
+    super::postgres(),
     [
         an_estate_loads_once_counts_and_resets,
         of_racers_holding_one_version_exactly_one_wins,

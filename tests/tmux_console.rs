@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 
-use singularity::store::prelude::*;
-
 const PASSWORD: &str = "owl-at-night-42";
 
 fn tmux(args: &[&str]) -> std::process::Output {

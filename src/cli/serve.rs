@@ -278,7 +278,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
 
 /// Opens the store a database URL names; the scheme picks the backend.
 pub fn open_store(url: &str) -> Result<Arc<dyn Store>> {
-    crate::store::open_url(url).wrap_err_with(|| format!("cannot open the database at {url}"))
+    crate::store::open_url(url).wrap_err_with(|| {
+        format!(
+            "cannot open the database at {}",
+            crate::store::redacted(url)
+        )
+    })
 }
 
 /// Binds, serves until Ctrl-C or SIGTERM, then closes the database cleanly.

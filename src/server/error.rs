@@ -111,8 +111,6 @@ fn store_status(error: StoreError) -> Status {
         }
         StoreError::Invalid(error) => Status::invalid_argument(error.to_string()),
         StoreError::Closed => Status::unavailable("the server is shutting down; retry shortly"),
-        // Only opening a database says this; a running server has its store.
-        StoreError::Unsupported(_) => Status::failed_precondition(message),
         // Nothing of the batch was stored; the engine reloads before judging the resend.
         StoreError::Superseded => Status::unavailable(message),
     }

@@ -2,6 +2,7 @@
 //! its errors, opening a database by URL, and the backends (SQLite now). The domain never
 //! sees SQL; a backend reads and writes rows and asks the domain what follows.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -195,9 +196,6 @@ pub enum StoreError {
     Database(String),
     #[error("the database is closed")]
     Closed,
-    /// The URL names a backend this build cannot open.
-    #[error("{0}")]
-    Unsupported(String),
     /// An engine batch refused because an earlier batch of its lineage failed to commit.
     #[error("an earlier batch of reports failed to commit; resend")]
     Superseded,
@@ -289,14 +287,28 @@ pub trait Backend {
 }
 
 /// Opens (creating and migrating if needed) the database a URL names; the scheme picks the
-/// backend: `sqlite://PATH`.
+/// backend: `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE`.
 pub fn open_url(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "PostgreSQL is not supported by this build yet; use a SQLite URL such as sqlite://singularity.db".into(),
-        ));
+        return Ok(Arc::new(postgres::PgStore::open_url(url)?));
     }
-    Ok(Arc::new(sqlite::SqliteStore::open_url(url)?))
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(sqlite::SqliteStore::open_url(url)?));
+    }
+    Err(StoreError::Database(format!(
+        "{url:?} names no database this program knows; use sqlite://path/to/file.db or postgres://user@host:port/database"
+    )))
+}
+
+/// A database URL without its password, for logs and messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user = url[scheme + 3..at].split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The estate: basestations, telecells, assets, lamps and the reference data around them;

@@ -1,5 +1,6 @@
-//! A real lighting server for tests: a temporary SQLite file, a listener on 127.0.0.1:0,
-//! generated clients over a real socket, and a clean stop.
+//! A real lighting server for tests: a temporary SQLite file (or a fresh database on the test
+//! PostgreSQL cluster), a listener on 127.0.0.1:0, generated clients over a real socket, and a
+//! clean stop.
 
 #![allow(dead_code, reason = "each test file uses part of this")]
 #![allow(
@@ -34,7 +35,7 @@ pub struct TestServer {
     pub bare: Channel,
     /// `TEST_ADMIN`'s session token.
     pub token: String,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), singularity::server::ServerError>>>,
@@ -58,6 +59,24 @@ impl TestServer {
     pub async fn start_with(lamps: u32, config: singularity::server::ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
+        Self::seeded(dir, store, lamps, config).await
+    }
+
+    /// A server on a fresh database of the test PostgreSQL cluster (`scripts/test` starts
+    /// one); the URL to open it again is `database_url(&server)`.
+    pub async fn start_on_postgres(lamps: u32) -> (Self, String) {
+        let url = fresh_postgres_database();
+        let store = singularity::store::open_url(&url).unwrap();
+        let server = Self::seeded(tempfile::tempdir().unwrap(), store, lamps, config()).await;
+        (server, url)
+    }
+
+    async fn seeded(
+        dir: TempDir,
+        store: Arc<dyn Store>,
+        lamps: u32,
+        config: singularity::server::ServerConfig,
+    ) -> Self {
         let mut estate = generate(&EstateSpec {
             lamps: lamps.max(1),
             rng_seed: 42,
@@ -73,13 +92,13 @@ impl TestServer {
     }
 
     /// A server over an existing database directory (used to restart on the same file).
-    pub async fn on_store(dir: TempDir, store: Arc<SqliteStore>) -> Self {
+    pub async fn on_store(dir: TempDir, store: Arc<dyn Store>) -> Self {
         Self::on_store_with(dir, store, config()).await
     }
 
     pub async fn on_store_with(
         dir: TempDir,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         config: singularity::server::ServerConfig,
     ) -> Self {
         Self::on_address(dir, store, config, "127.0.0.1:0").await
@@ -88,7 +107,7 @@ impl TestServer {
     /// A server on a chosen address (to restart where clients expect it).
     pub async fn on_address(
         dir: TempDir,
-        store: Arc<SqliteStore>,
+        store: Arc<dyn Store>,
         config: singularity::server::ServerConfig,
         address: &str,
     ) -> Self {
@@ -240,4 +259,43 @@ pub fn session_for(store: &dyn Store, username: &str, role: Role) -> String {
             .unwrap();
     }
     singularity::server::open_session_for(store, username, chrono::Duration::hours(1)).unwrap()
+}
+
+/// A fresh database on the test PostgreSQL cluster: `SINGULARITY_TEST_POSTGRES_URL`, which
+/// `scripts/test` (and `.ci/run`) set after starting a throwaway cluster.
+pub fn fresh_postgres_database() -> String {
+    let base = std::env::var("SINGULARITY_TEST_POSTGRES_URL").expect(
+        "SINGULARITY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL cluster",
+    );
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "server_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let admin = base.clone();
+    let create = name.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {create}"))
+                .await
+                .unwrap();
+            client
+                .batch_execute(&format!("CREATE DATABASE {create}"))
+                .await
+                .unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }

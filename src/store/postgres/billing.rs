@@ -1,0 +1,756 @@
+//! Billing in PostgreSQL (`BillingStore`): lamp-days with their packed slots, the month and
+//! zone rollup rows (moved by the differences `domain/billing/rollup.rs` works out), tariffs,
+//! settlement cursors, and the totals queries that read the rollups.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, NaiveTime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
+
+use super::rows::{from_millis, get, millis};
+use super::{PgStore, db_error};
+use crate::domain::billing::calendar::{AsOf, Calendar, month_bounds, month_key};
+use crate::domain::billing::rollup::{LampDay, MOVED_LAMPS, Prices, Rollups, ZoneDelta, day_key};
+use crate::domain::billing::settle::{self, SlotEnergy};
+use crate::domain::billing::tariff::repriced_days;
+use crate::domain::billing::totals::{Parts, split_period};
+use crate::domain::billing::{Band, DayTotals, NewTariff, Tariff, TariffBook};
+use crate::domain::inventory::EntityKind;
+use crate::store::{
+    BillingStore, EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup,
+    TotalsQuery, TotalsRow,
+};
+
+fn covered(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
+}
+
+async fn load_day(c: &Client, date: &str, lamp_id: i64) -> StoreResult<Option<LampDay>> {
+    let row = c
+        .query_opt(
+            "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots \
+             FROM energy_days WHERE day = $1 AND lamp_id = $2 FOR UPDATE",
+            &[&date, &lamp_id],
+        )
+        .await
+        .map_err(db_error)?;
+    row.map(|row| {
+        Ok(LampDay {
+            zone_id: get(&row, 0)?,
+            totals: DayTotals {
+                wh: get(&row, 1)?,
+                cost_mp: get(&row, 2)?,
+                baseline_wh: get(&row, 3)?,
+                baseline_cost_mp: get(&row, 4)?,
+                covered_slots: covered(get(&row, 5)?),
+                unpriced_wh: get(&row, 6)?,
+            },
+            slots: settle::decode(get(&row, 7)?),
+        })
+    })
+    .transpose()
+}
+
+/// What one write job carries from lamp-day to lamp-day: slot prices and rollup changes.
+struct Pass<'a> {
+    prices: Prices<'a>,
+    rollups: Rollups,
+}
+
+impl<'a> Pass<'a> {
+    fn new(calendar: Calendar, book: &'a TariffBook) -> Self {
+        Self {
+            prices: Prices::new(calendar, book),
+            rollups: Rollups::default(),
+        }
+    }
+
+    /// Adds the zone rollups' changes, gathered over the write, once per zone and period.
+    async fn finish(self, c: &Client) -> StoreResult<()> {
+        for (table, key, rows) in [
+            ("energy_zone_days", "day", self.rollups.days),
+            ("energy_zone_months", "month", self.rollups.months),
+        ] {
+            let sql = format!(
+                "INSERT INTO {table} ({key}, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps_full) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT ({key}, zone_id) DO UPDATE SET wh = {table}.wh + excluded.wh, \
+                 cost_mp = {table}.cost_mp + excluded.cost_mp, baseline_wh = {table}.baseline_wh + excluded.baseline_wh, \
+                 baseline_cost_mp = {table}.baseline_cost_mp + excluded.baseline_cost_mp, \
+                 covered = {table}.covered + excluded.covered, unpriced_wh = {table}.unpriced_wh + excluded.unpriced_wh, \
+                 lamps = {table}.lamps + excluded.lamps, lamps_full = {table}.lamps_full + excluded.lamps_full"
+            );
+            let statement = c.prepare(&sql).await.map_err(db_error)?;
+            // In key order, so that servers writing the same rows lock them in one order.
+            let mut rows: Vec<_> = rows.into_iter().collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((period, zone), d) in rows {
+                c.execute(
+                    &statement,
+                    &[
+                        &period,
+                        &zone,
+                        &d.wh,
+                        &d.cost_mp,
+                        &d.baseline_wh,
+                        &d.baseline_cost_mp,
+                        &d.covered,
+                        &d.unpriced_wh,
+                        &d.lamps,
+                        &d.lamps_full,
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settles a lamp-day again and stores it: the day's row, its month row moved by the
+/// difference from the old totals, and the zone rollups' share gathered in the pass.
+async fn resettle(
+    c: &Client,
+    pass: &mut Pass<'_>,
+    date: NaiveDate,
+    lamp_id: i64,
+    stored: Option<LampDay>,
+    fresh: impl FnOnce() -> LampDay,
+    change: impl FnOnce(&mut [SlotEnergy]),
+) -> StoreResult<()> {
+    let Some((old, day)) = pass.prices.resettle(date, stored, fresh, change) else {
+        return Ok(());
+    };
+    let t = &day.totals;
+    c.execute(
+        "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (day, lamp_id) DO UPDATE SET wh = excluded.wh, cost_mp = excluded.cost_mp, \
+         baseline_wh = excluded.baseline_wh, baseline_cost_mp = excluded.baseline_cost_mp, \
+         covered = excluded.covered, unpriced_wh = excluded.unpriced_wh, slots = excluded.slots",
+        &[
+            &day_key(date),
+            &lamp_id,
+            &day.zone_id,
+            &t.wh,
+            &t.cost_mp,
+            &t.baseline_wh,
+            &t.baseline_cost_mp,
+            &i64::from(t.covered_slots),
+            &t.unpriced_wh,
+            &settle::encode(&day.slots),
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+
+    let d = ZoneDelta::of_day(old.as_ref(), t, pass.prices.calendar().slots_in(date));
+    pass.rollups.add_day(date, day.zone_id, &d);
+
+    let month = month_key(date);
+    let row = c
+        .query_one(
+            "INSERT INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamp_days) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (month, zone_id, lamp_id) DO UPDATE SET wh = energy_months.wh + excluded.wh, \
+             cost_mp = energy_months.cost_mp + excluded.cost_mp, baseline_wh = energy_months.baseline_wh + excluded.baseline_wh, \
+             baseline_cost_mp = energy_months.baseline_cost_mp + excluded.baseline_cost_mp, \
+             covered = energy_months.covered + excluded.covered, unpriced_wh = energy_months.unpriced_wh + excluded.unpriced_wh, \
+             lamp_days = energy_months.lamp_days + excluded.lamp_days RETURNING covered, lamp_days",
+            &[
+                &month,
+                &day.zone_id,
+                &lamp_id,
+                &d.wh,
+                &d.cost_mp,
+                &d.baseline_wh,
+                &d.baseline_cost_mp,
+                &d.covered,
+                &d.unpriced_wh,
+                &d.lamps,
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    let (covered_after, lamp_days): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
+    // A lamp's first day in a month (in this zone) makes its month row.
+    let made_month_row = old.is_none() && lamp_days == 1;
+    let m = ZoneDelta::of_month(
+        &d,
+        made_month_row,
+        covered_after,
+        pass.prices.slots_in_month(date),
+    );
+    if made_month_row {
+        let rows: i64 = get(
+            &c.query_one(
+                "SELECT count(*) FROM energy_months WHERE month = $1 AND lamp_id = $2",
+                &[&month, &lamp_id],
+            )
+            .await
+            .map_err(db_error)?,
+            0,
+        )?;
+        if rows > 1 {
+            pass.rollups.moved_lamp(date);
+        }
+    }
+    pass.rollups.add_month(date, day.zone_id, &m);
+    Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredBand {
+    name: String,
+    starts_at: String,
+    price_millipence_per_kwh: u32,
+}
+
+async fn load_book(c: &Client) -> StoreResult<TariffBook> {
+    let rows = c
+        .query(
+            "SELECT id, name, time_zone, valid_from, valid_to, bands FROM tariffs ORDER BY valid_from",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut tariffs = Vec::new();
+    for row in &rows {
+        let id: i64 = get(row, 0)?;
+        let corrupt = |what: &str| StoreError::Database(format!("tariff {id} has a bad {what}"));
+        let zone: &str = get(row, 2)?;
+        let from: &str = get(row, 3)?;
+        let to: Option<&str> = get(row, 4)?;
+        let bands: Vec<StoredBand> =
+            serde_json::from_str(get(row, 5)?).map_err(|_| corrupt("band list"))?;
+        tariffs.push(Tariff {
+            id,
+            terms: NewTariff {
+                name: get(row, 1)?,
+                time_zone: zone.parse().map_err(|_| corrupt("time zone"))?,
+                valid_from: from.parse().map_err(|_| corrupt("valid_from"))?,
+                valid_to: to
+                    .map(|t| t.parse().map_err(|_| corrupt("valid_to")))
+                    .transpose()?,
+                bands: bands
+                    .into_iter()
+                    .map(|b| {
+                        Ok(Band {
+                            name: b.name,
+                            starts_at: NaiveTime::parse_from_str(&b.starts_at, "%H:%M")
+                                .map_err(|_| corrupt("band start"))?,
+                            price_millipence_per_kwh: b.price_millipence_per_kwh,
+                        })
+                    })
+                    .collect::<StoreResult<_>>()?,
+            },
+        });
+    }
+    Ok(TariffBook { tariffs })
+}
+
+/// Prices again every lamp-day in `[from, to]` (open-ended: to the last stored day).
+async fn reprice(
+    c: &Client,
+    calendar: Calendar,
+    book: &TariffBook,
+    from: NaiveDate,
+    to: Option<NaiveDate>,
+) -> StoreResult<()> {
+    let to = to.map_or_else(|| "9999-12-31".to_owned(), day_key);
+    let keys = c
+        .query(
+            "SELECT day, lamp_id FROM energy_days WHERE day BETWEEN $1 AND $2 ORDER BY day, lamp_id",
+            &[&day_key(from), &to],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut pass = Pass::new(calendar, book);
+    for key in &keys {
+        let (day, lamp_id): (String, i64) = (get(key, 0)?, get(key, 1)?);
+        let date: NaiveDate = day
+            .parse()
+            .map_err(|_| StoreError::Database(format!("bad settlement day {day:?}")))?;
+        let old = load_day(c, &day, lamp_id).await?;
+        // Every key was read in this transaction: the day is there.
+        resettle(c, &mut pass, date, lamp_id, old, LampDay::default, |_| {}).await?;
+    }
+    pass.finish(c).await
+}
+
+fn totals_row(row: &Row, expected: u32) -> StoreResult<TotalsRow> {
+    let lamps: i64 = get(row, 7)?;
+    let missing: i64 = get(row, 8)?;
+    let covered_slots: i64 = get(row, 5)?;
+    let lamps = u32::try_from(lamps.max(0)).unwrap_or(u32::MAX);
+    Ok(TotalsRow {
+        key: get::<i64>(row, 0)?.to_string(),
+        totals: DayTotals {
+            wh: get(row, 1)?,
+            cost_mp: get(row, 2)?,
+            baseline_wh: get(row, 3)?,
+            baseline_cost_mp: get(row, 4)?,
+            covered_slots: covered(covered_slots),
+            unpriced_wh: get(row, 6)?,
+        },
+        lamps,
+        lamps_missing: u32::try_from(missing.max(0)).unwrap_or(u32::MAX),
+        missing_slots: i64::from(lamps) * i64::from(expected) - covered_slots,
+    })
+}
+
+/// Totals by zone or all in one for one finished month come from the zone-month rollup (a
+/// row per zone); anything else reads the lamps' rows.
+async fn totals_for(c: &Client, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+    let (first, last) = month_bounds(query.from);
+    let one_finished_month = query.from == first && query.to == last && as_of.is_complete(last);
+    if one_finished_month && matches!(query.group, TotalsGroup::Zone | TotalsGroup::All) {
+        let month = month_key(first);
+        let moved: i64 = c
+            .query_opt(
+                "SELECT lamps FROM energy_zone_months WHERE month = $1 AND zone_id = $2",
+                &[&month, &MOVED_LAMPS],
+            )
+            .await
+            .map_err(db_error)?
+            .map(|row| get(&row, 0))
+            .transpose()?
+            .unwrap_or(0);
+        // A lamp in two zones is one lamp in the total, which only its rows can tell.
+        if query.group == TotalsGroup::Zone || moved == 0 || query.zone_id.is_some() {
+            let expected = as_of.expected(first, last);
+            let rows = c
+                .query(
+                    "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamps, lamps - lamps_full \
+                     FROM energy_zone_months WHERE month = $1 AND zone_id >= 0 \
+                     AND ($2::bigint IS NULL OR zone_id = $2) AND lamps > 0 ORDER BY zone_id",
+                    &[&month, &query.zone_id],
+                )
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(|row| totals_row(row, expected))
+                .collect::<StoreResult<Vec<_>>>()?;
+            return Ok(if query.group == TotalsGroup::Zone {
+                rows
+            } else {
+                vec![sum_rows(rows)]
+            });
+        }
+    }
+    totals_over(c, query, as_of.expected(query.from, query.to)).await
+}
+
+/// One row adding up `rows` (whose lamps are all different).
+fn sum_rows(rows: Vec<TotalsRow>) -> TotalsRow {
+    let mut total = TotalsRow {
+        key: "0".to_owned(),
+        ..TotalsRow::default()
+    };
+    for row in rows {
+        let (t, r) = (&mut total.totals, &row.totals);
+        t.wh += r.wh;
+        t.cost_mp += r.cost_mp;
+        t.baseline_wh += r.baseline_wh;
+        t.baseline_cost_mp += r.baseline_cost_mp;
+        t.covered_slots = t.covered_slots.saturating_add(r.covered_slots);
+        t.unpriced_wh += r.unpriced_wh;
+        total.lamps += row.lamps;
+        total.lamps_missing += row.lamps_missing;
+        total.missing_slots += row.missing_slots;
+    }
+    total
+}
+
+/// Totals grouped by zone, by lamp, or all in one, from the month rows for whole months and
+/// the lamp-days for the rest; lamps are counted once per group.
+async fn totals_over(
+    c: &Client,
+    query: &TotalsQuery,
+    expected: u32,
+) -> StoreResult<Vec<TotalsRow>> {
+    let Parts { months, days } = split_period(query.from, query.to);
+    let mut values: Vec<String> = Vec::new();
+    let zone = if query.zone_id.is_some() {
+        " AND zone_id = $1"
+    } else {
+        " AND $1::bigint IS NULL"
+    };
+    let columns =
+        "zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh";
+    let mut parts = Vec::new();
+    let mut one_row_per_lamp = true;
+    let mut bind = |value: String| {
+        values.push(value);
+        format!("${}", values.len() + 1)
+    };
+    if let Some((first, last)) = months {
+        one_row_per_lamp &= first == last;
+        let (a, b) = (bind(first), bind(last));
+        parts.push(format!(
+            "SELECT {columns} FROM energy_months WHERE month BETWEEN {a} AND {b}{zone}"
+        ));
+    }
+    for (first, last) in days {
+        one_row_per_lamp &= first == last;
+        let (a, b) = (bind(day_key(first)), bind(day_key(last)));
+        parts.push(format!(
+            "SELECT {columns} FROM energy_days WHERE day BETWEEN {a} AND {b}{zone}"
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sums = "sum(wh)::bigint AS wh, sum(cost_mp)::bigint, sum(baseline_wh)::bigint, \
+                sum(baseline_cost_mp)::bigint, sum(covered)::bigint, sum(unpriced_wh)::bigint";
+    let single_part = parts.len() == 1 && one_row_per_lamp;
+    let parts = parts.join(" UNION ALL ");
+    let sql = match query.group {
+        TotalsGroup::Lamp => format!(
+            "SELECT lamp_id AS k, {sums}, 1::bigint, (sum(covered) < {expected})::int::bigint FROM ({parts}) p \
+             GROUP BY lamp_id ORDER BY wh DESC, k LIMIT {}",
+            query.limit
+        ),
+        TotalsGroup::Zone if single_part => format!(
+            "SELECT zone_id AS k, {sums}, count(*), count(*) FILTER (WHERE covered < {expected}) FROM ({parts}) p \
+             GROUP BY zone_id ORDER BY k"
+        ),
+        group => {
+            let key = if group == TotalsGroup::Zone {
+                "zone_id"
+            } else {
+                "0::bigint"
+            };
+            format!(
+                "WITH per_lamp AS (SELECT {key} AS k, lamp_id, sum(wh) AS wh, sum(cost_mp) AS cost_mp, \
+                   sum(baseline_wh) AS baseline_wh, sum(baseline_cost_mp) AS baseline_cost_mp, \
+                   sum(covered) AS covered, sum(unpriced_wh) AS unpriced_wh FROM ({parts}) p GROUP BY 1, lamp_id) \
+                 SELECT k, {sums}, count(*), count(*) FILTER (WHERE covered < {expected}) FROM per_lamp GROUP BY k ORDER BY k"
+            )
+        }
+    };
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&query.zone_id];
+    params.extend(values.iter().map(|v| v as &(dyn ToSql + Sync)));
+    let rows = c.query(&sql, &params).await.map_err(db_error)?;
+    rows.iter().map(|row| totals_row(row, expected)).collect()
+}
+
+/// Totals by day from the zone-day rollup; a day still in progress is counted from its
+/// lamp-days, since "complete" there means complete so far.
+async fn totals_by_day(
+    c: &Client,
+    query: &TotalsQuery,
+    as_of: AsOf,
+) -> StoreResult<Vec<TotalsRow>> {
+    let rows = c
+        .query(
+            "SELECT day, sum(wh)::bigint, sum(cost_mp)::bigint, sum(baseline_wh)::bigint, sum(baseline_cost_mp)::bigint, \
+             sum(covered)::bigint, sum(unpriced_wh)::bigint, sum(lamps)::bigint, sum(lamps - lamps_full)::bigint \
+             FROM energy_zone_days WHERE day BETWEEN $1 AND $2 AND ($3::bigint IS NULL OR zone_id = $3) \
+             GROUP BY day ORDER BY day",
+            &[&day_key(query.from), &day_key(query.to), &query.zone_id],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut stored = HashMap::new();
+    for row in &rows {
+        let day: String = get(row, 0)?;
+        let lamps: i64 = get(row, 7)?;
+        let missing: i64 = get(row, 8)?;
+        stored.insert(
+            day,
+            (
+                DayTotals {
+                    wh: get(row, 1)?,
+                    cost_mp: get(row, 2)?,
+                    baseline_wh: get(row, 3)?,
+                    baseline_cost_mp: get(row, 4)?,
+                    covered_slots: covered(get(row, 5)?),
+                    unpriced_wh: get(row, 6)?,
+                },
+                u32::try_from(lamps.max(0)).unwrap_or(u32::MAX),
+                u32::try_from(missing.max(0)).unwrap_or(u32::MAX),
+            ),
+        );
+    }
+    // Every day of the range, a day without data as a row of zeros.
+    let mut out = Vec::new();
+    let mut date = query.from;
+    while date <= query.to {
+        let day = day_key(date);
+        let (totals, lamps, missing) = stored.remove(&day).unwrap_or_default();
+        let due = as_of.expected(date, date);
+        let lamps_missing = if !as_of.is_complete(date) {
+            // A day in progress: count lamps short of what is due so far.
+            let single = TotalsQuery {
+                from: date,
+                to: date,
+                group: TotalsGroup::All,
+                ..*query
+            };
+            totals_over(c, &single, due)
+                .await?
+                .first()
+                .map_or(0, |r| r.lamps_missing)
+        } else {
+            missing
+        };
+        out.push(TotalsRow {
+            key: day,
+            missing_slots: i64::from(lamps) * i64::from(due) - i64::from(totals.covered_slots),
+            totals,
+            lamps,
+            lamps_missing,
+        });
+        let Some(next) = date.succ_opt() else { break };
+        date = next;
+    }
+    Ok(out)
+}
+
+impl BillingStore for PgStore {
+    fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()> {
+        self.write(move |c| async move {
+            let book = load_book(&c).await?;
+            let mut pass = Pass::new(calendar, &book);
+            // In key order, so that servers settling the same days lock them in one order.
+            let mut days: Vec<&LampDayEnergy> = settlement.days.iter().collect();
+            days.sort_by_key(|d| (d.date, d.lamp_id));
+            for lamp in days {
+                let old = load_day(&c, &day_key(lamp.date), lamp.lamp_id).await?;
+                resettle(
+                    &c,
+                    &mut pass,
+                    lamp.date,
+                    lamp.lamp_id,
+                    old,
+                    || LampDay::fresh(&calendar, lamp.date, lamp.wattage_w, lamp.location, lamp.zone_id),
+                    |slots| settle::merge(slots, &lamp.shares),
+                )
+                .await?;
+            }
+            pass.finish(&c).await?;
+            for (lamp_id, at) in &settlement.cursors {
+                c.execute(
+                    "INSERT INTO energy_cursors (lamp_id, at) VALUES ($1, $2) \
+                     ON CONFLICT (lamp_id) DO UPDATE SET at = GREATEST(energy_cursors.at, excluded.at)",
+                    &[lamp_id, &millis(*at)],
+                )
+                .await
+                .map_err(db_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn close_energy_day(
+        &self,
+        calendar: Calendar,
+        date: NaiveDate,
+        lamps: Vec<LampDayEnergy>,
+    ) -> StoreResult<u64> {
+        self.write(move |c| async move {
+            let day = day_key(date);
+            let present: HashSet<i64> = c
+                .query("SELECT lamp_id FROM energy_days WHERE day = $1", &[&day])
+                .await
+                .map_err(db_error)?
+                .iter()
+                .map(|row| get(row, 0))
+                .collect::<StoreResult<_>>()?;
+            let book = load_book(&c).await?;
+            let mut pass = Pass::new(calendar, &book);
+            let mut added = 0;
+            for lamp in lamps.iter().filter(|l| !present.contains(&l.lamp_id)) {
+                resettle(
+                    &c,
+                    &mut pass,
+                    date,
+                    lamp.lamp_id,
+                    None,
+                    || {
+                        LampDay::fresh(
+                            &calendar,
+                            lamp.date,
+                            lamp.wattage_w,
+                            lamp.location,
+                            lamp.zone_id,
+                        )
+                    },
+                    |_| {},
+                )
+                .await?;
+                added += 1;
+            }
+            pass.finish(&c).await?;
+            Ok(added)
+        })
+    }
+
+    fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<chrono::Utc>)>> {
+        self.read(|c| async move {
+            let rows = c
+                .query("SELECT lamp_id, at FROM energy_cursors", &[])
+                .await
+                .map_err(db_error)?;
+            rows.iter()
+                .map(|row| Ok((get(row, 0)?, from_millis(get(row, 1)?))))
+                .collect()
+        })
+    }
+
+    /// Drops the slot detail of days before `before` in writer jobs of 20,000 lamp-days,
+    /// keeping their totals and rollups.
+    fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64> {
+        let before = day_key(before);
+        let mut pruned = 0;
+        loop {
+            let day = before.clone();
+            let done = self.write(move |c| async move {
+                c.execute(
+                    "UPDATE energy_days SET slots = ''::bytea WHERE (day, lamp_id) IN \
+                     (SELECT day, lamp_id FROM energy_days WHERE day < $1 AND octet_length(slots) > 0 LIMIT 20000)",
+                    &[&day],
+                )
+                .await
+                .map_err(db_error)
+            })?;
+            pruned += done;
+            if done == 0 {
+                return Ok(pruned);
+            }
+        }
+    }
+
+    fn energy_totals(&self, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+        let query = *query;
+        self.read(move |c| async move {
+            match query.group {
+                TotalsGroup::Day => totals_by_day(&c, &query, as_of).await,
+                TotalsGroup::Month => {
+                    let mut rows = Vec::new();
+                    let mut first = query.from;
+                    while first <= query.to {
+                        let (_, month_end) = month_bounds(first);
+                        let last = month_end.min(query.to);
+                        let part = TotalsQuery {
+                            from: first,
+                            to: last,
+                            group: TotalsGroup::All,
+                            ..query
+                        };
+                        // A month without data is a row of zeros, so a chart has no holes.
+                        let mut row = totals_for(&c, &part, as_of)
+                            .await?
+                            .pop()
+                            .unwrap_or_default();
+                        row.key = month_key(first);
+                        rows.push(row);
+                        let Some(next) = month_end.succ_opt() else {
+                            break;
+                        };
+                        first = next;
+                    }
+                    Ok(rows)
+                }
+                _ => totals_for(&c, &query, as_of).await,
+            }
+        })
+    }
+
+    fn lamp_energy(
+        &self,
+        lamp_id: i64,
+        date: NaiveDate,
+    ) -> StoreResult<Option<(i64, Vec<SlotEnergy>)>> {
+        self.read(move |c| async move {
+            let row = c
+                .query_opt(
+                    "SELECT zone_id, slots FROM energy_days WHERE day = $1 AND lamp_id = $2",
+                    &[&day_key(date), &lamp_id],
+                )
+                .await
+                .map_err(db_error)?;
+            row.map(|row| Ok((get(&row, 0)?, settle::decode(get(&row, 1)?))))
+                .transpose()
+        })
+    }
+
+    fn tariffs(&self) -> StoreResult<TariffBook> {
+        self.read(|c| async move { load_book(&c).await })
+    }
+
+    fn set_tariff(
+        &self,
+        calendar: Calendar,
+        id: Option<i64>,
+        terms: NewTariff,
+    ) -> StoreResult<Tariff> {
+        self.write(move |c| async move {
+            // One tariff change at a time across servers: the overlap check reads them all.
+            c.execute("LOCK TABLE tariffs IN SHARE ROW EXCLUSIVE MODE", &[])
+                .await
+                .map_err(db_error)?;
+            let mut book = load_book(&c).await?;
+            let previous = match id {
+                Some(id) => Some(
+                    book.tariffs
+                        .iter()
+                        .find(|t| t.id == id)
+                        .cloned()
+                        .ok_or(StoreError::NotFound {
+                            kind: EntityKind::Tariff,
+                            id,
+                        })?,
+                ),
+                None => None,
+            };
+            book.check_overlap(&terms, id)?;
+            let bands: Vec<StoredBand> = terms
+                .bands
+                .iter()
+                .map(|b| StoredBand {
+                    name: b.name.clone(),
+                    starts_at: b.starts_at.format("%H:%M").to_string(),
+                    price_millipence_per_kwh: b.price_millipence_per_kwh,
+                })
+                .collect();
+            let bands = serde_json::to_string(&bands)
+                .map_err(|e| StoreError::Database(format!("cannot encode bands: {e}")))?;
+            let (zone, from, to) = (
+                terms.time_zone.name().to_owned(),
+                day_key(terms.valid_from),
+                terms.valid_to.map(day_key),
+            );
+            let id = match id {
+                Some(id) => {
+                    c.execute(
+                        "UPDATE tariffs SET name = $1, time_zone = $2, valid_from = $3, valid_to = $4, bands = $5 WHERE id = $6",
+                        &[&terms.name, &zone, &from, &to, &bands, &id],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                    id
+                }
+                None => get(
+                    &c.query_one(
+                        "INSERT INTO tariffs (name, time_zone, valid_from, valid_to, bands) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                        &[&terms.name, &zone, &from, &to, &bands],
+                    )
+                    .await
+                    .map_err(db_error)?,
+                    0,
+                )?,
+            };
+            let tariff = Tariff { id, terms };
+            book.tariffs.retain(|t| t.id != id);
+            book.tariffs.push(tariff.clone());
+            for (from, to) in repriced_days(&tariff.terms, previous.as_ref().map(|p| &p.terms)) {
+                reprice(&c, calendar, &book, from, to).await?;
+            }
+            Ok(tariff)
+        })
+    }
+}
