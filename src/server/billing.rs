@@ -148,7 +148,7 @@ impl Billing for BillingService {
         let lamp_id = wire::id("lamp_id", r.lamp_id)?;
         let date = local_time::date("date", &r.date)?;
         self.begun("date", date)?;
-        let lamp = self.context.lookup(|s| s.lamp(lamp_id))?;
+        let lamp = self.context.lookup(move |s| s.lamp(lamp_id)).await?;
         let (stored, book) = self
             .context
             .blocking(move |s| Ok((s.lamp_energy(lamp_id, date)?, s.tariffs()?)))

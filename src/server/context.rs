@@ -26,15 +26,22 @@ pub struct Context {
 }
 
 impl Context {
-    /// Runs a primary-key lookup on the calling runtime thread. Such a lookup takes a few
-    /// microseconds from the page cache, far less than handing it to another thread and back,
-    /// which was measured to cost more than the lookup itself under load (BENCHMARKS.md).
-    /// Only for single-record reads; scans and writes go through `blocking`.
-    pub fn lookup<T>(
-        &self,
-        work: impl FnOnce(&dyn Store) -> StoreResult<T>,
-    ) -> Result<T, ServiceError> {
-        work(self.store.as_ref()).map_err(ServiceError::from)
+    /// Runs a primary-key lookup. On a backend whose lookups never wait on the network
+    /// (SQLite: a few microseconds from the page cache) it runs on the calling runtime
+    /// thread, which was measured to cost less than handing it to another thread and back
+    /// (BENCHMARKS.md); on a database server it goes to the blocking pool like any other
+    /// call, so a round trip never holds a runtime thread. Only for single-record reads;
+    /// scans and writes go through `blocking`.
+    pub async fn lookup<T, F>(&self, work: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    {
+        if self.store.lookups_are_local() {
+            work(self.store.as_ref()).map_err(ServiceError::from)
+        } else {
+            self.blocking(work).await
+        }
     }
 
     /// Runs a blocking storage call on the blocking pool.

@@ -324,7 +324,8 @@ impl FaultService {
         let id = request.fault_id;
         let before: Option<proto::Fault> = self
             .context
-            .lookup(|s| s.fault(id, 0))
+            .lookup(move |s| s.fault(id, 0))
+            .await
             .ok()
             .map(|(fault, _, _)| (&fault).into());
         let event = self

@@ -73,7 +73,7 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
                 let id = $crate::wire::id("id", request.get_ref().id)?;
-                let record = self.0.lookup(|s| s.$get(id))?;
+                let record = self.0.lookup(move |s| s.$get(id)).await?;
                 Ok(tonic::Response::new(record.into()))
             }
 
@@ -101,7 +101,7 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$update_request>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
                 let (id, version, patch) = $decode_update(request.get_ref())?;
-                let before = self.0.lookup(|s| s.$get(id)).ok().map(<$message>::from);
+                let before = self.0.lookup(move |s| s.$get(id)).await.ok().map(<$message>::from);
                 let record = self.0.blocking(move |s| s.$update(id, version, patch)).await?;
                 let after = <$message>::from(record);
                 self.audit(&request, "Update", id, before.as_ref(), Some(&after)).await;
@@ -113,7 +113,7 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
                 let id = $crate::wire::id("id", request.get_ref().id)?;
-                let before = self.0.lookup(|s| s.$get(id)).ok().map(<$message>::from);
+                let before = self.0.lookup(move |s| s.$get(id)).await.ok().map(<$message>::from);
                 let record = self.0.blocking(move |s| s.$delete(id)).await?;
                 let after = <$message>::from(record);
                 self.audit(&request, "Delete", id, before.as_ref(), Some(&after)).await;
@@ -125,7 +125,7 @@ macro_rules! located_inventory_service {
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$crate::proto::PruneResponse>, tonic::Status> {
                 let id = $crate::wire::id("id", request.get_ref().id)?;
-                let before = self.0.lookup(|s| s.$get(id)).ok().map(<$message>::from);
+                let before = self.0.lookup(move |s| s.$get(id)).await.ok().map(<$message>::from);
                 self.0.blocking(move |s| s.$prune(id)).await?;
                 self.audit(&request, "Prune", id, before.as_ref(), None).await;
                 Ok(tonic::Response::new($crate::proto::PruneResponse { id }))

@@ -30,7 +30,7 @@ located_inventory_service! {
         async fn add_to_asset(&self, request: Request<proto::AddToAssetRequest>) -> Result<Response<proto::Lamp>, Status> {
             let lamp_id = wire::id("lamp_id", request.get_ref().lamp_id)?;
             let asset_id = wire::id("asset_id", request.get_ref().asset_id)?;
-            let before = self.0.lookup(|s| s.lamp(lamp_id)).ok().map(proto::Lamp::from);
+            let before = self.0.lookup(move |s| s.lamp(lamp_id)).await.ok().map(proto::Lamp::from);
             let record = self.0.blocking(move |s| s.mount_lamp(lamp_id, asset_id)).await?;
             let after = proto::Lamp::from(record);
             self.audit(&request, "AddToAsset", lamp_id, before.as_ref(), Some(&after)).await;

@@ -25,7 +25,7 @@ use crate::wire::timestamp;
 const MAX_WATCHED_LAMPS: usize = 20_000;
 
 pub async fn status(context: &Context, lamp_id: i64) -> Result<proto::LampStatus, ServiceError> {
-    context.lookup(|s| s.lamp(lamp_id))?;
+    context.lookup(move |s| s.lamp(lamp_id)).await?;
     let filter = FaultFilter {
         lamp_id: Some(lamp_id),
         states: vec![

@@ -29,7 +29,7 @@ located_inventory_service! {
             request: Request<proto::TelecellLampsRequest>,
         ) -> Result<Response<proto::TelecellLampsResponse>, Status> {
             let (telecell_id, lamp_ids) = wire::lamp_ids(request.get_ref())?;
-            let before = self.0.lookup(|s| s.telecell(telecell_id)).ok().map(proto::Telecell::from);
+            let before = self.0.lookup(move |s| s.telecell(telecell_id)).await.ok().map(proto::Telecell::from);
             let record = self.0.blocking(move |s| s.link_telecell_to_lamps(telecell_id, &lamp_ids)).await?;
             let after = proto::Telecell::from(record);
             self.audit(&request, "AddToLamps", telecell_id, before.as_ref(), Some(&after)).await;
@@ -41,7 +41,7 @@ located_inventory_service! {
             request: Request<proto::TelecellLampsRequest>,
         ) -> Result<Response<proto::TelecellLampsResponse>, Status> {
             let (telecell_id, lamp_ids) = wire::lamp_ids(request.get_ref())?;
-            let before = self.0.lookup(|s| s.telecell(telecell_id)).ok().map(proto::Telecell::from);
+            let before = self.0.lookup(move |s| s.telecell(telecell_id)).await.ok().map(proto::Telecell::from);
             let record = self.0.blocking(move |s| s.unlink_telecell_from_lamps(telecell_id, &lamp_ids)).await?;
             let after = proto::Telecell::from(record);
             self.audit(&request, "RemoveFromLamps", telecell_id, before.as_ref(), Some(&after)).await;

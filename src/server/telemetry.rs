@@ -168,7 +168,10 @@ impl TelemetryService {
         // Queued while the lock is held, so batches commit in the order they were judged;
         // awaited without it, so the next chunk is judged meanwhile. If this batch fails, the
         // store refuses every later one of the lineage and the next judgement reloads.
-        let queued = self.context.lookup(|s| s.queue_telemetry(batch))?;
+        let queued = self
+            .context
+            .lookup(move |s| s.queue_telemetry(batch))
+            .await?;
         drop(engine);
         let outcome = queued.committed().await.map_err(ServiceError::from)?;
         self.context.publish(outcome.events);

@@ -72,7 +72,7 @@ impl Users for UserService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let record = self.0.lookup(|s| s.user(id))?;
+        let record = self.0.lookup(move |s| s.user(id)).await?;
         Ok(Response::new(record.into()))
     }
 
@@ -120,7 +120,12 @@ impl Users for UserService {
         };
         let (id, version) = (change.id, change.expected_version);
         let password_changed = patch.password_hash.is_some();
-        let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
+        let before = self
+            .0
+            .lookup(move |s| s.user(id))
+            .await
+            .ok()
+            .map(proto::User::from);
         let record = self
             .0
             .blocking(move |s| s.update_user(id, version, patch))
@@ -138,7 +143,12 @@ impl Users for UserService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
+        let before = self
+            .0
+            .lookup(move |s| s.user(id))
+            .await
+            .ok()
+            .map(proto::User::from);
         let record = self.0.blocking(move |s| s.delete_user(id)).await?;
         let after = proto::User::from(record);
         self.changed(&request, "Delete", id, before.as_ref(), Some(&after), None)
@@ -151,7 +161,12 @@ impl Users for UserService {
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::PruneResponse>, Status> {
         let id = wire::id("id", request.get_ref().id)?;
-        let before = self.0.lookup(|s| s.user(id)).ok().map(proto::User::from);
+        let before = self
+            .0
+            .lookup(move |s| s.user(id))
+            .await
+            .ok()
+            .map(proto::User::from);
         self.0.blocking(move |s| s.prune_user(id)).await?;
         self.changed(&request, "Prune", id, before.as_ref(), None, None)
             .await;

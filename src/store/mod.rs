@@ -284,6 +284,9 @@ pub trait Backend {
     fn location(&self) -> String;
     /// Finishes the changes queued and closes every connection; later calls fail `Closed`.
     fn close(&self);
+    /// Whether a point lookup completes without waiting on the network (an embedded
+    /// database), so that the server may run it on a runtime thread.
+    fn lookups_are_local(&self) -> bool;
 }
 
 /// Opens (creating and migrating if needed) the database a URL names; the scheme picks the

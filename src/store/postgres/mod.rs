@@ -201,6 +201,10 @@ impl Backend for PgStore {
         self.location.clone()
     }
 
+    fn lookups_are_local(&self) -> bool {
+        false
+    }
+
     fn close(&self) {
         drop(lock(&self.writer).take());
         if let Some(task) = lock(&self.writer_task).take() {

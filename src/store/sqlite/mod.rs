@@ -184,6 +184,10 @@ impl Backend for SqliteStore {
         self.path.display().to_string()
     }
 
+    fn lookups_are_local(&self) -> bool {
+        true
+    }
+
     /// Finishes queued changes, stops the writer and closes every connection.
     fn close(&self) {
         drop(lock(&self.writer).take());
