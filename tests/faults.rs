@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{TestServer, lamps_with_telecells, send, session_for};
+use common::{TestServer, lamps_with_telecells, next_events, send, session_for};
 use futures::StreamExt;
 use singularity::domain::inventory::Role;
 use singularity::link::with_token;
@@ -93,22 +93,6 @@ async fn lit_report(
         current_a: watts / (236.0 * 0.95),
         ..report(uuid, lamp_id, when)
     }
-}
-
-async fn next_events(
-    stream: &mut tonic::Streaming<proto::FaultEvent>,
-    n: usize,
-) -> Vec<proto::FaultEvent> {
-    let mut events = Vec::new();
-    while events.len() < n {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("an event should arrive")
-            .expect("the stream should stay open")
-            .unwrap();
-        events.push(event);
-    }
-    events
 }
 
 #[tokio::test]

@@ -10,29 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, earth_leakage, lamps_with_telecells, send};
+use common::{TestServer, earth_leakage, lamps_with_telecells, next_events, send};
 use futures::StreamExt;
 use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
 use tonic::Code;
 
 fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
     text.parse().unwrap()
-}
-
-async fn next_events(
-    stream: &mut tonic::Streaming<proto::FaultEvent>,
-    n: usize,
-) -> Vec<proto::FaultEvent> {
-    let mut events = Vec::new();
-    while events.len() < n {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("an event should arrive")
-            .expect("the stream should stay open")
-            .unwrap();
-        events.push(event);
-    }
-    events
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

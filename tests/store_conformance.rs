@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod common;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -57,36 +59,7 @@ fn sqlite() -> Opened {
 
 /// A fresh database on the test cluster (`scripts/pg-cluster`, started by `scripts/test`).
 fn postgres() -> Opened {
-    let base = std::env::var("SINGULARITY_TEST_POSTGRES_URL").expect(
-        "SINGULARITY_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL cluster",
-    );
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!(
-        "conformance_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let admin = |sql: String| {
-        let base = base.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(connection);
-                client.batch_execute(&sql).await.unwrap();
-            });
-        })
-        .join()
-        .unwrap();
-    };
-    admin(format!("DROP DATABASE IF EXISTS {name}"));
-    admin(format!("CREATE DATABASE {name}"));
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let url = common::fresh_postgres_database();
     let store = singularity::store::postgres::PgStore::open_url(&url).unwrap();
     let trigger_url = url.clone();
     Opened {

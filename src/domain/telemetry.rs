@@ -17,6 +17,27 @@ pub struct NodeAlarms {
     pub supply_lost: bool,
 }
 
+impl NodeAlarms {
+    /// The alarms as bits, as the databases store them.
+    pub fn bits(self) -> i64 {
+        i64::from(self.relay_failure)
+            | i64::from(self.driver_failure) << 1
+            | i64::from(self.earth_leakage) << 2
+            | i64::from(self.tilt_or_impact) << 3
+            | i64::from(self.supply_lost) << 4
+    }
+
+    pub fn from_bits(bits: i64) -> Self {
+        Self {
+            relay_failure: bits & 1 != 0,
+            driver_failure: bits & 2 != 0,
+            earth_leakage: bits & 4 != 0,
+            tilt_or_impact: bits & 8 != 0,
+            supply_lost: bits & 16 != 0,
+        }
+    }
+}
+
 /// One report from one telecell about the lamp it drives, validated.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {

@@ -303,6 +303,40 @@ pub fn open_url(url: &str) -> StoreResult<Arc<dyn Store>> {
     )))
 }
 
+/// Refuses a change made against a version of the record other than the current one.
+pub fn check_version<T: crate::domain::inventory::Record + std::fmt::Debug>(
+    record: &T,
+    expected: Option<i64>,
+) -> StoreResult<()> {
+    let current = record.meta().version;
+    match expected {
+        Some(expected) if expected != current => Err(StoreError::StaleVersion {
+            kind: T::KIND,
+            id: record.id(),
+            expected,
+            current,
+            current_state: format!("{record:?}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The table a kind of record lives in, in either backend.
+pub fn table_of(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Basestation => "basestations",
+        EntityKind::Telecell => "telecells",
+        EntityKind::Asset => "assets",
+        EntityKind::Lamp => "lamps",
+        EntityKind::User => "users",
+        EntityKind::Zone => "zones",
+        EntityKind::Circuit => "circuits",
+        EntityKind::LampType => "lamp_types",
+        EntityKind::Fault => "faults",
+        EntityKind::Tariff => "tariffs",
+    }
+}
+
 /// A database URL without its password, for logs and messages.
 pub fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

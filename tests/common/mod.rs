@@ -299,3 +299,20 @@ pub fn fresh_postgres_database() -> String {
     .unwrap();
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
+
+/// The next `n` events of a fault watch, waiting at most 10 s for each.
+pub async fn next_events(
+    stream: &mut tonic::Streaming<singularity::proto::FaultEvent>,
+    n: usize,
+) -> Vec<singularity::proto::FaultEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event should arrive")
+            .expect("the stream should stay open")
+            .unwrap();
+        events.push(event);
+    }
+    events
+}

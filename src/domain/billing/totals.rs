@@ -38,6 +38,29 @@ pub struct TotalsRow {
     pub missing_slots: i64,
 }
 
+impl TotalsRow {
+    /// One row adding up `rows` (whose lamps are all different).
+    pub fn sum(rows: Vec<TotalsRow>) -> TotalsRow {
+        let mut total = TotalsRow {
+            key: "0".to_owned(),
+            ..TotalsRow::default()
+        };
+        for row in rows {
+            let (t, r) = (&mut total.totals, &row.totals);
+            t.wh += r.wh;
+            t.cost_mp += r.cost_mp;
+            t.baseline_wh += r.baseline_wh;
+            t.baseline_cost_mp += r.baseline_cost_mp;
+            t.covered_slots = t.covered_slots.saturating_add(r.covered_slots);
+            t.unpriced_wh += r.unpriced_wh;
+            total.lamps += row.lamps;
+            total.lamps_missing += row.lamps_missing;
+            total.missing_slots += row.missing_slots;
+        }
+        total
+    }
+}
+
 /// A period cut into the whole months it holds (first and last month key) and the runs of
 /// days outside them.
 pub struct Parts {

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::inventory::{check_version, locked, prune, soft_delete, unique};
+use super::inventory::{locked, prune, soft_delete, unique};
 use super::rows::{Stored, fetch, from_millis, get, millis, scan};
 use super::{PgStore, db_error};
 use crate::domain::inventory::{EntityKind, EntityStatus, NewUser, User, UserPatch};
+use crate::store::check_version;
 use crate::store::{AuditEntry, AuditQuery, AuthStore, NewAuditEntry, Scan, StoreResult};
 
 impl AuthStore for PgStore {

@@ -336,32 +336,11 @@ async fn totals_for(c: &Client, query: &TotalsQuery, as_of: AsOf) -> StoreResult
             return Ok(if query.group == TotalsGroup::Zone {
                 rows
             } else {
-                vec![sum_rows(rows)]
+                vec![TotalsRow::sum(rows)]
             });
         }
     }
     totals_over(c, query, as_of.expected(query.from, query.to)).await
-}
-
-/// One row adding up `rows` (whose lamps are all different).
-fn sum_rows(rows: Vec<TotalsRow>) -> TotalsRow {
-    let mut total = TotalsRow {
-        key: "0".to_owned(),
-        ..TotalsRow::default()
-    };
-    for row in rows {
-        let (t, r) = (&mut total.totals, &row.totals);
-        t.wh += r.wh;
-        t.cost_mp += r.cost_mp;
-        t.baseline_wh += r.baseline_wh;
-        t.baseline_cost_mp += r.baseline_cost_mp;
-        t.covered_slots = t.covered_slots.saturating_add(r.covered_slots);
-        t.unpriced_wh += r.unpriced_wh;
-        total.lamps += row.lamps;
-        total.lamps_missing += row.lamps_missing;
-        total.missing_slots += row.missing_slots;
-    }
-    total
 }
 
 /// Totals grouped by zone, by lamp, or all in one, from the month rows for whole months and

@@ -10,9 +10,10 @@ use super::{PgStore, db_error, is_unique_violation};
 use crate::domain::estate::Estate;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
-    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, Record, Telecell,
-    TelecellPatch, Zone,
+    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, Telecell, TelecellPatch,
+    Zone,
 };
+use crate::store::check_version;
 use crate::store::{EstateCounts, InventoryStore, Scan, StoreError, StoreResult};
 
 impl InventoryStore for PgStore {
@@ -485,38 +486,6 @@ pub(super) async fn locked<T: Stored>(c: &Client, id: i64) -> StoreResult<T> {
     fetch(c, id).await
 }
 
-pub(super) fn check_version<T: Record + std::fmt::Debug>(
-    record: &T,
-    expected: Option<i64>,
-) -> StoreResult<()> {
-    let current = record.meta().version;
-    match expected {
-        Some(expected) if expected != current => Err(StoreError::StaleVersion {
-            kind: T::KIND,
-            id: record.id(),
-            expected,
-            current,
-            current_state: format!("{record:?}"),
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn table_of(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Basestation => "basestations",
-        EntityKind::Telecell => "telecells",
-        EntityKind::Asset => "assets",
-        EntityKind::Lamp => "lamps",
-        EntityKind::User => "users",
-        EntityKind::Zone => "zones",
-        EntityKind::Circuit => "circuits",
-        EntityKind::LampType => "lamp_types",
-        EntityKind::Fault => "faults",
-        EntityKind::Tariff => "tariffs",
-    }
-}
-
 /// A referenced record must exist.
 async fn require_exists(
     c: &Client,
@@ -526,7 +495,10 @@ async fn require_exists(
 ) -> StoreResult<()> {
     let found = c
         .query_opt(
-            &format!("SELECT 1 FROM {} WHERE id = $1", table_of(kind)),
+            &format!(
+                "SELECT 1 FROM {} WHERE id = $1",
+                crate::store::table_of(kind)
+            ),
             &[&id],
         )
         .await
@@ -545,7 +517,10 @@ async fn require_live(
 ) -> StoreResult<()> {
     let row = c
         .query_opt(
-            &format!("SELECT status FROM {} WHERE id = $1", table_of(kind)),
+            &format!(
+                "SELECT status FROM {} WHERE id = $1",
+                crate::store::table_of(kind)
+            ),
             &[&id],
         )
         .await

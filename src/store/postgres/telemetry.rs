@@ -49,24 +49,6 @@ fn context_from_row(row: &Row) -> StoreResult<(String, LampContext)> {
     ))
 }
 
-fn alarms_bits(alarms: NodeAlarms) -> i64 {
-    i64::from(alarms.relay_failure)
-        | i64::from(alarms.driver_failure) << 1
-        | i64::from(alarms.earth_leakage) << 2
-        | i64::from(alarms.tilt_or_impact) << 3
-        | i64::from(alarms.supply_lost) << 4
-}
-
-fn alarms_from(bits: i64) -> NodeAlarms {
-    NodeAlarms {
-        relay_failure: bits & 1 != 0,
-        driver_failure: bits & 2 != 0,
-        earth_leakage: bits & 4 != 0,
-        tilt_or_impact: bits & 8 != 0,
-        supply_lost: bits & 16 != 0,
-    }
-}
-
 const READING_COLUMNS: &str = "at, lamp_on, dim_target_pct, dim_actual_pct, voltage_v, current_a, power_w, \
      power_factor, energy_wh, burn_hours, switch_count, supply_loss_count, temperature_c, link_quality_pct, alarms";
 
@@ -93,7 +75,7 @@ fn reading_from_row(row: &Row, first: usize) -> StoreResult<Reading> {
         supply_loss_count: count(first + 11)?,
         temperature_c: get(row, first + 12)?,
         link_quality_pct: small(first + 13)?,
-        alarms: alarms_from(get(row, first + 14)?),
+        alarms: NodeAlarms::from_bits(get(row, first + 14)?),
     })
 }
 
@@ -135,7 +117,7 @@ impl Columns {
         self.losses.push(i64::from(r.supply_loss_count));
         self.temperature.push(r.temperature_c);
         self.link.push(i16::from(r.link_quality_pct));
-        self.alarms.push(alarms_bits(r.alarms));
+        self.alarms.push(r.alarms.bits());
     }
 
     /// Inserts into `table`; `tail` finishes the statement (a conflict clause, RETURNING).

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::inventory::{check_version, prune, soft_delete, unique};
+use super::inventory::{prune, soft_delete, unique};
 use super::rows::{Stored, fetch, from_millis, millis, scan};
 use super::{SqliteStore, db_error};
 use crate::domain::inventory::{EntityKind, EntityStatus, NewUser, User, UserPatch};
+use crate::store::check_version;
 use crate::store::{AuditEntry, AuditQuery, AuthStore, NewAuditEntry, Scan, StoreResult};
 
 impl AuthStore for SqliteStore {

@@ -10,9 +10,10 @@ use crate::domain::estate::Estate;
 use crate::domain::geo::GeoBox;
 use crate::domain::inventory::{
     Asset, AssetPatch, Basestation, BasestationPatch, Circuit, EntityKind, EntityStatus, Lamp,
-    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, Record, Telecell,
-    TelecellPatch, Zone,
+    LampPatch, LampType, NewAsset, NewBasestation, NewLamp, NewTelecell, Telecell, TelecellPatch,
+    Zone,
 };
+use crate::store::check_version;
 use chrono::Utc;
 
 use crate::store::{EstateCounts, InventoryStore, Scan, StoreError, StoreResult};
@@ -478,38 +479,6 @@ fn counts(c: &Connection) -> StoreResult<EstateCounts> {
     })
 }
 
-pub(super) fn check_version<T: Record + std::fmt::Debug>(
-    record: &T,
-    expected: Option<i64>,
-) -> StoreResult<()> {
-    let current = record.meta().version;
-    match expected {
-        Some(expected) if expected != current => Err(StoreError::StaleVersion {
-            kind: T::KIND,
-            id: record.id(),
-            expected,
-            current,
-            current_state: format!("{record:?}"),
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn table_of(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Basestation => "basestations",
-        EntityKind::Telecell => "telecells",
-        EntityKind::Asset => "assets",
-        EntityKind::Lamp => "lamps",
-        EntityKind::User => "users",
-        EntityKind::Zone => "zones",
-        EntityKind::Circuit => "circuits",
-        EntityKind::LampType => "lamp_types",
-        EntityKind::Fault => "faults",
-        EntityKind::Tariff => "tariffs",
-    }
-}
-
 /// A referenced record must exist.
 fn require_exists(
     c: &Connection,
@@ -518,7 +487,10 @@ fn require_exists(
     id: i64,
 ) -> StoreResult<()> {
     let found = c
-        .prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", table_of(kind)))
+        .prepare_cached(&format!(
+            "SELECT 1 FROM {} WHERE id = ?1",
+            crate::store::table_of(kind)
+        ))
         .and_then(|mut s| s.query_row([id], |_| Ok(())).optional())
         .map_err(db_error)?;
     found.ok_or(StoreError::MissingReference { field, kind, id })
@@ -529,7 +501,7 @@ fn require_live(c: &Connection, field: &'static str, kind: EntityKind, id: i64) 
     let status: Option<String> = c
         .prepare_cached(&format!(
             "SELECT status FROM {} WHERE id = ?1",
-            table_of(kind)
+            crate::store::table_of(kind)
         ))
         .and_then(|mut s| s.query_row([id], |row| row.get(0)).optional())
         .map_err(db_error)?;

@@ -46,24 +46,6 @@ fn context_from_row(row: &Row<'_>) -> rusqlite::Result<(String, LampContext)> {
     ))
 }
 
-fn alarms_bits(alarms: NodeAlarms) -> i64 {
-    i64::from(alarms.relay_failure)
-        | i64::from(alarms.driver_failure) << 1
-        | i64::from(alarms.earth_leakage) << 2
-        | i64::from(alarms.tilt_or_impact) << 3
-        | i64::from(alarms.supply_lost) << 4
-}
-
-fn alarms_from(bits: i64) -> NodeAlarms {
-    NodeAlarms {
-        relay_failure: bits & 1 != 0,
-        driver_failure: bits & 2 != 0,
-        earth_leakage: bits & 4 != 0,
-        tilt_or_impact: bits & 8 != 0,
-        supply_lost: bits & 16 != 0,
-    }
-}
-
 const READING_COLUMNS: &str = "at, lamp_on, dim_target_pct, dim_actual_pct, voltage_v, current_a, power_w, \
      power_factor, energy_wh, burn_hours, switch_count, supply_loss_count, temperature_c, link_quality_pct, alarms";
 
@@ -84,7 +66,7 @@ fn reading_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Reading> {
         supply_loss_count: row.get(first + 11)?,
         temperature_c: row.get(first + 12)?,
         link_quality_pct: row.get(first + 13)?,
-        alarms: alarms_from(row.get(first + 14)?),
+        alarms: NodeAlarms::from_bits(row.get(first + 14)?),
     })
 }
 
@@ -105,7 +87,7 @@ fn reading_params(lamp_id: i64, r: &Reading) -> [Box<dyn rusqlite::ToSql>; 16] {
         Box::new(r.supply_loss_count),
         Box::new(f64::from(r.temperature_c)),
         Box::new(r.link_quality_pct),
-        Box::new(alarms_bits(r.alarms)),
+        Box::new(r.alarms.bits()),
     ]
 }
 
