@@ -1,8 +1,8 @@
 //! Users, sessions and the audit trail in PostgreSQL (`AuthStore`): sessions are token hashes
 //! with an expiry, ended with the user's password or account.
 
+use super::Conn as Client;
 use chrono::{DateTime, Utc};
-use tokio_postgres::Client;
 
 use super::inventory::{locked, prune, soft_delete, unique};
 use super::rows::{Stored, fetch, from_millis, get, millis, scan};

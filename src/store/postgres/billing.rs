@@ -5,8 +5,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, NaiveTime};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+
+use super::Conn as Client;
 
 use super::rows::{from_millis, get, millis};
 use super::{PgStore, db_error};

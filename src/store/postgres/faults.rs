@@ -5,7 +5,9 @@
 //! finds a smaller one.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
+
+use super::Conn as Client;
 
 use super::rows::{from_millis, get, millis, parsed};
 use super::{PgStore, db_error};

@@ -2,8 +2,8 @@
 //! changes on the writer, each checked (references, versions, dependents) inside its
 //! savepoint, with the row locked first so servers sharing the database serialise on it.
 
+use super::Conn as Client;
 use chrono::Utc;
-use tokio_postgres::Client;
 
 use super::rows::{Stored, fetch, get, lamp_type, millis, scan};
 use super::{PgStore, db_error, is_unique_violation};

@@ -2,8 +2,10 @@
 //! scan (keyset paging, status filter, box search on the GiST-indexed points).
 
 use chrono::{DateTime, TimeZone, Utc};
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+
+use super::Conn as Client;
 use uuid::Uuid;
 
 use super::db_error;
@@ -27,7 +29,11 @@ pub(super) trait Stored: Record + Sized + Send + 'static {
 
 pub(super) async fn fetch<T: Stored>(client: &Client, id: i64) -> StoreResult<T> {
     let sql = format!("SELECT {} FROM {} WHERE e.id = $1", T::COLUMNS, T::FROM);
-    let row = client.query_opt(&sql, &[&id]).await.map_err(db_error)?;
+    let statement = client.statement(&sql).await?;
+    let row = client
+        .query_opt(&statement, &[&id])
+        .await
+        .map_err(db_error)?;
     match row {
         Some(row) => T::from_row(&row),
         None => Err(StoreError::NotFound { kind: T::KIND, id }),
@@ -96,7 +102,8 @@ async fn scan_range<T: Stored>(
         columns = T::COLUMNS,
         from = T::FROM,
     );
-    let rows = client.query(&sql, &params).await.map_err(db_error)?;
+    let statement = client.statement(&sql).await?;
+    let rows = client.query(&statement, &params).await.map_err(db_error)?;
     rows.iter().map(T::from_row).collect()
 }
 

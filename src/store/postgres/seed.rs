@@ -1,9 +1,9 @@
 //! Bulk loading of a generated estate with binary COPY (one statement per table, not per
 //! record), and clearing the database for `seed --reset`.
 
+use super::Conn as Client;
 use chrono::Utc;
 use futures::pin_mut;
-use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 

@@ -6,7 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
+
+use super::Conn as Client;
 
 use super::faults::{apply_change, apply_group};
 use super::rows::{from_millis, get, millis};
@@ -122,12 +124,15 @@ impl Columns {
 
     /// Inserts into `table`; `tail` finishes the statement (a conflict clause, RETURNING).
     async fn insert(&self, c: &Client, table: &str, tail: &str) -> StoreResult<Vec<Row>> {
-        c.query(
-            &format!(
+        let statement = c
+            .statement(&format!(
                 "INSERT INTO {table} (lamp_id, {READING_COLUMNS}) SELECT * FROM unnest($1::bigint[], $2::bigint[], \
                  $3::boolean[], $4::smallint[], $5::smallint[], $6::real[], $7::real[], $8::real[], $9::real[], \
                  $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::real[], $15::smallint[], $16::bigint[]) {tail}"
-            ),
+            ))
+            .await?;
+        c.query(
+            &statement,
             &[
                 &self.lamp,
                 &self.at,
@@ -226,13 +231,10 @@ impl TelemetryStore for PgStore {
         wanted.sort_unstable();
         wanted.dedup();
         self.read(move |c| async move {
-            let rows = c
-                .query(
-                    &format!("{CONTEXT_SQL} AND t.uuid = ANY($1) ORDER BY l.id"),
-                    &[&wanted],
-                )
-                .await
-                .map_err(db_error)?;
+            let statement = c
+                .statement(&format!("{CONTEXT_SQL} AND t.uuid = ANY($1) ORDER BY l.id"))
+                .await?;
+            let rows = c.query(&statement, &[&wanted]).await.map_err(db_error)?;
             let mut found: HashMap<String, Vec<LampContext>> = HashMap::new();
             for row in &rows {
                 let (uuid, context) = context_from_row(row)?;
