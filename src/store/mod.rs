@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod tariff_rows;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

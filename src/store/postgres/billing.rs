@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, NaiveTime};
+use chrono::{DateTime, NaiveDate};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -17,8 +17,9 @@ use crate::domain::billing::rollup::{LampDay, MOVED_LAMPS, Prices, Rollups, Zone
 use crate::domain::billing::settle::{self, SlotEnergy};
 use crate::domain::billing::tariff::repriced_days;
 use crate::domain::billing::totals::{Parts, split_period};
-use crate::domain::billing::{Band, DayTotals, NewTariff, Tariff, TariffBook};
+use crate::domain::billing::{DayTotals, NewTariff, Tariff, TariffBook};
 use crate::domain::inventory::EntityKind;
+use crate::store::tariff_rows::{bands_json, tariff_from_columns};
 use crate::store::{
     BillingStore, EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup,
     TotalsQuery, TotalsRow,
@@ -203,13 +204,6 @@ async fn resettle(
     Ok(())
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredBand {
-    name: String,
-    starts_at: String,
-    price_millipence_per_kwh: u32,
-}
-
 async fn load_book(c: &Client) -> StoreResult<TariffBook> {
     let rows = c
         .query(
@@ -220,35 +214,14 @@ async fn load_book(c: &Client) -> StoreResult<TariffBook> {
         .map_err(db_error)?;
     let mut tariffs = Vec::new();
     for row in &rows {
-        let id: i64 = get(row, 0)?;
-        let corrupt = |what: &str| StoreError::Database(format!("tariff {id} has a bad {what}"));
-        let zone: &str = get(row, 2)?;
-        let from: &str = get(row, 3)?;
-        let to: Option<&str> = get(row, 4)?;
-        let bands: Vec<StoredBand> =
-            serde_json::from_str(get(row, 5)?).map_err(|_| corrupt("band list"))?;
-        tariffs.push(Tariff {
-            id,
-            terms: NewTariff {
-                name: get(row, 1)?,
-                time_zone: zone.parse().map_err(|_| corrupt("time zone"))?,
-                valid_from: from.parse().map_err(|_| corrupt("valid_from"))?,
-                valid_to: to
-                    .map(|t| t.parse().map_err(|_| corrupt("valid_to")))
-                    .transpose()?,
-                bands: bands
-                    .into_iter()
-                    .map(|b| {
-                        Ok(Band {
-                            name: b.name,
-                            starts_at: NaiveTime::parse_from_str(&b.starts_at, "%H:%M")
-                                .map_err(|_| corrupt("band start"))?,
-                            price_millipence_per_kwh: b.price_millipence_per_kwh,
-                        })
-                    })
-                    .collect::<StoreResult<_>>()?,
-            },
-        });
+        tariffs.push(tariff_from_columns(
+            get(row, 0)?,
+            get(row, 1)?,
+            get(row, 2)?,
+            get(row, 3)?,
+            get(row, 4)?,
+            get(row, 5)?,
+        )?);
     }
     Ok(TariffBook { tariffs })
 }
@@ -689,17 +662,7 @@ impl BillingStore for PgStore {
                 None => None,
             };
             book.check_overlap(&terms, id)?;
-            let bands: Vec<StoredBand> = terms
-                .bands
-                .iter()
-                .map(|b| StoredBand {
-                    name: b.name.clone(),
-                    starts_at: b.starts_at.format("%H:%M").to_string(),
-                    price_millipence_per_kwh: b.price_millipence_per_kwh,
-                })
-                .collect();
-            let bands = serde_json::to_string(&bands)
-                .map_err(|e| StoreError::Database(format!("cannot encode bands: {e}")))?;
+            let bands = bands_json(&terms.bands)?;
             let (zone, from, to) = (
                 terms.time_zone.name().to_owned(),
                 day_key(terms.valid_from),

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::millis;
@@ -14,8 +14,9 @@ use crate::domain::billing::rollup::{LampDay, MOVED_LAMPS, Prices, Rollups, Zone
 use crate::domain::billing::settle::{self, SlotEnergy};
 use crate::domain::billing::tariff::repriced_days;
 use crate::domain::billing::totals::{Parts, split_period};
-use crate::domain::billing::{Band, DayTotals, NewTariff, Tariff, TariffBook};
+use crate::domain::billing::{DayTotals, NewTariff, Tariff, TariffBook};
 use crate::domain::inventory::EntityKind;
+use crate::store::tariff_rows::{bands_json, tariff_from_columns};
 use crate::store::{
     BillingStore, EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup,
     TotalsQuery, TotalsRow,
@@ -210,40 +211,16 @@ fn load_book(c: &Connection) -> StoreResult<TariffBook> {
     let mut tariffs = Vec::new();
     for row in rows {
         let (id, name, zone, from, to, bands) = row.map_err(db_error)?;
-        let corrupt = |what: &str| StoreError::Database(format!("tariff {id} has a bad {what}"));
-        let bands: Vec<StoredBand> =
-            serde_json::from_str(&bands).map_err(|_| corrupt("band list"))?;
-        tariffs.push(Tariff {
+        tariffs.push(tariff_from_columns(
             id,
-            terms: NewTariff {
-                name,
-                time_zone: zone.parse().map_err(|_| corrupt("time zone"))?,
-                valid_from: from.parse().map_err(|_| corrupt("valid_from"))?,
-                valid_to: to
-                    .map(|t| t.parse().map_err(|_| corrupt("valid_to")))
-                    .transpose()?,
-                bands: bands
-                    .into_iter()
-                    .map(|b| {
-                        Ok(Band {
-                            name: b.name,
-                            starts_at: NaiveTime::parse_from_str(&b.starts_at, "%H:%M")
-                                .map_err(|_| corrupt("band start"))?,
-                            price_millipence_per_kwh: b.price_millipence_per_kwh,
-                        })
-                    })
-                    .collect::<StoreResult<_>>()?,
-            },
-        });
+            name,
+            &zone,
+            &from,
+            to.as_deref(),
+            &bands,
+        )?);
     }
     Ok(TariffBook { tariffs })
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredBand {
-    name: String,
-    starts_at: String,
-    price_millipence_per_kwh: u32,
 }
 
 fn fresh_day(calendar: Calendar, lamp: &LampDayEnergy) -> LampDay {
@@ -407,17 +384,7 @@ impl BillingStore for SqliteStore {
                 None => None,
             };
             book.check_overlap(&terms, id)?;
-            let bands: Vec<StoredBand> = terms
-                .bands
-                .iter()
-                .map(|b| StoredBand {
-                    name: b.name.clone(),
-                    starts_at: b.starts_at.format("%H:%M").to_string(),
-                    price_millipence_per_kwh: b.price_millipence_per_kwh,
-                })
-                .collect();
-            let bands = serde_json::to_string(&bands)
-                .map_err(|e| StoreError::Database(format!("cannot encode bands: {e}")))?;
+            let bands = bands_json(&terms.bands)?;
             let values = params![
                 terms.name,
                 terms.time_zone.name(),
