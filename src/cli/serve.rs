@@ -32,6 +32,70 @@ pub struct ServerArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// How a server works with others on one PostgreSQL database.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The URL other servers on the same database reach this one at (the leader receives
+    /// the reports the others are sent). Default: the --listen address; required when that
+    /// is 0.0.0.0 or [::] and the database is shared.
+    #[arg(long, env = "SINGULARITY_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// PEM CA certificate that signed the other servers' TLS certificates (default: the
+    /// system's roots).
+    #[arg(long, env = "SINGULARITY_PEER_CA")]
+    pub peer_ca: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    fn config(
+        &self,
+        listen: SocketAddr,
+        tls: bool,
+        shared: bool,
+    ) -> Result<crate::server::ClusterConfig> {
+        let peer_ca_pem = match &self.peer_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .wrap_err_with(|| format!("--peer-ca {}: cannot read it", path.display()))?,
+            ),
+            None => None,
+        };
+        let advertise = match &self.advertise {
+            Some(url) => {
+                let servers = crate::link::servers(url).map_err(|e| eyre!("--advertise: {e}"))?;
+                if servers.len() != 1 {
+                    return Err(eyre!(
+                        "--advertise {url:?}: give this server's one URL, e.g. http://10.0.0.5:50051"
+                    ));
+                }
+                crate::link::endpoint(url, peer_ca_pem.as_deref())
+                    .map_err(|e| eyre!("--advertise: {e}"))?;
+                if tls != url.starts_with("https://") {
+                    return Err(eyre!(
+                        "--advertise {url}: this server serves {}, so the URL must begin with {}",
+                        if tls { "TLS" } else { "plaintext" },
+                        if tls { "https://" } else { "http://" }
+                    ));
+                }
+                Some(url.clone())
+            }
+            None if shared && listen.ip().is_unspecified() => {
+                return Err(eyre!(
+                    "--listen {listen} is every address of this machine, so the other servers on the database cannot be told where to reach this one; give --advertise with the URL they should use, e.g. http://10.0.0.5:{}",
+                    listen.port()
+                ));
+            }
+            None => None,
+        };
+        Ok(crate::server::ClusterConfig {
+            advertise,
+            peer_ca_pem,
+        })
+    }
 }
 
 /// How the server protects its traffic.
@@ -238,6 +302,7 @@ impl EngineArgs {
                 self.energy_slots_retention_days,
             )),
             tls: None,
+            cluster: crate::server::ClusterConfig::default(),
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
                 ..Default::default()
@@ -273,6 +338,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let mut config = args.engine.config()?;
     config.tls = args.tls.identity(args.listen)?;
     let store = open_store(&args.database_url)?;
+    config.cluster = args
+        .cluster
+        .config(args.listen, config.tls.is_some(), store.shared())?;
     serve(args.listen, store, config).await
 }
 

@@ -17,6 +17,7 @@ use crate::domain::auth::{Caller, new_token, token_hash};
 use crate::domain::inventory::{EntityStatus, validate_password};
 use crate::passwords;
 use crate::proto::{self, auth_server::Auth};
+use crate::store::Notice;
 use crate::wire;
 
 pub struct AuthService {
@@ -106,6 +107,10 @@ impl Auth for AuthService {
         };
         let matches = self.verify(r.password, hash).await?;
         let Some(user) = user.filter(|_| matches) else {
+            self.context.announce(vec![Notice::SignInFailed {
+                username: r.username,
+                peer,
+            }]);
             return Err(ServiceError::signed_out("wrong username or password").into());
         };
         self.limiter.release(attempt);
@@ -125,7 +130,7 @@ impl Auth for AuthService {
             .await?;
         // Sessions ended to keep within the cap end at once, streams included.
         for old in &ended {
-            self.context.sessions.forget(old);
+            self.context.session_ended(old);
         }
         tracing::info!(user = %user.username, "signed in");
         Ok(Response::new(proto::LoginResponse {
@@ -140,10 +145,11 @@ impl Auth for AuthService {
         request: Request<proto::LogoutRequest>,
     ) -> Result<Response<proto::LogoutResponse>, Status> {
         let caller = caller(&request)?;
-        self.context.sessions.forget(&caller.token_hash);
+        let token_hash = caller.token_hash.clone();
         self.context
-            .blocking(move |s| s.close_session(caller.token_hash))
+            .blocking(move |s| s.close_session(token_hash))
             .await?;
+        self.context.session_ended(&caller.token_hash);
         Ok(Response::new(proto::LogoutResponse {}))
     }
 
@@ -185,6 +191,10 @@ impl Auth for AuthService {
             .await?
             .ok_or_else(|| ServiceError::signed_out("the account no longer exists"))?;
         if !self.verify(r.current_password, hash).await? {
+            self.context.announce(vec![Notice::SignInFailed {
+                username: caller.username.clone(),
+                peer,
+            }]);
             return Err(ServiceError::forbidden("the current password is wrong").into());
         }
         self.limiter.release(attempt);
@@ -193,7 +203,7 @@ impl Auth for AuthService {
         self.context
             .blocking(move |s| s.set_password(user_id, new_hash))
             .await?;
-        self.context.sessions.forget_user(user_id);
+        self.context.user_changed(user_id);
         audit::record(
             &self.context,
             Some(&caller),

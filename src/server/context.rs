@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::error::ServiceError;
-use crate::store::{Store, StoreResult};
+use crate::store::{Notice, Store, StoreResult};
 
 #[derive(Clone)]
 pub struct Context {
@@ -57,8 +57,40 @@ impl Context {
             .map_err(ServiceError::from)
     }
 
-    /// Publishes what a commit appended to the fault log.
+    /// Publishes what a commit appended to the fault log, and tells the other servers.
     pub fn publish(&self, events: Vec<crate::domain::faults::record::FaultEvent>) {
+        if events.is_empty() {
+            return;
+        }
         self.fault_feed.publish(self.store.as_ref(), events);
+        self.announce(vec![Notice::FaultLog]);
+    }
+
+    /// Tells the other servers sharing the database, in the background: a notice lost is
+    /// a delay, never a loss (see `Notice`).
+    pub fn announce(&self, notices: Vec<Notice>) {
+        if notices.is_empty() || !self.store.shared() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.announce(&notices) {
+                tracing::warn!(error = %e, "cannot tell the other servers");
+            }
+        });
+    }
+
+    /// A session ended (logout, or past the user's limit): forgotten here at once, its
+    /// streams ended, and the other servers told.
+    pub fn session_ended(&self, token_hash: &[u8]) {
+        self.sessions.forget(token_hash);
+        self.announce(vec![Notice::SessionEnded(token_hash.to_vec())]);
+    }
+
+    /// Every session of a user ended or changed (password, role, account), here and on the
+    /// other servers.
+    pub fn user_changed(&self, user_id: i64) {
+        self.sessions.forget_user(user_id);
+        self.announce(vec![Notice::UserChanged(user_id)]);
     }
 }

@@ -113,6 +113,8 @@ fn store_status(error: StoreError) -> Status {
         StoreError::Closed => Status::unavailable("the server is shutting down; retry shortly"),
         // Nothing of the batch was stored; the engine reloads before judging the resend.
         StoreError::Superseded => Status::unavailable(message),
+        // Nothing was stored; the sender resends, and it reaches the new leader.
+        StoreError::NotLeader => Status::unavailable(format!("{message}; resend")),
     }
 }
 

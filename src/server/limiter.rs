@@ -90,6 +90,20 @@ impl LoginLimiter {
         })
     }
 
+    /// A failed attempt made on another server sharing the database: it counts here too,
+    /// so the limits hold whichever server an attacker picks.
+    pub fn count_failure(&self, username: &str, peer: Option<IpAddr>, now: Instant) {
+        let window = self.limits.window;
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        bound(&mut users, window, now);
+        users.entry(username.to_owned()).or_default().push_back(now);
+        if let Some(peer) = peer {
+            bound(&mut peers, window, now);
+            peers.entry(peer).or_default().push_back(now);
+        }
+    }
+
     /// The password was right: the attempt no longer counts against the peer, and the
     /// user's failures are cleared.
     pub fn release(&self, reservation: Reservation) {

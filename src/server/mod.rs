@@ -14,11 +14,15 @@ mod engine;
 pub mod error;
 mod faults;
 mod feed;
+mod forward;
 mod gate;
 mod handover;
+mod housekeeping;
 mod inventory;
 mod lamps;
+mod leadership;
 mod limiter;
+mod notices;
 mod paging;
 mod password_workers;
 mod presence;
@@ -50,64 +54,6 @@ pub use context::Context;
 pub use limiter::LoginLimits;
 pub use presence::PresenceConfig;
 pub use settlement::BillingConfig;
-
-/// The offline sweep and retention, until shutdown.
-async fn housekeeping(context: Context, engine: engine::Engine, config: ServerConfig) {
-    let mut ticks = tokio::time::interval(config.sweep_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_prune = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            () = context.shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let mut state = engine.lock().await;
-        if let Err(e) = engine::resume_from_committed(&context, &mut state).await {
-            tracing::error!(error = %e, "the offline sweep could not reload the engine");
-            continue;
-        }
-        let batch = state.sweep(chrono::Utc::now());
-        if !batch.changes.is_empty() || !batch.groups.is_empty() {
-            match context.blocking(move |s| s.record_telemetry(batch)).await {
-                Ok(outcome) => context.publish(outcome.events),
-                Err(e) => {
-                    tracing::error!(error = %e, "the offline sweep could not store its faults")
-                }
-            }
-        }
-        drop(state);
-        if last_prune.elapsed() >= Duration::from_secs(3600) {
-            last_prune = std::time::Instant::now();
-            let now = chrono::Utc::now();
-            let (readings, events) = (
-                now - config.readings_retention,
-                now - config.event_log_retention,
-            );
-            let slots = config
-                .billing
-                .calendar()
-                .date_of(now - config.energy_slots_retention);
-            let pruned = context
-                .blocking(move |s| {
-                    Ok((
-                        s.prune_readings(readings)?,
-                        s.prune_fault_log(events)?,
-                        s.prune_energy_slots(slots)?,
-                    ))
-                })
-                .await;
-            match pruned {
-                Ok((readings, events, slot_days)) => tracing::info!(
-                    readings,
-                    events,
-                    slot_days,
-                    "retention: old readings, events and half-hour detail removed"
-                ),
-                Err(e) => tracing::error!(error = %e, "retention pruning failed"),
-            }
-        }
-    }
-}
 
 /// Accepted connections with Nagle's algorithm off: replies are small and latency matters.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +97,22 @@ pub struct ServerConfig {
     /// Serve TLS with this certificate and key; plaintext when `None`.
     pub tls: Option<TlsIdentity>,
     pub presence: PresenceConfig,
+    pub cluster: ClusterConfig,
 }
+
+/// How this server works with the others sharing its database.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterConfig {
+    /// The URL the other servers reach this one at (reports are forwarded to the leader);
+    /// `None`: the listening address, with `https` when serving TLS.
+    pub advertise: Option<String>,
+    /// The CA that signed the other servers' certificates, when they serve TLS (`None`: the
+    /// system's roots).
+    pub peer_ca_pem: Option<Vec<u8>>,
+}
+
+/// The health service name whose status says whether this server leads.
+pub const LEADER_HEALTH_SERVICE: &str = "singularity.leader";
 
 /// A certificate chain and its private key, both PEM.
 #[derive(Clone, PartialEq, Eq)]
@@ -224,6 +185,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             tls: None,
             presence: PresenceConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -253,40 +215,48 @@ pub async fn run(
         passwords: password_workers::PasswordWorkers::start(auth::password_checks())
             .map_err(ServerError::PasswordThreads)?,
     };
-    let engine_store = context.store.clone();
-    let (thresholds, policy) = (config.thresholds.clone(), config.policy.clone());
-    let sweep_from = chrono::Utc::now() + config.startup_grace;
-    let billing_config = config.billing;
-    let engine_state = tokio::task::spawn_blocking(move || {
-        let mut state = engine::load(
-            engine_store.as_ref(),
-            thresholds,
-            policy,
-            sweep_from,
-            billing_config.meter,
-        )?;
-        let replayed = settlement::recover(engine_store.as_ref(), &mut state)?;
-        if replayed > 0 {
-            tracing::info!(replayed, "energy of readings not yet settled metered again");
+    let advertise = match &config.cluster.advertise {
+        Some(url) => url.clone(),
+        None => {
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let address = listener
+                .local_addr()
+                .map_err(|e| ServerError::Engine(format!("no listening address: {e}")))?;
+            format!("{scheme}://{address}")
         }
-        Ok::<_, crate::store::StoreError>(state)
-    })
-    .await
-    .map_err(|e| ServerError::Engine(e.to_string()))?
-    .map_err(|e| ServerError::Engine(e.to_string()))?;
-    let engine: engine::Engine = Arc::new(tokio::sync::Mutex::new(engine_state));
+    };
+    let leadership = leadership::Leadership::new(advertise);
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);
-    let settling = tokio::spawn(settlement::run(
-        context.clone(),
-        engine.clone(),
-        billing_config,
-        settled,
-    ));
+    let settled = Arc::new(settled);
+    // The first campaign before serving: a server that leads (the only one, on SQLite)
+    // answers its first call with the engine built, as before.
+    if let Err(e) = leadership.campaign(&context, &config, &settled).await {
+        if !context.store.shared() {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "not leading yet; campaigning every second");
+    }
+    let billing_config = config.billing;
     let limits = config.limits.clone();
     let presence_hub = presence::PresenceHub::new(config.presence);
     let tls = config.tls.clone();
     let readings_kept = config.readings_retention;
-    tokio::spawn(housekeeping(context.clone(), engine.clone(), config));
+    let forwarder = Arc::new(forward::Forwarder::new(config.cluster.peer_ca_pem.clone()));
+    let limiter = Arc::new(limiter::LoginLimiter::new(limits.login));
+    tokio::spawn(notices::follow(
+        context.clone(),
+        limiter.clone(),
+        settled.clone(),
+    ));
+    tokio::spawn(
+        leadership
+            .clone()
+            .run(context.clone(), config, settled.clone()),
+    );
     let decoy_hash = tokio::task::spawn_blocking(|| {
         crate::passwords::hash(&crate::domain::auth::new_token()).unwrap_or_default()
     })
@@ -294,6 +264,13 @@ pub async fn run(
     .map_err(|e| ServerError::Engine(e.to_string()))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
+    let stopping = CancellationToken::new();
+    let health_task = tokio::spawn(report_health(
+        health.clone(),
+        context.clone(),
+        leadership.clone(),
+        stopping.clone(),
+    ));
     health.set_serving::<proto::basestations_server::BasestationsServer<basestations::BasestationService>>().await;
     health
         .set_serving::<proto::telecells_server::TelecellsServer<telecells::TelecellService>>()
@@ -345,9 +322,8 @@ pub async fn run(
             .set_not_serving::<proto::lamps_server::LampsServer<lamps::LampService>>()
             .await;
         // Clients given several servers stop sending new calls here.
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
+        stopping.cancel();
+        let _ = health_task.await;
         drain.cancel();
     };
 
@@ -398,7 +374,8 @@ pub async fn run(
         .add_service(sized!(proto::telemetry_server::TelemetryServer::new(
             telemetry::TelemetryService {
                 context: context.clone(),
-                engine,
+                leadership: leadership.clone(),
+                forwarder,
                 readings_kept,
             },
         )))
@@ -419,7 +396,7 @@ pub async fn run(
         .add_service(sized!(proto::auth_server::AuthServer::new(
             auth::AuthService {
                 context: context.clone(),
-                limiter: std::sync::Arc::new(limiter::LoginLimiter::new(limits.login)),
+                limiter,
                 session_length: limits.session_length,
                 decoy_hash,
                 sessions_per_user: limits.sessions_per_user.max(1),
@@ -444,8 +421,48 @@ pub async fn run(
         .await?;
     // The last settlement, after ingest has stopped, so a clean stop leaves nothing to replay.
     context.shutdown.cancel();
-    if let Err(e) = settling.await {
-        tracing::error!(error = %e, "the settlement task failed");
-    }
+    leadership.finish(&context).await;
     Ok(())
+}
+
+/// How often readiness (the database answering) is checked.
+const READINESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps `grpc.health.v1` true: the whole server ("") serves while it reaches its database,
+/// and `LEADER_HEALTH_SERVICE` serves only on the leader. Says NOT_SERVING for all once
+/// `stopping` is cancelled, before the server drains.
+async fn report_health(
+    health: tonic_health::server::HealthReporter,
+    context: Context,
+    leadership: Arc<leadership::Leadership>,
+    stopping: CancellationToken,
+) {
+    use tonic_health::ServingStatus::{NotServing, Serving};
+    let mut roles = leadership.watch();
+    let mut ticks = tokio::time::interval(READINESS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let reachable = context.blocking(|s| s.ping()).await.is_ok();
+        let role = leadership.role();
+        let ready = reachable && !matches!(role, leadership::Role::Unknown);
+        let leads = matches!(role, leadership::Role::Leading { .. });
+        health
+            .set_service_status("", if ready { Serving } else { NotServing })
+            .await;
+        health
+            .set_service_status(
+                LEADER_HEALTH_SERVICE,
+                if leads { Serving } else { NotServing },
+            )
+            .await;
+        tokio::select! {
+            () = stopping.cancelled() => break,
+            _ = ticks.tick() => {}
+            _ = roles.changed() => {}
+        }
+    }
+    health.set_service_status("", NotServing).await;
+    health
+        .set_service_status(LEADER_HEALTH_SERVICE, NotServing)
+        .await;
 }

@@ -5,6 +5,7 @@
 //! from them after a crash, from each lamp's settlement cursor.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +16,7 @@ use super::engine::{Engine, EngineState};
 use crate::domain::billing::calendar::Calendar;
 use crate::domain::billing::{Meter, MeterMode};
 use crate::domain::telemetry::LampContext;
-use crate::store::{LampDayEnergy, Store, StoreResult};
+use crate::store::{LampDayEnergy, Notice, Store, StoreResult};
 
 /// Settlement gets at most one part in this many of the writer's time under load.
 const WRITER_SHARE: u32 = 10;
@@ -112,7 +113,7 @@ pub async fn run(
     context: Context,
     engine: Engine,
     config: BillingConfig,
-    settled: watch::Sender<u64>,
+    settled: Arc<watch::Sender<u64>>,
 ) {
     let calendar = config.calendar();
     let grace = config.meter.max_gap;
@@ -169,6 +170,7 @@ pub async fn run(
                 "energy settled"
             );
             settled.send_modify(|n| *n += 1);
+            context.announce(vec![Notice::Settled]);
         }
         // Settlement shares the one writer with ingest: after a long one, wait so that it
         // takes at most a tenth of the writer's time; the ledger coalesces meanwhile.
@@ -208,6 +210,7 @@ pub async fn run(
             tracing::info!(%day, silent_lamps = added, "settlement day closed");
             closed_through = Some(day);
             settled.send_modify(|n| *n += 1);
+            context.announce(vec![Notice::Settled]);
         }
     }
 }

@@ -1,24 +1,29 @@
 //! The `Telemetry` service: a stream of telecell reports is validated report by report,
 //! evaluated by the fault engine and stored in one commit per chunk; the reply counts only
-//! what is durable.
+//! what is durable. Only the leader judges: a server that follows forwards the stream to it.
 
 use chrono::Utc;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use std::sync::Arc;
+
 use super::context::Context;
 use super::engine::Engine;
 use super::error::ServiceError;
+use super::forward::Forwarder;
+use super::leadership::{Leadership, Role};
 use crate::domain::billing::ledger::Ledger;
 use crate::domain::faults::tracker::Skipped;
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::proto::{self, telemetry_server::Telemetry};
-use crate::store::{EngineChange, LampReading, TelemetryBatch};
+use crate::store::{EngineChange, LampReading, Notice, TelemetryBatch};
 use crate::wire;
 
 pub struct TelemetryService {
     pub context: Context,
-    pub engine: Engine,
+    pub leadership: Arc<Leadership>,
+    pub forwarder: Arc<Forwarder>,
     /// How far back readings are kept: an older report is refused, not stored to be pruned.
     pub readings_kept: chrono::Duration,
 }
@@ -36,6 +41,22 @@ impl Telemetry for TelemetryService {
         &self,
         request: Request<Streaming<proto::TelecellReport>>,
     ) -> Result<Response<proto::ReportAck>, Status> {
+        let (term, engine) = match self.leadership.role() {
+            Role::Leading { term, engine } => (term, engine),
+            Role::Following {
+                leader: Some(leader),
+            } if leader.address != self.leadership.address
+                && !Forwarder::was_forwarded(&request) =>
+            {
+                return self.forwarder.report(&leader.address, request).await;
+            }
+            _ => {
+                return Err(ServiceError::unavailable(
+                    "no server leads at the moment (one takes over within seconds); resend",
+                )
+                .into());
+            }
+        };
         let mut stream = request.into_inner();
         let mut ack = proto::ReportAck::default();
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -51,7 +72,8 @@ impl Telemetry for TelemetryService {
                 None => true,
             };
             if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
-                self.ingest(std::mem::take(&mut chunk), &mut ack).await?;
+                self.ingest(&engine, term, std::mem::take(&mut chunk), &mut ack)
+                    .await?;
             }
             if end {
                 ack.rejections.sort_by_key(|r| r.index);
@@ -64,6 +86,8 @@ impl Telemetry for TelemetryService {
 impl TelemetryService {
     async fn ingest(
         &self,
+        engine: &Engine,
+        term: i64,
         reports: Vec<(u64, proto::TelecellReport)>,
         ack: &mut proto::ReportAck,
     ) -> Result<(), Status> {
@@ -83,8 +107,14 @@ impl TelemetryService {
             .blocking(move |s| s.resolve_telecells(&uuids))
             .await?;
 
-        let mut engine = self.engine.lock().await;
-        let state = &mut *engine;
+        let mut locked = engine.lock().await;
+        if !self.leadership.leads_in(term) {
+            return Err(ServiceError::unavailable(
+                "this server stopped leading during the stream; resend",
+            )
+            .into());
+        }
+        let state = &mut *locked;
         super::engine::resume_from_committed(&self.context, state).await?;
         let mut batch = TelemetryBatch::default();
         let mut energy = Ledger::new(*state.energy.meter());
@@ -172,12 +202,14 @@ impl TelemetryService {
             .context
             .lookup(move |s| s.queue_telemetry(batch))
             .await?;
-        drop(engine);
+        drop(locked);
         let outcome = queued.committed().await.map_err(ServiceError::from)?;
         self.context.publish(outcome.events);
         ack.stored += outcome.stored;
         ack.duplicates += outcome.duplicates;
-        self.engine.lock().await.energy.absorb(energy);
+        engine.lock().await.energy.absorb(energy);
+        self.context
+            .announce(vec![Notice::Readings(updated.clone())]);
         for lamp_id in updated {
             // Nobody watching is fine.
             let _ = self.context.lamp_updates.send(lamp_id);

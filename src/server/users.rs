@@ -46,7 +46,7 @@ impl UserService {
         also: Option<&'static str>,
     ) {
         // Any change to a user (password, role, status) applies to their sessions at once.
-        self.0.sessions.forget_user(id);
+        self.0.user_changed(id);
         audit::record(
             &self.0,
             request.extensions().get::<Caller>(),

@@ -200,6 +200,9 @@ pub enum StoreError {
     /// An engine batch refused because an earlier batch of its lineage failed to commit.
     #[error("an earlier batch of reports failed to commit; resend")]
     Superseded,
+    /// Leader-only work (judging, settling, retention) from a server another has replaced.
+    #[error("this server no longer leads; another has taken over")]
+    NotLeader,
     #[error(transparent)]
     Invalid(#[from] crate::domain::ValidationError),
 }
@@ -279,7 +282,9 @@ impl<T> Store for T where
 {
 }
 
-/// The database itself.
+/// The database itself, and what the servers sharing it need of it: a leader chosen through
+/// the database and notices passed between them. The defaults are those of a database only
+/// one process opens (SQLite): that process always leads and nobody else needs telling.
 pub trait Backend {
     /// Where the data lives, for logs: a file, or a host and database (never a password).
     fn location(&self) -> String;
@@ -288,6 +293,83 @@ pub trait Backend {
     /// Whether a point lookup completes without waiting on the network (an embedded
     /// database), so that the server may run it on a runtime thread.
     fn lookups_are_local(&self) -> bool;
+
+    /// Whether other servers may share this database.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Becomes the leader if none holds the role, or confirms that this process still holds
+    /// it; `address` is where the others forward reports. `None`: another server leads, or
+    /// this one lost the role (its leader-only writes are refused with `NotLeader` from then
+    /// on).
+    fn campaign(&self, address: &str) -> StoreResult<Option<Leader>> {
+        Ok(Some(Leader {
+            term: 1,
+            address: address.to_owned(),
+            unheard_for: None,
+        }))
+    }
+
+    /// Gives the leader's role up (a clean stop): another server can take it at once.
+    fn resign(&self) {}
+
+    /// The leader as the database records it (its last term and address).
+    fn leader(&self) -> StoreResult<Option<Leader>> {
+        Ok(None)
+    }
+
+    /// One round trip to the database: whether this process can still reach it.
+    fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// What the other servers on this database announce, from now on (never this process's
+    /// own notices). `None` when nobody else can share the database.
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        None
+    }
+
+    /// Tells the other servers on this database; nothing to do when there are none.
+    fn announce(&self, notices: &[Notice]) -> StoreResult<()> {
+        let _ = notices;
+        Ok(())
+    }
+}
+
+/// The server that does the work that must happen once (judging reports, the offline sweep,
+/// settlement, retention).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// Raised at every change of leader; writes of an older term are refused.
+    pub term: i64,
+    /// Where the other servers reach it.
+    pub address: String,
+    /// On taking over from another leader: how long it had been silent (how long the field
+    /// had nobody to judge its reports). `None` when nobody led before.
+    pub unheard_for: Option<chrono::Duration>,
+}
+
+/// What one server tells the others sharing its database. Notices are hints that save
+/// waiting: whoever misses one still converges (the fault feed reads the log every second,
+/// sessions are looked up again after a few seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The fault log grew.
+    FaultLog,
+    /// These lamps' latest readings changed.
+    Readings(Vec<i64>),
+    /// Metered energy was settled.
+    Settled,
+    /// A session ended (by its token hash).
+    SessionEnded(Vec<u8>),
+    /// Every session of a user ended or changed (password, role, account).
+    UserChanged(i64),
+    /// A sign-in failed for this username from this address.
+    SignInFailed {
+        username: String,
+        peer: Option<std::net::IpAddr>,
+    },
 }
 
 /// Opens (creating and migrating if needed) the database a URL names; the scheme picks the

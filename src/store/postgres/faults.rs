@@ -22,9 +22,6 @@ use crate::store::{
     EngineChange, FaultAction, FaultStore, GroupChange, OpenedCount, StoreError, StoreResult,
 };
 
-/// Taken (per transaction) before appending to the fault log.
-const LOG_LOCK: i64 = 0x5349_4e47_0002;
-
 const FAULT_COLUMNS: &str = "id, type, severity, state, lamp_id, circuit_id, basestation_id, zone_id, parent_id, \
      count, first_seen, last_seen, cleared_at, acknowledged, flapping, assignee, version, updated_at";
 
@@ -202,9 +199,15 @@ async fn log_event(
     .map_err(db_error)?;
     let snapshot = serde_json::to_string(fault).map_err(|e| StoreError::Database(e.to_string()))?;
     // Held to the commit: no other server's append can take a later seq and commit first.
-    c.execute(&format!("SELECT pg_advisory_xact_lock({LOG_LOCK})"), &[])
-        .await
-        .map_err(db_error)?;
+    c.execute(
+        &format!(
+            "SELECT pg_advisory_xact_lock({})",
+            super::lock_keys::FAULT_LOG
+        ),
+        &[],
+    )
+    .await
+    .map_err(db_error)?;
     let row = c
         .query_one(
             "INSERT INTO fault_events (at, kind, fault_id, actor, note, fault) VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
@@ -523,7 +526,7 @@ impl FaultStore for PgStore {
     }
 
     fn prune_fault_log(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        self.write(move |c| async move {
+        self.write_led(move |c| async move {
             c.execute(
                 "DELETE FROM fault_events WHERE at < $1 AND seq < (SELECT max(seq) FROM fault_events)",
                 &[&millis(before)],

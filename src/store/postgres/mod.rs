@@ -18,22 +18,34 @@ use Conn as Client;
 
 mod auth;
 mod billing;
+mod cluster;
 mod faults;
 mod inventory;
 mod rows;
 mod seed;
 mod telemetry;
 
-use super::{Backend, Lineage, Queued, StoreError, StoreResult};
+use super::{Backend, Leader, Lineage, Notice, Queued, StoreError, StoreResult};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_schema.sql"),
+    include_str!("../migrations/postgres/0002_leadership.sql"),
+];
 
 /// Connections shared by reads; each pipelines the queries of several callers.
 const READERS: usize = 8;
 /// Changes committed together at most; more wait for the next transaction.
 const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Taken (per transaction) around schema changes, so servers starting at once migrate once.
-const MIGRATION_LOCK: i64 = 0x5349_4e47_0001;
+/// The advisory lock keys, in one place so that no two uses ever share one.
+mod lock_keys {
+    /// Taken (per transaction) around schema changes, so servers starting at once migrate
+    /// once.
+    pub const MIGRATION: i64 = 0x5349_4e47_0001;
+    /// Taken (per transaction) around appends to the fault log (see `faults.rs`).
+    pub const FAULT_LOG: i64 = 0x5349_4e47_0002;
+    /// Held (per session) by the leader's connection (see `cluster.rs`).
+    pub const LEADER: i64 = 0x5349_4e47_0003;
+}
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -102,6 +114,7 @@ pub struct PgStore {
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     location: String,
+    cluster: Arc<cluster::Cluster>,
 }
 
 impl PgStore {
@@ -144,6 +157,7 @@ impl PgStore {
             writer: Mutex::new(Some(sender)),
             writer_task: Mutex::new(Some(writer_task)),
             location,
+            cluster: Arc::new(cluster::Cluster::new(url)),
         })
     }
 
@@ -172,6 +186,40 @@ impl PgStore {
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
         let queued = self.queue(None, work)?;
+        self.wait(queued.committed())
+    }
+
+    /// Queues a change only the leader makes (judging, settling, retention): once this
+    /// process has taken part in choosing a leader, the change is refused with `NotLeader`
+    /// unless its term is still current when it runs.
+    fn queue_led<T, F>(
+        &self,
+        lineage: Option<Lineage>,
+        work: impl FnOnce(Arc<Client>) -> F + Send + 'static,
+    ) -> StoreResult<Queued<T>>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let fence = self.cluster.fence();
+        self.queue(lineage, move |client| async move {
+            if let Some(term) = fence {
+                cluster::check_term(&client, term).await?;
+            }
+            work(client).await
+        })
+    }
+
+    /// `queue_led`, waiting until the change commits.
+    fn write_led<T, F>(
+        &self,
+        work: impl FnOnce(Arc<Client>) -> F + Send + 'static,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let queued = self.queue_led(None, work)?;
         self.wait(queued.committed())
     }
 
@@ -206,6 +254,40 @@ impl Backend for PgStore {
 
     fn lookups_are_local(&self) -> bool {
         false
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn campaign(&self, address: &str) -> StoreResult<Option<Leader>> {
+        self.wait(self.cluster.clone().campaign(address.to_owned()))
+    }
+
+    fn resign(&self) {
+        let cluster = self.cluster.clone();
+        let _ = self.wait(async move {
+            cluster.resign().await;
+            Ok(())
+        });
+    }
+
+    fn leader(&self) -> StoreResult<Option<Leader>> {
+        self.read(|client| async move { cluster::recorded_leader(&client).await })
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.read(|client| async move { client.batch_execute("SELECT 1").await.map_err(db_error) })
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        let cluster = self.cluster.clone();
+        self.wait(async move { Ok(cluster.subscribe()) }).ok()
+    }
+
+    fn announce(&self, notices: &[Notice]) -> StoreResult<()> {
+        let payloads = self.cluster.payloads(notices);
+        self.read(|client| async move { cluster::notify(&client, payloads).await })
     }
 
     fn close(&self) {
@@ -273,7 +355,25 @@ impl Conn {
 }
 
 async fn connect(url: &str) -> StoreResult<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+    connect_with(url, None).await
+}
+
+/// A connection with `options` (server settings for its session) added to the URL's.
+async fn connect_with(url: &str, options: Option<&str>) -> StoreResult<Client> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        StoreError::Database(format!(
+            "{} is not a PostgreSQL URL ({e}); use postgres://USER@HOST:PORT/DATABASE",
+            super::redacted(url)
+        ))
+    })?;
+    if let Some(options) = options {
+        let joined = match config.get_options() {
+            Some(given) => format!("{given} {options}"),
+            None => options.to_owned(),
+        };
+        config.options(joined);
+    }
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         let cause = std::error::Error::source(&e)
             .map(|cause| format!(" ({cause})"))
             .unwrap_or_default();
@@ -298,8 +398,9 @@ async fn connect(url: &str) -> StoreResult<Client> {
 async fn migrate(client: &Client) -> StoreResult<()> {
     client
         .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
-             CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY);"
+            "BEGIN; SELECT pg_advisory_xact_lock({}); \
+             CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY);",
+            lock_keys::MIGRATION
         ))
         .await
         .map_err(db_error)?;

@@ -263,7 +263,7 @@ impl TelemetryStore for PgStore {
 
     fn queue_telemetry(&self, batch: TelemetryBatch) -> StoreResult<Queued<RecordOutcome>> {
         let lineage = batch.lineage.clone();
-        self.queue(lineage, move |c| async move {
+        self.queue_led(lineage, move |c| async move {
             store_telemetry(&c, &batch).await
         })
     }
@@ -314,7 +314,7 @@ impl TelemetryStore for PgStore {
         const ROWS_PER_JOB: i64 = 20_000;
         let mut deleted = 0;
         loop {
-            let count = self.write(move |c| async move {
+            let count = self.write_led(move |c| async move {
                 c.execute(
                     "DELETE FROM readings WHERE (at, lamp_id) IN \
                      (SELECT at, lamp_id FROM readings WHERE at < $1 ORDER BY at LIMIT $2)",

@@ -1,0 +1,244 @@
+//! Which server does the work that must happen once: judging reports (the fault engine),
+//! the offline sweep, settlement, closing days and retention. The leader is chosen through
+//! the database (`Backend::campaign`); every server campaigns once a second, and the one that
+//! wins builds the engine from the database and starts that work for its term. A server
+//! that loses the role (or its database) stops it at once; its late writes are refused by
+//! the term. On SQLite the one server always leads.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::context::Context;
+use super::engine::{self, Engine};
+use super::{ServerConfig, ServerError, settlement};
+use crate::store::Leader;
+
+/// How often each server campaigns (and the leader renews its heartbeat).
+const CAMPAIGN_EVERY: Duration = Duration::from_secs(1);
+/// However short the time nobody led, the field gets this long to report to a new leader
+/// before silence counts as offline (reports queued in the field arrive in bursts).
+const MIN_TAKEOVER_GRACE: chrono::Duration = chrono::Duration::minutes(2);
+
+/// This server's part: leading (with the engine of its term) or following someone.
+#[derive(Clone, Default)]
+pub enum Role {
+    /// Not yet known (before the first campaign) or the database cannot be reached.
+    #[default]
+    Unknown,
+    Leading {
+        term: i64,
+        engine: Engine,
+    },
+    /// Another server leads; `leader` is where to reach it, if recorded.
+    Following {
+        leader: Option<Leader>,
+    },
+}
+
+/// The role, shared by the services.
+pub struct Leadership {
+    role: watch::Sender<Role>,
+    /// Where the others reach this server (forwarded reports, the leader's record).
+    pub address: String,
+    /// The leader's tasks of the current term, for the last settlement at shutdown.
+    term_tasks: Mutex<Option<TermTasks>>,
+}
+
+struct TermTasks {
+    stop: CancellationToken,
+    settling: tokio::task::JoinHandle<()>,
+}
+
+impl Leadership {
+    pub fn new(address: String) -> Arc<Self> {
+        Arc::new(Self {
+            role: watch::channel(Role::Unknown).0,
+            address,
+            term_tasks: Mutex::default(),
+        })
+    }
+
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
+    /// Whether this server still leads in `term`.
+    pub fn leads_in(&self, term: i64) -> bool {
+        matches!(*self.role.borrow(), Role::Leading { term: now, .. } if now == term)
+    }
+
+    /// Campaigns once: takes the role (building the engine and starting the leader's work),
+    /// keeps it, or follows. A failure to reach the database ends this server's term.
+    pub async fn campaign(
+        self: &Arc<Self>,
+        context: &Context,
+        config: &ServerConfig,
+        settled: &Arc<watch::Sender<u64>>,
+    ) -> Result<(), ServerError> {
+        let address = self.address.clone();
+        let outcome = context
+            .blocking(move |s| {
+                let leading = s.campaign(&address)?;
+                let recorded = match leading {
+                    Some(_) => None,
+                    None => s.leader()?,
+                };
+                Ok((leading, recorded))
+            })
+            .await;
+        let (leading, recorded) = match outcome {
+            Ok(found) => found,
+            Err(e) => {
+                if matches!(self.role(), Role::Leading { .. }) {
+                    tracing::error!(error = %e, "cannot reach the database: no longer leading");
+                }
+                self.step_down(Role::Unknown);
+                return Err(ServerError::Engine(e.to_string()));
+            }
+        };
+        match (leading, self.role()) {
+            (Some(won), Role::Leading { term, .. }) if won.term == term => Ok(()),
+            (Some(won), _) => self.take_office(context, config, settled, won).await,
+            (None, _) => {
+                if matches!(self.role(), Role::Leading { .. }) {
+                    tracing::warn!("another server leads now: leader's work stopped here");
+                }
+                self.step_down(Role::Following { leader: recorded });
+                Ok(())
+            }
+        }
+    }
+
+    /// Builds the engine from the database and starts the leader's work for `won`'s term.
+    async fn take_office(
+        self: &Arc<Self>,
+        context: &Context,
+        config: &ServerConfig,
+        settled: &Arc<watch::Sender<u64>>,
+        won: Leader,
+    ) -> Result<(), ServerError> {
+        self.step_down(Role::Unknown);
+        let began = std::time::Instant::now();
+        let grace = match won.unheard_for {
+            None => config.startup_grace,
+            Some(silent) => silent.max(MIN_TAKEOVER_GRACE).min(config.startup_grace),
+        };
+        let sweep_from = chrono::Utc::now() + grace;
+        let (thresholds, policy, billing) = (
+            config.thresholds.clone(),
+            config.policy.clone(),
+            config.billing,
+        );
+        let built = context
+            .blocking(move |store| {
+                let mut state = engine::load(store, thresholds, policy, sweep_from, billing.meter)?;
+                let replayed = settlement::recover(store, &mut state)?;
+                Ok((state, replayed))
+            })
+            .await;
+        let (state, replayed) = match built {
+            Ok(built) => built,
+            // Still this server's role in the database: the next campaign tries again.
+            Err(e) => return Err(ServerError::Engine(e.to_string())),
+        };
+        if replayed > 0 {
+            tracing::info!(replayed, "energy of readings not yet settled metered again");
+        }
+        let engine: Engine = Arc::new(tokio::sync::Mutex::new(state));
+        let stop = context.shutdown.child_token();
+        let term_context = Context {
+            shutdown: stop.clone(),
+            ..context.clone()
+        };
+        let settling = tokio::spawn(settlement::run(
+            term_context.clone(),
+            engine.clone(),
+            config.billing,
+            settled.clone(),
+        ));
+        tokio::spawn(super::housekeeping::run(
+            term_context,
+            engine.clone(),
+            config.clone(),
+        ));
+        *self
+            .term_tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(TermTasks { stop, settling });
+        tracing::info!(
+            term = won.term,
+            took_ms = began.elapsed().as_millis(),
+            previous_leader_silent_ms = won.unheard_for.map(|d| d.num_milliseconds()),
+            "leading: the fault engine and settlement run here"
+        );
+        self.role.send_replace(Role::Leading {
+            term: won.term,
+            engine,
+        });
+        Ok(())
+    }
+
+    /// Ends this server's term, if it has one, and takes up `next`.
+    fn step_down(&self, next: Role) {
+        if let Some(tasks) = self
+            .term_tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            tasks.stop.cancel();
+        }
+        self.role.send_replace(next);
+    }
+
+    /// Campaigns every second until shutdown.
+    pub async fn run(
+        self: Arc<Self>,
+        context: Context,
+        config: ServerConfig,
+        settled: Arc<watch::Sender<u64>>,
+    ) {
+        let mut ticks = tokio::time::interval(CAMPAIGN_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = context.shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if let Err(e) = self.campaign(&context, &config, &settled).await {
+                tracing::warn!(error = %e, "campaign for the leader's role failed");
+            }
+        }
+    }
+
+    /// At shutdown: waits for the leader's last settlement (the server stopped taking
+    /// reports, so a clean stop leaves nothing to meter again), then gives the role up so
+    /// another server takes over at once.
+    pub async fn finish(&self, context: &Context) {
+        let tasks = self
+            .term_tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(tasks) = tasks {
+            tasks.stop.cancel();
+            if let Err(e) = tasks.settling.await {
+                tracing::error!(error = %e, "the settlement task failed");
+            }
+        }
+        self.role.send_replace(Role::Unknown);
+        let _ = context
+            .blocking(|s| {
+                s.resign();
+                Ok(())
+            })
+            .await;
+    }
+}
