@@ -609,6 +609,7 @@ async fn with_the_simulator_in_the_field_a_fault_is_triaged_from_the_keyboard() 
         seed: 11,
         time_zone: chrono_tz::Europe::London,
         batch: 500,
+        journal: None,
     };
     let (stop_sim, sim_stopped) = oneshot::channel::<()>();
     let sim = tokio::spawn(runner::run(channel, lamps, config, async move {

@@ -36,6 +36,7 @@ async fn the_simulator_loses_no_report_across_a_server_restart() {
         seed: 5,
         time_zone: chrono_tz::Europe::London,
         batch: 500,
+        journal: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let sim = tokio::spawn(runner::run(channel, lamps, config, async move {

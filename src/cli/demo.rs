@@ -198,6 +198,7 @@ async fn simulate(server: String, token: String, fault_rate: f64) {
         seed: rand::random(),
         time_zone: chrono_tz::Europe::London,
         batch: 2_000,
+        journal: None,
     };
     crate::sim::runner::run(channel, lamps, config, std::future::pending()).await;
 }

@@ -38,6 +38,11 @@ pub struct SimulateArgs {
     /// Reports per stream to the server.
     #[arg(long, default_value_t = 2_000)]
     batch: usize,
+    /// Appends every report the server acknowledged as stored (telecell, lamp, instant; one
+    /// per line) to this file: what the field was told is safe, to check against the
+    /// database.
+    #[arg(long)]
+    journal: Option<std::path::PathBuf>,
     /// Log filter.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log_level: String,
@@ -74,6 +79,21 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
             "the simulator sends telemetry as a user with the dev (or admin) role: give --user dev (the password is asked for, or read from SINGULARITY_PASSWORD) or set SINGULARITY_TOKEN to a session from `singularity client login --user dev`"
         ));
     }
+    let journal = match &args.journal {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    eyre!(
+                        "--journal {}: cannot open it for appending ({e})",
+                        path.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let ca = args.sign_in.ca_pem().map_err(|e| eyre!(e))?;
     let channel = connect(&args.server, ca.as_deref())
         .await
@@ -89,6 +109,7 @@ pub async fn run(args: SimulateArgs) -> Result<()> {
         seed: args.rng_seed,
         time_zone,
         batch: args.batch,
+        journal,
     };
     runner::run(channel, lamps, config, shutdown_signal()).await;
     Ok(())

@@ -21,7 +21,7 @@ use crate::proto::{
 };
 use crate::wire::timestamp;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SimConfig {
     /// Simulated seconds per real second.
     pub speed: f64,
@@ -33,6 +33,8 @@ pub struct SimConfig {
     pub time_zone: Tz,
     /// Reports per stream.
     pub batch: usize,
+    /// Where each report acknowledged as stored is written down (see `write_journal`).
+    pub journal: Option<std::fs::File>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,40 @@ pub fn report_for(uuid: String, lamp_id: i64, r: &Reading) -> proto::TelecellRep
     }
 }
 
+/// Writes down the reports of a batch the server acknowledged as stored: one line each,
+/// `telecell lamp instant`. Rejected reports are left out (all of them when more were
+/// rejected than the acknowledgement lists).
+fn write_journal<'a>(
+    journal: &mut std::fs::File,
+    batch: impl Iterator<Item = &'a proto::TelecellReport>,
+    ack: &proto::ReportAck,
+) {
+    use std::io::Write as _;
+    let listed: std::collections::HashSet<u64> = ack.rejections.iter().map(|r| r.index).collect();
+    let unlisted = ack.rejected > listed.len() as u64;
+    let mut lines = String::new();
+    for (index, report) in batch.enumerate() {
+        if unlisted || listed.contains(&(index as u64)) {
+            continue;
+        }
+        let Some(at) = report
+            .at
+            .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        else {
+            continue;
+        };
+        lines.push_str(&format!(
+            "{} {} {}\n",
+            report.telecell_uuid,
+            report.lamp_id,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ));
+    }
+    if let Err(e) = journal.write_all(lines.as_bytes()) {
+        tracing::error!(error = %e, "cannot write the journal of acknowledged reports");
+    }
+}
+
 /// Runs until `shutdown` resolves, then tries once more to deliver what is queued.
 pub async fn run(
     channel: AuthedChannel,
@@ -146,6 +182,7 @@ pub async fn run(
         config.start,
     );
     let mut client = TelemetryClient::new(channel);
+    let mut journal = config.journal;
     let mut pending: VecDeque<proto::TelecellReport> = VecDeque::new();
     let began = Instant::now();
     let mut backoff = StdDuration::from_millis(500);
@@ -174,6 +211,9 @@ pub async fn run(
             match client.report(futures::stream::iter(batch)).await {
                 Ok(ack) => {
                     let ack = ack.into_inner();
+                    if let Some(journal) = journal.as_mut() {
+                        write_journal(journal, pending.iter().take(take), &ack);
+                    }
                     pending.drain(..take);
                     sent += ack.stored;
                     rejected += ack.rejected;
