@@ -292,3 +292,49 @@ fn a_replaced_leader_cannot_write_what_only_the_leader_writes() {
     assert_eq!(old.campaign("http://old:1").unwrap(), None);
     assert_eq!(new.leader().unwrap().unwrap().address, "http://new:1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_carries_on_after_the_database_drops_its_connections() {
+    let (server, url) = TestServer::start_on_postgres(20).await;
+    let lamps = lamps_with_telecells(&server, 1).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // What a database restart or failover does to every connection the server holds.
+    client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let began = Instant::now();
+    let noon = at("2026-11-27T12:00:00Z");
+    loop {
+        let read = proto::lamps_client::LampsClient::new(server.channel.clone())
+            .get(proto::IdRequest { id: lamps[0].0 })
+            .await;
+        let reported = proto::telemetry_client::TelemetryClient::new(server.channel.clone())
+            .report(futures::stream::iter(vec![earth_leakage(
+                &lamps[0].1,
+                lamps[0].0,
+                noon,
+            )]))
+            .await;
+        // Stored now or by an earlier attempt: either way, durable.
+        let durable = reported
+            .as_ref()
+            .is_ok_and(|ack| ack.get_ref().stored + ack.get_ref().duplicates == 1);
+        if read.is_ok() && durable {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "the server did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(one_leader(&[&server], Duration::from_secs(5)).await, 0);
+}

@@ -109,7 +109,10 @@ pub struct PgStore {
     /// from inside another runtime).
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    readers: Vec<Arc<Client>>,
+    /// Each replaced by a new connection when found closed (the database restarted or
+    /// failed over).
+    readers: Vec<Mutex<Arc<Client>>>,
+    url: String,
     next_reader: AtomicUsize,
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -148,11 +151,12 @@ impl PgStore {
             }
         };
         let (sender, receiver) = mpsc::unbounded_channel::<Job>();
-        let writer_task = handle.spawn(write_loop(writer, receiver));
+        let writer_task = handle.spawn(write_loop(url.to_owned(), writer, receiver));
         Ok(Self {
             runtime: Some(runtime),
             handle,
-            readers,
+            readers: readers.into_iter().map(Mutex::new).collect(),
+            url: url.to_owned(),
             next_reader: AtomicUsize::new(0),
             writer: Mutex::new(Some(sender)),
             writer_task: Mutex::new(Some(writer_task)),
@@ -176,7 +180,13 @@ impl PgStore {
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        self.wait(work(self.readers[index].clone()))
+        let mut client = lock(&self.readers[index]).clone();
+        if client.is_closed() {
+            let url = self.url.clone();
+            client = self.wait(async move { connect(&url).await.map(Arc::new) })?;
+            *lock(&self.readers[index]) = client.clone();
+        }
+        self.wait(work(client))
     }
 
     /// Queues a change behind every change queued before it and waits until it commits.
@@ -430,13 +440,24 @@ async fn migrate(client: &Client) -> StoreResult<()> {
     client.batch_execute("COMMIT").await.map_err(db_error)
 }
 
-async fn write_loop(client: Arc<Client>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn write_loop(url: String, mut client: Arc<Client>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let mut batch: Vec<Job> = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        if client.is_closed() {
+            match connect(&url).await {
+                Ok(fresh) => client = Arc::new(fresh),
+                Err(e) => {
+                    for job in batch {
+                        job.finish(Err(e.clone()));
+                    }
+                    continue;
+                }
             }
         }
         let commit = run_batch(&client, &mut batch).await;
