@@ -95,7 +95,10 @@ async fn totals_when(
     done: impl Fn(&proto::Totals) -> bool,
 ) -> proto::Totals {
     let mut billing = BillingClient::new(server.channel.clone());
-    for _ in 0..200 {
+    let mut last = None;
+    // Up to a minute: settlement yields the writer to ingest, and is slower on a database
+    // server in a debug build with other tests running.
+    for _ in 0..1_200 {
         let totals = billing
             .get_totals(request.clone())
             .await
@@ -104,9 +107,10 @@ async fn totals_when(
         if done(&totals) {
             return totals;
         }
+        last = totals.total;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("totals never settled for {request:?}");
+    panic!("totals never settled for {request:?}; last seen: {last:?}");
 }
 
 fn flat_tariff(valid_from: &str, valid_to: &str, pence: u32) -> proto::SetTariffRequest {

@@ -430,7 +430,7 @@ async fn two_operators_acknowledging_one_fault_exactly_one_wins() {
 
 #[tokio::test]
 async fn watch_replays_exactly_the_missed_events_after_a_reconnect_and_a_restart() {
-    let mut server = TestServer::start(300).await;
+    let mut server = TestServer::start_on_sqlite(300).await;
     let lamps = lamps_with_telecells(&server, 12).await;
     let noon = at("2026-11-27T12:00:00Z");
     // Three faults before anyone watches.
@@ -1053,7 +1053,7 @@ async fn a_seq_older_than_the_log_gets_a_resync_error() {
 
 #[tokio::test]
 async fn a_batch_the_database_refuses_is_judged_afresh_when_resent() {
-    let server = TestServer::start(10).await;
+    let server = TestServer::start_on_sqlite(10).await;
     let lamps = lamps_with_telecells(&server, 2).await;
     let when = Utc::now() - chrono::Duration::minutes(5);
     let reports: Vec<proto::TelecellReport> = lamps

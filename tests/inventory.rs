@@ -457,7 +457,7 @@ async fn telecell_asset_and_lamp_round_trips_with_links() {
 
 #[tokio::test]
 async fn users_round_trip_and_no_reply_ever_carries_a_password_hash() {
-    let mut server = TestServer::start(0).await;
+    let mut server = TestServer::start_on_sqlite(0).await;
     let mut users = UsersClient::new(server.channel.clone());
     let password = "lamp-post-secret";
     let created = users

@@ -18,7 +18,7 @@ use tonic::transport::Endpoint;
 
 #[tokio::test]
 async fn the_simulator_loses_no_report_across_a_server_restart() {
-    let mut server = TestServer::start(60).await;
+    let mut server = TestServer::start_on_sqlite(60).await;
     let address = server.address.to_string();
     // Lazy, so the simulator reconnects by itself after the restart; its session is in the
     // database and outlives the server.

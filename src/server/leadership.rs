@@ -45,6 +45,8 @@ pub struct Leadership {
     pub address: String,
     /// The leader's tasks of the current term, for the last settlement at shutdown.
     term_tasks: Mutex<Option<TermTasks>>,
+    /// The task campaigning every second, so a stop waits for it before giving up the role.
+    campaigner: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 struct TermTasks {
@@ -58,6 +60,7 @@ impl Leadership {
             role: watch::channel(Role::Unknown).0,
             address,
             term_tasks: Mutex::default(),
+            campaigner: Mutex::default(),
         })
     }
 
@@ -198,8 +201,21 @@ impl Leadership {
         self.role.send_replace(next);
     }
 
-    /// Campaigns every second until shutdown.
-    pub async fn run(
+    /// Campaigns every second until shutdown, in a task of its own.
+    pub fn start(
+        self: &Arc<Self>,
+        context: Context,
+        config: ServerConfig,
+        settled: Arc<watch::Sender<u64>>,
+    ) {
+        let task = tokio::spawn(self.clone().run(context, config, settled));
+        *self
+            .campaigner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+    }
+
+    async fn run(
         self: Arc<Self>,
         context: Context,
         config: ServerConfig,
@@ -222,6 +238,16 @@ impl Leadership {
     /// reports, so a clean stop leaves nothing to meter again), then gives the role up so
     /// another server takes over at once.
     pub async fn finish(&self, context: &Context) {
+        // A campaign under way when the stop began could take the role again after it is
+        // given up; the campaigner ends at its next turn.
+        let campaigner = self
+            .campaigner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(campaigner) = campaigner {
+            let _ = campaigner.await;
+        }
         let tasks = self
             .term_tasks
             .lock()

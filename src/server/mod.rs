@@ -252,11 +252,7 @@ pub async fn run(
         limiter.clone(),
         settled.clone(),
     ));
-    tokio::spawn(
-        leadership
-            .clone()
-            .run(context.clone(), config, settled.clone()),
-    );
+    leadership.start(context.clone(), config, settled.clone());
     let decoy_hash = tokio::task::spawn_blocking(|| {
         crate::passwords::hash(&crate::domain::auth::new_token()).unwrap_or_default()
     })

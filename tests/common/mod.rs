@@ -56,7 +56,26 @@ impl TestServer {
         Self::start_with(lamps, config()).await
     }
 
+    /// On SQLite, or on a fresh PostgreSQL database when `SINGULARITY_TEST_BACKEND` is
+    /// `postgres` (`scripts/test` runs the integration tests both ways).
     pub async fn start_with(lamps: u32, config: singularity::server::ServerConfig) -> Self {
+        if std::env::var("SINGULARITY_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+            let store = singularity::store::open_url(&fresh_postgres_database()).unwrap();
+            return Self::seeded(tempfile::tempdir().unwrap(), store, lamps, config).await;
+        }
+        Self::start_on_sqlite_with(lamps, config).await
+    }
+
+    /// On SQLite whatever the backend chosen for the run: for tests that reopen or read the
+    /// database file itself.
+    pub async fn start_on_sqlite(lamps: u32) -> Self {
+        Self::start_on_sqlite_with(lamps, config()).await
+    }
+
+    pub async fn start_on_sqlite_with(
+        lamps: u32,
+        config: singularity::server::ServerConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
         Self::seeded(dir, store, lamps, config).await

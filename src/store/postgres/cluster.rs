@@ -46,8 +46,6 @@ pub(super) struct Cluster {
     campaigned: AtomicBool,
     notices: broadcast::Sender<Notice>,
     listening: AtomicBool,
-    /// Set by a clean stop: this process does not campaign again.
-    resigned: AtomicBool,
 }
 
 #[derive(Default)]
@@ -66,7 +64,6 @@ impl Cluster {
             campaigned: AtomicBool::new(false),
             notices: broadcast::channel(NOTICE_BUFFER).0,
             listening: AtomicBool::new(false),
-            resigned: AtomicBool::new(false),
         }
     }
 
@@ -81,9 +78,6 @@ impl Cluster {
     pub(super) async fn campaign(self: Arc<Self>, address: String) -> StoreResult<Option<Leader>> {
         self.campaigned.store(true, Ordering::Release);
         let mut role = self.role.lock().await;
-        if self.resigned.load(Ordering::Acquire) {
-            return Ok(None);
-        }
         let limit = if role.leading {
             HEARTBEAT_TIMEOUT
         } else {
@@ -185,10 +179,11 @@ impl Cluster {
         }))
     }
 
-    /// Lets the role go by closing its connection (the lock goes with the session).
+    /// Lets the role go by closing its connection (the lock goes with the session). Until
+    /// it campaigns again, this store's writes are no longer fenced: it is a plain store.
     pub(super) async fn resign(&self) {
         let mut role = self.role.lock().await;
-        self.resigned.store(true, Ordering::Release);
+        self.campaigned.store(false, Ordering::Release);
         if role.leading {
             tracing::info!("leader's role given up");
         }
