@@ -30,12 +30,14 @@ fn covered(value: i64) -> u32 {
 }
 
 async fn load_day(c: &Client, date: &str, lamp_id: i64) -> StoreResult<Option<LampDay>> {
-    let row = c
-        .query_opt(
+    let statement = c
+        .statement(
             "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots \
              FROM energy_days WHERE day = $1 AND lamp_id = $2 FOR UPDATE",
-            &[&date, &lamp_id],
         )
+        .await?;
+    let row = c
+        .query_opt(&statement, &[&date, &lamp_id])
         .await
         .map_err(db_error)?;
     row.map(|row| {
@@ -112,8 +114,161 @@ impl<'a> Pass<'a> {
     }
 }
 
-/// Settles a lamp-day again and stores it: the day's row, its month row moved by the
-/// difference from the old totals, and the zone rollups' share gathered in the pass.
+/// A lamp-day settled again, before it is written.
+struct Resettled {
+    date: NaiveDate,
+    lamp_id: i64,
+    /// The totals stored before (none: a new lamp-day).
+    old: Option<DayTotals>,
+    day: LampDay,
+    delta: ZoneDelta,
+}
+
+/// Settles a lamp-day again in memory (nothing when it is past slot retention) and adds its
+/// share to the zone-day rollups gathered in the pass.
+fn resettled(
+    pass: &mut Pass<'_>,
+    date: NaiveDate,
+    lamp_id: i64,
+    stored: Option<LampDay>,
+    fresh: impl FnOnce() -> LampDay,
+    change: impl FnOnce(&mut [SlotEnergy]),
+) -> Option<Resettled> {
+    let (old, day) = pass.prices.resettle(date, stored, fresh, change)?;
+    let delta = ZoneDelta::of_day(
+        old.as_ref(),
+        &day.totals,
+        pass.prices.calendar().slots_in(date),
+    );
+    pass.rollups.add_day(date, day.zone_id, &delta);
+    Some(Resettled {
+        date,
+        lamp_id,
+        old,
+        day,
+        delta,
+    })
+}
+
+const UPSERT_DAY: &str = "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (day, lamp_id) DO UPDATE SET wh = excluded.wh, cost_mp = excluded.cost_mp, \
+     baseline_wh = excluded.baseline_wh, baseline_cost_mp = excluded.baseline_cost_mp, \
+     covered = excluded.covered, unpriced_wh = excluded.unpriced_wh, slots = excluded.slots";
+
+const UPSERT_MONTH: &str = "INSERT INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamp_days) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (month, zone_id, lamp_id) DO UPDATE SET wh = energy_months.wh + excluded.wh, \
+     cost_mp = energy_months.cost_mp + excluded.cost_mp, baseline_wh = energy_months.baseline_wh + excluded.baseline_wh, \
+     baseline_cost_mp = energy_months.baseline_cost_mp + excluded.baseline_cost_mp, \
+     covered = energy_months.covered + excluded.covered, unpriced_wh = energy_months.unpriced_wh + excluded.unpriced_wh, \
+     lamp_days = energy_months.lamp_days + excluded.lamp_days RETURNING covered, lamp_days";
+
+/// Stores lamp-days settled again: each day's row, its month row moved by the difference
+/// from the old totals, and the zone-month shares gathered in the pass. The statements are
+/// pipelined (sent together, run in order on the one connection), so a job costs a few round
+/// trips rather than three per lamp-day.
+async fn write_resettled(c: &Client, pass: &mut Pass<'_>, all: Vec<Resettled>) -> StoreResult<()> {
+    if all.is_empty() {
+        return Ok(());
+    }
+    let (upsert_day, upsert_month) = (
+        c.statement(UPSERT_DAY).await?,
+        c.statement(UPSERT_MONTH).await?,
+    );
+    let days = all.iter().map(|r| {
+        let t = &r.day.totals;
+        let (key, covered, slots) = (
+            day_key(r.date),
+            i64::from(t.covered_slots),
+            settle::encode(&r.day.slots),
+        );
+        let statement = &upsert_day;
+        async move {
+            c.execute(
+                statement,
+                &[
+                    &key,
+                    &r.lamp_id,
+                    &r.day.zone_id,
+                    &t.wh,
+                    &t.cost_mp,
+                    &t.baseline_wh,
+                    &t.baseline_cost_mp,
+                    &covered,
+                    &t.unpriced_wh,
+                    &slots,
+                ],
+            )
+            .await
+        }
+    });
+    let months = all.iter().map(|r| {
+        let (month, d, statement) = (month_key(r.date), &r.delta, &upsert_month);
+        async move {
+            c.query_one(
+                statement,
+                &[
+                    &month,
+                    &r.day.zone_id,
+                    &r.lamp_id,
+                    &d.wh,
+                    &d.cost_mp,
+                    &d.baseline_wh,
+                    &d.baseline_cost_mp,
+                    &d.covered,
+                    &d.unpriced_wh,
+                    &d.lamps,
+                ],
+            )
+            .await
+        }
+    });
+    // Days first, then months: each list is sent in order as it is first polled.
+    let (_, months) = futures::future::try_join(
+        futures::future::try_join_all(days),
+        futures::future::try_join_all(months),
+    )
+    .await
+    .map_err(db_error)?;
+    let mut first_in_month = Vec::new();
+    for (r, row) in all.iter().zip(&months) {
+        let (covered_after, lamp_days): (i64, i64) = (get(row, 0)?, get(row, 1)?);
+        // A lamp's first day in a month (in this zone) makes its month row.
+        let made_month_row = r.old.is_none() && lamp_days == 1;
+        let m = ZoneDelta::of_month(
+            &r.delta,
+            made_month_row,
+            covered_after,
+            pass.prices.slots_in_month(r.date),
+        );
+        pass.rollups.add_month(r.date, r.day.zone_id, &m);
+        if made_month_row {
+            first_in_month.push(r);
+        }
+    }
+    // A lamp with month rows in two zones moved during the month.
+    let counts = futures::future::try_join_all(first_in_month.iter().map(|r| {
+        let month = month_key(r.date);
+        async move {
+            c.query_one(
+                "SELECT count(*) FROM energy_months WHERE month = $1 AND lamp_id = $2",
+                &[&month, &r.lamp_id],
+            )
+            .await
+        }
+    }))
+    .await
+    .map_err(db_error)?;
+    for (r, row) in first_in_month.iter().zip(&counts) {
+        if get::<i64>(row, 0)? > 1 {
+            pass.rollups.moved_lamp(r.date);
+        }
+    }
+    Ok(())
+}
+
+/// Settles one lamp-day again and stores it (`resettled`, then `write_resettled`).
 async fn resettle(
     c: &Client,
     pass: &mut Pass<'_>,
@@ -123,85 +278,8 @@ async fn resettle(
     fresh: impl FnOnce() -> LampDay,
     change: impl FnOnce(&mut [SlotEnergy]),
 ) -> StoreResult<()> {
-    let Some((old, day)) = pass.prices.resettle(date, stored, fresh, change) else {
-        return Ok(());
-    };
-    let t = &day.totals;
-    c.execute(
-        "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (day, lamp_id) DO UPDATE SET wh = excluded.wh, cost_mp = excluded.cost_mp, \
-         baseline_wh = excluded.baseline_wh, baseline_cost_mp = excluded.baseline_cost_mp, \
-         covered = excluded.covered, unpriced_wh = excluded.unpriced_wh, slots = excluded.slots",
-        &[
-            &day_key(date),
-            &lamp_id,
-            &day.zone_id,
-            &t.wh,
-            &t.cost_mp,
-            &t.baseline_wh,
-            &t.baseline_cost_mp,
-            &i64::from(t.covered_slots),
-            &t.unpriced_wh,
-            &settle::encode(&day.slots),
-        ],
-    )
-    .await
-    .map_err(db_error)?;
-
-    let d = ZoneDelta::of_day(old.as_ref(), t, pass.prices.calendar().slots_in(date));
-    pass.rollups.add_day(date, day.zone_id, &d);
-
-    let month = month_key(date);
-    let row = c
-        .query_one(
-            "INSERT INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamp_days) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (month, zone_id, lamp_id) DO UPDATE SET wh = energy_months.wh + excluded.wh, \
-             cost_mp = energy_months.cost_mp + excluded.cost_mp, baseline_wh = energy_months.baseline_wh + excluded.baseline_wh, \
-             baseline_cost_mp = energy_months.baseline_cost_mp + excluded.baseline_cost_mp, \
-             covered = energy_months.covered + excluded.covered, unpriced_wh = energy_months.unpriced_wh + excluded.unpriced_wh, \
-             lamp_days = energy_months.lamp_days + excluded.lamp_days RETURNING covered, lamp_days",
-            &[
-                &month,
-                &day.zone_id,
-                &lamp_id,
-                &d.wh,
-                &d.cost_mp,
-                &d.baseline_wh,
-                &d.baseline_cost_mp,
-                &d.covered,
-                &d.unpriced_wh,
-                &d.lamps,
-            ],
-        )
-        .await
-        .map_err(db_error)?;
-    let (covered_after, lamp_days): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
-    // A lamp's first day in a month (in this zone) makes its month row.
-    let made_month_row = old.is_none() && lamp_days == 1;
-    let m = ZoneDelta::of_month(
-        &d,
-        made_month_row,
-        covered_after,
-        pass.prices.slots_in_month(date),
-    );
-    if made_month_row {
-        let rows: i64 = get(
-            &c.query_one(
-                "SELECT count(*) FROM energy_months WHERE month = $1 AND lamp_id = $2",
-                &[&month, &lamp_id],
-            )
-            .await
-            .map_err(db_error)?,
-            0,
-        )?;
-        if rows > 1 {
-            pass.rollups.moved_lamp(date);
-        }
-    }
-    pass.rollups.add_month(date, day.zone_id, &m);
-    Ok(())
+    let one = resettled(pass, date, lamp_id, stored, fresh, change);
+    write_resettled(c, pass, one.into_iter().collect()).await
 }
 
 async fn load_book(c: &Client) -> StoreResult<TariffBook> {
@@ -472,29 +550,40 @@ impl BillingStore for PgStore {
             // In key order, so that servers settling the same days lock them in one order.
             let mut days: Vec<&LampDayEnergy> = settlement.days.iter().collect();
             days.sort_by_key(|d| (d.date, d.lamp_id));
-            for lamp in days {
-                let old = load_day(&c, &day_key(lamp.date), lamp.lamp_id).await?;
-                resettle(
-                    &c,
+            // Every stored day read at once (pipelined), then settled in memory, then written.
+            let stored = futures::future::try_join_all(days.iter().map(|lamp| {
+                let key = day_key(lamp.date);
+                let c = &c;
+                async move { load_day(c, &key, lamp.lamp_id).await }
+            }))
+            .await?;
+            let mut all = Vec::with_capacity(days.len());
+            for (lamp, old) in days.into_iter().zip(stored) {
+                all.extend(resettled(
                     &mut pass,
                     lamp.date,
                     lamp.lamp_id,
                     old,
                     || LampDay::fresh(&calendar, lamp.date, lamp.wattage_w, lamp.location, lamp.zone_id),
                     |slots| settle::merge(slots, &lamp.shares),
-                )
-                .await?;
+                ));
             }
+            write_resettled(&c, &mut pass, all).await?;
             pass.finish(&c).await?;
-            for (lamp_id, at) in &settlement.cursors {
-                c.execute(
-                    "INSERT INTO energy_cursors (lamp_id, at) VALUES ($1, $2) \
-                     ON CONFLICT (lamp_id) DO UPDATE SET at = GREATEST(energy_cursors.at, excluded.at)",
-                    &[lamp_id, &millis(*at)],
-                )
-                .await
-                .map_err(db_error)?;
+            // One row per lamp: a statement may not upsert the same row twice.
+            let mut cursors: HashMap<i64, i64> = HashMap::new();
+            for (lamp, at) in &settlement.cursors {
+                let at = millis(*at);
+                cursors.entry(*lamp).and_modify(|a| *a = (*a).max(at)).or_insert(at);
             }
+            let (lamps, ats): (Vec<i64>, Vec<i64>) = cursors.into_iter().unzip();
+            c.execute(
+                "INSERT INTO energy_cursors (lamp_id, at) SELECT * FROM unnest($1::bigint[], $2::bigint[]) \
+                 ON CONFLICT (lamp_id) DO UPDATE SET at = GREATEST(energy_cursors.at, excluded.at)",
+                &[&lamps, &ats],
+            )
+            .await
+            .map_err(db_error)?;
             Ok(())
         })
     }
