@@ -685,6 +685,94 @@ fn the_audit_trail_reads_newest_first_and_filters(opened: Opened) {
     );
 }
 
+/// A lamp moved to another zone between two days of one settlement, one of them named twice
+/// (both shares count): one lamp in the month, its energy split between the zones.
+fn a_lamp_moved_within_one_settlement_counts_once_in_the_month(opened: Opened) {
+    // Enough lamps for the estate to span several zones.
+    let estate = generate(&EstateSpec {
+        lamps: 10_000,
+        rng_seed: 7,
+        city: City::by_key("london").unwrap(),
+    });
+    opened.store.import_estate(&estate).unwrap();
+    let store = &opened.store;
+    let calendar = Calendar::new("settlement_zone", "Europe/London".parse().unwrap()).unwrap();
+    let contexts = store.lamp_contexts().unwrap();
+    let lamp = contexts[0];
+    let (from_zone, to_zone) = (
+        lamp.zone_id.unwrap(),
+        store
+            .zones()
+            .unwrap()
+            .iter()
+            .map(|z| z.id)
+            .find(|z| Some(*z) != lamp.zone_id)
+            .expect("the estate has two zones"),
+    );
+    let units = 70 * 1_800 * 100;
+    let day = |date: NaiveDate, zone: i64, slots: std::ops::Range<u8>| LampDayEnergy {
+        lamp_id: lamp.lamp_id,
+        zone_id: Some(zone),
+        wattage_w: 70,
+        location: lamp.profile.location,
+        date,
+        shares: slots
+            .map(|slot| SlotShare {
+                date,
+                slot,
+                units,
+                covered_s: 1_800,
+            })
+            .collect(),
+    };
+    let (second, third) = (
+        NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+    );
+    store
+        .record_energy(
+            calendar,
+            EnergySettlement {
+                days: vec![
+                    day(second, from_zone, 40..42),
+                    day(third, to_zone, 40..42),
+                    day(third, to_zone, 42..44),
+                ],
+                cursors: vec![(lamp.lamp_id, t0())],
+            },
+        )
+        .unwrap();
+    let as_of = AsOf {
+        calendar,
+        now: t0() + Duration::days(60),
+        grace: Duration::zero(),
+    };
+    let totals = |group: TotalsGroup| {
+        store
+            .energy_totals(
+                &TotalsQuery {
+                    from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+                    to: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+                    group,
+                    zone_id: None,
+                    limit: 100,
+                },
+                as_of,
+            )
+            .unwrap()
+    };
+    let month = totals(TotalsGroup::All);
+    assert_eq!((month[0].totals.wh, month[0].lamps), (210, 1));
+    let mut by_zone: Vec<(i64, i64)> = totals(TotalsGroup::Zone)
+        .iter()
+        .map(|row| (row.key.parse().unwrap(), row.totals.wh))
+        .collect();
+    by_zone.sort_unstable();
+    let mut expected = vec![(from_zone, 70), (to_zone, 140)];
+    expected.sort_unstable();
+    assert_eq!(by_zone, expected);
+}
+
 macro_rules! backend_suite {
     ($backend:ident, $open:expr, [$($check:ident),* $(,)?]) => {
         mod $backend {
@@ -712,6 +800,7 @@ backend_suite!(
         a_fault_is_raised_acted_on_once_per_version_and_logged_in_order,
         a_reader_of_the_log_never_finds_an_event_behind_one_it_has_seen,
         energy_settles_into_days_months_and_is_priced_again_by_a_new_tariff,
+        a_lamp_moved_within_one_settlement_counts_once_in_the_month,
         the_audit_trail_reads_newest_first_and_filters,
     ]
 );
@@ -730,6 +819,7 @@ backend_suite!(
         a_fault_is_raised_acted_on_once_per_version_and_logged_in_order,
         a_reader_of_the_log_never_finds_an_event_behind_one_it_has_seen,
         energy_settles_into_days_months_and_is_priced_again_by_a_new_tariff,
+        a_lamp_moved_within_one_settlement_counts_once_in_the_month,
         the_audit_trail_reads_newest_first_and_filters,
     ]
 );

@@ -150,8 +150,10 @@ fn resettled(
     })
 }
 
-const UPSERT_DAY: &str = "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+/// Every lamp-day row of a write in one statement (a replace: each row holds the day whole).
+const UPSERT_DAYS: &str = "INSERT INTO energy_days (day, lamp_id, zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots) \
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
+     $7::bigint[], $8::bigint[], $9::bigint[], $10::bytea[]) \
      ON CONFLICT (day, lamp_id) DO UPDATE SET wh = excluded.wh, cost_mp = excluded.cost_mp, \
      baseline_wh = excluded.baseline_wh, baseline_cost_mp = excluded.baseline_cost_mp, \
      covered = excluded.covered, unpriced_wh = excluded.unpriced_wh, slots = excluded.slots";
@@ -164,45 +166,77 @@ const UPSERT_MONTH: &str = "INSERT INTO energy_months (month, zone_id, lamp_id, 
      covered = energy_months.covered + excluded.covered, unpriced_wh = energy_months.unpriced_wh + excluded.unpriced_wh, \
      lamp_days = energy_months.lamp_days + excluded.lamp_days RETURNING covered, lamp_days";
 
-/// Stores lamp-days settled again: each day's row, its month row moved by the difference
-/// from the old totals, and the zone-month shares gathered in the pass. The statements are
-/// pipelined (sent together, run in order on the one connection), so a job costs a few round
-/// trips rather than three per lamp-day.
+/// The lamp-day rows of a write as arrays, for `UPSERT_DAYS`.
+#[derive(Default)]
+struct DayColumns {
+    day: Vec<String>,
+    lamp_id: Vec<i64>,
+    zone_id: Vec<i64>,
+    wh: Vec<i64>,
+    cost_mp: Vec<i64>,
+    baseline_wh: Vec<i64>,
+    baseline_cost_mp: Vec<i64>,
+    covered: Vec<i64>,
+    unpriced_wh: Vec<i64>,
+    slots: Vec<Vec<u8>>,
+}
+
+impl DayColumns {
+    fn push(&mut self, r: &Resettled) {
+        let t = &r.day.totals;
+        self.day.push(day_key(r.date));
+        self.lamp_id.push(r.lamp_id);
+        self.zone_id.push(r.day.zone_id);
+        self.wh.push(t.wh);
+        self.cost_mp.push(t.cost_mp);
+        self.baseline_wh.push(t.baseline_wh);
+        self.baseline_cost_mp.push(t.baseline_cost_mp);
+        self.covered.push(i64::from(t.covered_slots));
+        self.unpriced_wh.push(t.unpriced_wh);
+        self.slots.push(settle::encode(&r.day.slots));
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.day,
+            &self.lamp_id,
+            &self.zone_id,
+            &self.wh,
+            &self.cost_mp,
+            &self.baseline_wh,
+            &self.baseline_cost_mp,
+            &self.covered,
+            &self.unpriced_wh,
+            &self.slots,
+        ]
+    }
+}
+
+/// Stores lamp-days settled again: every day's row in one statement, each month row moved
+/// by the difference from the old totals (pipelined: sent together, run in order on the one
+/// connection), and the zone-month shares gathered in the pass. A job costs a few round
+/// trips, not three per lamp-day.
 async fn write_resettled(c: &Client, pass: &mut Pass<'_>, all: Vec<Resettled>) -> StoreResult<()> {
     if all.is_empty() {
         return Ok(());
     }
-    let (upsert_day, upsert_month) = (
-        c.statement(UPSERT_DAY).await?,
-        c.statement(UPSERT_MONTH).await?,
-    );
-    let days = all.iter().map(|r| {
-        let t = &r.day.totals;
-        let (key, covered, slots) = (
-            day_key(r.date),
-            i64::from(t.covered_slots),
-            settle::encode(&r.day.slots),
-        );
-        let statement = &upsert_day;
-        async move {
-            c.execute(
-                statement,
-                &[
-                    &key,
-                    &r.lamp_id,
-                    &r.day.zone_id,
-                    &t.wh,
-                    &t.cost_mp,
-                    &t.baseline_wh,
-                    &t.baseline_cost_mp,
-                    &covered,
-                    &t.unpriced_wh,
-                    &slots,
-                ],
-            )
+    // The day rows as columns, the last state of each day only (a statement may not upsert
+    // one row twice).
+    let mut latest: HashMap<(NaiveDate, i64), &Resettled> = HashMap::new();
+    for r in &all {
+        latest.insert((r.date, r.lamp_id), r);
+    }
+    let mut columns = DayColumns::default();
+    for r in latest.into_values() {
+        columns.push(r);
+    }
+    let upsert_month = c.statement(UPSERT_MONTH).await?;
+    let days = async {
+        let statement = c.statement(UPSERT_DAYS).await?;
+        c.execute(&statement, &columns.params())
             .await
-        }
-    });
+            .map_err(db_error)
+    };
     let months = all.iter().map(|r| {
         let (month, d, statement) = (month_key(r.date), &r.delta, &upsert_month);
         async move {
@@ -224,13 +258,14 @@ async fn write_resettled(c: &Client, pass: &mut Pass<'_>, all: Vec<Resettled>) -
             .await
         }
     });
-    // Days first, then months: each list is sent in order as it is first polled.
-    let (_, months) = futures::future::try_join(
-        futures::future::try_join_all(days),
-        futures::future::try_join_all(months),
-    )
-    .await
-    .map_err(db_error)?;
+    // The day rows and every month row's change, sent together; the month changes run in
+    // the order sent, so each answer is what a sequential write would have seen.
+    let (_, months) = futures::future::try_join(days, async {
+        futures::future::try_join_all(months)
+            .await
+            .map_err(db_error)
+    })
+    .await?;
     let mut first_in_month = Vec::new();
     for (r, row) in all.iter().zip(&months) {
         let (covered_after, lamp_days): (i64, i64) = (get(row, 0)?, get(row, 1)?);
@@ -247,21 +282,34 @@ async fn write_resettled(c: &Client, pass: &mut Pass<'_>, all: Vec<Resettled>) -
             first_in_month.push(r);
         }
     }
-    // A lamp with month rows in two zones moved during the month.
-    let counts = futures::future::try_join_all(first_in_month.iter().map(|r| {
-        let month = month_key(r.date);
-        async move {
-            c.query_one(
-                "SELECT count(*) FROM energy_months WHERE month = $1 AND lamp_id = $2",
-                &[&month, &r.lamp_id],
-            )
-            .await
-        }
+    // A lamp with month rows in two zones moved during the month: counted when the row that
+    // makes it two is made. The rows are counted once, after the write; a row made earlier in
+    // the same write saw as many fewer as were made after it.
+    let mut made: HashMap<(String, i64), i64> = HashMap::new();
+    for r in &first_in_month {
+        *made.entry((month_key(r.date), r.lamp_id)).or_default() += 1;
+    }
+    let keys: Vec<(String, i64)> = made.keys().cloned().collect();
+    let counts = futures::future::try_join_all(keys.iter().map(|(month, lamp_id)| async move {
+        c.query_one(
+            "SELECT count(*) FROM energy_months WHERE month = $1 AND lamp_id = $2",
+            &[month, lamp_id],
+        )
+        .await
     }))
     .await
     .map_err(db_error)?;
-    for (r, row) in first_in_month.iter().zip(&counts) {
-        if get::<i64>(row, 0)? > 1 {
+    let mut rows_now: HashMap<(String, i64), i64> = HashMap::new();
+    for (key, row) in keys.into_iter().zip(&counts) {
+        let after_all = get::<i64>(row, 0)?;
+        rows_now.insert(key.clone(), after_all - made[&key]);
+    }
+    for r in &first_in_month {
+        let Some(rows) = rows_now.get_mut(&(month_key(r.date), r.lamp_id)) else {
+            continue;
+        };
+        *rows += 1;
+        if *rows > 1 {
             pass.rollups.moved_lamp(r.date);
         }
     }
@@ -558,15 +606,23 @@ impl BillingStore for PgStore {
             }))
             .await?;
             let mut all = Vec::with_capacity(days.len());
-            for (lamp, old) in days.into_iter().zip(stored) {
-                all.extend(resettled(
+            // A day named twice settles the second time from the first's result.
+            let mut settled: HashMap<(NaiveDate, i64), LampDay> = HashMap::new();
+            for (lamp, loaded) in days.into_iter().zip(stored) {
+                let key = (lamp.date, lamp.lamp_id);
+                let old = settled.remove(&key).or(loaded);
+                let next = resettled(
                     &mut pass,
                     lamp.date,
                     lamp.lamp_id,
                     old,
                     || LampDay::fresh(&calendar, lamp.date, lamp.wattage_w, lamp.location, lamp.zone_id),
                     |slots| settle::merge(slots, &lamp.shares),
-                ));
+                );
+                if let Some(next) = next {
+                    settled.insert(key, next.day.clone());
+                    all.push(next);
+                }
             }
             write_resettled(&c, &mut pass, all).await?;
             pass.finish(&c).await?;
