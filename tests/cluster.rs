@@ -73,6 +73,31 @@ async fn watch(server: &TestServer, after_seq: u64) -> tonic::Streaming<proto::F
         .into_inner()
 }
 
+/// Sends reports as the field does: resent while no server can take them (for a moment
+/// after a takeover, a follower may still forward to the leader that stopped).
+async fn send_until_taken(
+    server: &TestServer,
+    reports: Vec<proto::TelecellReport>,
+) -> proto::ReportAck {
+    let began = Instant::now();
+    loop {
+        let sent = proto::telemetry_client::TelemetryClient::new(server.channel.clone())
+            .report(futures::stream::iter(reports.clone()))
+            .await;
+        match sent {
+            Ok(ack) => return ack.into_inner(),
+            Err(status) if status.code() == Code::Unavailable => {
+                assert!(
+                    began.elapsed() < Duration::from_secs(15),
+                    "still refused: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("refused: {status:?}"),
+        }
+    }
+}
+
 fn seqs(events: &[proto::FaultEvent]) -> Vec<u64> {
     events.iter().map(|e| e.seq).collect()
 }
@@ -137,7 +162,7 @@ async fn servers_share_the_work_and_the_log_and_one_takes_over_from_the_leader()
     // The new leader judges from the database: a repeat of a known fault is no new fault,
     // and reports sent to the remaining follower reach it.
     let later = at("2026-11-27T12:15:00Z");
-    let ack = send(
+    let ack = send_until_taken(
         follower,
         lamps[..3]
             .iter()

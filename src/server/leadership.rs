@@ -103,7 +103,7 @@ impl Leadership {
                     tracing::error!(error = %e, "cannot reach the database: no longer leading");
                 }
                 self.step_down(Role::Unknown);
-                return Err(ServerError::Engine(e.to_string()));
+                return Err(ServerError::Leadership(e.to_string()));
             }
         };
         match (leading, self.role()) {

@@ -62,6 +62,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("cannot load the fault engine's state: {0}")]
     Engine(String),
+    #[error("cannot take part in choosing the leader: {0}")]
+    Leadership(String),
     #[error("the gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("cannot start the password threads: {0}")]
