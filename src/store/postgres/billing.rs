@@ -29,32 +29,67 @@ fn covered(value: i64) -> u32 {
     u32::try_from(value.max(0)).unwrap_or(u32::MAX)
 }
 
+const DAY_COLUMNS: &str = "d.zone_id, d.wh, d.cost_mp, d.baseline_wh, d.baseline_cost_mp, d.covered, d.unpriced_wh, d.slots";
+
+/// A stored lamp-day from `DAY_COLUMNS`, starting at column `first`.
+fn lamp_day(row: &Row, first: usize) -> StoreResult<LampDay> {
+    Ok(LampDay {
+        zone_id: get(row, first)?,
+        totals: DayTotals {
+            wh: get(row, first + 1)?,
+            cost_mp: get(row, first + 2)?,
+            baseline_wh: get(row, first + 3)?,
+            baseline_cost_mp: get(row, first + 4)?,
+            covered_slots: covered(get(row, first + 5)?),
+            unpriced_wh: get(row, first + 6)?,
+        },
+        slots: settle::decode(get(row, first + 7)?),
+    })
+}
+
 async fn load_day(c: &Client, date: &str, lamp_id: i64) -> StoreResult<Option<LampDay>> {
     let statement = c
-        .statement(
-            "SELECT zone_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, slots \
-             FROM energy_days WHERE day = $1 AND lamp_id = $2 FOR UPDATE",
-        )
+        .statement(&format!(
+            "SELECT {DAY_COLUMNS} FROM energy_days d WHERE d.day = $1 AND d.lamp_id = $2 FOR UPDATE"
+        ))
         .await?;
     let row = c
         .query_opt(&statement, &[&date, &lamp_id])
         .await
         .map_err(db_error)?;
-    row.map(|row| {
-        Ok(LampDay {
-            zone_id: get(&row, 0)?,
-            totals: DayTotals {
-                wh: get(&row, 1)?,
-                cost_mp: get(&row, 2)?,
-                baseline_wh: get(&row, 3)?,
-                baseline_cost_mp: get(&row, 4)?,
-                covered_slots: covered(get(&row, 5)?),
-                unpriced_wh: get(&row, 6)?,
-            },
-            slots: settle::decode(get(&row, 7)?),
-        })
-    })
-    .transpose()
+    row.map(|row| lamp_day(&row, 0)).transpose()
+}
+
+/// The stored lamp-days among `keys` (date, lamp), locked for the write (in key order, so
+/// writers lock them in one order), in one statement.
+async fn load_days(
+    c: &Client,
+    keys: &[(NaiveDate, i64)],
+) -> StoreResult<HashMap<(NaiveDate, i64), LampDay>> {
+    let (days, lamps): (Vec<String>, Vec<i64>) = keys
+        .iter()
+        .map(|(date, lamp)| (day_key(*date), *lamp))
+        .unzip();
+    let statement = c
+        .statement(&format!(
+            "SELECT d.day, d.lamp_id, {DAY_COLUMNS} FROM energy_days d \
+             JOIN unnest($1::text[], $2::bigint[]) AS k (day, lamp_id) \
+             ON d.day = k.day AND d.lamp_id = k.lamp_id \
+             ORDER BY d.day, d.lamp_id FOR UPDATE OF d"
+        ))
+        .await?;
+    let rows = c
+        .query(&statement, &[&days, &lamps])
+        .await
+        .map_err(db_error)?;
+    let mut stored = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let day: String = get(row, 0)?;
+        let date = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+            .map_err(|e| StoreError::Database(format!("a stored day {day:?} is no date: {e}")))?;
+        stored.insert((date, get(row, 1)?), lamp_day(row, 2)?);
+    }
+    Ok(stored)
 }
 
 /// What one write job carries from lamp-day to lamp-day: slot prices and rollup changes.
@@ -118,8 +153,6 @@ impl<'a> Pass<'a> {
 struct Resettled {
     date: NaiveDate,
     lamp_id: i64,
-    /// The totals stored before (none: a new lamp-day).
-    old: Option<DayTotals>,
     day: LampDay,
     delta: ZoneDelta,
 }
@@ -144,7 +177,6 @@ fn resettled(
     Some(Resettled {
         date,
         lamp_id,
-        old,
         day,
         delta,
     })
@@ -158,13 +190,65 @@ const UPSERT_DAYS: &str = "INSERT INTO energy_days (day, lamp_id, zone_id, wh, c
      baseline_wh = excluded.baseline_wh, baseline_cost_mp = excluded.baseline_cost_mp, \
      covered = excluded.covered, unpriced_wh = excluded.unpriced_wh, slots = excluded.slots";
 
-const UPSERT_MONTH: &str = "INSERT INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamp_days) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+/// The month rows' changes of a write, one row each, added to what the rows hold; each row
+/// answers with what it covers and how many lamp-days it counts now.
+const UPSERT_MONTHS: &str = "INSERT INTO energy_months (month, zone_id, lamp_id, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, lamp_days) \
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], \
+     $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
      ON CONFLICT (month, zone_id, lamp_id) DO UPDATE SET wh = energy_months.wh + excluded.wh, \
      cost_mp = energy_months.cost_mp + excluded.cost_mp, baseline_wh = energy_months.baseline_wh + excluded.baseline_wh, \
      baseline_cost_mp = energy_months.baseline_cost_mp + excluded.baseline_cost_mp, \
      covered = energy_months.covered + excluded.covered, unpriced_wh = energy_months.unpriced_wh + excluded.unpriced_wh, \
-     lamp_days = energy_months.lamp_days + excluded.lamp_days RETURNING covered, lamp_days";
+     lamp_days = energy_months.lamp_days + excluded.lamp_days \
+     RETURNING month, zone_id, lamp_id, covered, lamp_days";
+
+/// A month row: (month, zone, lamp).
+type MonthKey = (String, i64, i64);
+
+/// The month rows' changes of a write as arrays, for `UPSERT_MONTHS`.
+#[derive(Default)]
+struct MonthColumns {
+    month: Vec<String>,
+    zone_id: Vec<i64>,
+    lamp_id: Vec<i64>,
+    wh: Vec<i64>,
+    cost_mp: Vec<i64>,
+    baseline_wh: Vec<i64>,
+    baseline_cost_mp: Vec<i64>,
+    covered: Vec<i64>,
+    unpriced_wh: Vec<i64>,
+    lamp_days: Vec<i64>,
+}
+
+impl MonthColumns {
+    fn push(&mut self, key: &MonthKey, d: &ZoneDelta) {
+        self.month.push(key.0.clone());
+        self.zone_id.push(key.1);
+        self.lamp_id.push(key.2);
+        self.wh.push(d.wh);
+        self.cost_mp.push(d.cost_mp);
+        self.baseline_wh.push(d.baseline_wh);
+        self.baseline_cost_mp.push(d.baseline_cost_mp);
+        self.covered.push(d.covered);
+        self.unpriced_wh.push(d.unpriced_wh);
+        self.lamp_days.push(d.lamps);
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.month,
+            &self.zone_id,
+            &self.lamp_id,
+            &self.wh,
+            &self.cost_mp,
+            &self.baseline_wh,
+            &self.baseline_cost_mp,
+            &self.covered,
+            &self.unpriced_wh,
+            &self.lamp_days,
+        ]
+    }
+}
 
 /// The lamp-day rows of a write as arrays, for `UPSERT_DAYS`.
 #[derive(Default)]
@@ -230,64 +314,70 @@ async fn write_resettled(c: &Client, pass: &mut Pass<'_>, all: Vec<Resettled>) -
     for r in latest.into_values() {
         columns.push(r);
     }
-    let upsert_month = c.statement(UPSERT_MONTH).await?;
     let days = async {
         let statement = c.statement(UPSERT_DAYS).await?;
         c.execute(&statement, &columns.params())
             .await
             .map_err(db_error)
     };
-    let months = all.iter().map(|r| {
-        let (month, d, statement) = (month_key(r.date), &r.delta, &upsert_month);
-        async move {
-            c.query_one(
-                statement,
-                &[
-                    &month,
-                    &r.day.zone_id,
-                    &r.lamp_id,
-                    &d.wh,
-                    &d.cost_mp,
-                    &d.baseline_wh,
-                    &d.baseline_cost_mp,
-                    &d.covered,
-                    &d.unpriced_wh,
-                    &d.lamps,
-                ],
-            )
-            .await
-        }
-    });
-    // The day rows and every month row's change, sent together; the month changes run in
-    // the order sent, so each answer is what a sequential write would have seen.
-    let (_, months) = futures::future::try_join(days, async {
-        futures::future::try_join_all(months)
+    // Each month row's change, summed over the write's days of it: one row each, in the
+    // order first met, all in one statement.
+    let mut order: Vec<MonthKey> = Vec::new();
+    let mut changes: HashMap<MonthKey, (NaiveDate, ZoneDelta)> = HashMap::new();
+    for r in &all {
+        let key = (month_key(r.date), r.day.zone_id, r.lamp_id);
+        let change = changes.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            (r.date, ZoneDelta::default())
+        });
+        change.1.add(&r.delta);
+    }
+    let mut columns = MonthColumns::default();
+    for key in &order {
+        columns.push(key, &changes[key].1);
+    }
+    let months = async {
+        let statement = c.statement(UPSERT_MONTHS).await?;
+        c.query(&statement, &columns.params())
             .await
             .map_err(db_error)
-    })
-    .await?;
-    let mut first_in_month = Vec::new();
-    for (r, row) in all.iter().zip(&months) {
-        let (covered_after, lamp_days): (i64, i64) = (get(row, 0)?, get(row, 1)?);
-        // A lamp's first day in a month (in this zone) makes its month row.
-        let made_month_row = r.old.is_none() && lamp_days == 1;
+    };
+    let (_, months) = futures::future::try_join(days, months).await?;
+    let mut after: HashMap<MonthKey, (i64, i64)> = HashMap::new();
+    for row in &months {
+        after.insert(
+            (get(row, 0)?, get(row, 1)?, get(row, 2)?),
+            (get(row, 3)?, get(row, 4)?),
+        );
+    }
+    let mut first_in_month: Vec<(NaiveDate, i64)> = Vec::new();
+    for key in &order {
+        let (date, change) = &changes[key];
+        let Some(&(covered_after, lamp_days)) = after.get(key) else {
+            return Err(StoreError::Database(format!(
+                "the month row of lamp {} was not written",
+                key.2
+            )));
+        };
+        // The row is new when it holds only this write's lamp-days.
+        let made_month_row = change.lamps > 0 && lamp_days == change.lamps;
         let m = ZoneDelta::of_month(
-            &r.delta,
+            change,
             made_month_row,
             covered_after,
-            pass.prices.slots_in_month(r.date),
+            pass.prices.slots_in_month(*date),
         );
-        pass.rollups.add_month(r.date, r.day.zone_id, &m);
+        pass.rollups.add_month(*date, key.1, &m);
         if made_month_row {
-            first_in_month.push(r);
+            first_in_month.push((*date, key.2));
         }
     }
     // A lamp with month rows in two zones moved during the month: counted when the row that
     // makes it two is made. The rows are counted once, after the write; a row made earlier in
     // the same write saw as many fewer as were made after it.
     let mut made: HashMap<(String, i64), i64> = HashMap::new();
-    for r in &first_in_month {
-        *made.entry((month_key(r.date), r.lamp_id)).or_default() += 1;
+    for (date, lamp_id) in &first_in_month {
+        *made.entry((month_key(*date), *lamp_id)).or_default() += 1;
     }
     let keys: Vec<(String, i64)> = made.keys().cloned().collect();
     let counts = futures::future::try_join_all(keys.iter().map(|(month, lamp_id)| async move {
@@ -304,13 +394,13 @@ async fn write_resettled(c: &Client, pass: &mut Pass<'_>, all: Vec<Resettled>) -
         let after_all = get::<i64>(row, 0)?;
         rows_now.insert(key.clone(), after_all - made[&key]);
     }
-    for r in &first_in_month {
-        let Some(rows) = rows_now.get_mut(&(month_key(r.date), r.lamp_id)) else {
+    for (date, lamp_id) in &first_in_month {
+        let Some(rows) = rows_now.get_mut(&(month_key(*date), *lamp_id)) else {
             continue;
         };
         *rows += 1;
         if *rows > 1 {
-            pass.rollups.moved_lamp(r.date);
+            pass.rollups.moved_lamp(*date);
         }
     }
     Ok(())
@@ -598,19 +688,15 @@ impl BillingStore for PgStore {
             // In key order, so that servers settling the same days lock them in one order.
             let mut days: Vec<&LampDayEnergy> = settlement.days.iter().collect();
             days.sort_by_key(|d| (d.date, d.lamp_id));
-            // Every stored day read at once (pipelined), then settled in memory, then written.
-            let stored = futures::future::try_join_all(days.iter().map(|lamp| {
-                let key = day_key(lamp.date);
-                let c = &c;
-                async move { load_day(c, &key, lamp.lamp_id).await }
-            }))
-            .await?;
+            // Every stored day read at once, then settled in memory, then written.
+            let keys: Vec<(NaiveDate, i64)> = days.iter().map(|d| (d.date, d.lamp_id)).collect();
+            let stored = load_days(&c, &keys).await?;
             let mut all = Vec::with_capacity(days.len());
             // A day named twice settles the second time from the first's result.
             let mut settled: HashMap<(NaiveDate, i64), LampDay> = HashMap::new();
-            for (lamp, loaded) in days.into_iter().zip(stored) {
+            for lamp in days {
                 let key = (lamp.date, lamp.lamp_id);
-                let old = settled.remove(&key).or(loaded);
+                let old = settled.remove(&key).or_else(|| stored.get(&key).cloned());
                 let next = resettled(
                     &mut pass,
                     lamp.date,
