@@ -363,3 +363,81 @@ async fn a_server_carries_on_after_the_database_drops_its_connections() {
     }
     assert_eq!(one_leader(&[&server], Duration::from_secs(5)).await, 0);
 }
+
+/// A throwaway PostgreSQL cluster of this test's own (`scripts/pg-cluster`), stopped when
+/// dropped: the suite's shared cluster cannot be taken away from the other tests.
+struct OwnCluster {
+    url: String,
+    dir: String,
+}
+
+impl OwnCluster {
+    fn start() -> Self {
+        let started = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pg-cluster"
+        ))
+        .arg("start")
+        .output()
+        .unwrap();
+        assert!(started.status.success(), "{started:?}");
+        let exports = String::from_utf8(started.stdout).unwrap();
+        let value = |key: &str| {
+            exports
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("export {key}=")))
+                .unwrap()
+                .trim_matches('"')
+                .to_owned()
+        };
+        Self {
+            url: value("SINGULARITY_TEST_POSTGRES_URL"),
+            dir: value("SINGULARITY_PG_DIR"),
+        }
+    }
+
+    fn stop(&self) {
+        let _ = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pg-cluster"
+        ))
+        .args(["stop", &self.dir])
+        .output();
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serving(server: &TestServer) -> bool {
+    HealthClient::new(server.bare.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().status == 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_loses_its_database_says_it_is_not_serving() {
+    let cluster = OwnCluster::start();
+    let server = another(&cluster.url).await;
+    let began = Instant::now();
+    while !serving(&server).await {
+        assert!(began.elapsed() < Duration::from_secs(10), "never serving");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.stop();
+    let began = Instant::now();
+    while serving(&server).await {
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "still serving without its database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!leads(&server).await, "no leader without a database");
+}
