@@ -373,13 +373,11 @@ struct OwnCluster {
 
 impl OwnCluster {
     fn start() -> Self {
-        let started = std::process::Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/pg-cluster"
-        ))
-        .arg("start")
-        .output()
-        .unwrap();
+        let started =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+                .arg("start")
+                .output()
+                .unwrap();
         assert!(started.status.success(), "{started:?}");
         let exports = String::from_utf8(started.stdout).unwrap();
         let value = |key: &str| {
@@ -397,12 +395,10 @@ impl OwnCluster {
     }
 
     fn stop(&self) {
-        let _ = std::process::Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/pg-cluster"
-        ))
-        .args(["stop", &self.dir])
-        .output();
+        let _ =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster"))
+                .args(["stop", &self.dir])
+                .output();
     }
 }
 
