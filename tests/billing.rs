@@ -450,6 +450,66 @@ async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
     restart_and_expect_the_morning(&mut server, lamp, watts).await;
 }
 
+/// A server that takes over meters the energy left unsettled after it leads, while new
+/// reports arrive: each interval counts once, whichever comes first.
+#[tokio::test]
+async fn reports_that_arrive_while_a_takeover_meters_the_backlog_count_once() {
+    let mut lazy = config(MeterMode::Calculated);
+    lazy.billing.settle_interval = Duration::from_secs(60);
+    lazy.billing.settle_on_stop = Duration::ZERO;
+    let mut server = TestServer::start_with(10, lazy).await;
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    let watts = wattage(&server, lamp).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(
+        &server,
+        every_half_hour(
+            &uuid,
+            lamp,
+            at("2026-11-03T00:00:00Z"),
+            at("2026-11-03T12:00:00Z"),
+        ),
+    )
+    .await;
+    server.stop().await;
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let mut restarted =
+        TestServer::on_store_with(dir, server.store.clone(), config(MeterMode::Calculated)).await;
+    // At once, while the morning may still be being metered again.
+    send(
+        &restarted,
+        every_half_hour(
+            &uuid,
+            lamp,
+            at("2026-11-03T12:30:00Z"),
+            at("2026-11-03T18:00:00Z"),
+        ),
+    )
+    .await;
+    let slot_wh = (watts * 100 * 1800 + 180_000) / 360_000;
+    let totals = totals_when(
+        &restarted,
+        totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Lamp),
+        |t| t.total.as_ref().unwrap().energy_wh >= 36 * slot_wh,
+    )
+    .await;
+    assert_eq!(totals.total.unwrap().energy_wh, 36 * slot_wh);
+    // Ten more settlements: an interval metered twice would show by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = totals_when(
+        &restarted,
+        totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Lamp),
+        |_| true,
+    )
+    .await;
+    assert_eq!(
+        again.total.unwrap().energy_wh,
+        36 * slot_wh,
+        "midnight to six in the evening, every half-hour once"
+    );
+    restarted.stop().await;
+}
+
 #[tokio::test]
 async fn readings_stored_but_not_settled_are_settled_after_a_restart() {
     let mut server = TestServer::start_with(10, config(MeterMode::Calculated)).await;

@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use singularity::domain::billing::calendar::{AsOf, Calendar};
 use singularity::domain::billing::{Band, NewTariff, SlotShare};
 use singularity::domain::estate::{City, EstateSpec, generate};
@@ -589,6 +589,7 @@ fn energy_settles_into_days_months_and_is_priced_again_by_a_new_tariff(opened: O
             .iter()
             .map(|l| (l.lamp_id, t0() + Duration::hours(1)))
             .collect(),
+        readings: 0,
     };
     store.record_energy(calendar, settlement.clone()).unwrap();
     let as_of = AsOf {
@@ -739,6 +740,7 @@ fn a_lamp_moved_within_one_settlement_counts_once_in_the_month(opened: Opened) {
                     day(third, to_zone, 42..44),
                 ],
                 cursors: vec![(lamp.lamp_id, t0())],
+                readings: 0,
             },
         )
         .unwrap();
@@ -771,6 +773,78 @@ fn a_lamp_moved_within_one_settlement_counts_once_in_the_month(opened: Opened) {
     let mut expected = vec![(from_zone, 70), (to_zone, 140)];
     expected.sort_unstable();
     assert_eq!(by_zone, expected);
+
+    // The month to date (read from the month rows) says what its days say (read from the
+    // day rows the day after), for every grouping.
+    // In December a second lamp, in one zone: no lamp moved, so rows need no grouping.
+    let other = contexts[1];
+    let (dec1, dec2) = (
+        NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
+    );
+    let december = [(dec1, 30..34), (dec2, 30..31)]
+        .into_iter()
+        .map(|(date, slots)| LampDayEnergy {
+            lamp_id: other.lamp_id,
+            zone_id: other.zone_id,
+            ..day(date, 0, slots)
+        })
+        .chain([day(dec2, from_zone, 10..12)])
+        .collect();
+    store
+        .record_energy(
+            calendar,
+            EnergySettlement {
+                days: december,
+                cursors: vec![],
+                readings: 0,
+            },
+        )
+        .unwrap();
+    let first_days = |today: &str, group: TotalsGroup| {
+        let today: NaiveDate = today.parse().unwrap();
+        let (from, to) = if today.month() == 12 {
+            (dec1, dec2)
+        } else {
+            (NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), third)
+        };
+        let mut rows: Vec<(String, i64, i64, u32)> = store
+            .energy_totals(
+                &TotalsQuery {
+                    from,
+                    to,
+                    group,
+                    zone_id: None,
+                    limit: 100,
+                },
+                AsOf {
+                    calendar,
+                    now: calendar.slot_start(today, 24),
+                    grace: Duration::zero(),
+                },
+            )
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.key, row.totals.wh, row.totals.cost_mp, row.lamps))
+            .collect();
+        rows.sort_unstable();
+        rows
+    };
+    for group in [TotalsGroup::All, TotalsGroup::Zone, TotalsGroup::Lamp] {
+        assert_eq!(
+            first_days("2026-11-03", group),
+            first_days("2026-11-04", group),
+            "{group:?}"
+        );
+        assert_eq!(
+            first_days("2026-12-02", group),
+            first_days("2026-12-03", group),
+            "{group:?}"
+        );
+    }
+    assert_eq!(first_days("2026-11-03", TotalsGroup::All)[0].1, 210);
+    let december = first_days("2026-12-02", TotalsGroup::All);
+    assert_eq!((december[0].1, december[0].3), (7 * 35, 2));
 }
 
 macro_rules! backend_suite {

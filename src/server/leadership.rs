@@ -141,19 +141,16 @@ impl Leadership {
         );
         let built = context
             .blocking(move |store| {
-                let mut state = engine::load(store, thresholds, policy, sweep_from, billing.meter)?;
-                let replayed = settlement::recover(store, &mut state)?;
-                Ok((state, replayed))
+                let state = engine::load(store, thresholds, policy, sweep_from, billing.meter)?;
+                let unsettled = settlement::unsettled_lamps(store, &state)?;
+                Ok((state, unsettled))
             })
             .await;
-        let (state, replayed) = match built {
+        let (state, unsettled) = match built {
             Ok(built) => built,
             // Still this server's role in the database: the next campaign tries again.
             Err(e) => return Err(ServerError::Engine(e.to_string())),
         };
-        if replayed > 0 {
-            tracing::info!(replayed, "energy of readings not yet settled metered again");
-        }
         let engine: Engine = Arc::new(tokio::sync::Mutex::new(state));
         let stop = context.shutdown.child_token();
         let term_context = Context {
@@ -164,6 +161,7 @@ impl Leadership {
             term_context.clone(),
             engine.clone(),
             config.billing,
+            unsettled,
             settled.clone(),
         ));
         tokio::spawn(super::housekeeping::run(

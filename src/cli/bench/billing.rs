@@ -75,6 +75,7 @@ pub fn fill_energy(store: &dyn Store, month: NaiveDate) -> Result<()> {
                 EnergySettlement {
                     days,
                     cursors: Vec::new(),
+                    readings: 0,
                 },
             )?;
             written += chunk.len();
@@ -90,7 +91,7 @@ pub fn fill_energy(store: &dyn Store, month: NaiveDate) -> Result<()> {
     Ok(())
 }
 
-/// Times `GetTotals` for a month.
+/// Times `GetTotals` for a month (to date, if it is this month).
 pub async fn totals(
     channel: &AuthedChannel,
     month: NaiveDate,
@@ -99,6 +100,8 @@ pub async fn totals(
     runs: usize,
 ) -> Result<()> {
     let (first, last) = month_bounds(month);
+    // This month: up to today (what an operator asks for as "this month").
+    let last = last.min(Calendar::london().date_of(chrono::Utc::now()));
     let mut client = BillingClient::new(channel.clone());
     let mut timings = Vec::new();
     let mut reply = proto::Totals::default();

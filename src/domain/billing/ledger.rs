@@ -28,6 +28,9 @@ pub struct LampDayEnergy {
 pub struct EnergySettlement {
     pub days: Vec<LampDayEnergy>,
     pub cursors: Vec<(i64, DateTime<Utc>)>,
+    /// How many metered readings this settlement covers: what stays unsettled until it is
+    /// stored. Not stored itself.
+    pub readings: usize,
 }
 
 /// Ingest records every reading here, under the engine lock: a fast hash for integer keys.
@@ -40,6 +43,11 @@ type FastHash = foldhash::fast::RandomState;
 pub struct Ledger {
     meter: Meter,
     lamps: HashMap<i64, LampLedger, FastHash>,
+    /// Readings metered in and not yet taken out for settlement.
+    readings: usize,
+    /// Readings taken out in settlements not yet stored. With `readings`, what a takeover
+    /// would have to meter again from the stored readings if this server died now.
+    settling: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,6 +57,7 @@ struct LampLedger {
     /// Usually one day, two around midnight.
     days: Vec<PendingDay>,
     cursor: Option<DateTime<Utc>>,
+    readings: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +116,7 @@ impl LampLedger {
         if let Some(at) = newer.cursor {
             self.advance(at);
         }
+        self.readings += newer.readings;
     }
 }
 
@@ -115,7 +125,25 @@ impl Ledger {
         Self {
             meter,
             lamps: HashMap::default(),
+            readings: 0,
+            settling: 0,
         }
+    }
+
+    /// Readings metered and not yet stored as settled energy, in the ledger or in
+    /// settlements taken out and not yet stored.
+    pub fn unsettled(&self) -> usize {
+        self.readings + self.settling
+    }
+
+    /// Readings in the ledger, not yet taken out for settlement.
+    pub fn readings(&self) -> usize {
+        self.readings
+    }
+
+    /// A settlement taken out was stored: its readings are settled.
+    pub fn stored(&mut self, settlement_readings: usize) {
+        self.settling = self.settling.saturating_sub(settlement_readings);
     }
 
     pub fn meter(&self) -> &Meter {
@@ -134,10 +162,13 @@ impl Ledger {
             entry.day(share.date, lamp.zone_id).add(share);
         }
         entry.advance(current.at);
+        entry.readings += 1;
+        self.readings += 1;
     }
 
     /// Takes in a newer ledger's entries (a committed ingest batch).
     pub fn absorb(&mut self, newer: Ledger) {
+        self.readings += newer.readings;
         if self.lamps.is_empty() {
             self.lamps = newer.lamps;
             return;
@@ -152,11 +183,27 @@ impl Ledger {
         }
     }
 
+    /// Takes in an older ledger's entries (energy metered again after a takeover): what this
+    /// ledger metered since is newer and keeps its place.
+    pub fn absorb_older(&mut self, older: Ledger) {
+        let newer = std::mem::replace(&mut self.lamps, older.lamps);
+        self.readings += older.readings;
+        for (lamp_id, lamp) in newer {
+            match self.lamps.entry(lamp_id) {
+                Entry::Occupied(mut mine) => mine.get_mut().absorb(lamp),
+                Entry::Vacant(slot) => {
+                    slot.insert(lamp);
+                }
+            }
+        }
+    }
+
     /// Empties the ledger into settlements of about `lamp_days_per_job` lamp-days each, every
     /// lamp's days and cursor in the same one (so each commits whole), letting ingest's
     /// commits interleave with a large settlement.
     pub fn take(&mut self, lamp_days_per_job: usize) -> Vec<EnergySettlement> {
         let mut jobs = vec![EnergySettlement::default()];
+        self.settling += std::mem::take(&mut self.readings);
         for (lamp_id, lamp) in std::mem::take(&mut self.lamps) {
             if jobs
                 .last()
@@ -167,6 +214,7 @@ impl Ledger {
             let Some(job) = jobs.last_mut() else { continue };
             // Lamps whose readings added no energy still move their cursor.
             job.cursors.extend(lamp.cursor.map(|at| (lamp_id, at)));
+            job.readings += lamp.readings;
             job.days
                 .extend(lamp.days.into_iter().map(|day| LampDayEnergy {
                     lamp_id,
@@ -185,6 +233,13 @@ impl Ledger {
     /// since is newer and keeps its place.
     pub fn restore(&mut self, settlement: EnergySettlement) {
         let mut older: HashMap<i64, LampLedger, FastHash> = HashMap::default();
+        self.settling = self.settling.saturating_sub(settlement.readings);
+        self.readings += settlement.readings;
+        // The readings go back with the first lamp: only the total is ever read.
+        let first = settlement.cursors.first().map(|c| c.0);
+        if let Some(first) = first.or(settlement.days.first().map(|d| d.lamp_id)) {
+            older.entry(first).or_default().readings += settlement.readings;
+        }
         for day in settlement.days {
             let lamp = older.entry(day.lamp_id).or_default();
             lamp.wattage_w = day.wattage_w;
@@ -244,6 +299,68 @@ mod tests {
     }
 
     #[test]
+    fn the_ledger_counts_the_readings_a_takeover_would_meter_again() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
+        let lamp = LampContext {
+            lamp_id: 7,
+            telecell_id: 7,
+            basestation_id: 1,
+            circuit_id: None,
+            zone_id: Some(1),
+            profile: crate::domain::telemetry::LampProfile {
+                wattage_w: 36,
+                dimmable: true,
+                location: None,
+            },
+            since: "2026-10-01T00:00:00Z".parse().unwrap(),
+        };
+        let reading = |minute: i64| Reading {
+            at: "2026-11-03T18:00:00Z".parse::<DateTime<Utc>>().unwrap()
+                + chrono::Duration::minutes(minute),
+            lamp_on: true,
+            dim_target_pct: 100,
+            dim_actual_pct: 100,
+            voltage_v: 230.0,
+            current_a: 0.2,
+            power_w: 36.0,
+            power_factor: 0.95,
+            energy_wh: 0,
+            burn_hours: 10,
+            switch_count: 1,
+            supply_loss_count: 0,
+            temperature_c: 20.0,
+            link_quality_pct: 90,
+            alarms: crate::domain::telemetry::NodeAlarms::default(),
+        };
+        let mut ledger = Ledger::new(meter());
+        ledger.record(&lamp, &reading(0), &reading(15));
+        let mut batch = Ledger::new(meter());
+        batch.record(&lamp, &reading(15), &reading(30));
+        batch.record(&lamp, &reading(30), &reading(45));
+        ledger.absorb(batch);
+        assert_eq!(ledger.unsettled(), 3);
+        // Taken out, they stay unsettled until the store has them.
+        let jobs = ledger.take(JOB);
+        assert_eq!(ledger.readings(), 0);
+        assert_eq!(ledger.unsettled(), 3);
+        assert_eq!(jobs.iter().map(|j| j.readings).sum::<usize>(), 3);
+        // The store refused the settlement: its readings are in the ledger again, once.
+        for job in jobs {
+            ledger.restore(job);
+        }
+        assert_eq!((ledger.readings(), ledger.unsettled()), (3, 3));
+        // Metered meanwhile, then the retry is stored.
+        ledger.record(&lamp, &reading(45), &reading(60));
+        let jobs = ledger.take(JOB);
+        assert_eq!(ledger.unsettled(), 4);
+        for job in &jobs {
+            ledger.stored(job.readings);
+        }
+        assert_eq!(ledger.unsettled(), 0);
+        assert_eq!(jobs[0].days[0].date, d);
+    }
+
+    #[test]
     fn shares_of_a_slot_add_up_to_what_settlement_would_make_of_them_one_by_one() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
         let shares = vec![
@@ -256,6 +373,7 @@ mod tests {
         ledger.restore(EnergySettlement {
             days: vec![day(1, d, shares.clone())],
             cursors: vec![],
+            readings: 0,
         });
         let jobs = ledger.take(JOB);
         assert_eq!(jobs.len(), 1);
@@ -288,6 +406,7 @@ mod tests {
                 })
                 .collect(),
             cursors: (0..lamps as i64).map(|lamp| (lamp, at)).collect(),
+            readings: 0,
         });
         let jobs = ledger.take(JOB);
         assert!(jobs.len() >= 2, "split into jobs");

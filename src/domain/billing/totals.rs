@@ -61,21 +61,23 @@ impl TotalsRow {
     }
 }
 
-/// A period cut into the whole months it holds (first and last month key) and the runs of
-/// days outside them.
+/// A period cut into the months it holds whole (first and last month key) and the runs of
+/// days outside them. A month counts as whole from its first day to today or later: no
+/// energy is dated after today, so its month row is the month to date (read from one row
+/// per lamp, not one per lamp-day).
 pub struct Parts {
     pub months: Option<(String, String)>,
     pub days: Vec<(NaiveDate, NaiveDate)>,
 }
 
-pub fn split_period(from: NaiveDate, to: NaiveDate) -> Parts {
+pub fn split_period(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Parts {
     let mut months: Option<(String, String)> = None;
     let mut days: Vec<(NaiveDate, NaiveDate)> = Vec::new();
     let mut first = from;
     while first <= to {
         let (month_start, month_end) = month_bounds(first);
         let last = month_end.min(to);
-        if first == month_start && last == month_end {
+        if first == month_start && (last == month_end || last >= today) {
             let key = month_key(first);
             months = Some(match months {
                 Some((start, _)) => (start, key),
@@ -102,16 +104,37 @@ mod tests {
     #[test]
     fn a_period_reads_whole_months_from_their_rollup_and_the_rest_by_day() {
         let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
-        let parts = split_period(day(1, 20), day(4, 3));
+        let today = day(12, 3);
+        let parts = split_period(day(1, 20), day(4, 3), today);
         assert_eq!(parts.months, Some(("2026-02".into(), "2026-03".into())));
         assert_eq!(
             parts.days,
             vec![(day(1, 20), day(1, 31)), (day(4, 1), day(4, 3))]
         );
-        let within = split_period(day(5, 2), day(5, 9));
+        let within = split_period(day(5, 2), day(5, 9), today);
         assert_eq!(
             (within.months, within.days),
             (None, vec![(day(5, 2), day(5, 9))])
         );
+    }
+
+    #[test]
+    fn the_month_to_date_reads_the_month_row_and_an_earlier_part_month_its_days() {
+        let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let today = day(12, 3);
+        let to_date = split_period(day(12, 1), today, today);
+        assert_eq!(
+            (to_date.months, to_date.days),
+            (Some(("2026-12".into(), "2026-12".into())), vec![])
+        );
+        // The first days of November are not November to date.
+        let part = split_period(day(11, 1), day(11, 3), today);
+        assert_eq!(
+            (part.months, part.days),
+            (None, vec![(day(11, 1), day(11, 3))])
+        );
+        // Nor are the first days of December up to yesterday.
+        let yesterday = split_period(day(12, 1), day(12, 2), today);
+        assert_eq!(yesterday.days, vec![(day(12, 1), day(12, 2))]);
     }
 }

@@ -499,16 +499,7 @@ async fn totals_for(c: &Client, query: &TotalsQuery, as_of: AsOf) -> StoreResult
     let one_finished_month = query.from == first && query.to == last && as_of.is_complete(last);
     if one_finished_month && matches!(query.group, TotalsGroup::Zone | TotalsGroup::All) {
         let month = month_key(first);
-        let moved: i64 = c
-            .query_opt(
-                "SELECT lamps FROM energy_zone_months WHERE month = $1 AND zone_id = $2",
-                &[&month, &MOVED_LAMPS],
-            )
-            .await
-            .map_err(db_error)?
-            .map(|row| get(&row, 0))
-            .transpose()?
-            .unwrap_or(0);
+        let moved = moved_lamps(c, &month).await?;
         // A lamp in two zones is one lamp in the total, which only its rows can tell.
         if query.group == TotalsGroup::Zone || moved == 0 || query.zone_id.is_some() {
             let expected = as_of.expected(first, last);
@@ -531,17 +522,28 @@ async fn totals_for(c: &Client, query: &TotalsQuery, as_of: AsOf) -> StoreResult
             });
         }
     }
-    totals_over(c, query, as_of.expected(query.from, query.to)).await
+    totals_over(c, query, as_of).await
+}
+
+/// Lamps that moved zone within `month` (each has a month row in two zones).
+async fn moved_lamps(c: &Client, month: &str) -> StoreResult<i64> {
+    Ok(c.query_opt(
+        "SELECT lamps FROM energy_zone_months WHERE month = $1 AND zone_id = $2",
+        &[&month, &MOVED_LAMPS],
+    )
+    .await
+    .map_err(db_error)?
+    .map(|row| get(&row, 0))
+    .transpose()?
+    .unwrap_or(0))
 }
 
 /// Totals grouped by zone, by lamp, or all in one, from the month rows for whole months and
 /// the lamp-days for the rest; lamps are counted once per group.
-async fn totals_over(
-    c: &Client,
-    query: &TotalsQuery,
-    expected: u32,
-) -> StoreResult<Vec<TotalsRow>> {
-    let Parts { months, days } = split_period(query.from, query.to);
+async fn totals_over(c: &Client, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+    let expected = as_of.expected(query.from, query.to);
+    let today = as_of.calendar.date_of(as_of.now);
+    let Parts { months, days } = split_period(query.from, query.to, today);
     let mut values: Vec<String> = Vec::new();
     let zone = if query.zone_id.is_some() {
         " AND zone_id = $1"
@@ -556,9 +558,9 @@ async fn totals_over(
         values.push(value);
         format!("${}", values.len() + 1)
     };
-    if let Some((first, last)) = months {
+    if let Some((first, last)) = &months {
         one_row_per_lamp &= first == last;
-        let (a, b) = (bind(first), bind(last));
+        let (a, b) = (bind(first.clone()), bind(last.clone()));
         parts.push(format!(
             "SELECT {columns} FROM energy_months WHERE month BETWEEN {a} AND {b}{zone}"
         ));
@@ -576,8 +578,24 @@ async fn totals_over(
     let sums = "sum(wh)::bigint AS wh, sum(cost_mp)::bigint, sum(baseline_wh)::bigint, \
                 sum(baseline_cost_mp)::bigint, sum(covered)::bigint, sum(unpriced_wh)::bigint";
     let single_part = parts.len() == 1 && one_row_per_lamp;
+    // One row per lamp in all: a single day, or a single month no lamp moved zone in (or
+    // one zone of it). Then nothing needs grouping by lamp first (at 1M lamps, the
+    // difference between 0.1 s and 1 s for the month to date).
+    let lamp_once = single_part
+        && match (&months, query.zone_id) {
+            (Some(_), Some(_)) | (None, _) => true,
+            (Some((month, _)), None) => moved_lamps(c, month).await? == 0,
+        };
     let parts = parts.join(" UNION ALL ");
     let sql = match query.group {
+        TotalsGroup::Lamp if lamp_once => format!(
+            "SELECT lamp_id AS k, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, \
+             1::bigint, (covered < {expected})::int::bigint FROM ({parts}) p ORDER BY wh DESC, k LIMIT {}",
+            query.limit
+        ),
+        TotalsGroup::All if lamp_once => format!(
+            "SELECT 0::bigint AS k, {sums}, count(*), count(*) FILTER (WHERE covered < {expected}) FROM ({parts}) p GROUP BY 1"
+        ),
         TotalsGroup::Lamp => format!(
             "SELECT lamp_id AS k, {sums}, 1::bigint, (sum(covered) < {expected})::int::bigint FROM ({parts}) p \
              GROUP BY lamp_id ORDER BY wh DESC, k LIMIT {}",
@@ -660,7 +678,7 @@ async fn totals_by_day(
                 group: TotalsGroup::All,
                 ..*query
             };
-            totals_over(c, &single, due)
+            totals_over(c, &single, as_of)
                 .await?
                 .first()
                 .map_or(0, |r| r.lamps_missing)

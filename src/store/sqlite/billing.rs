@@ -488,15 +488,7 @@ fn totals_for(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResult<V
     let one_finished_month = query.from == first && query.to == last && as_of.is_complete(last);
     if one_finished_month && matches!(query.group, TotalsGroup::Zone | TotalsGroup::All) {
         let month = month_key(first);
-        let moved: i64 = c
-            .prepare_cached(
-                "SELECT lamps FROM energy_zone_months WHERE month = ?1 AND zone_id = ?2",
-            )
-            .map_err(db_error)?
-            .query_row(params![month, MOVED_LAMPS], |row| row.get(0))
-            .optional()
-            .map_err(db_error)?
-            .unwrap_or(0);
+        let moved = moved_lamps(c, &month)?;
         // A lamp in two zones is one lamp in the total, which only its rows can tell.
         if query.group == TotalsGroup::Zone || moved == 0 || query.zone_id.is_some() {
             let rows = zone_month_rows(c, &month, query.zone_id, as_of.expected(first, last))?;
@@ -507,7 +499,19 @@ fn totals_for(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResult<V
             });
         }
     }
-    totals_over(c, query, as_of.expected(query.from, query.to))
+    totals_over(c, query, as_of)
+}
+
+/// Lamps that moved zone within `month` (each has a month row in two zones).
+fn moved_lamps(c: &Connection, month: &str) -> StoreResult<i64> {
+    Ok(
+        c.prepare_cached("SELECT lamps FROM energy_zone_months WHERE month = ?1 AND zone_id = ?2")
+            .map_err(db_error)?
+            .query_row(params![month, MOVED_LAMPS], |row| row.get(0))
+            .optional()
+            .map_err(db_error)?
+            .unwrap_or(0),
+    )
 }
 
 fn zone_month_rows(
@@ -553,8 +557,10 @@ fn zone_month_rows(
 /// Totals grouped by zone, by lamp, or all in one, from the month rollup for whole months and
 /// the lamp-days for the rest. Lamps are counted once per group, with their slots summed
 /// across the parts, so a lamp is missing data only if its whole period falls short.
-fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResult<Vec<TotalsRow>> {
-    let Parts { months, days } = split_period(query.from, query.to);
+fn totals_over(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResult<Vec<TotalsRow>> {
+    let expected = as_of.expected(query.from, query.to);
+    let today = as_of.calendar.date_of(as_of.now);
+    let Parts { months, days } = split_period(query.from, query.to, today);
     let zone = if query.zone_id.is_some() {
         " AND zone_id = ?1"
     } else {
@@ -572,9 +578,9 @@ fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResul
         values.push(value);
         format!("?{}", values.len() + 1)
     };
-    if let Some((first, last)) = months {
+    if let Some((first, last)) = &months {
         one_row_per_lamp &= first == last;
-        let (a, b) = (bind(first), bind(last));
+        let (a, b) = (bind(first.clone()), bind(last.clone()));
         parts.push(format!(
             "SELECT {columns} FROM energy_months WHERE month BETWEEN {a} AND {b}{zone}"
         ));
@@ -588,8 +594,23 @@ fn totals_over(c: &Connection, query: &TotalsQuery, expected: u32) -> StoreResul
     }
     let sums = "sum(wh) AS wh, sum(cost_mp), sum(baseline_wh), sum(baseline_cost_mp), sum(covered), sum(unpriced_wh)";
     let single_part = parts.len() == 1 && one_row_per_lamp;
+    // One row per lamp in all: a single day, or a single month no lamp moved zone in (or
+    // one zone of it). Then nothing needs grouping by lamp first.
+    let lamp_once = single_part
+        && match (&months, query.zone_id) {
+            (Some(_), Some(_)) | (None, _) => true,
+            (Some((month, _)), None) => moved_lamps(c, month)? == 0,
+        };
     let parts = parts.join(" UNION ALL ");
     let sql = match query.group {
+        TotalsGroup::Lamp if lamp_once => format!(
+            "SELECT lamp_id AS k, wh, cost_mp, baseline_wh, baseline_cost_mp, covered, unpriced_wh, \
+             1, covered < {expected} FROM ({parts}) ORDER BY wh DESC, k LIMIT {}",
+            query.limit
+        ),
+        TotalsGroup::All if lamp_once => format!(
+            "SELECT 0 AS k, {sums}, count(*), sum(covered < {expected}) FROM ({parts}) GROUP BY 1"
+        ),
         // One row per lamp: no second grouping.
         TotalsGroup::Lamp => format!(
             "SELECT lamp_id AS k, {sums}, 1, sum(covered) < {expected} FROM ({parts}) \
@@ -701,7 +722,7 @@ fn totals_by_day(c: &Connection, query: &TotalsQuery, as_of: AsOf) -> StoreResul
                 group: TotalsGroup::All,
                 ..*query
             };
-            totals_over(c, &single, due)?
+            totals_over(c, &single, as_of)?
                 .first()
                 .map_or(0, |r| r.lamps_missing)
         } else {
