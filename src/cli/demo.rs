@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         super::log_to_file(log.as_deref(), &args.log_level)?;
         Some(args.console.setup()?)
     } else {
-        init_logging(&args.log_level)?;
+        init_logging(&args.log_level, super::LogFormat::Human)?;
         None
     };
     let config = args.engine.config()?;

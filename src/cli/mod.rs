@@ -9,6 +9,7 @@ mod calls;
 mod client;
 mod demo;
 mod faults;
+mod manual;
 mod output;
 mod seed;
 mod serve;
@@ -54,6 +55,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The NOC console: live faults, lamp panes and billing in the terminal.
     Console(crate::console::ConsoleArgs),
+    /// Print shell completions: singularity completions bash > /etc/bash_completion.d/singularity
+    Completions(manual::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir.
+    Man(manual::ManArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code.
@@ -96,6 +101,8 @@ pub fn main() -> ExitCode {
             Command::Client(args) => Ok(client::run(args).await),
             Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Console(args) => crate::console::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Completions(args) => manual::completions(&args).map(|()| ExitCode::SUCCESS),
+            Command::Man(args) => manual::man(&args).map(|()| ExitCode::SUCCESS),
         }
     });
     // Streams and blocking work may still be winding down; don't wait on them at exit.
@@ -140,18 +147,34 @@ fn colour_on_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text for people.
+    Human,
+    /// One JSON object per line (timestamp, level, target, fields, and the call's span with
+    /// its request id), for log collectors.
+    Json,
+}
+
 /// Installs logging to stderr at `level` (a `RUST_LOG`-style filter).
-fn init_logging(level: &str) -> color_eyre::Result<()> {
+fn init_logging(level: &str, format: LogFormat) -> color_eyre::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
         color_eyre::eyre::eyre!(
             "log level {level:?} is not valid ({e}); use error, warn, info, debug, trace or a filter like singularity=debug"
         )
     })?;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour_on_stderr())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.with_ansi(colour_on_stderr()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
     Ok(())
 }
 

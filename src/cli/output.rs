@@ -36,6 +36,19 @@ pub fn write_line(line: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes bytes to standard output as they are (a generated script or page), ending like
+/// `outln!` when the reader goes away.
+pub fn write_all(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// A reply that can be printed: its fields, in display order.
 pub trait Fields {
     fn fields(&self) -> Vec<(&'static str, Value)>;

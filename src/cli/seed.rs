@@ -42,7 +42,7 @@ pub struct SeedArgs {
 }
 
 pub async fn run(args: SeedArgs) -> Result<()> {
-    init_logging(&args.log_level)?;
+    init_logging(&args.log_level, super::LogFormat::Human)?;
     let city = City::by_key(&args.city).map_err(|e| eyre!("--{e}"))?;
     let store = open_store(&args.database_url)?;
     let spec = EstateSpec {

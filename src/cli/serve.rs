@@ -28,6 +28,19 @@ pub struct ServerArgs {
     /// Log filter: error, warn, info, debug, trace, or per module (singularity=debug).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_level: String,
+    /// Log lines as text for people (human), or one JSON object per line for a log
+    /// collector (json); each call's lines carry its request id either way.
+    #[arg(long, env = "SINGULARITY_LOG_FORMAT", value_enum, default_value_t = super::LogFormat::Human)]
+    pub log_format: super::LogFormat,
+    /// Serve Prometheus metrics over HTTP at this address (GET /metrics), e.g.
+    /// 127.0.0.1:9150. Keep it off public networks.
+    #[arg(long, env = "SINGULARITY_METRICS_LISTEN", value_parser = super::listen_address)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve only these parts of the API, comma-separated, from inventory, telemetry,
+    /// faults, billing and auth (default: all). Any mix can run in any number of processes
+    /// on one PostgreSQL database; SQLite keeps every part in one process.
+    #[arg(long, env = "SINGULARITY_SERVICES", value_parser = crate::server::Services::parse, default_value = "inventory,telemetry,faults,billing,auth")]
+    pub services: crate::server::Services,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -303,6 +316,8 @@ impl EngineArgs {
             )),
             tls: None,
             cluster: crate::server::ClusterConfig::default(),
+            metrics: Default::default(),
+            services: Default::default(),
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
                 ..Default::default()
@@ -334,10 +349,29 @@ impl EngineArgs {
 }
 
 pub async fn run(args: ServerArgs) -> Result<()> {
-    init_logging(&args.log_level)?;
+    init_logging(&args.log_level, args.log_format)?;
     let mut config = args.engine.config()?;
+    if let Some(address) = args.metrics_listen {
+        let listener = TcpListener::bind(address).await.map_err(|e| {
+            eyre!("--metrics-listen {address}: cannot listen there ({e}); choose another address")
+        })?;
+        tracing::info!(%address, "metrics at http://{address}/metrics");
+        // Scrapes end with the process.
+        tokio::spawn(crate::server::metrics::serve(
+            listener,
+            config.metrics.0.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+    }
     config.tls = args.tls.identity(args.listen)?;
     let store = open_store(&args.database_url)?;
+    if !args.services.is_all() && !store.shared() {
+        return Err(eyre!(
+            "--services {}: an SQLite database keeps every service in one process; give a shared PostgreSQL database (--database-url postgres://...) to run services apart, or leave --services out",
+            args.services
+        ));
+    }
+    config.services = args.services;
     config.cluster = args
         .cluster
         .config(args.listen, config.tls.is_some(), store.shared())?;

@@ -52,7 +52,7 @@ pub struct SimulateArgs {
 }
 
 pub async fn run(args: SimulateArgs) -> Result<()> {
-    init_logging(&args.log_level)?;
+    init_logging(&args.log_level, super::LogFormat::Human)?;
     if !(args.speed.is_finite() && args.speed > 0.0 && args.speed <= 100_000.0) {
         return Err(eyre!("--speed must be a number in (0, 100000]"));
     }

@@ -23,6 +23,7 @@ pub struct Context {
     pub page_bytes: usize,
     /// Where argon2 runs (password checks and hashes).
     pub passwords: super::password_workers::PasswordWorkers,
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Context {

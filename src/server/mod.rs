@@ -22,11 +22,14 @@ mod inventory;
 mod lamps;
 mod leadership;
 mod limiter;
+pub mod metrics;
 mod notices;
+mod observe;
 mod paging;
 mod password_workers;
 mod presence;
 mod revocation;
+mod services;
 mod sessions;
 mod settlement;
 mod status;
@@ -47,6 +50,8 @@ use crate::domain::faults::rules::Thresholds;
 use crate::domain::faults::tracker::Policy;
 use crate::proto;
 use crate::store::Store;
+use services::Part;
+pub use services::Services;
 
 pub use auth::open_session_for;
 pub use connections::ConnectionLimits;
@@ -100,6 +105,11 @@ pub struct ServerConfig {
     pub tls: Option<TlsIdentity>,
     pub presence: PresenceConfig,
     pub cluster: ClusterConfig,
+    /// Where calls, ingest, leadership and the database's load are counted (served by
+    /// `metrics::serve` when asked for).
+    pub metrics: metrics::SharedMetrics,
+    /// The parts of the API this process serves.
+    pub services: services::Services,
 }
 
 /// How this server works with the others sharing its database.
@@ -188,6 +198,8 @@ impl Default for ServerConfig {
             tls: None,
             presence: PresenceConfig::default(),
             cluster: ClusterConfig::default(),
+            metrics: metrics::SharedMetrics::default(),
+            services: services::Services::all(),
         }
     }
 }
@@ -216,6 +228,7 @@ pub async fn run(
         page_bytes: paging::page_bytes(config.limits.max_message_bytes),
         passwords: password_workers::PasswordWorkers::start(auth::password_checks())
             .map_err(ServerError::PasswordThreads)?,
+        metrics: config.metrics.0.clone(),
     };
     let advertise = match &config.cluster.advertise {
         Some(url) => url.clone(),
@@ -234,9 +247,12 @@ pub async fn run(
     let leadership = leadership::Leadership::new(advertise);
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);
     let settled = Arc::new(settled);
+    let served = config.services;
     // The first campaign before serving: a server that leads (the only one, on SQLite)
     // answers its first call with the engine built, as before.
-    if let Err(e) = leadership.campaign(&context, &config, &settled).await {
+    if !served.leads_work() {
+        tracing::info!(services = %served, "serving no telemetry: the leader's work runs elsewhere");
+    } else if let Err(e) = leadership.campaign(&context, &config, &settled).await {
         if !context.store.shared() {
             return Err(e);
         }
@@ -254,7 +270,9 @@ pub async fn run(
         limiter.clone(),
         settled.clone(),
     ));
-    leadership.start(context.clone(), config, settled.clone());
+    if served.leads_work() {
+        leadership.start(context.clone(), config, settled.clone());
+    }
     let decoy_hash = tokio::task::spawn_blocking(|| {
         crate::passwords::hash(&crate::domain::auth::new_token()).unwrap_or_default()
     })
@@ -267,47 +285,30 @@ pub async fn run(
         health.clone(),
         context.clone(),
         leadership.clone(),
+        served.leads_work(),
         stopping.clone(),
     ));
-    health.set_serving::<proto::basestations_server::BasestationsServer<basestations::BasestationService>>().await;
-    health
-        .set_serving::<proto::telecells_server::TelecellsServer<telecells::TelecellService>>()
-        .await;
-    health
-        .set_serving::<proto::assets_server::AssetsServer<assets::AssetService>>()
-        .await;
-    health
-        .set_serving::<proto::lamps_server::LampsServer<lamps::LampService>>()
-        .await;
-    health
-        .set_serving::<proto::users_server::UsersServer<users::UserService>>()
-        .await;
-    health
-        .set_serving::<proto::catalog_server::CatalogServer<catalog::CatalogService>>()
-        .await;
-    health
-        .set_serving::<proto::telemetry_server::TelemetryServer<telemetry::TelemetryService>>()
-        .await;
-    health
-        .set_serving::<proto::faults_server::FaultsServer<faults::FaultService>>()
-        .await;
-    health
-        .set_serving::<proto::billing_server::BillingServer<billing::BillingService>>()
-        .await;
-    health
-        .set_serving::<proto::auth_server::AuthServer<auth::AuthService>>()
-        .await;
-    health
-        .set_serving::<proto::audit_server::AuditServer<audit::AuditService>>()
-        .await;
-    health
-        .set_serving::<proto::presence_server::PresenceServer<presence::PresenceService>>()
-        .await;
+    tokio::spawn(sample_gauges(
+        context.clone(),
+        leadership.clone(),
+        stopping.clone(),
+    ));
+    for part in served.parts() {
+        for name in part.grpc_services() {
+            health
+                .set_service_status(*name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+    }
 
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        served.parts().flat_map(|part| part.grpc_services()).fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health"),
+            |builder, name| builder.with_service_name(*name),
+        )
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -316,9 +317,13 @@ pub async fn run(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: ending streams, finishing requests in flight");
-        health
-            .set_not_serving::<proto::lamps_server::LampsServer<lamps::LampService>>()
-            .await;
+        for part in served.parts() {
+            for name in part.grpc_services() {
+                health
+                    .set_service_status(*name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        }
         // Clients given several servers stop sending new calls here.
         stopping.cancel();
         let _ = health_task.await;
@@ -347,6 +352,7 @@ pub async fn run(
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .timeout(limits.request_timeout)
+        .layer(observe::ObserveLayer::new(context.metrics.clone()))
         .layer(gate::GateLayer::new(
             context.store.clone(),
             context.sessions.clone(),
@@ -354,64 +360,86 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(sized!(proto::basestations_server::BasestationsServer::new(
-            basestations::BasestationService(context.clone()),
-        )))
-        .add_service(sized!(proto::telecells_server::TelecellsServer::new(
-            telecells::TelecellService(context.clone()),
-        )))
-        .add_service(sized!(proto::assets_server::AssetsServer::new(
-            assets::AssetService(context.clone()),
-        )))
-        .add_service(sized!(proto::lamps_server::LampsServer::new(
-            lamps::LampService(context.clone(),)
-        )))
-        .add_service(sized!(proto::users_server::UsersServer::new(
-            users::UserService(context.clone(),)
-        )))
-        .add_service(sized!(proto::telemetry_server::TelemetryServer::new(
-            telemetry::TelemetryService {
-                context: context.clone(),
-                leadership: leadership.clone(),
-                forwarder,
-                readings_kept,
-            },
-        )))
-        .add_service(sized!(proto::faults_server::FaultsServer::new(
-            faults::FaultService {
-                context: context.clone(),
-                presence: presence_hub.clone(),
-                watcher_buffer: limits.watcher_buffer,
-            },
-        )))
-        .add_service(sized!(proto::billing_server::BillingServer::new(
-            billing::BillingService {
-                context: context.clone(),
-                config: billing_config,
-                settled: settled_watch,
-            },
-        )))
-        .add_service(sized!(proto::auth_server::AuthServer::new(
-            auth::AuthService {
+        .add_optional_service(served.serves(Part::Inventory).then(|| {
+            sized!(proto::basestations_server::BasestationsServer::new(
+                basestations::BasestationService(context.clone()),
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Inventory).then(|| {
+            sized!(proto::telecells_server::TelecellsServer::new(
+                telecells::TelecellService(context.clone()),
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Inventory).then(|| {
+            sized!(proto::assets_server::AssetsServer::new(
+                assets::AssetService(context.clone()),
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Inventory).then(|| {
+            sized!(proto::lamps_server::LampsServer::new(lamps::LampService(
+                context.clone(),
+            )))
+        }))
+        .add_optional_service(served.serves(Part::Auth).then(|| {
+            sized!(proto::users_server::UsersServer::new(users::UserService(
+                context.clone(),
+            )))
+        }))
+        .add_optional_service(served.serves(Part::Telemetry).then(|| {
+            sized!(proto::telemetry_server::TelemetryServer::new(
+                telemetry::TelemetryService {
+                    context: context.clone(),
+                    leadership: leadership.clone(),
+                    forwarder,
+                    readings_kept,
+                },
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Faults).then(|| {
+            sized!(proto::faults_server::FaultsServer::new(
+                faults::FaultService {
+                    context: context.clone(),
+                    presence: presence_hub.clone(),
+                    watcher_buffer: limits.watcher_buffer,
+                },
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Billing).then(|| {
+            sized!(proto::billing_server::BillingServer::new(
+                billing::BillingService {
+                    context: context.clone(),
+                    config: billing_config,
+                    settled: settled_watch,
+                },
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Auth).then(|| {
+            sized!(proto::auth_server::AuthServer::new(auth::AuthService {
                 context: context.clone(),
                 limiter,
                 session_length: limits.session_length,
                 decoy_hash,
                 sessions_per_user: limits.sessions_per_user.max(1),
-            }
-        )))
-        .add_service(sized!(proto::audit_server::AuditServer::new(
-            audit::AuditService(context.clone())
-        )))
-        .add_service(sized!(proto::catalog_server::CatalogServer::new(
-            catalog::CatalogService(context.clone()),
-        )))
-        .add_service(sized!(proto::presence_server::PresenceServer::new(
-            presence::PresenceService {
-                hub: presence_hub,
-                shutdown: context.shutdown.clone(),
-            },
-        )))
+            }))
+        }))
+        .add_optional_service(served.serves(Part::Auth).then(|| {
+            sized!(proto::audit_server::AuditServer::new(audit::AuditService(
+                context.clone()
+            )))
+        }))
+        .add_optional_service(served.serves(Part::Inventory).then(|| {
+            sized!(proto::catalog_server::CatalogServer::new(
+                catalog::CatalogService(context.clone()),
+            ))
+        }))
+        .add_optional_service(served.serves(Part::Faults).then(|| {
+            sized!(proto::presence_server::PresenceServer::new(
+                presence::PresenceService {
+                    hub: presence_hub,
+                    shutdown: context.shutdown.clone(),
+                },
+            ))
+        }))
         .serve_with_incoming_shutdown(
             connections::incoming(listener, connections::Admission::new(limits.connections)),
             signal,
@@ -421,6 +449,33 @@ pub async fn run(
     context.shutdown.cancel();
     leadership.finish(&context).await;
     Ok(())
+}
+
+/// How often the leadership and database gauges are sampled.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps the metrics' leadership and database gauges current until `stopping`.
+async fn sample_gauges(
+    context: Context,
+    leadership: Arc<leadership::Leadership>,
+    stopping: CancellationToken,
+) {
+    let mut roles = leadership.watch();
+    let mut ticks = tokio::time::interval(GAUGES_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        match leadership.role() {
+            leadership::Role::Leading { term, .. } => context.metrics.leadership(true, Some(term)),
+            _ => context.metrics.leadership(false, None),
+        }
+        context.metrics.database(context.store.load());
+        tokio::select! {
+            () = stopping.cancelled() => break,
+            _ = ticks.tick() => {}
+            _ = roles.changed() => {}
+        }
+    }
+    context.metrics.leadership(false, None);
 }
 
 /// How often readiness (the database answering) is checked.
@@ -433,6 +488,7 @@ async fn report_health(
     health: tonic_health::server::HealthReporter,
     context: Context,
     leadership: Arc<leadership::Leadership>,
+    campaigns: bool,
     stopping: CancellationToken,
 ) {
     use tonic_health::ServingStatus::{NotServing, Serving};
@@ -442,7 +498,9 @@ async fn report_health(
     loop {
         let reachable = context.blocking(|s| s.ping()).await.is_ok();
         let role = leadership.role();
-        let ready = reachable && !matches!(role, leadership::Role::Unknown);
+        // A process that serves no telemetry takes no part in leading: it is ready once it
+        // reaches the database.
+        let ready = reachable && (!campaigns || !matches!(role, leadership::Role::Unknown));
         let leads = matches!(role, leadership::Role::Leading { .. });
         health
             .set_service_status("", if ready { Serving } else { NotServing })

@@ -206,6 +206,7 @@ impl TelemetryService {
         let outcome = queued.committed().await.map_err(ServiceError::from)?;
         self.context.publish(outcome.events);
         ack.stored += outcome.stored;
+        self.context.metrics.reports_stored(outcome.stored);
         ack.duplicates += outcome.duplicates;
         engine.lock().await.energy.absorb(energy);
         self.context

@@ -324,6 +324,12 @@ pub trait Backend {
         Ok(())
     }
 
+    /// How busy the connections to the database are, for the metrics (an embedded database
+    /// has none to report).
+    fn load(&self) -> DatabaseLoad {
+        DatabaseLoad::default()
+    }
+
     /// What the other servers on this database announce, from now on (never this process's
     /// own notices). `None` when nobody else can share the database.
     fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
@@ -335,6 +341,15 @@ pub trait Backend {
         let _ = notices;
         Ok(())
     }
+}
+
+/// How busy a backend's database connections are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DatabaseLoad {
+    pub connections: usize,
+    pub reads_running: usize,
+    /// Writes waiting for the writer connection or running on it.
+    pub writes_queued: usize,
 }
 
 /// The server that does the work that must happen once (judging reports, the offline sweep,

@@ -61,7 +61,7 @@ impl TestServer {
     pub async fn start_with(lamps: u32, config: singularity::server::ServerConfig) -> Self {
         if std::env::var("SINGULARITY_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
             let store = singularity::store::open_url(&fresh_postgres_database()).unwrap();
-            return Self::seeded(tempfile::tempdir().unwrap(), store, lamps, config).await;
+            return Self::seeded_with(tempfile::tempdir().unwrap(), store, lamps, config).await;
         }
         Self::start_on_sqlite_with(lamps, config).await
     }
@@ -78,7 +78,7 @@ impl TestServer {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
-        Self::seeded(dir, store, lamps, config).await
+        Self::seeded_with(dir, store, lamps, config).await
     }
 
     /// A server on a fresh database of the test PostgreSQL cluster (`scripts/test` starts
@@ -86,11 +86,11 @@ impl TestServer {
     pub async fn start_on_postgres(lamps: u32) -> (Self, String) {
         let url = fresh_postgres_database();
         let store = singularity::store::open_url(&url).unwrap();
-        let server = Self::seeded(tempfile::tempdir().unwrap(), store, lamps, config()).await;
+        let server = Self::seeded_with(tempfile::tempdir().unwrap(), store, lamps, config()).await;
         (server, url)
     }
 
-    async fn seeded(
+    pub async fn seeded_with(
         dir: TempDir,
         store: Arc<dyn Store>,
         lamps: u32,

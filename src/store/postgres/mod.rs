@@ -25,7 +25,7 @@ mod rows;
 mod seed;
 mod telemetry;
 
-use super::{Backend, Leader, Lineage, Notice, Queued, StoreError, StoreResult};
+use super::{Backend, DatabaseLoad, Leader, Lineage, Notice, Queued, StoreError, StoreResult};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_schema.sql"),
@@ -59,7 +59,25 @@ trait Change: Send {
 
 type Work<T> = Box<dyn FnOnce(Arc<Client>) -> BoxFuture<StoreResult<T>> + Send>;
 
+/// Counts itself in a shared counter while it lives (for `Backend::load`).
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 struct PendingChange<T> {
+    /// Counted among the queued writes until it is answered (or dropped).
+    _queued: Counted,
     work: Option<Work<T>>,
     result: Arc<Mutex<Option<StoreResult<T>>>>,
     lineage: Option<Lineage>,
@@ -118,6 +136,8 @@ pub struct PgStore {
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     location: String,
     cluster: Arc<cluster::Cluster>,
+    reads_running: Arc<AtomicUsize>,
+    writes_queued: Arc<AtomicUsize>,
 }
 
 impl PgStore {
@@ -162,6 +182,8 @@ impl PgStore {
             writer_task: Mutex::new(Some(writer_task)),
             location,
             cluster: Arc::new(cluster::Cluster::new(url)),
+            reads_running: Arc::default(),
+            writes_queued: Arc::default(),
         })
     }
 
@@ -186,6 +208,7 @@ impl PgStore {
             client = self.wait(async move { connect(&url).await.map(Arc::new) })?;
             *lock(&self.readers[index]) = client.clone();
         }
+        let _running = Counted::new(&self.reads_running);
         self.wait(work(client))
     }
 
@@ -246,6 +269,7 @@ impl PgStore {
         let (reply, outcome) = oneshot::channel();
         let work: Work<T> = Box::new(move |client| Box::pin(work(client)));
         let job = Box::new(PendingChange {
+            _queued: Counted::new(&self.writes_queued),
             work: Some(work),
             result: Arc::default(),
             lineage,
@@ -284,6 +308,15 @@ impl Backend for PgStore {
 
     fn leader(&self) -> StoreResult<Option<Leader>> {
         self.read(|client| async move { cluster::recorded_leader(&client).await })
+    }
+
+    fn load(&self) -> DatabaseLoad {
+        DatabaseLoad {
+            // The readers, the writer, and the role and notice connections.
+            connections: self.readers.len() + 3,
+            reads_running: self.reads_running.load(Ordering::Relaxed),
+            writes_queued: self.writes_queued.load(Ordering::Relaxed),
+        }
     }
 
     fn ping(&self) -> StoreResult<()> {

@@ -1,0 +1,181 @@
+//! Which parts of the API a server process serves (`--services`). Each name stands for the
+//! gRPC services it owns; a process serves health and reflection for what it serves. The
+//! work that must happen once (judging reports, the offline sweep, settlement, retention)
+//! is fed by ingest, so only processes serving telemetry take part in choosing its leader.
+
+use std::fmt;
+
+/// One part of the API, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    Inventory,
+    Telemetry,
+    Faults,
+    Billing,
+    Auth,
+}
+
+impl Part {
+    pub const ALL: [Part; 5] = [
+        Part::Inventory,
+        Part::Telemetry,
+        Part::Faults,
+        Part::Billing,
+        Part::Auth,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Inventory => "inventory",
+            Part::Telemetry => "telemetry",
+            Part::Faults => "faults",
+            Part::Billing => "billing",
+            Part::Auth => "auth",
+        }
+    }
+
+    /// The fully qualified gRPC services this part owns.
+    pub fn grpc_services(self) -> &'static [&'static str] {
+        match self {
+            Part::Inventory => &[
+                "singularity.v1.Basestations",
+                "singularity.v1.Telecells",
+                "singularity.v1.Assets",
+                "singularity.v1.Lamps",
+                "singularity.v1.Catalog",
+            ],
+            Part::Telemetry => &["singularity.v1.Telemetry"],
+            Part::Faults => &["singularity.v1.Faults", "singularity.v1.Presence"],
+            Part::Billing => &["singularity.v1.Billing"],
+            Part::Auth => &[
+                "singularity.v1.Auth",
+                "singularity.v1.Users",
+                "singularity.v1.Audit",
+            ],
+        }
+    }
+
+    /// The part that owns a fully qualified gRPC service, if any.
+    pub fn owning(grpc_service: &str) -> Option<Part> {
+        Part::ALL
+            .into_iter()
+            .find(|part| part.grpc_services().contains(&grpc_service))
+    }
+}
+
+/// A set of parts; every part by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Services(u8);
+
+impl Default for Services {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl Services {
+    pub fn all() -> Self {
+        Self(0b1_1111)
+    }
+
+    fn bit(part: Part) -> u8 {
+        1 << (part as u8)
+    }
+
+    pub fn serves(self, part: Part) -> bool {
+        self.0 & Self::bit(part) != 0
+    }
+
+    pub fn is_all(self) -> bool {
+        self == Self::all()
+    }
+
+    /// Whether the process takes part in choosing the leader (it serves ingest).
+    pub fn leads_work(self) -> bool {
+        self.serves(Part::Telemetry)
+    }
+
+    /// Whether a fully qualified gRPC service is served here.
+    pub fn serves_grpc(self, grpc_service: &str) -> bool {
+        Part::owning(grpc_service).is_some_and(|part| self.serves(part))
+    }
+
+    pub fn parts(self) -> impl Iterator<Item = Part> {
+        Part::ALL.into_iter().filter(move |part| self.serves(*part))
+    }
+
+    /// `inventory,telemetry,...` (any order, each once).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut set = 0u8;
+        for word in list.split(',').map(str::trim) {
+            let Some(part) = Part::ALL.into_iter().find(|p| p.name() == word) else {
+                return Err(format!(
+                    "{word:?} is not a service; choose from {}",
+                    Self::all()
+                ));
+            };
+            if set & Self::bit(part) != 0 {
+                return Err(format!("{word} is named twice"));
+            }
+            set |= Self::bit(part);
+        }
+        Ok(Self(set))
+    }
+}
+
+impl fmt::Display for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.parts().map(Part::name).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_names_each_part_once() {
+        let set = Services::parse("inventory, auth").unwrap();
+        assert!(set.serves(Part::Inventory) && set.serves(Part::Auth));
+        assert!(!set.serves(Part::Telemetry) && !set.leads_work());
+        assert!(set.serves_grpc("singularity.v1.Lamps"));
+        assert!(set.serves_grpc("singularity.v1.Users"));
+        assert!(!set.serves_grpc("singularity.v1.Faults"));
+        assert_eq!(set.to_string(), "inventory,auth");
+        assert!(
+            Services::parse("inventory,telemetry,faults,billing,auth")
+                .unwrap()
+                .is_all()
+        );
+        let error = Services::parse("inventory,lamps").unwrap_err();
+        assert!(error.contains("\"lamps\" is not a service"), "{error}");
+        assert!(
+            error.contains("inventory,telemetry,faults,billing,auth"),
+            "{error}"
+        );
+        assert!(Services::parse("auth,auth").unwrap_err().contains("twice"));
+        assert!(Services::parse("").is_err());
+    }
+
+    #[test]
+    fn every_service_of_the_contract_belongs_to_exactly_one_part() {
+        let descriptors = <prost_types::FileDescriptorSet as prost::Message>::decode(
+            crate::proto::FILE_DESCRIPTOR_SET,
+        )
+        .unwrap();
+        let mut seen = 0;
+        for file in descriptors.file {
+            for service in &file.service {
+                let name = format!("{}.{}", file.package(), service.name());
+                let owners = Part::ALL
+                    .into_iter()
+                    .filter(|p| p.grpc_services().contains(&name.as_str()))
+                    .count();
+                assert_eq!(owners, 1, "{name}");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 12);
+    }
+}

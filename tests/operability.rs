@@ -1,0 +1,278 @@
+//! What operations staff see of a running server, through real sockets: Prometheus metrics
+//! scraped over HTTP (calls by method and code, reports stored, leadership), the request id
+//! a call carries both ways, and processes serving only some parts of the API on one
+//! PostgreSQL database (`--services`), each with health and reflection for what it serves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, earth_leakage, lamps_with_telecells, send};
+use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
+use singularity::server::Services;
+use singularity::server::metrics::{Metrics, SharedMetrics};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+/// Everything the metrics endpoint at `address` answers to a scrape.
+async fn scrape(address: std::net::SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    reply
+}
+
+/// The value of the metric line starting `series ` (0 when absent).
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_scrape_counts_calls_by_code_reports_stored_and_leadership() {
+    let metrics = Arc::new(Metrics::default());
+    let mut config = common::config();
+    config.metrics = SharedMetrics(metrics.clone());
+    let mut server = TestServer::start_with(20, config).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(singularity::server::metrics::serve(
+        listener,
+        metrics,
+        stop.clone(),
+    ));
+
+    let mut lamps = LampsClient::new(server.channel.clone());
+    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
+    lamps.get(proto::IdRequest { id: lamp }).await.unwrap();
+    lamps.get(proto::IdRequest { id: lamp }).await.unwrap();
+    let missing = lamps
+        .get(proto::IdRequest { id: 999_999 })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-03T12:00:00Z".parse().unwrap();
+    send(&server, vec![earth_leakage(&uuid, lamp, at)]).await;
+
+    // The gauges are sampled every second; the call counts land as each reply ends.
+    let began = Instant::now();
+    let text = loop {
+        let text = scrape(address).await;
+        if value(&text, "singularity_leader") == 1.0 || began.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let get = r#"singularity_grpc_calls_total{service="Lamps",method="Get",code="#;
+    assert_eq!(value(&text, &format!(r#"{get}"Ok"}}"#)), 2.0, "{text}");
+    assert_eq!(
+        value(&text, &format!(r#"{get}"NotFound"}}"#)),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "singularity_reports_stored_total"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(value(&text, "singularity_leader"), 1.0, "{text}");
+    assert!(
+        value(
+            &text,
+            r#"singularity_grpc_call_seconds_count{service="Lamps",method="Get"}"#
+        ) >= 3.0,
+        "{text}"
+    );
+
+    // A watcher is an open call until it goes.
+    let watcher = FaultsClient::new(server.channel.clone())
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 0,
+            filter: None,
+        })
+        .await
+        .unwrap();
+    let open = r#"singularity_grpc_calls_open{service="Faults",method="Watch"}"#;
+    assert_eq!(value(&scrape(address).await, open), 1.0);
+    drop(watcher);
+    let began = Instant::now();
+    while value(&scrape(address).await, open) != 0.0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the watcher never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_keeps_the_request_id_it_came_with_and_gets_one_otherwise() {
+    let mut server = TestServer::start(5).await;
+    let mut lamps = LampsClient::new(server.channel.clone());
+    let mut request = tonic::Request::new(proto::IdRequest { id: 999_999 });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "gateway-7f3a".parse().unwrap());
+    let refused = lamps.get(request).await.unwrap_err();
+    assert_eq!(
+        refused.metadata().get("x-request-id").unwrap(),
+        "gateway-7f3a"
+    );
+    let lamp = lamps_with_telecells(&server, 1).await.remove(0).0;
+    let answered = lamps.get(proto::IdRequest { id: lamp }).await.unwrap();
+    let id = answered
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    server.stop().await;
+}
+
+async fn health(server: &TestServer, service: &str) -> Result<i32, Code> {
+    HealthClient::new(server.bare.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .map_err(|s| s.code())
+}
+
+/// The services a server lists through reflection.
+async fn reflected(server: &TestServer) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = ServerReflectionClient::new(server.bare.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    match reply.message_response.unwrap() {
+        MessageResponse::ListServicesResponse(list) => {
+            let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            names.sort();
+            names
+        }
+        other => panic!("not a list of services: {other:?}"),
+    }
+}
+
+const SERVING: Result<i32, Code> = Ok(1);
+
+#[tokio::test]
+async fn processes_serving_parts_of_the_api_share_one_database() {
+    if std::env::var("SINGULARITY_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: needs the test PostgreSQL cluster (scripts/test starts one)");
+        return;
+    }
+    let (mut inventory, url) = {
+        let mut config = common::config();
+        config.services = Services::parse("inventory,auth").unwrap();
+        let url = common::fresh_postgres_database();
+        let store = singularity::store::open_url(&url).unwrap();
+        (
+            TestServer::seeded_with(tempfile::tempdir().unwrap(), store, 20, config).await,
+            url,
+        )
+    };
+    let mut config = common::config();
+    config.services = Services::parse("telemetry,faults,billing").unwrap();
+    let mut field = TestServer::on_store_with(
+        tempfile::tempdir().unwrap(),
+        singularity::store::open_url(&url).unwrap(),
+        config,
+    )
+    .await;
+
+    // Each serves its own parts, says so in health and reflection, and nothing else.
+    let lamp = lamps_with_telecells(&inventory, 1).await.remove(0);
+    let unserved = LampsClient::new(field.channel.clone())
+        .get(proto::IdRequest { id: lamp.0 })
+        .await
+        .unwrap_err();
+    assert_eq!(unserved.code(), Code::Unimplemented);
+    let unserved = FaultsClient::new(inventory.channel.clone())
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(unserved.code(), Code::Unimplemented);
+    assert_eq!(health(&inventory, "singularity.v1.Lamps").await, SERVING);
+    assert_eq!(health(&inventory, "singularity.v1.Users").await, SERVING);
+    assert_eq!(
+        health(&inventory, "singularity.v1.Faults").await,
+        Err(Code::NotFound)
+    );
+    assert_eq!(health(&field, "singularity.v1.Faults").await, SERVING);
+    assert_eq!(
+        health(&field, "singularity.v1.Lamps").await,
+        Err(Code::NotFound)
+    );
+    let names = reflected(&inventory).await;
+    assert!(
+        names.contains(&"singularity.v1.Lamps".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"singularity.v1.Faults".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        reflected(&field)
+            .await
+            .contains(&"singularity.v1.Telemetry".to_owned())
+    );
+
+    // Only the process serving telemetry leads; the other is ready without leading.
+    let began = Instant::now();
+    while health(&field, singularity::server::LEADER_HEALTH_SERVICE).await != SERVING {
+        assert!(began.elapsed() < Duration::from_secs(15), "nobody leads");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health(&inventory, "").await, SERVING);
+    assert_ne!(
+        health(&inventory, singularity::server::LEADER_HEALTH_SERVICE).await,
+        SERVING
+    );
+
+    // A report to the field process is judged there; its fault reads there.
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-03T12:00:00Z".parse().unwrap();
+    send(&field, vec![earth_leakage(&lamp.1, lamp.0, at)]).await;
+    let faults = FaultsClient::new(field.channel.clone())
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        faults.items.iter().any(|f| f.lamp_id == lamp.0),
+        "{faults:?}"
+    );
+    field.stop().await;
+    inventory.stop().await;
+}
