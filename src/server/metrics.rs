@@ -2,8 +2,9 @@
 //! durations, calls open now (watchers among them), reports stored, leadership, and the
 //! database connections' load; encoded as Prometheus text for `--metrics-listen`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +47,17 @@ pub struct Metrics {
     db_connections: Gauge,
     db_reads: Gauge,
     db_writes_queued: Gauge,
+    /// Each gRPC path's series, found once: a call then only touches atomics.
+    paths: RwLock<HashMap<String, Arc<MethodSeries>>>,
+}
+
+/// One method's series: its open calls, its durations, and its count per code (a call's
+/// code is one of a handful, so a short list).
+pub struct MethodSeries {
+    labels: MethodLabels,
+    open: Gauge,
+    seconds: Histogram,
+    by_code: RwLock<Vec<(&'static str, Counter)>>,
 }
 
 /// 0.25 ms to about 8 s, doubling.
@@ -121,27 +133,70 @@ impl Default for Metrics {
             db_connections,
             db_reads,
             db_writes_queued,
+            paths: RwLock::default(),
         }
     }
 }
 
 impl Metrics {
+    /// The series of the method at a gRPC path, made on its first call.
+    pub fn method(&self, path: &str) -> Arc<MethodSeries> {
+        if let Some(series) = self
+            .paths
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+        {
+            return series.clone();
+        }
+        let labels = method_of(path);
+        let series = Arc::new(MethodSeries {
+            open: self.open.get_or_create(&labels).clone(),
+            seconds: self.call_seconds.get_or_create(&labels).clone(),
+            by_code: RwLock::default(),
+            labels,
+        });
+        self.paths
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(path.to_owned())
+            .or_insert(series)
+            .clone()
+    }
+
     /// A call began: counted open until `finished`.
-    pub fn started(&self, method: &MethodLabels) {
-        self.open.get_or_create(method).inc();
+    pub fn started(&self, method: &MethodSeries) {
+        method.open.inc();
     }
 
     /// A call ended with `code` (a gRPC code's name) after `seconds`.
-    pub fn finished(&self, method: &MethodLabels, code: &str, seconds: f64) {
-        self.open.get_or_create(method).dec();
-        self.calls
-            .get_or_create(&CallLabels {
-                service: method.service.clone(),
-                method: method.method.clone(),
-                code: code.to_owned(),
-            })
-            .inc();
-        self.call_seconds.get_or_create(method).observe(seconds);
+    pub fn finished(&self, method: &MethodSeries, code: &'static str, seconds: f64) {
+        method.open.dec();
+        method.seconds.observe(seconds);
+        let known = method
+            .by_code
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, counter)| counter.clone());
+        let counter = known.unwrap_or_else(|| {
+            let counter = self
+                .calls
+                .get_or_create(&CallLabels {
+                    service: method.labels.service.clone(),
+                    method: method.labels.method.clone(),
+                    code: code.to_owned(),
+                })
+                .clone();
+            method
+                .by_code
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((code, counter.clone()));
+            counter
+        });
+        counter.inc();
     }
 
     pub fn reports_stored(&self, stored: u64) {
@@ -277,14 +332,21 @@ mod tests {
     #[test]
     fn calls_are_counted_by_code_and_open_calls_come_and_go() {
         let metrics = Metrics::default();
-        let watch = method_of("/singularity.v1.Faults/Watch");
+        let labels = method_of("/singularity.v1.Faults/Watch");
         assert_eq!(
-            (watch.service.as_str(), watch.method.as_str()),
+            (labels.service.as_str(), labels.method.as_str()),
             ("Faults", "Watch")
         );
+        let watch = metrics.method("/singularity.v1.Faults/Watch");
+        assert!(Arc::ptr_eq(
+            &watch,
+            &metrics.method("/singularity.v1.Faults/Watch")
+        ));
+        metrics.started(&watch);
         metrics.started(&watch);
         metrics.started(&watch);
         metrics.finished(&watch, "Ok", 0.002);
+        metrics.finished(&metrics.method("/singularity.v1.Faults/Watch"), "Ok", 0.001);
         metrics.reports_stored(2_000);
         let text = metrics.encode();
         assert!(
@@ -293,7 +355,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                r#"singularity_grpc_calls_total{service="Faults",method="Watch",code="Ok"} 1"#
+                r#"singularity_grpc_calls_total{service="Faults",method="Watch",code="Ok"} 2"#
             ),
             "{text}"
         );

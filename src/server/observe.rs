@@ -14,7 +14,7 @@ use tonic::body::Body;
 use tonic::codegen::Bytes;
 use tracing::Instrument;
 
-use super::metrics::{MethodLabels, Metrics, method_of};
+use super::metrics::{MethodSeries, Metrics};
 
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -59,7 +59,17 @@ pub fn request_id(headers: &http::HeaderMap) -> String {
         .filter(|id| {
             !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
         })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A new request id: 32 hex digits, a random half fixed per process and a counting half,
+/// unique across processes without asking the system for randomness on every call.
+fn new_request_id() -> String {
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = PROCESS.get_or_init(rand::random::<u64>);
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{process:016x}{next:016x}")
 }
 
 impl<S> tower_service::Service<http::Request<Body>> for Observe<S>
@@ -88,12 +98,9 @@ where
             // Handlers that call other servers pass it on.
             request.headers_mut().insert(REQUEST_ID, value.clone());
         }
-        let method = method_of(request.uri().path());
-        let span = tracing::info_span!(
-            "call",
-            request_id = %id,
-            method = %format_args!("{}/{}", method.service, method.method)
-        );
+        let path = request.uri().path();
+        let span = tracing::info_span!("call", request_id = %id, path);
+        let method = metrics.method(path);
         Box::pin(
             async move {
                 let started = Instant::now();
@@ -130,17 +137,17 @@ where
 /// first (the caller went away).
 struct Ending {
     metrics: Arc<Metrics>,
-    method: MethodLabels,
+    method: Arc<MethodSeries>,
     started: Instant,
     done: bool,
 }
 
 impl Ending {
-    fn end(mut self, code: &str) {
+    fn end(mut self, code: &'static str) {
         self.record(code);
     }
 
-    fn record(&mut self, code: &str) {
+    fn record(&mut self, code: &'static str) {
         if !self.done {
             self.done = true;
             self.metrics
