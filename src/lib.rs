@@ -6,6 +6,7 @@ pub mod console;
 pub mod domain;
 pub mod failover;
 pub mod figures;
+pub mod gateway;
 pub mod handover;
 pub mod link;
 pub mod logging;

@@ -9,6 +9,7 @@ mod calls;
 mod client;
 mod demo;
 mod faults;
+mod gateway;
 mod manual;
 mod output;
 mod seed;
@@ -55,6 +56,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The NOC console: live faults, lamp panes and billing in the terminal.
     Console(crate::console::ConsoleArgs),
+    /// Run the gateway: one address for clients when the services run apart.
+    Gateway(gateway::GatewayArgs),
     /// Print shell completions: singularity completions bash > /etc/bash_completion.d/singularity
     Completions(manual::CompletionsArgs),
     /// Print the manual page (roff), or write one per command with --dir.
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
             Command::Client(args) => Ok(client::run(args).await),
             Command::Bench(args) => bench::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Console(args) => crate::console::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Gateway(args) => gateway::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Completions(args) => manual::completions(&args).map(|()| ExitCode::SUCCESS),
             Command::Man(args) => manual::man(&args).map(|()| ExitCode::SUCCESS),
         }

@@ -69,10 +69,39 @@ pub fn access(path: &str) -> Access {
     }
 }
 
-fn is_read(method: &str) -> bool {
+/// Whether a method only reads (so a call that failed on one server may be asked again of
+/// another).
+pub fn is_read(method: &str) -> bool {
     ["Get", "List", "Search", "Watch", "Daily"]
         .iter()
         .any(|prefix| method.starts_with(prefix))
+}
+
+/// The token of an `authorization` header's value: `Bearer <token>`.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?
+        .trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Why `role` may not call `path` under `rule`.
+pub fn refusal(rule: Access, role: Role, path: &str) -> String {
+    let roles = match rule {
+        Access::Roles(roles) => roles,
+        _ => &Role::ALL[..],
+    };
+    format!(
+        "{} may not call {}: it needs the role {}",
+        role.as_str(),
+        path.trim_start_matches("/singularity.v1."),
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )
 }
 
 impl Access {

@@ -16,8 +16,8 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use super::error::ServiceError;
 use super::revocation::{Direction, Revocable, SessionEnd};
 use super::sessions::SessionCache;
-use crate::domain::auth::{Access, Caller, access, token_hash};
-use crate::domain::inventory::{EntityStatus, Role};
+use crate::domain::auth::{Access, Caller, access, bearer_token, refusal, token_hash};
+use crate::domain::inventory::EntityStatus;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -184,13 +184,7 @@ fn admit(
         .into());
     }
     if !rule.allows(user.role) {
-        return Err(ServiceError::forbidden(format!(
-            "{} may not call {}: it needs the role {}",
-            user.role.as_str(),
-            path.trim_start_matches("/singularity.v1."),
-            roles_text(rule)
-        ))
-        .into());
+        return Err(ServiceError::forbidden(refusal(rule, user.role, path)).into());
     }
     let extensions = request.extensions();
     let peer = extensions
@@ -213,21 +207,6 @@ fn admit(
     Ok(Some((caller, expires_at)))
 }
 
-fn roles_text(rule: Access) -> String {
-    match rule {
-        Access::Roles(roles) => roles
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(" or "),
-        _ => Role::ALL
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(" or "),
-    }
-}
-
 fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {
     let missing = || {
         Status::from(ServiceError::signed_out(
@@ -238,13 +217,5 @@ fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {
         .get(http::header::AUTHORIZATION)
         .ok_or_else(missing)?;
     let text = value.to_str().map_err(|_| missing())?;
-    let token = text
-        .strip_prefix("Bearer ")
-        .or_else(|| text.strip_prefix("bearer "))
-        .ok_or_else(missing)?
-        .trim();
-    if token.is_empty() {
-        return Err(missing());
-    }
-    Ok(token)
+    bearer_token(text).ok_or_else(missing)
 }

@@ -33,6 +33,12 @@ pub struct CallLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub service: String,
+    pub url: String,
+}
+
 type Seconds = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the server keeps. Cheap to update from any task.
@@ -47,6 +53,7 @@ pub struct Metrics {
     db_connections: Gauge,
     db_reads: Gauge,
     db_writes_queued: Gauge,
+    upstreams: Family<UpstreamLabels, Gauge>,
     /// Each gRPC path's series, found once: a call then only touches atomics.
     paths: RwLock<HashMap<String, Arc<MethodSeries>>>,
 }
@@ -122,6 +129,12 @@ impl Default for Metrics {
             "Writes queued for the one writer connection, or running on it",
             db_writes_queued.clone(),
         );
+        let upstreams = Family::<UpstreamLabels, Gauge>::default();
+        registry.register(
+            "upstream_healthy",
+            "Gateway: 1 while an instance of a service says it serves, else 0",
+            upstreams.clone(),
+        );
         Self {
             registry,
             calls,
@@ -133,6 +146,7 @@ impl Default for Metrics {
             db_connections,
             db_reads,
             db_writes_queued,
+            upstreams,
             paths: RwLock::default(),
         }
     }
@@ -216,6 +230,16 @@ impl Metrics {
         gauge(&self.db_connections, load.connections);
         gauge(&self.db_reads, load.reads_running);
         gauge(&self.db_writes_queued, load.writes_queued);
+    }
+
+    /// Whether an instance behind the gateway serves.
+    pub fn upstream(&self, service: &str, url: &str, healthy: bool) {
+        self.upstreams
+            .get_or_create(&UpstreamLabels {
+                service: service.to_owned(),
+                url: url.to_owned(),
+            })
+            .set(i64::from(healthy));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -24,12 +24,12 @@ mod leadership;
 mod limiter;
 pub mod metrics;
 mod notices;
-mod observe;
+pub mod observe;
 mod paging;
 mod password_workers;
 mod presence;
 mod revocation;
-mod services;
+pub mod services;
 mod sessions;
 mod settlement;
 mod status;
@@ -76,8 +76,8 @@ pub enum ServerError {
 }
 
 /// How often an idle connection is pinged, and how long the answer may take.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Lamp status changes a status watcher may fall behind by before it is sent everything anew.
 const LAMP_UPDATE_BUFFER: usize = 16_384;

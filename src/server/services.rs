@@ -55,6 +55,11 @@ impl Part {
         }
     }
 
+    /// The part with a command-line name.
+    pub fn named(name: &str) -> Option<Part> {
+        Part::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The part that owns a fully qualified gRPC service, if any.
     pub fn owning(grpc_service: &str) -> Option<Part> {
         Part::ALL
@@ -108,7 +113,7 @@ impl Services {
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut set = 0u8;
         for word in list.split(',').map(str::trim) {
-            let Some(part) = Part::ALL.into_iter().find(|p| p.name() == word) else {
+            let Some(part) = Part::named(word) else {
                 return Err(format!(
                     "{word:?} is not a service; choose from {}",
                     Self::all()

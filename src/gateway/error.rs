@@ -1,0 +1,50 @@
+//! The gateway's errors: why it could not start, and why it refused or could not forward a
+//! call, each mapped to its gRPC status in one place.
+
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("--route {part}={url}: {reason}")]
+    Route {
+        part: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("no instance is given for {0}; add --route {0}=URL")]
+    Unrouted(&'static str),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the gateway failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Why a call was not forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    SignedOut(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many calls {0}; slow down and retry")]
+    TooMany(String),
+    #[error("{0} is not part of this API")]
+    UnknownService(String),
+    #[error("no instance of the {0} service is available just now; retry shortly")]
+    NoInstance(&'static str),
+    #[error("cannot check the session just now ({0}); retry shortly")]
+    AuthUnavailable(String),
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::SignedOut(_) => Status::unauthenticated(message),
+            Refusal::Forbidden(_) => Status::permission_denied(message),
+            Refusal::TooMany(_) => Status::resource_exhausted(message),
+            Refusal::UnknownService(_) => Status::unimplemented(message),
+            Refusal::NoInstance(_) | Refusal::AuthUnavailable(_) => Status::unavailable(message),
+        }
+    }
+}

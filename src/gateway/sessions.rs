@@ -1,0 +1,138 @@
+//! Who a token belongs to, asked of the auth service (`Auth.WhoAmI`, on the caller's own
+//! token and request id, never the database) and trusted for a few seconds; a logout
+//! through the gateway forgets its token at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tonic::Code;
+
+use super::error::Refusal;
+use super::upstreams::Upstreams;
+use crate::domain::auth::token_hash;
+use crate::domain::inventory::Role;
+use crate::proto::{self, auth_client::AuthClient};
+use crate::server::services::Part;
+
+/// Tokens remembered before the stale ones are swept out.
+const SWEEP_AT: usize = 10_000;
+
+/// The user behind a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub username: String,
+    pub role: Role,
+}
+
+struct Known {
+    who: Who,
+    expires_at: DateTime<Utc>,
+    checked: Instant,
+}
+
+pub struct Sessions {
+    upstreams: Arc<Upstreams>,
+    trust_for: Duration,
+    known: Mutex<HashMap<Vec<u8>, Known>>,
+}
+
+impl Sessions {
+    pub fn new(upstreams: Arc<Upstreams>, trust_for: Duration) -> Self {
+        Self {
+            upstreams,
+            trust_for,
+            known: Mutex::default(),
+        }
+    }
+
+    /// Who `token` belongs to, from the cache or the auth service.
+    pub async fn who(&self, token: &str, request_id: Option<&str>) -> Result<Who, Refusal> {
+        let hash = token_hash(token);
+        if let Some(known) = self.lock().get(&hash)
+            && known.checked.elapsed() < self.trust_for
+            && known.expires_at > Utc::now()
+        {
+            return Ok(known.who.clone());
+        }
+        let (who, expires_at) = self.ask(token, request_id).await.inspect_err(|_| {
+            self.lock().remove(&hash);
+        })?;
+        let mut known = self.lock();
+        if known.len() >= SWEEP_AT {
+            let trust_for = self.trust_for;
+            known.retain(|_, k| k.checked.elapsed() < trust_for);
+        }
+        known.insert(
+            hash,
+            Known {
+                who: who.clone(),
+                expires_at,
+                checked: Instant::now(),
+            },
+        );
+        Ok(who)
+    }
+
+    /// Forgets a token (its session was ended through the gateway).
+    pub fn forget(&self, token: &str) {
+        self.lock().remove(&token_hash(token));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Known>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks an auth instance, the next one if one is unavailable.
+    async fn ask(
+        &self,
+        token: &str,
+        request_id: Option<&str>,
+    ) -> Result<(Who, DateTime<Utc>), Refusal> {
+        let mut tried = Vec::new();
+        let mut last = String::from("no auth instance serves");
+        while let Some((index, instance)) = self.upstreams.pick(Part::Auth, &tried) {
+            tried.push(index);
+            let mut request = tonic::Request::new(proto::WhoAmIRequest {});
+            let metadata = request.metadata_mut();
+            if let Ok(value) = format!("Bearer {token}").parse() {
+                metadata.insert("authorization", value);
+            }
+            if let Some(id) = request_id.and_then(|id| id.parse().ok()) {
+                metadata.insert(crate::server::observe::REQUEST_ID, id);
+            }
+            match AuthClient::new(instance.channel.clone())
+                .who_am_i(request)
+                .await
+            {
+                Ok(reply) => return who_from(reply.into_inner()),
+                Err(status) if status.code() == Code::Unauthenticated => {
+                    return Err(Refusal::SignedOut(status.message().to_owned()));
+                }
+                Err(status) => last = format!("{}: {}", instance.url, status.message()),
+            }
+        }
+        Err(Refusal::AuthUnavailable(last))
+    }
+}
+
+fn who_from(reply: proto::LoginResponse) -> Result<(Who, DateTime<Utc>), Refusal> {
+    let unreadable = || Refusal::AuthUnavailable("the auth service's answer is incomplete".into());
+    let user = reply.user.ok_or_else(unreadable)?;
+    let role = crate::wire::role_field("role", user.role)
+        .ok()
+        .flatten()
+        .ok_or_else(unreadable)?;
+    let expires_at = reply
+        .expires_at
+        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+        .ok_or_else(unreadable)?;
+    Ok((
+        Who {
+            username: user.username,
+            role,
+        },
+        expires_at,
+    ))
+}

@@ -1,0 +1,144 @@
+//! The instances behind each part of the API: a channel to each, whether it serves (asked
+//! over `grpc.health.v1` every interval), and which to use next.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_health::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_check_response, health_client::HealthClient};
+
+use super::error::GatewayError;
+use crate::server::metrics::Metrics;
+use crate::server::services::Part;
+
+/// One instance of a part of the API.
+pub struct Upstream {
+    pub url: String,
+    pub channel: Channel,
+    healthy: AtomicBool,
+}
+
+impl Upstream {
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Upstreams {
+    parts: HashMap<Part, Vec<Arc<Upstream>>>,
+    next: AtomicUsize,
+}
+
+impl Upstreams {
+    /// Channels to every instance (connected on first use). Auth must have one: every call
+    /// is authenticated by it.
+    pub fn new(
+        routes: &[(Part, Vec<String>)],
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, GatewayError> {
+        let mut parts: HashMap<Part, Vec<Arc<Upstream>>> = HashMap::new();
+        for (part, urls) in routes {
+            for url in urls {
+                let endpoint =
+                    crate::link::endpoint(url, ca_pem).map_err(|reason| GatewayError::Route {
+                        part: part.name(),
+                        url: url.clone(),
+                        reason,
+                    })?;
+                parts.entry(*part).or_default().push(Arc::new(Upstream {
+                    url: url.clone(),
+                    channel: endpoint.connect_lazy(),
+                    // Trusted until the first health check says otherwise.
+                    healthy: AtomicBool::new(true),
+                }));
+            }
+        }
+        if !parts.contains_key(&Part::Auth) {
+            return Err(GatewayError::Unrouted(Part::Auth.name()));
+        }
+        Ok(Self {
+            parts,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn routes(&self, part: Part) -> bool {
+        self.parts.contains_key(&part)
+    }
+
+    /// The next healthy instance of `part` not among `tried`, round robin.
+    pub fn pick(&self, part: Part, tried: &[usize]) -> Option<(usize, Arc<Upstream>)> {
+        let instances = self.parts.get(&part)?;
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..instances.len())
+            .map(|offset| (start + offset) % instances.len())
+            .find(|i| !tried.contains(i) && instances[*i].healthy())
+            .map(|i| (i, instances[i].clone()))
+    }
+
+    /// Asks every instance whether it serves its part, every `interval`, until `stop`; keeps
+    /// the gateway's own health (each service: an instance serves it; "": every routed
+    /// part has one) and the metrics in step.
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        health: tonic_health::server::HealthReporter,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let checks = self.parts.iter().flat_map(|(part, instances)| {
+                instances.iter().map(move |instance| async move {
+                    let serving = serves(instance, *part, interval).await;
+                    instance.healthy.store(serving, Ordering::Relaxed);
+                    (*part, instance.url.clone(), serving)
+                })
+            });
+            let results = futures::future::join_all(checks).await;
+            let mut every_part = true;
+            for part in Part::ALL {
+                if !self.routes(part) {
+                    continue;
+                }
+                let up = results.iter().any(|(p, _, serving)| *p == part && *serving);
+                every_part &= up;
+                let status = if up {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                for name in part.grpc_services() {
+                    health.set_service_status(*name, status).await;
+                }
+            }
+            for (part, url, serving) in &results {
+                metrics.upstream(part.name(), url, *serving);
+            }
+            let whole = if every_part {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status("", whole).await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+/// Whether `instance` says it serves `part` within `limit`.
+async fn serves(instance: &Upstream, part: Part, limit: Duration) -> bool {
+    let service = part.grpc_services()[0].to_owned();
+    let mut client = HealthClient::new(instance.channel.clone());
+    let check = client.check(HealthCheckRequest { service });
+    matches!(
+        tokio::time::timeout(limit, check).await,
+        Ok(Ok(reply)) if reply.get_ref().status == health_check_response::ServingStatus::Serving as i32
+    )
+}

@@ -1,0 +1,262 @@
+//! The brief's deployment through real sockets: on one PostgreSQL database, two processes
+//! serving inventory and auth, one serving telemetry, faults and billing, and the gateway in
+//! front. Every call goes through the gateway: it authenticates by asking the auth service,
+//! refuses by role, forwards unary calls and streams both ways, answers health and
+//! reflection for the whole API, forgets a token at logout, limits calls per user, and
+//! carries reads on through the other instance when one inventory process stops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, earth_leakage, lamps_with_telecells, next_events};
+use singularity::domain::inventory::{EntityStatus, NewUser, Role};
+use singularity::gateway::{CallLimits, GatewayConfig};
+use singularity::link::{AuthedChannel, with_token};
+use singularity::proto::{
+    self, auth_client::AuthClient, faults_client::FaultsClient, lamps_client::LampsClient,
+    telemetry_client::TelemetryClient,
+};
+use singularity::server::Services;
+use singularity::server::services::Part;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+struct Gateway {
+    bare: Channel,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Gateway {
+    async fn start(routes: Vec<(Part, Vec<String>)>, limits: CallLimits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = GatewayConfig {
+            routes,
+            limits,
+            health_interval: Duration::from_millis(200),
+            ..GatewayConfig::default()
+        };
+        tokio::spawn(singularity::gateway::run(
+            listener,
+            config,
+            Arc::new(singularity::server::metrics::Metrics::default()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let bare = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Self {
+            bare,
+            stop: Some(stop),
+        }
+    }
+
+    fn signed_in(&self, token: &str) -> AuthedChannel {
+        with_token(self.bare.clone(), Some(token)).unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serving(channel: &Channel, service: &str) -> bool {
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().status == 1)
+}
+
+async fn on(url: &str, services: &str, seeded: bool) -> TestServer {
+    let mut config = common::config();
+    config.services = Services::parse(services).unwrap();
+    let store = singularity::store::open_url(url).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    if seeded {
+        TestServer::seeded_with(dir, store, 30, config).await
+    } else {
+        TestServer::on_store_with(dir, store, config).await
+    }
+}
+
+#[tokio::test]
+async fn the_services_apart_behind_the_gateway() {
+    if std::env::var("SINGULARITY_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: needs the test PostgreSQL cluster (scripts/test starts one)");
+        return;
+    }
+    let url = common::fresh_postgres_database();
+    let mut first = on(&url, "inventory,auth", true).await;
+    let mut second = on(&url, "inventory,auth", false).await;
+    let mut field = on(&url, "telemetry,faults,billing", false).await;
+    let both = vec![first.url(), second.url()];
+    let gateway = Gateway::start(
+        vec![
+            (Part::Inventory, both.clone()),
+            (Part::Auth, both),
+            (Part::Telemetry, vec![field.url()]),
+            (Part::Faults, vec![field.url()]),
+            (Part::Billing, vec![field.url()]),
+        ],
+        CallLimits {
+            per_user: 0,
+            per_address: 0,
+        },
+    )
+    .await;
+    let admin = gateway.signed_in(&first.token);
+
+    // Health and reflection for the whole API, at the gateway.
+    let began = Instant::now();
+    while !serving(&gateway.bare, "").await {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the gateway never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serving(&gateway.bare, "singularity.v1.Lamps").await);
+    assert!(serving(&gateway.bare, "singularity.v1.Faults").await);
+
+    // Unauthenticated and refused by role before reaching a service.
+    let anonymous = LampsClient::new(gateway.bare.clone())
+        .get(proto::IdRequest { id: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let forged = LampsClient::new(gateway.signed_in("sgt_not-a-token"))
+        .get(proto::IdRequest { id: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(forged.code(), Code::Unauthenticated);
+    let operator = gateway.signed_in(&session(&first, Role::User));
+    let refused = LampsClient::new(operator)
+        .delete(proto::IdRequest { id: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("needs the role admin"),
+        "{refused:?}"
+    );
+
+    // Unary calls, a stream of reports in, a stream of events out.
+    let (lamp, uuid) = lamps_with_telecells(&first, 1).await.remove(0);
+    let got = LampsClient::new(admin.clone())
+        .get(proto::IdRequest { id: lamp })
+        .await
+        .unwrap();
+    assert!(got.metadata().get("x-request-id").is_some());
+    let mut watch = FaultsClient::new(admin.clone())
+        .watch(proto::WatchFaultsRequest {
+            after_seq: 0,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-03T12:00:00Z".parse().unwrap();
+    let ack = TelemetryClient::new(admin.clone())
+        .report(tokio_stream::iter(vec![earth_leakage(&uuid, lamp, at)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ack.stored, 1);
+    let events = next_events(&mut watch, 1).await;
+    assert_eq!(events[0].fault.as_ref().unwrap().lamp_id, lamp);
+
+    // A logout through the gateway ends the token there at once.
+    first
+        .store
+        .create_user(NewUser {
+            username: "gw-night".into(),
+            display_name: "Night shift".into(),
+            role: Role::User,
+            password_hash: singularity::passwords::hash("night-shift-pass").unwrap(),
+            status: EntityStatus::Active,
+        })
+        .unwrap();
+    let signed_in = AuthClient::new(gateway.bare.clone())
+        .login(proto::LoginRequest {
+            username: "gw-night".into(),
+            password: "night-shift-pass".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let own = gateway.signed_in(&signed_in.token);
+    LampsClient::new(own.clone())
+        .get(proto::IdRequest { id: lamp })
+        .await
+        .unwrap();
+    AuthClient::new(own.clone())
+        .logout(proto::LogoutRequest {})
+        .await
+        .unwrap();
+    let after = LampsClient::new(own)
+        .get(proto::IdRequest { id: lamp })
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), Code::Unauthenticated);
+
+    // One inventory process stops: reads carry on through the other.
+    first.stop().await;
+    let mut lamps = LampsClient::new(admin.clone());
+    for _ in 0..50 {
+        lamps.get(proto::IdRequest { id: lamp }).await.unwrap();
+    }
+    drop(gateway);
+    field.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_limits_calls_per_user() {
+    let mut server = TestServer::start(5).await;
+    let all = vec![server.url()];
+    let routes = Part::ALL.iter().map(|p| (*p, all.clone())).collect();
+    let gateway = Gateway::start(
+        routes,
+        CallLimits {
+            per_user: 5,
+            per_address: 0,
+        },
+    )
+    .await;
+    let mut lamps = LampsClient::new(gateway.signed_in(&server.token));
+    let mut refused = 0;
+    for _ in 0..20 {
+        if let Err(status) = lamps.get(proto::IdRequest { id: 1 }).await {
+            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+            refused += 1;
+        }
+    }
+    // Twenty calls take far less than the two seconds that would allow ten.
+    assert!(refused >= 10, "{refused} of 20 refused");
+    drop(gateway);
+    server.stop().await;
+}
+
+fn session(server: &TestServer, role: Role) -> String {
+    common::session_for(
+        server.store.as_ref(),
+        &format!("gw-{}", role.as_str()),
+        role,
+    )
+}
