@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     /// system's roots).
     pub upstream_ca_pem: Option<Vec<u8>>,
     pub limits: CallLimits,
+    /// Connections per address and in all, and how long a new one may stay silent.
+    pub connections: crate::server::ConnectionLimits,
     /// How long an answer of the auth service about a token is trusted.
     pub session_cache: Duration,
     /// How often each instance's health is asked.
@@ -50,6 +52,7 @@ impl Default for GatewayConfig {
             tls: None,
             upstream_ca_pem: None,
             limits: CallLimits::default(),
+            connections: crate::server::ConnectionLimits::default(),
             session_cache: Duration::from_secs(5),
             health_interval: Duration::from_secs(1),
         }
@@ -114,8 +117,13 @@ pub async fn run(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(crate::server::observe::ObserveLayer::new(metrics))
         .add_routes(routes)
+        // Admitted as the server admits them (limits per address and in all, a silent new
+        // connection closed, Nagle off).
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            crate::server::connections::incoming(
+                listener,
+                crate::server::connections::Admission::new(config.connections),
+            ),
             signal,
         )
         .await?;

@@ -8,7 +8,7 @@ mod auth;
 mod basestations;
 mod billing;
 mod catalog;
-mod connections;
+pub mod connections;
 mod context;
 mod engine;
 pub mod error;
