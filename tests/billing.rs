@@ -414,14 +414,14 @@ async fn restart_and_expect_the_morning(server: &mut TestServer, lamp: i64, watt
     restarted.stop().await;
 }
 
-#[tokio::test]
-async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
-    // A server that may not settle at all once stopping, and settles only every minute: all
-    // of the day's energy is still in its ledger when it stops.
+/// A server that may not settle at all once stopping, and settles only every minute, sent
+/// a lamp's reports from midnight to noon on 2026-11-03 after its first settlement: all of
+/// the morning's energy is still in its ledger. (lamp, its telecell, its wattage)
+async fn a_morning_left_unsettled() -> (TestServer, i64, String, i64) {
     let mut lazy = config(MeterMode::Calculated);
     lazy.billing.settle_interval = Duration::from_secs(60);
     lazy.billing.settle_on_stop = Duration::ZERO;
-    let mut server = TestServer::start_with(10, lazy).await;
+    let server = TestServer::start_with(10, lazy).await;
     let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
     let watts = wattage(&server, lamp).await;
     // The first tick settles at once; the reports come after it.
@@ -436,6 +436,12 @@ async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
         ),
     )
     .await;
+    (server, lamp, uuid, watts)
+}
+
+#[tokio::test]
+async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
+    let (mut server, lamp, _, watts) = a_morning_left_unsettled().await;
     let unsettled = BillingClient::new(server.channel.clone())
         .get_totals(totals_request(
             "2026-11-03",
@@ -454,23 +460,7 @@ async fn a_stop_that_leaves_energy_unsettled_loses_none_of_it() {
 /// reports arrive: each interval counts once, whichever comes first.
 #[tokio::test]
 async fn reports_that_arrive_while_a_takeover_meters_the_backlog_count_once() {
-    let mut lazy = config(MeterMode::Calculated);
-    lazy.billing.settle_interval = Duration::from_secs(60);
-    lazy.billing.settle_on_stop = Duration::ZERO;
-    let mut server = TestServer::start_with(10, lazy).await;
-    let (lamp, uuid) = lamps_with_telecells(&server, 1).await.remove(0);
-    let watts = wattage(&server, lamp).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    send(
-        &server,
-        every_half_hour(
-            &uuid,
-            lamp,
-            at("2026-11-03T00:00:00Z"),
-            at("2026-11-03T12:00:00Z"),
-        ),
-    )
-    .await;
+    let (mut server, lamp, uuid, watts) = a_morning_left_unsettled().await;
     server.stop().await;
     let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
     let mut restarted =

@@ -276,3 +276,49 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     field.stop().await;
     inventory.stop().await;
 }
+
+/// Wrong passwords for `count` different users, each sent as from `forwarded`; the codes.
+async fn failed_sign_ins(server: &TestServer, forwarded: &str, count: usize) -> Vec<Code> {
+    let mut codes = Vec::new();
+    for n in 0..count {
+        let mut request = tonic::Request::new(proto::LoginRequest {
+            username: format!("nobody-{forwarded}-{n}"),
+            password: "wrong-password".into(),
+        });
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        let refused = proto::auth_client::AuthClient::new(server.bare.clone())
+            .login(request)
+            .await
+            .unwrap_err();
+        codes.push(refused.code());
+    }
+    codes
+}
+
+#[tokio::test]
+async fn only_a_trusted_gateway_names_the_caller_to_the_sign_in_limit() {
+    let limited = || {
+        let mut config = common::config();
+        config.limits.login.per_peer = 3;
+        config.limits.login.per_user = 100;
+        config
+    };
+    let mut trusting = limited();
+    trusting.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let mut behind = TestServer::start_with(1, trusting).await;
+    let held = failed_sign_ins(&behind, "203.0.113.7", 4).await;
+    assert_eq!(held[3], Code::ResourceExhausted, "{held:?}");
+    // Another caller through the same gateway is not held off.
+    let other = failed_sign_ins(&behind, "203.0.113.8", 1).await;
+    assert_eq!(other, vec![Code::Unauthenticated]);
+    behind.stop().await;
+
+    // A server that trusts nobody ignores the header: it is all one address.
+    let mut direct = TestServer::start_with(1, limited()).await;
+    failed_sign_ins(&direct, "203.0.113.7", 3).await;
+    let spoofed = failed_sign_ins(&direct, "203.0.113.8", 1).await;
+    assert_eq!(spoofed, vec![Code::ResourceExhausted]);
+    direct.stop().await;
+}

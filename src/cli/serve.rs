@@ -41,6 +41,11 @@ pub struct ServerArgs {
     /// on one PostgreSQL database; SQLite keeps every part in one process.
     #[arg(long, env = "SINGULARITY_SERVICES", value_parser = crate::server::Services::parse, default_value = "inventory,telemetry,faults,billing,auth")]
     pub services: crate::server::Services,
+    /// Addresses of gateways in front of this server, comma-separated: for calls from
+    /// them, the caller's address is the one they forward in x-forwarded-for (sign-in
+    /// limits per address, the audit trail). Anyone else's x-forwarded-for is ignored.
+    #[arg(long, env = "SINGULARITY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -318,6 +323,7 @@ impl EngineArgs {
             cluster: crate::server::ClusterConfig::default(),
             metrics: Default::default(),
             services: Default::default(),
+            trusted_proxies: Vec::new(),
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
                 ..Default::default()
@@ -372,6 +378,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         ));
     }
     config.services = args.services;
+    config.trusted_proxies = args.trusted_proxies;
     config.cluster = args
         .cluster
         .config(args.listen, config.tls.is_some(), store.shared())?;

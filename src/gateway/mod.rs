@@ -115,7 +115,7 @@ pub async fn run(
     builder
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .layer(crate::server::observe::ObserveLayer::new(metrics))
+        .layer(crate::server::observe::ObserveLayer::new(metrics, &[]))
         .add_routes(routes)
         // Admitted as the server admits them (limits per address and in all, a silent new
         // connection closed, Nagle off).

@@ -15,7 +15,6 @@ use http_body_util::BodyExt;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::Bytes;
-use tonic::transport::server::TcpConnectInfo;
 
 use super::error::Refusal;
 use super::limits::Limiter;
@@ -56,12 +55,11 @@ impl Proxy {
         if !self.upstreams.routes(part) {
             return Err(Refusal::NoInstance(part.name()).into());
         }
-        if let Some(address) = request
+        if let Some(client) = request
             .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
+            .get::<crate::server::peer::ClientAddress>()
         {
-            self.limiter.admit_address(address.ip())?;
+            self.limiter.admit_address(client.ip)?;
         }
         let rule = access(&path);
         let token = bearer(request.headers());
@@ -82,6 +80,21 @@ impl Proxy {
             }
             self.limiter.admit_user(&who.username)?;
         }
+        // The services (trusting this gateway) count sign-ins and audit by the caller's
+        // address, not the gateway's.
+        let mut request = request;
+        let client = request
+            .extensions()
+            .get::<crate::server::peer::ClientAddress>()
+            .and_then(|c| http::HeaderValue::from_str(&c.ip.to_string()).ok());
+        match client {
+            Some(value) => request
+                .headers_mut()
+                .insert(crate::server::peer::FORWARDED_FOR, value),
+            None => request
+                .headers_mut()
+                .remove(crate::server::peer::FORWARDED_FOR),
+        };
         let retry = is_read(method) && !self.streaming_requests.contains(&path);
         let response = if retry {
             self.forward_read(part, request).await?

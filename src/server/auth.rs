@@ -87,7 +87,10 @@ impl Auth for AuthService {
         &self,
         request: Request<proto::LoginRequest>,
     ) -> Result<Response<proto::LoginResponse>, Status> {
-        let peer: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
+        let peer: Option<IpAddr> = request
+            .extensions()
+            .get::<super::peer::ClientAddress>()
+            .map(|c| c.ip);
         let r = request.into_inner();
         bounded("username", &r.username)?;
         bounded("password", &r.password)?;
@@ -176,7 +179,10 @@ impl Auth for AuthService {
         request: Request<proto::ChangePasswordRequest>,
     ) -> Result<Response<proto::ChangePasswordResponse>, Status> {
         let caller = caller(&request)?;
-        let peer: Option<IpAddr> = request.remote_addr().map(|a| a.ip());
+        let peer: Option<IpAddr> = request
+            .extensions()
+            .get::<super::peer::ClientAddress>()
+            .map(|c| c.ip);
         let r = request.into_inner();
         bounded("current_password", &r.current_password)?;
         validate_password("new_password", &r.new_password)?;

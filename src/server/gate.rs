@@ -11,7 +11,6 @@ use std::task::{Context as TaskContext, Poll};
 use chrono::{DateTime, Utc};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::error::ServiceError;
 use super::revocation::{Direction, Revocable, SessionEnd};
@@ -186,16 +185,10 @@ fn admit(
     if !rule.allows(user.role) {
         return Err(ServiceError::forbidden(refusal(rule, user.role, path)).into());
     }
-    let extensions = request.extensions();
-    let peer = extensions
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .or_else(|| {
-            extensions
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .and_then(|info| info.get_ref().remote_addr())
-        })
-        .map(|a| a.to_string())
+    let peer = request
+        .extensions()
+        .get::<super::peer::ClientAddress>()
+        .map(ToString::to_string)
         .unwrap_or_default();
     let caller = Caller {
         user_id: user.id,

@@ -27,6 +27,7 @@ mod notices;
 pub mod observe;
 mod paging;
 mod password_workers;
+pub mod peer;
 mod presence;
 mod revocation;
 pub mod services;
@@ -110,6 +111,8 @@ pub struct ServerConfig {
     pub metrics: metrics::SharedMetrics,
     /// The parts of the API this process serves.
     pub services: services::Services,
+    /// Gateways whose `x-forwarded-for` names the caller (sign-in limits, the audit trail).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// How this server works with the others sharing its database.
@@ -200,6 +203,7 @@ impl Default for ServerConfig {
             cluster: ClusterConfig::default(),
             metrics: metrics::SharedMetrics::default(),
             services: services::Services::all(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -263,6 +267,7 @@ pub async fn run(
     let presence_hub = presence::PresenceHub::new(config.presence);
     let tls = config.tls.clone();
     let readings_kept = config.readings_retention;
+    let trusted_proxies = config.trusted_proxies.clone();
     let forwarder = Arc::new(forward::Forwarder::new(config.cluster.peer_ca_pem.clone()));
     let limiter = Arc::new(limiter::LoginLimiter::new(limits.login));
     tokio::spawn(notices::follow(
@@ -352,7 +357,10 @@ pub async fn run(
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .timeout(limits.request_timeout)
-        .layer(observe::ObserveLayer::new(context.metrics.clone()))
+        .layer(observe::ObserveLayer::new(
+            context.metrics.clone(),
+            &trusted_proxies,
+        ))
         .layer(gate::GateLayer::new(
             context.store.clone(),
             context.sessions.clone(),

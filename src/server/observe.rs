@@ -4,6 +4,7 @@
 //! the metrics, read from the reply's trailers when its body ends.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -24,11 +25,16 @@ const MAX_REQUEST_ID: usize = 64;
 #[derive(Clone)]
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
+    /// Gateways whose `x-forwarded-for` names the caller.
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 impl ObserveLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    pub fn new(metrics: Arc<Metrics>, trusted_proxies: &[IpAddr]) -> Self {
+        Self {
+            metrics,
+            trusted_proxies: trusted_proxies.into(),
+        }
     }
 }
 
@@ -39,6 +45,7 @@ impl<S> tower_layer::Layer<S> for ObserveLayer {
         Observe {
             inner,
             metrics: self.metrics.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -47,6 +54,7 @@ impl<S> tower_layer::Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -97,6 +105,10 @@ where
         if let Some(value) = &id_value {
             // Handlers that call other servers pass it on.
             request.headers_mut().insert(REQUEST_ID, value.clone());
+        }
+        if let Some(from) = super::peer::connection(request.extensions()) {
+            let client = super::peer::client(from, request.headers(), &self.trusted_proxies);
+            request.extensions_mut().insert(client);
         }
         let path = request.uri().path();
         let span = tracing::info_span!("call", request_id = %id, path);

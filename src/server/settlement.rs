@@ -395,24 +395,11 @@ mod tests {
         assert_eq!(job.cursors, vec![(lamp.lamp_id, at(24))]);
     }
 
+    /// A healthy lamp's reading at `at`, as validated.
     fn lit(at: DateTime<Utc>) -> crate::domain::telemetry::Reading {
-        crate::domain::telemetry::Reading {
-            at,
-            lamp_on: true,
-            dim_target_pct: 100,
-            dim_actual_pct: 100,
-            voltage_v: 230.0,
-            current_a: 0.2,
-            power_w: 36.0,
-            power_factor: 0.95,
-            energy_wh: 0,
-            burn_hours: 10,
-            switch_count: 1,
-            supply_loss_count: 0,
-            temperature_c: 20.0,
-            link_quality_pct: 90,
-            alarms: crate::domain::telemetry::NodeAlarms::default(),
-        }
+        crate::domain::telemetry::tests::raw(at)
+            .validate(at, DateTime::<Utc>::MIN_UTC)
+            .unwrap()
     }
 
     #[test]

@@ -314,23 +314,12 @@ mod tests {
             },
             since: "2026-10-01T00:00:00Z".parse().unwrap(),
         };
-        let reading = |minute: i64| Reading {
-            at: "2026-11-03T18:00:00Z".parse::<DateTime<Utc>>().unwrap()
-                + chrono::Duration::minutes(minute),
-            lamp_on: true,
-            dim_target_pct: 100,
-            dim_actual_pct: 100,
-            voltage_v: 230.0,
-            current_a: 0.2,
-            power_w: 36.0,
-            power_factor: 0.95,
-            energy_wh: 0,
-            burn_hours: 10,
-            switch_count: 1,
-            supply_loss_count: 0,
-            temperature_c: 20.0,
-            link_quality_pct: 90,
-            alarms: crate::domain::telemetry::NodeAlarms::default(),
+        let reading = |minute: i64| {
+            let at = "2026-11-03T18:00:00Z".parse::<DateTime<Utc>>().unwrap()
+                + chrono::Duration::minutes(minute);
+            crate::domain::telemetry::tests::raw(at)
+                .validate(at, DateTime::<Utc>::MIN_UTC)
+                .unwrap()
         };
         let mut ledger = Ledger::new(meter());
         ledger.record(&lamp, &reading(0), &reading(15));
