@@ -585,7 +585,7 @@ impl Commands {
                 tokio::spawn(async move {
                     let event = match find_lamp(channel, &query, zones).await {
                         Ok(event) => event,
-                        Err(message) => NetEvent::Failed(message),
+                        Err(message) => NetEvent::LookupFailed(message),
                     };
                     let _ = events.send(event).await;
                 });

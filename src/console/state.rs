@@ -258,6 +258,8 @@ pub struct LampPane {
     pub for_detail: bool,
     /// The lamp asked for last, so a slower earlier answer does not replace it.
     pub wanted: Option<i64>,
+    /// Why the last lookup found nothing (not found, or the lookup failed).
+    pub failed: Option<String>,
 }
 
 pub struct State {

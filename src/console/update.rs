@@ -64,6 +64,9 @@ pub enum NetEvent {
     LampEnergy(proto::LampEnergy),
     Totals(proto::Totals),
     Failed(String),
+    /// A lamp or zone asked for was not found, or could not be looked up: the lamp pane says
+    /// so instead of "looking for".
+    LookupFailed(String),
     /// Who has which fault open or claimed (empty while presence is unreachable).
     Presence(proto::PresenceBoard),
     /// A saved view, read back by name.
@@ -301,6 +304,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
         NetEvent::Daily(daily) => state.daily = Some(daily),
         NetEvent::ZoneFound(zone_id) => {
             state.message = None;
+            state.lamps.failed = None;
             state.lamps.lamp = None;
             state.lamps.status = None;
             state.lamps.zone_lamps.clear();
@@ -318,6 +322,7 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
                 state.message = None;
             }
             let commands = vec![Command::WatchLamp(lamp.id)];
+            state.lamps.failed = None;
             state.lamps.status = None;
             if lamp.zone_id != state.lamps.zone_id {
                 state.lamps.zone_lamps.clear();
@@ -360,6 +365,10 @@ fn on_net(state: &mut State, event: NetEvent) -> Vec<Command> {
             state.billing_totals = Some(totals);
         }
         NetEvent::Failed(message) => state.say(message),
+        NetEvent::LookupFailed(message) => {
+            state.lamps.failed = Some(message.clone());
+            state.say(message);
+        }
         NetEvent::View(name, view) => match view.apply_to(state) {
             Ok(()) => state.say(format!("view {name}: {}", view_words(&view))),
             Err(e) => state.say(format!("view {name} not applied: {e}")),
@@ -909,6 +918,7 @@ fn find_lamp(state: &mut State, query: String) -> Vec<Command> {
     }
     state.tab = Tab::Lamps;
     state.lamps.query = query.clone();
+    state.lamps.failed = None;
     state.lamps.for_detail = false;
     state.lamps.wanted = query.parse().ok();
     vec![Command::FindLamp(query)]
@@ -2354,12 +2364,19 @@ mod tests {
         update(
             &mut state,
             &keymap,
-            Event::Net(NetEvent::Failed("no lamp, telecell or zone matches".into())),
+            Event::Net(NetEvent::LookupFailed(
+                "no lamp, telecell or zone matches".into(),
+            )),
         );
         assert!(state.message.is_some());
+        assert_eq!(
+            state.lamps.failed.as_deref(),
+            Some("no lamp, telecell or zone matches")
+        );
         let found = update(&mut state, &keymap, Event::Net(NetEvent::ZoneFound(3)));
         assert_eq!(found, vec![Command::WatchZone(3)]);
         assert!(state.message.is_none(), "{:?}", state.message);
+        assert!(state.lamps.failed.is_none());
         assert!(command(&mut state, &keymap, "zone").is_empty());
         assert!(state.message.as_ref().unwrap().1.starts_with("give a zone"));
     }

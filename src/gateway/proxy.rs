@@ -24,6 +24,9 @@ use crate::domain::auth::{Access, access, bearer_token, is_read, refusal};
 use crate::server::services::Part;
 
 const LOGOUT: &str = "/singularity.v1.Auth/Logout";
+/// The most of a read's request the gateway holds: a message at the services' default size
+/// limit and its 5-byte gRPC frame header.
+const MAX_BUFFERED_REQUEST: usize = 4 * 1024 * 1024 + 5;
 
 #[derive(Clone)]
 pub struct Proxy {
@@ -121,10 +124,16 @@ impl Proxy {
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, Status> {
         let (parts, body) = request.into_parts();
-        let body = body
+        // Held whole to be sent again, so bounded: one message at the services' limit.
+        let body = http_body_util::Limited::new(body, MAX_BUFFERED_REQUEST)
             .collect()
             .await
-            .map_err(|e| Status::cancelled(format!("the request ended early: {e}")))?
+            .map_err(|e| {
+                Status::resource_exhausted(format!(
+                    "the request could not be read whole ({e}); a request holds one message of at most {} KiB",
+                    MAX_BUFFERED_REQUEST / 1024
+                ))
+            })?
             .to_bytes();
         let mut tried = Vec::new();
         let mut last = None;

@@ -332,6 +332,18 @@ fn lamp_rows(field: &str, limit: u32) -> Result<usize, ValidationError> {
 }
 
 /// Totals for a query, with the grand total, labels and savings.
+/// How often a reply's rows and total are read before they are taken as they are.
+const CONSISTENT_READ_ATTEMPTS: usize = 3;
+
+/// Whether rows that share out a period add up to its total (energy and money).
+fn rows_add_up(rows: &[crate::store::TotalsRow], total: &[crate::store::TotalsRow]) -> bool {
+    let whole = total.first().map(|t| (t.totals.wh, t.totals.cost_mp));
+    let summed = rows.iter().fold((0, 0), |(wh, mp), r| {
+        (wh + r.totals.wh, mp + r.totals.cost_mp)
+    });
+    whole.unwrap_or((0, 0)) == summed
+}
+
 async fn totals(
     context: &Context,
     as_of: AsOf,
@@ -339,12 +351,25 @@ async fn totals(
 ) -> Result<proto::Totals, ServiceError> {
     let (rows, total, zones) = context
         .blocking(move |s| {
-            let rows = s.energy_totals(&query, as_of)?;
-            let all = TotalsQuery {
-                group: TotalsGroup::All,
-                ..query
+            // The rows and the total are two reads: a settlement committing between them
+            // would give rows that do not add up to the total. Where the rows share out the
+            // whole (every grouping but the top lamps), read again until they agree.
+            let mut attempt = 0;
+            let (rows, total) = loop {
+                let rows = s.energy_totals(&query, as_of)?;
+                let all = TotalsQuery {
+                    group: TotalsGroup::All,
+                    ..query
+                };
+                let total = s.energy_totals(&all, as_of)?;
+                attempt += 1;
+                if query.group == TotalsGroup::Lamp
+                    || attempt >= CONSISTENT_READ_ATTEMPTS
+                    || rows_add_up(&rows, &total)
+                {
+                    break (rows, total);
+                }
             };
-            let total = s.energy_totals(&all, as_of)?;
             // Labels only where rows are zones.
             let zones = if query.group == TotalsGroup::Zone {
                 s.zone_names()?

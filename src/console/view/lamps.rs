@@ -60,6 +60,8 @@ fn draw_pane(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                 .first()
                 .map_or(String::new(), |z| format!(", :zone {z}"));
             format!("press l (or :lamp 12{zone}) to find a lamp by id, telecell uuid or zone")
+        } else if let Some(failed) = &state.lamps.failed {
+            format!("{failed}. l or :lamp 12 looks again.")
         } else if state.lamps.zone_id > 0 {
             let faulty = state
                 .lamps
