@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use futures::StreamExt;
 use rand::Rng;
 use singularity::proto::{self, faults_client::FaultsClient};
@@ -31,14 +32,6 @@ const PASSWORD: &str = "proof-password-1";
 const SERVERS: usize = 3;
 /// The bound on taking over from a dead leader.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Servers {
     url: String,

@@ -17,16 +17,11 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use common::free_port;
+use common::terminal::{capture as screen, tmux, tmux_installed, wait_for};
+
 const BIN: &str = env!("CARGO_BIN_EXE_singularity");
 const PASSWORD: &str = "gateway-proof-pass";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process that is killed when the test ends, however it ends.
 struct Running(Child);
@@ -74,29 +69,6 @@ async fn wait_serving(url: &str) {
             "{url} never served"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn tmux(args: &[&str]) -> std::process::Output {
-    Command::new("tmux").args(args).output().unwrap()
-}
-
-fn screen(session: &str) -> String {
-    String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", session]).stdout).into_owned()
-}
-
-fn wait_for(session: &str, what: &str, needle: impl Fn(&str) -> bool) -> String {
-    let began = Instant::now();
-    loop {
-        let now = screen(session);
-        if needle(&now) {
-            return now;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "never saw {what}:\n{now}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -155,9 +127,7 @@ fn journal_len(path: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
-    if std::env::var("SINGULARITY_TEST_POSTGRES_URL").is_err()
-        || Command::new("tmux").arg("-V").output().is_err()
-    {
+    if std::env::var("SINGULARITY_TEST_POSTGRES_URL").is_err() || !tmux_installed() {
         eprintln!("skipped: needs the test PostgreSQL cluster and tmux");
         return;
     }

@@ -8,39 +8,15 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::TestServer;
+use common::terminal::{capture, tmux, wait_for};
 
 const PASSWORD: &str = "owl-at-night-42";
 
-fn tmux(args: &[&str]) -> std::process::Output {
-    Command::new("tmux").args(args).output().unwrap()
-}
-
-fn capture(session: &str) -> String {
-    String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", session]).stdout).into_owned()
-}
-
-fn wait_for(session: &str, what: &str, needle: impl Fn(&str) -> bool) -> String {
-    let started = Instant::now();
-    loop {
-        let screen = capture(session);
-        if needle(&screen) {
-            return screen;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never saw {what}:\n{screen}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_runs_in_a_real_terminal_and_restores_it() {
-    if Command::new("tmux").arg("-V").output().is_err() {
+    if !common::terminal::tmux_installed() {
         eprintln!("skipped: tmux is not installed");
         return;
     }

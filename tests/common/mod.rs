@@ -9,6 +9,8 @@
     reason = "test scaffolding fails loudly"
 )]
 
+pub mod terminal;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -23,6 +25,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+
+/// A port free on 127.0.0.1 a moment ago, for a process that must be told where to listen.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// The user the test scaffolding acts as (admin: every call is allowed).
 pub const TEST_ADMIN: &str = "test-admin";
