@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use common::TestServer;
 use common::terminal::{capture, tmux, wait_for};
 
