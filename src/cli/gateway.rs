@@ -157,6 +157,73 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn args(extra: &[&str]) -> GatewayArgs {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: GatewayArgs,
+        }
+        let mut argv = vec!["gateway"];
+        argv.extend_from_slice(extra);
+        <Wrapper as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn routes_come_from_a_file_and_the_command_line_each_part_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("routes.toml");
+        std::fs::write(
+            &file,
+            "[routes]\ninventory = [\"http://10.0.0.5:50051\", \"http://10.0.0.6:50051\"]\nauth = [\"http://10.0.0.5:50051\"]\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let routes = args(&[
+            "--routes-file",
+            path,
+            "--route",
+            "faults=http://10.0.0.7:50051",
+        ])
+        .routes()
+        .unwrap();
+        let inventory = routes.iter().find(|(p, _)| *p == Part::Inventory).unwrap();
+        assert_eq!(inventory.1.len(), 2);
+        assert!(routes.iter().any(|(p, _)| *p == Part::Faults));
+
+        let twice = args(&[
+            "--routes-file",
+            path,
+            "--route",
+            "auth=http://10.0.0.9:50051",
+        ])
+        .routes()
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("auth is routed twice"), "{twice}");
+        let no_auth = args(&["--route", "faults=http://10.0.0.7:50051"])
+            .routes()
+            .unwrap_err()
+            .to_string();
+        assert!(no_auth.contains("no route for auth"), "{no_auth}");
+        std::fs::write(&file, "[routes]\nlamps = [\"http://10.0.0.5:50051\"]\n").unwrap();
+        let unknown = args(&["--routes-file", path])
+            .routes()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("\"lamps\" is not a part of the API"),
+            "{unknown}"
+        );
+        std::fs::write(&file, "[roots]\nauth = []\n").unwrap();
+        let malformed = args(&["--routes-file", path])
+            .routes()
+            .unwrap_err()
+            .to_string();
+        assert!(malformed.contains("routes.toml"), "{malformed}");
+    }
+
     #[test]
     fn a_route_names_a_part_and_its_instances() {
         let (part, urls) = route("inventory=http://10.0.0.5:50051,http://10.0.0.6:50051").unwrap();
