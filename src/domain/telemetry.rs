@@ -239,6 +239,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// `raw(at)` as validated: a healthy lamp's reading at `at`.
+    pub fn reading(at: DateTime<Utc>) -> Reading {
+        raw(at).validate(at, DateTime::<Utc>::MIN_UTC).unwrap()
+    }
+
     #[test]
     fn a_sane_reading_passes() {
         let now = Utc::now();

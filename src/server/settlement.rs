@@ -368,7 +368,7 @@ mod tests {
         let readings = (0..=36)
             .map(|n| LampReading {
                 lamp_id: lamp.lamp_id,
-                reading: lit(at(n)),
+                reading: crate::domain::telemetry::tests::reading(at(n)),
                 latest: true,
             })
             .collect();
@@ -393,13 +393,6 @@ mod tests {
         );
         let job = &ledger.clone().take(LAMP_DAYS_PER_JOB)[0];
         assert_eq!(job.cursors, vec![(lamp.lamp_id, at(24))]);
-    }
-
-    /// A healthy lamp's reading at `at`, as validated.
-    fn lit(at: DateTime<Utc>) -> crate::domain::telemetry::Reading {
-        crate::domain::telemetry::tests::raw(at)
-            .validate(at, DateTime::<Utc>::MIN_UTC)
-            .unwrap()
     }
 
     #[test]

@@ -315,11 +315,10 @@ mod tests {
             since: "2026-10-01T00:00:00Z".parse().unwrap(),
         };
         let reading = |minute: i64| {
-            let at = "2026-11-03T18:00:00Z".parse::<DateTime<Utc>>().unwrap()
-                + chrono::Duration::minutes(minute);
-            crate::domain::telemetry::tests::raw(at)
-                .validate(at, DateTime::<Utc>::MIN_UTC)
-                .unwrap()
+            crate::domain::telemetry::tests::reading(
+                "2026-11-03T18:00:00Z".parse::<DateTime<Utc>>().unwrap()
+                    + chrono::Duration::minutes(minute),
+            )
         };
         let mut ledger = Ledger::new(meter());
         ledger.record(&lamp, &reading(0), &reading(15));
