@@ -606,10 +606,17 @@ async fn bad_billing_requests_are_refused_by_field() {
             Code::InvalidArgument,
             "to",
         ),
+        // A day that has not begun in the settlement zone.
         (
-            totals_request("2026-10-01", "2099-01-01", proto::GroupBy::Zone),
+            totals_request("2098-12-01", "2099-01-01", proto::GroupBy::Zone),
             Code::InvalidArgument,
             "to",
+        ),
+        // More than 800 days at once.
+        (
+            totals_request("2020-01-01", "2026-10-01", proto::GroupBy::Zone),
+            Code::InvalidArgument,
+            "from",
         ),
         (
             totals_request("01/10/2026", "2026-10-31", proto::GroupBy::Zone),

@@ -3,7 +3,8 @@
 //! front. Every call goes through the gateway: it authenticates by asking the auth service,
 //! refuses by role, forwards unary calls and streams both ways, answers health and
 //! reflection for the whole API, forgets a token at logout, limits calls per user, and
-//! carries reads on through the other instance when one inventory process stops.
+//! carries reads on through the other instance when one inventory process stops. A malformed
+//! request is refused by the gateway itself, in the words its service would use.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -17,8 +18,8 @@ use singularity::domain::inventory::{EntityStatus, NewUser, Role};
 use singularity::gateway::{CallLimits, GatewayConfig};
 use singularity::link::{AuthedChannel, with_token};
 use singularity::proto::{
-    self, auth_client::AuthClient, faults_client::FaultsClient, lamps_client::LampsClient,
-    telemetry_client::TelemetryClient,
+    self, auth_client::AuthClient, billing_client::BillingClient, faults_client::FaultsClient,
+    lamps_client::LampsClient, telemetry_client::TelemetryClient,
 };
 use singularity::server::Services;
 use singularity::server::services::Part;
@@ -254,6 +255,165 @@ async fn the_gateway_limits_calls_per_user() {
     }
     // Twenty calls take far less than the two seconds that would allow ten.
     assert!(refused >= 10, "{refused} of 20 refused");
+    drop(gateway);
+    server.stop().await;
+}
+
+/// What the gateway answers, and what the server answers directly, to the same request.
+async fn both_ways<F, Fut>(
+    gateway: AuthedChannel,
+    direct: AuthedChannel,
+    call: F,
+) -> [tonic::Status; 2]
+where
+    F: Fn(AuthedChannel) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    [
+        call(gateway).await.unwrap_err(),
+        call(direct).await.unwrap_err(),
+    ]
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_malformed_requests_in_the_services_words_before_forwarding() {
+    let mut server = TestServer::start(5).await;
+    // Faults and billing are routed to an address where nothing listens: whatever comes back
+    // for them comes from the gateway.
+    let nowhere = format!("http://127.0.0.1:{}", common::free_port());
+    let routes = Part::ALL
+        .iter()
+        .map(|p| match p {
+            Part::Faults | Part::Billing => (*p, vec![nowhere.clone()]),
+            _ => (*p, vec![server.url()]),
+        })
+        .collect();
+    let gateway = Gateway::start(
+        routes,
+        CallLimits {
+            per_user: 0,
+            per_address: 0,
+        },
+    )
+    .await;
+    let through = gateway.signed_in(&server.token);
+    let direct = server.channel.clone();
+
+    // Refused by the gateway, naming the field, in the words the service uses.
+    let refusals = [
+        both_ways(through.clone(), direct.clone(), |c| async move {
+            FaultsClient::new(c)
+                .acknowledge(proto::FaultActionRequest {
+                    fault_id: 7,
+                    expected_version: 0,
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        })
+        .await,
+        both_ways(through.clone(), direct.clone(), |c| async move {
+            FaultsClient::new(c)
+                .add_note(proto::FaultActionRequest {
+                    fault_id: 7,
+                    note: "   ".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        })
+        .await,
+        both_ways(through.clone(), direct.clone(), |c| async move {
+            BillingClient::new(c)
+                .get_totals(proto::GetTotalsRequest {
+                    from: "2026-03-02".into(),
+                    to: "2026-03-01".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        })
+        .await,
+        both_ways(through.clone(), direct.clone(), |c| async move {
+            FaultsClient::new(c)
+                .watch(proto::WatchFaultsRequest {
+                    after_seq: 0,
+                    filter: Some(proto::FaultFilter {
+                        zone_id: -3,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(drop)
+        })
+        .await,
+        both_ways(through.clone(), direct.clone(), |c| async move {
+            LampsClient::new(c)
+                .create(proto::CreateLampRequest {
+                    reference: "LMP-NEW".into(),
+                    lamp_type_id: 0,
+                    ..Default::default()
+                })
+                .await
+                .map(drop)
+        })
+        .await,
+    ];
+    let fields = [
+        "expected_version",
+        "note",
+        "to",
+        "filter.zone_id",
+        "lamp_type_id",
+    ];
+    for ([gateway_said, service_said], field) in refusals.iter().zip(fields) {
+        assert_eq!(
+            gateway_said.code(),
+            Code::InvalidArgument,
+            "{gateway_said:?}"
+        );
+        assert!(
+            gateway_said.message().starts_with(field),
+            "{field}: {gateway_said:?}"
+        );
+        assert_eq!(gateway_said.message(), service_said.message());
+    }
+
+    // The same calls, sound, do go on: to nowhere for faults, to the server for lamps.
+    let sound = FaultsClient::new(through.clone())
+        .acknowledge(proto::FaultActionRequest {
+            fault_id: 7,
+            expected_version: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(sound.code(), Code::Unavailable, "{sound:?}");
+    let missing = LampsClient::new(through.clone())
+        .get(proto::IdRequest { id: 999_999 })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+
+    // Bytes that are not the method's message are refused as such.
+    let mut raw = tonic::client::Grpc::new(through.clone());
+    raw.ready().await.unwrap();
+    let garbled: Result<tonic::Response<proto::Lamp>, _> = raw
+        .unary(
+            tonic::Request::new(proto::LoginRequest {
+                username: "not an id".into(),
+                password: String::new(),
+            }),
+            http::uri::PathAndQuery::from_static("/singularity.v1.Lamps/Get"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    let garbled = garbled.unwrap_err();
+    assert_eq!(garbled.code(), Code::InvalidArgument, "{garbled:?}");
+    assert!(
+        garbled.message().contains("singularity.v1.IdRequest"),
+        "{garbled:?}"
+    );
     drop(gateway);
     server.stop().await;
 }

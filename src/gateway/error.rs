@@ -3,6 +3,8 @@
 
 use tonic::Status;
 
+use crate::wire::requests::Refused;
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("--route {part}={url}: {reason}")]
@@ -34,6 +36,15 @@ pub enum Refusal {
     NoInstance(&'static str),
     #[error("cannot check the session just now ({0}); retry shortly")]
     AuthUnavailable(String),
+    /// A field the contract refuses: the same words its service would use.
+    #[error(transparent)]
+    Invalid(#[from] Refused),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("compressed requests are not accepted; send them uncompressed")]
+    Compressed,
 }
 
 impl From<Refusal> for Status {
@@ -45,6 +56,12 @@ impl From<Refusal> for Status {
             Refusal::TooMany(_) => Status::resource_exhausted(message),
             Refusal::UnknownService(_) => Status::unimplemented(message),
             Refusal::NoInstance(_) | Refusal::AuthUnavailable(_) => Status::unavailable(message),
+            Refusal::Invalid(Refused::Invalid(field)) => field.into(),
+            Refusal::Invalid(Refused::Undecodable { .. }) | Refusal::Malformed(_) => {
+                Status::invalid_argument(message)
+            }
+            Refusal::TooLarge(_) => Status::resource_exhausted(message),
+            Refusal::Compressed => Status::unimplemented(message),
         }
     }
 }

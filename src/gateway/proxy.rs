@@ -1,10 +1,11 @@
 //! Each call through the gateway: find the part of the API that owns its path, admit its
 //! address, authenticate it and check its role (unless the path is public), admit its user,
-//! then forward it to a healthy instance. A unary read that an instance answers with
-//! UNAVAILABLE (or cannot be reached for) is asked of the next; a write or a stream is sent
-//! once, and a stream stays on its instance for its life.
+//! then check the request's fields with the checks the services make (`wire::requests`), so a
+//! malformed request is refused before it reaches one, and forward it to a healthy instance.
+//! A read that an instance answers with UNAVAILABLE (or cannot be reached for) is asked of
+//! the next; a write is sent once; a stream of requests is passed on as it comes, once, and
+//! stays on its instance for its life.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -22,10 +23,11 @@ use super::sessions::Sessions;
 use super::upstreams::{Upstream, Upstreams};
 use crate::domain::auth::{Access, access, bearer_token, is_read, refusal};
 use crate::server::services::Part;
+use crate::wire::requests::{MethodCheck, check_for};
 
 const LOGOUT: &str = "/singularity.v1.Auth/Logout";
-/// The most of a read's request the gateway holds: a message at the services' default size
-/// limit and its 5-byte gRPC frame header.
+/// The most of a request the gateway holds to check it: a message at the services' default
+/// size limit and its 5-byte gRPC frame header.
 const MAX_BUFFERED_REQUEST: usize = 4 * 1024 * 1024 + 5;
 
 #[derive(Clone)]
@@ -33,8 +35,6 @@ pub struct Proxy {
     upstreams: Arc<Upstreams>,
     sessions: Arc<Sessions>,
     limiter: Arc<Limiter>,
-    /// Paths whose requests are streams (never buffered, never asked twice).
-    streaming_requests: Arc<HashSet<String>>,
 }
 
 impl Proxy {
@@ -43,7 +43,6 @@ impl Proxy {
             upstreams,
             sessions,
             limiter,
-            streaming_requests: Arc::new(streaming_requests()),
         }
     }
 
@@ -98,15 +97,29 @@ impl Proxy {
                 .headers_mut()
                 .remove(crate::server::peer::FORWARDED_FOR),
         };
-        let retry = is_read(method) && !self.streaming_requests.contains(&path);
-        let response = if retry {
-            self.forward_read(part, request).await?
-        } else {
-            let (_, instance) = self
-                .upstreams
-                .pick(part, &[])
-                .ok_or(Refusal::NoInstance(part.name()))?;
-            send(&instance, request).await?
+        let response = match check_for(&path) {
+            Some(check) => {
+                let (parts, body) = request.into_parts();
+                let body = checked_message(check, body).await?;
+                if is_read(method) {
+                    self.forward_read(part, &parts, body).await?
+                } else {
+                    let (_, instance) = self
+                        .upstreams
+                        .pick(part, &[])
+                        .ok_or(Refusal::NoInstance(part.name()))?;
+                    send(&instance, rebuilt(&parts, body)).await?
+                }
+            }
+            // A stream of requests (its service judges each message as it comes), or a
+            // method the contract does not have (its service says so).
+            None => {
+                let (_, instance) = self
+                    .upstreams
+                    .pick(part, &[])
+                    .ok_or(Refusal::NoInstance(part.name()))?;
+                send(&instance, request).await?
+            }
         };
         if path == LOGOUT && status_of(&response).is_none_or(|code| code == 0) {
             if let Some(token) = token {
@@ -116,30 +129,19 @@ impl Proxy {
         Ok(response)
     }
 
-    /// Sends a unary read to one instance after another until one answers with anything
-    /// but UNAVAILABLE.
+    /// Sends a read to one instance after another until one answers with anything but
+    /// UNAVAILABLE.
     async fn forward_read(
         &self,
         part: Part,
-        request: http::Request<Body>,
+        parts: &http::request::Parts,
+        body: Bytes,
     ) -> Result<http::Response<Body>, Status> {
-        let (parts, body) = request.into_parts();
-        // Held whole to be sent again, so bounded: one message at the services' limit.
-        let body = http_body_util::Limited::new(body, MAX_BUFFERED_REQUEST)
-            .collect()
-            .await
-            .map_err(|e| {
-                Status::resource_exhausted(format!(
-                    "the request could not be read whole ({e}); a request holds one message of at most {} KiB",
-                    MAX_BUFFERED_REQUEST / 1024
-                ))
-            })?
-            .to_bytes();
         let mut tried = Vec::new();
         let mut last = None;
         while let Some((index, instance)) = self.upstreams.pick(part, &tried) {
             tried.push(index);
-            match send(&instance, rebuilt(&parts, body.clone())).await {
+            match send(&instance, rebuilt(parts, body.clone())).await {
                 Ok(response) if status_of(&response) != Some(tonic::Code::Unavailable as i32) => {
                     return Ok(response);
                 }
@@ -152,6 +154,42 @@ impl Proxy {
             None => Err(Refusal::NoInstance(part.name()).into()),
         }
     }
+}
+
+/// Reads a request's one message whole (bounded: one message at the services' limit) and
+/// runs its method's check on it.
+async fn checked_message(check: &MethodCheck, body: Body) -> Result<Bytes, Refusal> {
+    let body = http_body_util::Limited::new(body, MAX_BUFFERED_REQUEST)
+        .collect()
+        .await
+        .map_err(|e| {
+            Refusal::TooLarge(format!(
+                "the request could not be read whole ({e}); a request holds one message of at most {} KiB",
+                MAX_BUFFERED_REQUEST / 1024
+            ))
+        })?
+        .to_bytes();
+    // A gRPC message: a compression flag, its length (4 bytes, big-endian), then itself.
+    let (flag, length, message) = match body.as_ref() {
+        [flag, a, b, c, d, message @ ..] => (*flag, u32::from_be_bytes([*a, *b, *c, *d]), message),
+        _ => {
+            return Err(Refusal::Malformed(format!(
+                "{}: the request holds no message",
+                check.path
+            )));
+        }
+    };
+    if flag != 0 {
+        return Err(Refusal::Compressed);
+    }
+    if message.len() != length as usize {
+        return Err(Refusal::Malformed(format!(
+            "{}: the request must hold exactly one {} message",
+            check.path, check.message
+        )));
+    }
+    (check.check)(message).map_err(Refusal::from)?;
+    Ok(body)
 }
 
 /// The bearer token a call carries, if any.
@@ -194,27 +232,6 @@ async fn send(
     channel.call(request).await.map_err(unreachable)
 }
 
-/// The paths of every method whose request is a stream, from the contract.
-fn streaming_requests() -> HashSet<String> {
-    let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(
-        crate::proto::FILE_DESCRIPTOR_SET,
-    ) else {
-        return HashSet::new();
-    };
-    set.file
-        .iter()
-        .flat_map(|file| {
-            file.service.iter().flat_map(move |service| {
-                service
-                    .method
-                    .iter()
-                    .filter(|m| m.client_streaming())
-                    .map(move |m| format!("/{}.{}/{}", file.package(), service.name(), m.name()))
-            })
-        })
-        .collect()
-}
-
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<B> tower_service::Service<http::Request<B>> for Proxy
@@ -243,13 +260,42 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use prost::Message;
 
-    #[test]
-    fn streams_of_requests_are_known_from_the_contract() {
-        let streaming = streaming_requests();
-        assert!(streaming.contains("/singularity.v1.Telemetry/Report"));
-        assert!(!streaming.contains("/singularity.v1.Lamps/Get"));
-        assert!(!streaming.contains("/singularity.v1.Faults/Watch"));
+    use super::*;
+    use crate::proto;
+
+    fn framed(flag: u8, messages: &[Vec<u8>]) -> Body {
+        let mut bytes = Vec::new();
+        for message in messages {
+            bytes.push(flag);
+            bytes.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(message);
+        }
+        Body::new(http_body_util::Full::new(Bytes::from(bytes)))
+    }
+
+    fn lamps_get() -> &'static MethodCheck {
+        check_for("/singularity.v1.Lamps/Get").expect("Lamps.Get is checked")
+    }
+
+    #[tokio::test]
+    async fn one_sound_message_is_passed_on_whole() {
+        let message = proto::IdRequest { id: 9 }.encode_to_vec();
+        let body = checked_message(lamps_get(), framed(0, std::slice::from_ref(&message)))
+            .await
+            .expect("a sound request");
+        assert_eq!(&body[5..], message.as_slice());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_is_not_one_plain_message_is_refused() {
+        let message = proto::IdRequest { id: 9 }.encode_to_vec();
+        let two = checked_message(lamps_get(), framed(0, &[message.clone(), message.clone()]));
+        assert!(matches!(two.await, Err(Refusal::Malformed(_))));
+        let none = checked_message(lamps_get(), framed(0, &[]));
+        assert!(matches!(none.await, Err(Refusal::Malformed(_))));
+        let compressed = checked_message(lamps_get(), framed(1, &[message]));
+        assert!(matches!(compressed.await, Err(Refusal::Compressed)));
     }
 }

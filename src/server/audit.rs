@@ -8,9 +8,7 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use crate::domain::ValidationError;
 use crate::domain::auth::Caller;
-use crate::domain::validation::optional_text;
 use crate::proto::{self, audit_server::Audit};
 use crate::store::{AuditQuery, NewAuditEntry};
 use crate::wire;
@@ -111,8 +109,6 @@ pub async fn record<T: Debug>(context: &Context, caller: Option<&Caller>, change
 
 pub struct AuditService(pub Context);
 
-const DEFAULT_LIMIT: usize = 500;
-const MAX_LIMIT: i32 = 10_000;
 /// Entries per page at most; fewer when they are long (a page never exceeds the message limit).
 const PAGE_ENTRIES: usize = 500;
 
@@ -124,37 +120,15 @@ impl Audit for AuditService {
         &self,
         request: Request<proto::ListAuditRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let r = request.into_inner();
-        let limit = match r.limit {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => n as usize,
-            Some(_) => {
-                return Err(
-                    ValidationError::new("limit", format!("must be 1 to {MAX_LIMIT}")).into(),
-                );
-            }
-        };
+        let asked = wire::requests::list_audit(request.get_ref())?;
         let query = AuditQuery {
-            from: r
-                .from
-                .as_ref()
-                .map(|t| wire::from_timestamp("from", t))
-                .transpose()?,
-            to: r
-                .to
-                .as_ref()
-                .map(|t| wire::from_timestamp("to", t))
-                .transpose()?,
-            actor: Some(optional_text("actor", &r.actor, 64)?).filter(|a| !a.is_empty()),
-            entity: Some(optional_text("entity", &r.entity, 32)?).filter(|e| !e.is_empty()),
-            entity_id: Some(r.entity_id).filter(|id| *id != 0),
-            limit,
+            from: asked.from,
+            to: asked.to,
+            actor: asked.actor,
+            entity: asked.entity,
+            entity_id: asked.entity_id,
+            limit: asked.limit,
         };
-        if let (Some(from), Some(to)) = (query.from, query.to)
-            && from > to
-        {
-            return Err(ValidationError::new("to", format!("{to} is before from ({from})")).into());
-        }
         let entries = self.0.blocking(move |s| s.audit_log(&query)).await?;
         let items: Vec<proto::AuditEntry> = entries
             .into_iter()

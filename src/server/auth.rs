@@ -12,9 +12,8 @@ use super::audit::{self, Change};
 use super::context::Context;
 use super::error::ServiceError;
 use super::limiter::LoginLimiter;
-use crate::domain::ValidationError;
 use crate::domain::auth::{Caller, new_token, token_hash};
-use crate::domain::inventory::{EntityStatus, validate_password};
+use crate::domain::inventory::EntityStatus;
 use crate::passwords;
 use crate::proto::{self, auth_server::Auth};
 use crate::store::Notice;
@@ -38,8 +37,6 @@ pub fn password_checks() -> usize {
         .clamp(1, 2)
 }
 
-const TEXT_MAX: usize = 1024;
-
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
@@ -60,19 +57,6 @@ impl AuthService {
     }
 }
 
-fn bounded(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.is_empty() {
-        return Err(ValidationError::new(field, "is required"));
-    }
-    if value.len() > TEXT_MAX {
-        return Err(ValidationError::new(
-            field,
-            format!("is longer than {TEXT_MAX} bytes"),
-        ));
-    }
-    Ok(())
-}
-
 fn held_off(wait: std::time::Duration) -> ServiceError {
     let seconds = wait.as_secs().max(1);
     ServiceError::Exhausted {
@@ -91,9 +75,8 @@ impl Auth for AuthService {
             .extensions()
             .get::<super::peer::ClientAddress>()
             .map(|c| c.ip);
+        wire::requests::login(request.get_ref())?;
         let r = request.into_inner();
-        bounded("username", &r.username)?;
-        bounded("password", &r.password)?;
         // Counted before the password is checked, so attempts at once cannot get past it.
         let attempt = self
             .limiter
@@ -183,9 +166,8 @@ impl Auth for AuthService {
             .extensions()
             .get::<super::peer::ClientAddress>()
             .map(|c| c.ip);
+        wire::requests::change_password(request.get_ref())?;
         let r = request.into_inner();
-        bounded("current_password", &r.current_password)?;
-        validate_password("new_password", &r.new_password)?;
         let attempt = self
             .limiter
             .reserve(&caller.username, peer, Instant::now())

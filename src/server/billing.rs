@@ -21,7 +21,6 @@ use crate::domain::ValidationError;
 use crate::domain::auth::Caller;
 use crate::domain::billing::calendar::{AsOf, month_bounds};
 use crate::domain::billing::settle;
-use crate::domain::local_time;
 use crate::proto::{self, billing_server::Billing};
 use crate::store::{TotalsGroup, TotalsQuery};
 use crate::wire::billing as wire_billing;
@@ -34,10 +33,6 @@ pub struct BillingService {
     pub settled: watch::Receiver<u64>,
 }
 
-/// The longest range one request may total.
-const MAX_DAYS: i64 = 800;
-const DEFAULT_LAMP_ROWS: u32 = 100;
-const MAX_LAMP_ROWS: u32 = 1_000;
 /// The fastest a watcher is updated, whatever it asks for.
 const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -49,23 +44,10 @@ impl Billing for BillingService {
         &self,
         request: Request<proto::GetTotalsRequest>,
     ) -> Result<Response<proto::Totals>, Status> {
-        let r = request.into_inner();
-        let from = local_time::date("from", &r.from)?;
-        let to = local_time::date("to", &r.to)?;
-        if to < from {
-            return Err(ValidationError::new("to", format!("{to} is before from ({from})")).into());
-        }
-        self.begun("to", to)?;
-        if (to - from).num_days() >= MAX_DAYS {
-            return Err(ValidationError::new(
-                "from",
-                format!("ask for at most {MAX_DAYS} days at a time"),
-            )
-            .into());
-        }
+        let asked = wire::requests::get_totals(request.get_ref())?;
+        self.begun("to", asked.to)?;
         let zone = self.config.calendar().zone();
-        if !r.time_zone.is_empty() && r.time_zone != zone.name() {
-            local_time::time_zone("time_zone", &r.time_zone)?;
+        if asked.time_zone.is_some_and(|asked| asked != zone) {
             return Err(ValidationError::new(
                 "time_zone",
                 format!("energy is settled in {zone} days; ask in {zone} or leave time_zone empty"),
@@ -73,11 +55,11 @@ impl Billing for BillingService {
             .into());
         }
         let query = TotalsQuery {
-            from,
-            to,
-            group: wire_billing::group_field("group_by", r.group_by)?,
-            zone_id: self.zone_filter("zone_id", r.zone_id).await?,
-            limit: lamp_rows("limit", r.limit)?,
+            from: asked.from,
+            to: asked.to,
+            group: asked.group,
+            zone_id: self.zone_exists(asked.zone_id).await?,
+            limit: asked.limit,
         };
         Ok(Response::new(
             totals(&self.context, self.as_of(), query).await?,
@@ -88,11 +70,10 @@ impl Billing for BillingService {
         &self,
         request: Request<proto::WatchTotalsRequest>,
     ) -> Result<Response<Self::WatchTotalsStream>, Status> {
-        let r = request.into_inner();
-        let group = wire_billing::group_field("group_by", r.group_by)?;
-        let zone_id = self.zone_filter("zone_id", r.zone_id).await?;
-        let limit = lamp_rows("limit", r.limit)?;
-        let interval = Duration::from_millis(u64::from(r.min_interval_ms)).max(MIN_WATCH_INTERVAL);
+        let asked = wire::requests::watch_totals(request.get_ref())?;
+        let (group, limit) = (asked.group, asked.limit);
+        let zone_id = self.zone_exists(asked.zone_id).await?;
+        let interval = asked.min_interval.max(MIN_WATCH_INTERVAL);
         let (sender, receiver) = mpsc::channel(2);
         let (context, config, mut settled) =
             (self.context.clone(), self.config, self.settled.clone());
@@ -144,9 +125,7 @@ impl Billing for BillingService {
         &self,
         request: Request<proto::GetLampEnergyRequest>,
     ) -> Result<Response<proto::LampEnergy>, Status> {
-        let r = request.into_inner();
-        let lamp_id = wire::id("lamp_id", r.lamp_id)?;
-        let date = local_time::date("date", &r.date)?;
+        let (lamp_id, date) = wire::requests::get_lamp_energy(request.get_ref())?;
         self.begun("date", date)?;
         let lamp = self.context.lookup(move |s| s.lamp(lamp_id)).await?;
         let (stored, book) = self
@@ -211,6 +190,7 @@ impl Billing for BillingService {
         &self,
         request: Request<proto::ListTariffsRequest>,
     ) -> Result<Response<proto::ListTariffsResponse>, Status> {
+        let after = wire::requests::list_tariffs(request.get_ref())?;
         let book = self.context.blocking(|s| s.tariffs()).await?;
         let mut tariffs: Vec<(i64, proto::Tariff)> = book
             .tariffs
@@ -218,11 +198,8 @@ impl Billing for BillingService {
             .map(|t| (t.id, wire_billing::tariff(t)))
             .collect();
         tariffs.sort_unstable_by_key(|(id, _)| *id);
-        let (tariffs, next_page_token) = super::paging::page_after(
-            tariffs,
-            &request.get_ref().page_token,
-            self.context.page_bytes,
-        )?;
+        let (tariffs, next_page_token) =
+            super::paging::page_after(tariffs, after, self.context.page_bytes);
         Ok(Response::new(proto::ListTariffsResponse {
             tariffs,
             next_page_token,
@@ -233,7 +210,7 @@ impl Billing for BillingService {
         &self,
         request: Request<proto::SetTariffRequest>,
     ) -> Result<Response<proto::Tariff>, Status> {
-        let (id, terms) = wire_billing::set_tariff(request.get_ref())?;
+        let (id, terms) = wire::requests::set_tariff(request.get_ref())?;
         let calendar = self.config.calendar();
         let before = match id {
             Some(id) => self
@@ -296,38 +273,22 @@ impl BillingService {
         Ok(())
     }
 
-    /// A zone to filter by, which must exist (0: every zone).
-    async fn zone_filter(&self, field: &'static str, zone_id: i64) -> Result<Option<i64>, Status> {
-        match zone_id {
-            0 => Ok(None),
-            id if id < 0 => {
-                Err(ValidationError::new(field, "a zone id is positive (0: every zone)").into())
+    /// A zone to filter by, which must exist (`None`: every zone).
+    async fn zone_exists(&self, zone_id: Option<i64>) -> Result<Option<i64>, Status> {
+        let Some(id) = zone_id else {
+            return Ok(None);
+        };
+        let zones = self.context.blocking(|s| s.zone_names()).await?;
+        if zones.iter().any(|(zone, _)| *zone == id) {
+            Ok(Some(id))
+        } else {
+            Err(StoreError::MissingReference {
+                field: "zone_id",
+                kind: EntityKind::Zone,
+                id,
             }
-            id => {
-                let zones = self.context.blocking(|s| s.zone_names()).await?;
-                if zones.iter().any(|(zone, _)| *zone == id) {
-                    Ok(Some(id))
-                } else {
-                    Err(StoreError::MissingReference {
-                        field,
-                        kind: EntityKind::Zone,
-                        id,
-                    }
-                    .into())
-                }
-            }
+            .into())
         }
-    }
-}
-
-fn lamp_rows(field: &str, limit: u32) -> Result<usize, ValidationError> {
-    match limit {
-        0 => Ok(DEFAULT_LAMP_ROWS as usize),
-        n if n <= MAX_LAMP_ROWS => Ok(n as usize),
-        n => Err(ValidationError::new(
-            field,
-            format!("{n} rows is more than {MAX_LAMP_ROWS}"),
-        )),
     }
 }
 

@@ -3,9 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::context::Context;
-use super::error::ServiceError;
-use crate::domain::validation::optional_id;
 use crate::proto::{self, catalog_server::Catalog};
+use crate::wire;
 
 pub struct CatalogService(pub Context);
 
@@ -25,15 +24,13 @@ impl Catalog for CatalogService {
         &self,
         request: Request<proto::ListCircuitsRequest>,
     ) -> Result<Response<proto::ListCircuitsResponse>, Status> {
-        let r = request.into_inner();
-        let zone_id = optional_id("zone_id", r.zone_id).map_err(ServiceError::from)?;
+        let (zone_id, after) = wire::requests::list_circuits(request.get_ref())?;
         let circuits = self.0.blocking(move |s| s.circuits(zone_id)).await?;
         let mut circuits: Vec<(i64, proto::Circuit)> =
             circuits.into_iter().map(|c| (c.id, c.into())).collect();
         circuits.sort_unstable_by_key(|(id, _)| *id);
         let (circuits, next_page_token) =
-            super::paging::page_after(circuits, &r.page_token, self.0.page_bytes)
-                .map_err(ServiceError::from)?;
+            super::paging::page_after(circuits, after, self.0.page_bytes);
         Ok(Response::new(proto::ListCircuitsResponse {
             circuits,
             next_page_token,

@@ -17,11 +17,12 @@ use crate::domain::ValidationError;
 use crate::domain::auth::Caller;
 use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::{FaultEvent, FaultFilter};
-use crate::domain::local_time::{self, LocalDay};
-use crate::domain::paging::{self, Cursor};
+use crate::domain::local_time::LocalDay;
+use crate::domain::paging::Cursor;
 use crate::proto::{self, faults_server::Faults};
 use crate::store::FaultAction;
 use crate::wire::faults as wire_faults;
+use crate::wire::requests::Triage;
 use crate::wire::{self, timestamp};
 
 pub struct FaultService {
@@ -47,15 +48,13 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::ListFaultsRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let r = request.into_inner();
-        let filter = wire_faults::filter(r.filter.as_ref())?;
-        let page_size = paging::page_size("page_size", r.page_size)?;
-        let cursor = Cursor::from_token("page_token", &r.page_token)?;
+        let asked = wire::requests::list_faults(request.get_ref())?;
+        let (filter, page_size) = (asked.filter, asked.page_size);
         let (_, snapshot_seq) = self.context.blocking(|s| s.fault_log_bounds()).await?;
         let (sender, receiver) = mpsc::channel(4);
         let context = self.context.clone();
         tokio::spawn(async move {
-            let mut after = cursor.after_id;
+            let mut after = asked.after_id;
             loop {
                 let filter = filter.clone();
                 let read = context
@@ -103,7 +102,7 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::GetFaultRequest>,
     ) -> Result<Response<proto::FaultDetail>, Status> {
-        let id = wire::id("id", request.get_ref().id)?;
+        let id = wire::requests::get_fault(request.get_ref())?;
         let (fault, history, total) = self
             .context
             .blocking(move |s| s.fault(id, MAX_HISTORY))
@@ -133,9 +132,7 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::DailyFaultsRequest>,
     ) -> Result<Response<proto::DailyFaultsResponse>, Status> {
-        let r = request.into_inner();
-        let date = local_time::date("date", &r.date)?;
-        let zone = local_time::time_zone("time_zone", &r.time_zone)?;
+        let (date, zone) = wire::requests::daily_faults(request.get_ref())?;
         let day = LocalDay::new(date, zone);
         let counts = self
             .context
@@ -178,34 +175,31 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::WatchFaultsRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let r = request.into_inner();
-        let filter = wire_faults::filter(r.filter.as_ref())?;
+        let (filter, after_seq) = wire::requests::watch_faults(request.get_ref())?;
         // Subscribe before reading the log: whatever commits in between is in both, and the
         // seq tells the copies apart.
         let live = self.context.fault_feed.subscribe();
         let (oldest, newest) = self.context.blocking(|s| s.fault_log_bounds()).await?;
-        if r.after_seq > newest {
+        if after_seq > newest {
             return Err(ValidationError::new(
                 "after_seq",
                 format!(
-                    "{} is beyond the newest event ({newest}); resync: list faults, then watch from its snapshot_seq",
-                    r.after_seq
+                    "{after_seq} is beyond the newest event ({newest}); resync: list faults, then watch from its snapshot_seq",
                 ),
             )
             .into());
         }
         // 0 means "whatever the log still holds"; any other seq must still be in it.
-        if r.after_seq != 0 && r.after_seq + 1 < oldest {
+        if after_seq != 0 && after_seq + 1 < oldest {
             return Err(ServiceError::OutOfRange(format!(
-                "after_seq: events after {} are no longer kept (the log starts at {oldest}); resync: list faults, then watch from its snapshot_seq",
-                r.after_seq
+                "after_seq: events after {after_seq} are no longer kept (the log starts at {oldest}); resync: list faults, then watch from its snapshot_seq",
             ))
             .into());
         }
         let (sender, receiver) = mpsc::channel(self.watcher_buffer.max(1));
         tokio::spawn(follow(
             self.context.clone(),
-            r.after_seq,
+            after_seq,
             filter,
             live,
             sender,
@@ -217,8 +211,8 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        let caller = request.extensions().get::<Caller>().cloned();
-        self.act_as_asked(caller, request.into_inner(), Action::Acknowledge)
+        let triage = wire::requests::acknowledge(request.get_ref())?;
+        self.act(request.extensions().get::<Caller>().cloned(), triage)
             .await
     }
 
@@ -226,25 +220,17 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::AssignFaultRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        let caller = request.extensions().get::<Caller>().cloned();
-        let r = request.into_inner();
-        let assignee = crate::domain::validation::required_text("assignee", &r.assignee, 100)?;
-        self.act(
-            caller,
-            r.fault_id,
-            r.expected_version,
-            Action::Assign { assignee },
-            &r.note,
-        )
-        .await
+        let triage = wire::requests::assign(request.get_ref())?;
+        self.act(request.extensions().get::<Caller>().cloned(), triage)
+            .await
     }
 
     async fn resolve(
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        let caller = request.extensions().get::<Caller>().cloned();
-        self.act_as_asked(caller, request.into_inner(), Action::Resolve)
+        let triage = wire::requests::resolve(request.get_ref())?;
+        self.act(request.extensions().get::<Caller>().cloned(), triage)
             .await
     }
 
@@ -252,74 +238,50 @@ impl Faults for FaultService {
         &self,
         request: Request<proto::FaultActionRequest>,
     ) -> Result<Response<proto::Fault>, Status> {
-        let caller = request.extensions().get::<Caller>().cloned();
-        let r = request.into_inner();
-        if r.note.trim().is_empty() {
-            return Err(ValidationError::new("note", "must not be empty").into());
-        }
-        self.act_as_asked(caller, r, Action::AddNote).await
+        let triage = wire::requests::add_note(request.get_ref())?;
+        self.act(request.extensions().get::<Caller>().cloned(), triage)
+            .await
     }
 
     async fn handover(
         &self,
         request: Request<proto::HandoverRequest>,
     ) -> Result<Response<proto::HandoverResponse>, Status> {
-        self.handover_for(request.into_inner()).await
+        let (since, until, zone) = wire::requests::handover(request.get_ref())?;
+        self.handover_for(since, until, zone).await
     }
 
     async fn act_on_many(
         &self,
         request: Request<proto::ActOnManyRequest>,
     ) -> Result<Response<proto::ActOnManyResponse>, Status> {
-        let caller = request.extensions().get::<Caller>().cloned();
-        self.act_on_many_as(caller, request.into_inner()).await
+        let many = wire::requests::act_on_many(request.get_ref())?;
+        self.act_on_many_as(request.extensions().get::<Caller>().cloned(), many)
+            .await
     }
 }
 
 impl FaultService {
-    /// Acknowledge, resolve and note share one request shape.
-    async fn act_as_asked(
-        &self,
-        caller: Option<Caller>,
-        r: proto::FaultActionRequest,
-        action: Action,
-    ) -> Result<Response<proto::Fault>, Status> {
-        self.act(caller, r.fault_id, r.expected_version, action, &r.note)
-            .await
-    }
-
     /// Acts as the signed-in caller: the request's `actor` field is not trusted.
     pub(super) async fn act(
         &self,
         caller: Option<Caller>,
-        fault_id: i64,
-        version: i64,
-        action: Action,
-        note: &str,
+        triage: Triage,
     ) -> Result<Response<proto::Fault>, Status> {
         let caller =
             caller.ok_or_else(|| ServiceError::signed_out("this call needs a signed-in user"))?;
-        let verb = match &action {
+        let verb = match &triage.action {
             Action::Acknowledge => "Faults.Acknowledge",
             Action::Assign { .. } => "Faults.Assign",
             Action::Resolve => "Faults.Resolve",
             Action::AddNote => "Faults.AddNote",
         };
         let request = FaultAction {
-            fault_id: wire::id("fault_id", fault_id)?,
-            // A note never conflicts, so it needs no version.
-            expected_version: if version >= 1 || action == Action::AddNote {
-                version
-            } else {
-                return Err(ValidationError::new(
-                    "expected_version",
-                    "is required: the version of the fault you saw (1 or more)",
-                )
-                .into());
-            },
-            action,
+            fault_id: triage.fault_id,
+            expected_version: triage.expected_version,
+            action: triage.action,
             actor: wire_faults::actor(&caller.username)?,
-            note: wire_faults::note(note)?,
+            note: triage.note,
         };
         let id = request.fault_id;
         let before: Option<proto::Fault> = self

@@ -2,53 +2,31 @@
 //! the next shift inherits, read now: the faults waiting for someone, the outages still
 //! running, the claims held.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tonic::{Response, Status};
 
 use super::faults::FaultService;
-use crate::domain::ValidationError;
 use crate::domain::faults::FaultType;
 use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::record::Fault;
 use crate::domain::faults::shift::Shift;
-use crate::domain::local_time;
 use crate::proto;
 use crate::wire::faults as wire_faults;
-use crate::wire::{from_timestamp, timestamp};
+use crate::wire::timestamp;
 
 /// Events read from the log per query.
 const EVENT_PAGE: usize = 5_000;
 /// Waiting faults listed at most (all are counted).
 const MAX_WAITING: usize = 200;
-/// The longest window: the event log's default retention.
-const LONGEST_SHIFT_DAYS: i64 = 7;
 
 impl FaultService {
     pub(super) async fn handover_for(
         &self,
-        request: proto::HandoverRequest,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        zone: Tz,
     ) -> Result<Response<proto::HandoverResponse>, Status> {
-        let since = request
-            .since
-            .as_ref()
-            .ok_or_else(|| ValidationError::new("since", "is required: when the shift began"))
-            .and_then(|t| from_timestamp("since", t))?;
-        let until = match &request.until {
-            Some(t) => from_timestamp("until", t)?,
-            None => Utc::now(),
-        };
-        if until <= since {
-            return Err(ValidationError::new("until", "must be after since").into());
-        }
-        if until - since > Duration::days(LONGEST_SHIFT_DAYS) {
-            return Err(ValidationError::new(
-                "until",
-                format!("a handover covers at most {LONGEST_SHIFT_DAYS} days after since"),
-            )
-            .into());
-        }
-        let zone = local_time::time_zone("time_zone", &request.time_zone)?;
-
         let shift = self
             .context
             .blocking(move |s| {

@@ -72,7 +72,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
-                let id = $crate::wire::id("id", request.get_ref().id)?;
+                let id = $crate::wire::requests::id_request(request.get_ref())?;
                 let record = self.0.lookup(move |s| s.$get(id)).await?;
                 Ok(tonic::Response::new(record.into()))
             }
@@ -81,7 +81,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::ListOptions>,
             ) -> Result<tonic::Response<Self::ListStream>, tonic::Status> {
-                let list = $crate::wire::list_request(request.get_ref())?;
+                let list = $crate::wire::requests::list_options(request.get_ref())?;
                 Ok(tonic::Response::new($crate::server::paging::stream(&self.0, list, PAGER)))
             }
 
@@ -112,7 +112,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$message>, tonic::Status> {
-                let id = $crate::wire::id("id", request.get_ref().id)?;
+                let id = $crate::wire::requests::id_request(request.get_ref())?;
                 let before = self.0.lookup(move |s| s.$get(id)).await.ok().map(<$message>::from);
                 let record = self.0.blocking(move |s| s.$delete(id)).await?;
                 let after = <$message>::from(record);
@@ -124,7 +124,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::IdRequest>,
             ) -> Result<tonic::Response<$crate::proto::PruneResponse>, tonic::Status> {
-                let id = $crate::wire::id("id", request.get_ref().id)?;
+                let id = $crate::wire::requests::id_request(request.get_ref())?;
                 let before = self.0.lookup(move |s| s.$get(id)).await.ok().map(<$message>::from);
                 self.0.blocking(move |s| s.$prune(id)).await?;
                 self.audit(&request, "Prune", id, before.as_ref(), None).await;
@@ -135,7 +135,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::SearchByLocationRequest>,
             ) -> Result<tonic::Response<Self::SearchByLocationStream>, tonic::Status> {
-                let search = $crate::wire::search_request(request.get_ref())?;
+                let search = $crate::wire::requests::search(request.get_ref())?;
                 Ok(tonic::Response::new($crate::server::paging::stream(&self.0, search, PAGER)))
             }
         }

@@ -28,8 +28,7 @@ located_inventory_service! {
         type WatchStatusStream = PageStream<proto::LampStatus>;
 
         async fn add_to_asset(&self, request: Request<proto::AddToAssetRequest>) -> Result<Response<proto::Lamp>, Status> {
-            let lamp_id = wire::id("lamp_id", request.get_ref().lamp_id)?;
-            let asset_id = wire::id("asset_id", request.get_ref().asset_id)?;
+            let (lamp_id, asset_id) = wire::requests::add_to_asset(request.get_ref())?;
             let before = self.0.lookup(move |s| s.lamp(lamp_id)).await.ok().map(proto::Lamp::from);
             let record = self.0.blocking(move |s| s.mount_lamp(lamp_id, asset_id)).await?;
             let after = proto::Lamp::from(record);
@@ -38,7 +37,7 @@ located_inventory_service! {
         }
 
         async fn get_status(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::LampStatus>, Status> {
-            let id = wire::id("id", request.get_ref().id)?;
+            let id = wire::requests::id_request(request.get_ref())?;
             Ok(Response::new(super::status::status(&self.0, id).await?))
         }
 
@@ -46,7 +45,8 @@ located_inventory_service! {
             &self,
             request: Request<proto::WatchStatusRequest>,
         ) -> Result<Response<Self::WatchStatusStream>, Status> {
-            Ok(Response::new(super::status::watch(&self.0, request.into_inner()).await?))
+            let watched = wire::requests::watch_status(request.get_ref())?;
+            Ok(Response::new(super::status::watch(&self.0, watched).await?))
         }
     }
 }

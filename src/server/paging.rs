@@ -67,10 +67,9 @@ pub fn next_page<T>(
 /// none is left).
 pub fn page_after<M: prost::Message>(
     items: Vec<(i64, M)>,
-    token: &str,
+    after: i64,
     bytes: usize,
-) -> Result<(Vec<M>, String), crate::domain::ValidationError> {
-    let after = Cursor::from_token("page_token", token)?.after_id;
+) -> (Vec<M>, String) {
     let mut rest = items.into_iter().filter(|(id, _)| *id > after).peekable();
     let page = next_page(&mut rest, usize::MAX, bytes, |(_, m): &(i64, M)| {
         m.encoded_len()
@@ -79,7 +78,7 @@ pub fn page_after<M: prost::Message>(
         (Some(_), Some((last, _))) => Cursor { after_id: *last }.to_token(),
         _ => String::new(),
     };
-    Ok((page.into_iter().map(|(_, m)| m).collect(), token))
+    (page.into_iter().map(|(_, m)| m).collect(), token)
 }
 
 /// How one record type is read and packed into pages.

@@ -19,10 +19,8 @@ use crate::domain::faults::record::FaultFilter;
 use crate::proto;
 use crate::store::{Scan, StatusFilter};
 use crate::wire::faults as wire_faults;
+use crate::wire::requests::{MAX_WATCHED_LAMPS, WatchedLamps};
 use crate::wire::timestamp;
-
-/// Lamps one status watcher may follow.
-const MAX_WATCHED_LAMPS: usize = 20_000;
 
 pub async fn status(context: &Context, lamp_id: i64) -> Result<proto::LampStatus, ServiceError> {
     context.lookup(move |s| s.lamp(lamp_id)).await?;
@@ -74,50 +72,42 @@ pub async fn status(context: &Context, lamp_id: i64) -> Result<proto::LampStatus
 
 pub async fn watch(
     context: &Context,
-    request: proto::WatchStatusRequest,
+    watched: WatchedLamps,
 ) -> Result<PageStream<proto::LampStatus>, Status> {
-    let lamps: HashSet<i64> = if request.lamp_ids.is_empty() {
-        let zone = match request.zone_id {
-            0 => {
-                return Err(ValidationError::new("lamp_ids", "name some lamps or a zone").into());
+    let lamps: HashSet<i64> = match watched {
+        WatchedLamps::Named(lamps) => lamps.into_iter().collect(),
+        WatchedLamps::Zone(zone) => {
+            let zones = context.blocking(|s| s.zone_names()).await?;
+            if !zones.iter().any(|(id, _)| *id == zone) {
+                return Err(StoreError::MissingReference {
+                    field: "zone_id",
+                    kind: EntityKind::Zone,
+                    id: zone,
+                }
+                .into());
             }
-            id => crate::domain::validation::required_id("zone_id", id)?,
-        };
-        let zones = context.blocking(|s| s.zone_names()).await?;
-        if !zones.iter().any(|(id, _)| *id == zone) {
-            return Err(StoreError::MissingReference {
-                field: "zone_id",
-                kind: EntityKind::Zone,
-                id: zone,
-            }
-            .into());
-        }
-        let all = context
-            .blocking(|s| {
-                s.lamps(&Scan {
-                    after_id: 0,
-                    limit: usize::MAX,
-                    status: StatusFilter::Live,
-                    area: None,
+            let all = context
+                .blocking(|s| {
+                    s.lamps(&Scan {
+                        after_id: 0,
+                        limit: usize::MAX,
+                        status: StatusFilter::Live,
+                        area: None,
+                    })
                 })
-            })
-            .await?;
-        all.into_iter()
-            .filter(|l| l.zone_id == Some(zone))
-            .map(|l| l.id)
-            .collect()
-    } else {
-        request
-            .lamp_ids
-            .iter()
-            .map(|&id| crate::wire::id("lamp_ids", id))
-            .collect::<Result<_, _>>()?
+                .await?;
+            all.into_iter()
+                .filter(|l| l.zone_id == Some(zone))
+                .map(|l| l.id)
+                .collect()
+        }
     };
+    // Named lamps are held to the limit by the request's check; a zone may hold more.
     if lamps.len() > MAX_WATCHED_LAMPS {
         return Err(ValidationError::new(
-            "lamp_ids",
+            "zone_id",
             format!(
-                "at most {MAX_WATCHED_LAMPS} lamps per watcher (asked for {})",
+                "the zone holds {} lamps; a watcher follows at most {MAX_WATCHED_LAMPS}: name the lamps instead",
                 lamps.len()
             ),
         )

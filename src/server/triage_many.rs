@@ -10,12 +10,11 @@ use super::error::ServiceError;
 use super::faults::FaultService;
 use crate::domain::ValidationError;
 use crate::domain::auth::Caller;
-use crate::domain::faults::lifecycle::{Action, FaultState};
+use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::record::FaultFilter;
 use crate::proto;
+use crate::wire::requests::{ManyTriage, triage};
 
-/// Faults one call may name.
-const MAX_NAMED: usize = 1_000;
 /// Faults one call may reach, children included: the largest circuits and basestations.
 const MAX_REACHED: usize = 5_000;
 /// Single actions of one call in flight at once.
@@ -25,31 +24,16 @@ impl FaultService {
     pub(super) async fn act_on_many_as(
         &self,
         caller: Option<Caller>,
-        request: proto::ActOnManyRequest,
+        many: ManyTriage,
     ) -> Result<Response<proto::ActOnManyResponse>, Status> {
-        let action = action_of(&request)?;
-        if request.faults.is_empty() {
-            return Err(ValidationError::new("faults", "name at least one fault").into());
-        }
-        if request.faults.len() > MAX_NAMED {
-            return Err(ValidationError::new(
-                "faults",
-                format!(
-                    "{} named; at most {MAX_NAMED} in one call",
-                    request.faults.len()
-                ),
-            )
-            .into());
-        }
         let mut targets: Vec<(i64, i64)> = Vec::new();
         let mut seen = BTreeSet::new();
-        for named in &request.faults {
-            crate::wire::id("faults.fault_id", named.fault_id)?;
-            if seen.insert(named.fault_id) {
-                targets.push((named.fault_id, named.expected_version));
+        for &(fault_id, version) in &many.faults {
+            if seen.insert(fault_id) {
+                targets.push((fault_id, version));
             }
-            if request.include_children {
-                for child in self.children_of(named.fault_id).await? {
+            if many.include_children {
+                for child in self.children_of(fault_id).await? {
                     if seen.insert(child.0) {
                         targets.push(child);
                     }
@@ -65,9 +49,19 @@ impl FaultService {
         }
         // Several in flight, so the writer commits them in a few transactions rather than one
         // each, yet never thousands of blocking tasks at once.
-        let note = request.note.as_str();
         let outcomes: Vec<_> = futures::stream::iter(targets.clone())
-            .map(|(id, version)| self.act(caller.clone(), id, version, action.clone(), note))
+            .map(|(id, version)| {
+                // Each fault is judged as its single action would judge it: a fault named
+                // without the version seen is refused alone, not the whole call.
+                let triage = triage(id, version, many.action.clone(), &many.note);
+                let caller = caller.clone();
+                async move {
+                    match triage {
+                        Ok(triage) => self.act(caller, triage).await,
+                        Err(invalid) => Err(Status::from(invalid)),
+                    }
+                }
+            })
             .buffered(IN_FLIGHT)
             .collect()
             .await;
@@ -107,28 +101,6 @@ impl FaultService {
             .blocking(move |s| s.faults(&filter, 0, MAX_REACHED + 1))
             .await?;
         Ok(children.iter().map(|f| (f.id, f.version)).collect())
-    }
-}
-
-fn action_of(request: &proto::ActOnManyRequest) -> Result<Action, ValidationError> {
-    match proto::TriageAction::try_from(request.action) {
-        Ok(proto::TriageAction::Acknowledge) => Ok(Action::Acknowledge),
-        Ok(proto::TriageAction::Resolve) => Ok(Action::Resolve),
-        Ok(proto::TriageAction::Assign) => {
-            let assignee =
-                crate::domain::validation::required_text("assignee", &request.assignee, 100)?;
-            Ok(Action::Assign { assignee })
-        }
-        Ok(proto::TriageAction::AddNote) => {
-            if request.note.trim().is_empty() {
-                return Err(ValidationError::new("note", "must not be empty"));
-            }
-            Ok(Action::AddNote)
-        }
-        _ => Err(ValidationError::new(
-            "action",
-            "must be ACKNOWLEDGE, ASSIGN, RESOLVE or ADD_NOTE",
-        )),
     }
 }
 

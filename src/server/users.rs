@@ -71,7 +71,7 @@ impl Users for UserService {
         &self,
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::User>, Status> {
-        let id = wire::id("id", request.get_ref().id)?;
+        let id = wire::requests::id_request(request.get_ref())?;
         let record = self.0.lookup(move |s| s.user(id)).await?;
         Ok(Response::new(record.into()))
     }
@@ -80,7 +80,7 @@ impl Users for UserService {
         &self,
         request: Request<proto::ListOptions>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let list = wire::list_request(request.get_ref())?;
+        let list = wire::requests::list_options(request.get_ref())?;
         Ok(Response::new(paging::stream(&self.0, list, PAGER)))
     }
 
@@ -142,7 +142,7 @@ impl Users for UserService {
         &self,
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::User>, Status> {
-        let id = wire::id("id", request.get_ref().id)?;
+        let id = wire::requests::id_request(request.get_ref())?;
         let before = self
             .0
             .lookup(move |s| s.user(id))
@@ -160,7 +160,7 @@ impl Users for UserService {
         &self,
         request: Request<proto::IdRequest>,
     ) -> Result<Response<proto::PruneResponse>, Status> {
-        let id = wire::id("id", request.get_ref().id)?;
+        let id = wire::requests::id_request(request.get_ref())?;
         let before = self
             .0
             .lookup(move |s| s.user(id))

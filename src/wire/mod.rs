@@ -4,6 +4,7 @@
 
 pub mod billing;
 pub mod faults;
+pub mod requests;
 
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
