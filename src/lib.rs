@@ -12,6 +12,7 @@ pub mod link;
 pub mod logging;
 pub mod passwords;
 pub mod proto;
+pub mod remote;
 pub mod server;
 pub mod sign_in;
 pub mod sim;

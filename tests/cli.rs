@@ -135,6 +135,14 @@ fn bad_flags_and_config_get_clear_errors() {
         text(&zero.stderr)
     );
 
+    let own_auth = singularity(&["server", "--auth-url", "http://127.0.0.1:1"]);
+    assert!(!own_auth.status.success());
+    assert!(
+        text(&own_auth.stderr).contains("leave --auth-url out"),
+        "{}",
+        text(&own_auth.stderr)
+    );
+
     let listen = singularity(&["server", "--listen", "not-an-address"]);
     assert_eq!(listen.status.code(), Some(2));
     assert!(text(&listen.stderr).contains("--listen"));

@@ -84,9 +84,10 @@ async fn serving(channel: &Channel, service: &str) -> bool {
         .is_ok_and(|r| r.into_inner().status == 1)
 }
 
-async fn on(url: &str, services: &str, seeded: bool) -> TestServer {
+async fn on(url: &str, services: &str, seeded: bool, auth_urls: &[String]) -> TestServer {
     let mut config = common::config();
     config.services = Services::parse(services).unwrap();
+    config.auth_urls = auth_urls.to_vec();
     let store = singularity::store::open_url(url).unwrap();
     let dir = tempfile::tempdir().unwrap();
     if seeded {
@@ -103,10 +104,10 @@ async fn the_services_apart_behind_the_gateway() {
         return;
     }
     let url = common::fresh_postgres_database();
-    let mut first = on(&url, "inventory,auth", true).await;
-    let mut second = on(&url, "inventory,auth", false).await;
-    let mut field = on(&url, "telemetry,faults,billing", false).await;
+    let mut first = on(&url, "inventory,auth", true, &[]).await;
+    let mut second = on(&url, "inventory,auth", false, &[]).await;
     let both = vec![first.url(), second.url()];
+    let mut field = on(&url, "telemetry,faults,billing", false, &both).await;
     let gateway = Gateway::start(
         vec![
             (Part::Inventory, both.clone()),

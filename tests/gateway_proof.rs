@@ -141,33 +141,33 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
         .unwrap();
     assert!(seeded.success());
 
-    let process = |name: &str, services: &str| {
+    let process = |name: &str, services: &str, more: &[&str]| {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let child = start(
-            &[
-                "server",
-                "--database-url",
-                &url,
-                "--listen",
-                &listen,
-                "--services",
-                services,
-                "--log-level",
-                "warn",
-            ],
-            &dir.path().join(format!("{name}.log")),
-        );
+        let mut args = vec![
+            "server",
+            "--database-url",
+            &url,
+            "--listen",
+            &listen,
+            "--services",
+            services,
+            "--log-level",
+            "warn",
+        ];
+        args.extend_from_slice(more);
+        let child = start(&args, &dir.path().join(format!("{name}.log")));
         (child, format!("http://{listen}"))
     };
-    let (mut first, first_url) = process("inventory-1", "inventory,auth");
-    let (_second, second_url) = process("inventory-2", "inventory,auth");
-    let (_field, field_url) = process("field", "telemetry,faults,billing");
+    let (mut first, first_url) = process("inventory-1", "inventory,auth", &[]);
+    let (_second, second_url) = process("inventory-2", "inventory,auth", &[]);
+    let both = format!("{first_url},{second_url}");
+    // The field process asks the auth processes who each caller is.
+    let (_field, field_url) = process("field", "telemetry,faults,billing", &["--auth-url", &both]);
     for url in [&first_url, &second_url, &field_url] {
         wait_serving(url).await;
     }
     let gateway_url = format!("http://127.0.0.1:{}", free_port());
-    let both = format!("{first_url},{second_url}");
     let _gateway = start(
         &[
             "gateway",

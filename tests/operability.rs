@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, earth_leakage, lamps_with_telecells, send};
+use singularity::domain::inventory::Role;
+use singularity::link::with_token;
 use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
 use singularity::server::Services;
 use singularity::server::metrics::{Metrics, SharedMetrics};
@@ -200,6 +202,7 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     };
     let mut config = common::config();
     config.services = Services::parse("telemetry,faults,billing").unwrap();
+    config.auth_urls = vec![inventory.url()];
     let mut field = TestServer::on_store_with(
         tempfile::tempdir().unwrap(),
         singularity::store::open_url(&url).unwrap(),
@@ -273,8 +276,23 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         faults.items.iter().any(|f| f.lamp_id == lamp.0),
         "{faults:?}"
     );
-    field.stop().await;
+
+    // The field process asks the auth process who a caller is, never the sessions table:
+    // with auth gone, a session it has not seen yet cannot be checked, though its row is
+    // in the database.
+    let unseen = common::session_for(field.store.as_ref(), "night-owl", Role::User);
     inventory.stop().await;
+    let mut faults = FaultsClient::new(with_token(field.bare.clone(), Some(&unseen)).unwrap());
+    let unchecked = faults
+        .list(proto::ListFaultsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(unchecked.code(), Code::Unavailable, "{unchecked:?}");
+    assert!(
+        unchecked.message().contains("cannot check the session"),
+        "{unchecked:?}"
+    );
+    field.stop().await;
 }
 
 /// Wrong passwords for `count` different users, each sent as from `forwarded`; the codes.

@@ -46,6 +46,11 @@ pub struct ServerArgs {
     /// limits per address, the audit trail). Anyone else's x-forwarded-for is ignored.
     #[arg(long, env = "SINGULARITY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// For a process without the auth service: the URLs of processes serving it,
+    /// comma-separated. Each caller's token is checked by asking one of them
+    /// (Auth.WhoAmI), never the sessions table; TLS URLs are checked against --peer-ca.
+    #[arg(long = "auth-url", env = "SINGULARITY_AUTH_URL", value_delimiter = ',')]
+    pub auth_urls: Vec<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -324,6 +329,7 @@ impl EngineArgs {
             metrics: Default::default(),
             services: Default::default(),
             trusted_proxies: Vec::new(),
+            auth_urls: Vec::new(),
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
                 ..Default::default()
@@ -356,6 +362,9 @@ impl EngineArgs {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging(&args.log_level, args.log_format)?;
+    args.services
+        .check_auth_urls(&args.auth_urls)
+        .map_err(|e| eyre!(e))?;
     let mut config = args.engine.config()?;
     if let Some(address) = args.metrics_listen {
         let listener = TcpListener::bind(address).await.map_err(|e| {
@@ -379,6 +388,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     }
     config.services = args.services;
     config.trusted_proxies = args.trusted_proxies;
+    config.auth_urls = args.auth_urls;
     config.cluster = args
         .cluster
         .config(args.listen, config.tls.is_some(), store.shared())?;

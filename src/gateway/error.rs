@@ -3,18 +3,13 @@
 
 use tonic::Status;
 
+use crate::remote::SessionError;
 use crate::wire::requests::Refused;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("--route {part}={url}: {reason}")]
-    Route {
-        part: &'static str,
-        url: String,
-        reason: String,
-    },
-    #[error("no instance is given for {0}; add --route {0}=URL")]
-    Unrouted(&'static str),
+    #[error(transparent)]
+    Routes(#[from] crate::remote::RemoteError),
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gateway failed: {0}")]
@@ -34,8 +29,8 @@ pub enum Refusal {
     UnknownService(String),
     #[error("no instance of the {0} service is available just now; retry shortly")]
     NoInstance(&'static str),
-    #[error("cannot check the session just now ({0}); retry shortly")]
-    AuthUnavailable(String),
+    #[error(transparent)]
+    Session(#[from] crate::remote::SessionError),
     /// A field the contract refuses: the same words its service would use.
     #[error(transparent)]
     Invalid(#[from] Refused),
@@ -55,7 +50,10 @@ impl From<Refusal> for Status {
             Refusal::Forbidden(_) => Status::permission_denied(message),
             Refusal::TooMany(_) => Status::resource_exhausted(message),
             Refusal::UnknownService(_) => Status::unimplemented(message),
-            Refusal::NoInstance(_) | Refusal::AuthUnavailable(_) => Status::unavailable(message),
+            Refusal::Session(SessionError::SignedOut(_)) => Status::unauthenticated(message),
+            Refusal::NoInstance(_) | Refusal::Session(SessionError::Unavailable(_)) => {
+                Status::unavailable(message)
+            }
             Refusal::Invalid(Refused::Invalid(field)) => field.into(),
             Refusal::Invalid(Refused::Undecodable { .. }) | Refusal::Malformed(_) => {
                 Status::invalid_argument(message)

@@ -8,8 +8,6 @@
 mod error;
 mod limits;
 mod proxy;
-mod sessions;
-mod upstreams;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -66,7 +64,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
-    let upstreams = Arc::new(upstreams::Upstreams::new(
+    let upstreams = Arc::new(crate::remote::upstreams::Upstreams::new(
         &config.routes,
         config.upstream_ca_pem.as_deref(),
     )?);
@@ -78,11 +76,11 @@ pub async fn run(
         .await;
     tokio::spawn(upstreams.clone().watch(
         config.health_interval,
-        health,
+        Some(health),
         metrics.clone(),
         stop.clone(),
     ));
-    let sessions = Arc::new(sessions::Sessions::new(
+    let sessions = Arc::new(crate::remote::sessions::Sessions::new(
         upstreams.clone(),
         config.session_cache,
     ));

@@ -19,9 +19,9 @@ use tonic::codegen::Bytes;
 
 use super::error::Refusal;
 use super::limits::Limiter;
-use super::sessions::Sessions;
-use super::upstreams::{Upstream, Upstreams};
 use crate::domain::auth::{Access, access, bearer_token, is_read, refusal};
+use crate::remote::sessions::Sessions;
+use crate::remote::upstreams::{Upstream, Upstreams};
 use crate::server::services::Part;
 use crate::wire::requests::{MethodCheck, check_for};
 
@@ -76,7 +76,11 @@ impl Proxy {
                 .headers()
                 .get(crate::server::observe::REQUEST_ID)
                 .and_then(|v| v.to_str().ok());
-            let who = self.sessions.who(token, request_id).await?;
+            let who = self
+                .sessions
+                .who(token, request_id)
+                .await
+                .map_err(Refusal::from)?;
             if !rule.allows(who.role) {
                 return Err(Refusal::Forbidden(refusal(rule, who.role, &path)).into());
             }

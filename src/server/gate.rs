@@ -1,6 +1,7 @@
-//! The one gate every call passes: it finds the session behind the bearer token, checks the
-//! caller's role against `domain::auth::access`, and hands the `Caller` to the handler in the
-//! request's extensions. Handlers never check roles themselves. Calls that stay open
+//! The one gate every call passes: it finds the session behind the bearer token (in the
+//! sessions table when this process serves auth, else by asking the auth service), checks
+//! the caller's role against `domain::auth::access`, and hands the `Caller` to the handler in
+//! the request's extensions. Handlers never check roles themselves. Calls that stay open
 //! (watches, ingest) end when their session does.
 
 use std::future::Future;
@@ -17,17 +18,28 @@ use super::revocation::{Direction, Revocable, SessionEnd};
 use super::sessions::SessionCache;
 use crate::domain::auth::{Access, Caller, access, bearer_token, refusal, token_hash};
 use crate::domain::inventory::EntityStatus;
+use crate::remote::SessionError;
+use crate::remote::sessions::{Sessions, Who};
 use crate::store::Store;
+
+/// Where the gate learns who a token belongs to.
+#[derive(Clone)]
+pub enum SessionSource {
+    /// This process serves auth: the sessions table is its own.
+    Store(Arc<dyn Store>),
+    /// The auth service runs elsewhere: it is asked (`Auth.WhoAmI`, with the caller's token).
+    Auth(Arc<Sessions>),
+}
 
 #[derive(Clone)]
 pub struct GateLayer {
-    store: Arc<dyn Store>,
+    source: SessionSource,
     sessions: Arc<SessionCache>,
 }
 
 impl GateLayer {
-    pub fn new(store: Arc<dyn Store>, sessions: Arc<SessionCache>) -> Self {
-        Self { store, sessions }
+    pub fn new(source: SessionSource, sessions: Arc<SessionCache>) -> Self {
+        Self { source, sessions }
     }
 }
 
@@ -37,7 +49,7 @@ impl<S> tower_layer::Layer<S> for GateLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Gate {
             inner,
-            store: self.store.clone(),
+            source: self.source.clone(),
             sessions: self.sessions.clone(),
         }
     }
@@ -46,7 +58,7 @@ impl<S> tower_layer::Layer<S> for GateLayer {
 #[derive(Clone)]
 pub struct Gate<S> {
     inner: S,
-    store: Arc<dyn Store>,
+    source: SessionSource,
     sessions: Arc<SessionCache>,
 }
 
@@ -72,9 +84,10 @@ where
         // The service that was polled ready is the one to call; a fresh clone stays behind.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let (store, sessions) = (self.store.clone(), self.sessions.clone());
+        let (source, sessions) = (self.source.clone(), self.sessions.clone());
         Box::pin(async move {
-            let (caller, expires_at) = match admit(store.as_ref(), &sessions, &request) {
+            let asking = Asking::of(&request);
+            let (caller, expires_at) = match admit(&source, &sessions, asking).await {
                 Ok(Some(admitted)) => admitted,
                 Ok(None) => return inner.call(request).await.map(undecodable_is_bad_input),
                 Err(status) => return Ok(status.into_http()),
@@ -137,35 +150,53 @@ fn lasting(path: &str) -> Option<Direction> {
     }
 }
 
+/// What the gate reads of a call, taken out of it (its body is not shared across threads).
+struct Asking {
+    path: String,
+    token: Result<String, Status>,
+    request_id: Option<String>,
+    peer: String,
+}
+
+impl Asking {
+    fn of(request: &http::Request<Body>) -> Self {
+        Self {
+            path: request.uri().path().to_owned(),
+            token: bearer(request.headers()).map(str::to_owned),
+            request_id: request
+                .headers()
+                .get(super::observe::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            peer: request
+                .extensions()
+                .get::<super::peer::ClientAddress>()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// The caller and when their session ends, for calls that need one; `None` for public calls.
-fn admit(
-    store: &dyn Store,
+async fn admit(
+    source: &SessionSource,
     sessions: &SessionCache,
-    request: &http::Request<Body>,
+    asking: Asking,
 ) -> Result<Option<(Caller, DateTime<Utc>)>, Status> {
-    let path = request.uri().path();
+    let path = asking.path.as_str();
     let rule = access(path);
     if rule == Access::Public {
         return Ok(None);
     }
-    let token = bearer(request.headers())?;
-    let hash = token_hash(token);
-    let (user, expires_at) = match sessions.get(&hash) {
+    let token = asking.token?;
+    let hash = token_hash(&token);
+    let (who, expires_at) = match sessions.get(&hash) {
         Some(session) => session,
         None => {
-            // A primary-key read from the page cache: cheaper here than a hop to another
-            // thread.
-            let (user, expires_at) = store
-                .session(&hash)
-                .map_err(|e| {
-                    tracing::error!(error = %e, "session lookup failed");
-                    ServiceError::unavailable("cannot check the session just now; retry shortly")
-                })?
-                .ok_or_else(|| {
-                    ServiceError::signed_out("the token is unknown or was revoked; sign in again")
-                })?;
-            sessions.put(hash.clone(), user.clone(), expires_at);
-            (user, expires_at)
+            let request_id = asking.request_id.as_deref();
+            let (who, expires_at) = look_up(source, &token, &hash, request_id).await?;
+            sessions.put(hash.clone(), who.clone(), expires_at);
+            (who, expires_at)
         }
     };
     if expires_at <= Utc::now() {
@@ -175,29 +206,62 @@ fn admit(
         ))
         .into());
     }
-    if user.status != EntityStatus::Active {
-        return Err(ServiceError::signed_out(format!(
-            "the account {:?} is not active",
-            user.username
-        ))
-        .into());
+    if !rule.allows(who.role) {
+        return Err(ServiceError::forbidden(refusal(rule, who.role, path)).into());
     }
-    if !rule.allows(user.role) {
-        return Err(ServiceError::forbidden(refusal(rule, user.role, path)).into());
-    }
-    let peer = request
-        .extensions()
-        .get::<super::peer::ClientAddress>()
-        .map(ToString::to_string)
-        .unwrap_or_default();
     let caller = Caller {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-        peer,
+        user_id: who.user_id,
+        username: who.username,
+        role: who.role,
+        peer: asking.peer,
         token_hash: hash,
     };
     Ok(Some((caller, expires_at)))
+}
+
+/// Who holds the session behind a token, and when it ends: an active account's only.
+async fn look_up(
+    source: &SessionSource,
+    token: &str,
+    hash: &[u8],
+    request_id: Option<&str>,
+) -> Result<(Who, DateTime<Utc>), ServiceError> {
+    match source {
+        // A primary-key read from the page cache: cheaper here than a hop to another thread.
+        SessionSource::Store(store) => {
+            let (user, expires_at) = store
+                .session(hash)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "session lookup failed");
+                    ServiceError::unavailable("cannot check the session just now; retry shortly")
+                })?
+                .ok_or_else(|| {
+                    ServiceError::signed_out("the token is unknown or was revoked; sign in again")
+                })?;
+            if user.status != EntityStatus::Active {
+                return Err(ServiceError::signed_out(format!(
+                    "the account {:?} is not active",
+                    user.username
+                )));
+            }
+            let who = Who {
+                user_id: user.id,
+                username: user.username,
+                role: user.role,
+            };
+            Ok((who, expires_at))
+        }
+        SessionSource::Auth(auth) => {
+            auth.ask(token, request_id)
+                .await
+                .map_err(|refused| match refused {
+                    SessionError::SignedOut(why) => ServiceError::signed_out(why),
+                    unavailable @ SessionError::Unavailable(_) => {
+                        ServiceError::unavailable(unavailable.to_string())
+                    }
+                })
+        }
+    }
 }
 
 fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {

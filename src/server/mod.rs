@@ -74,6 +74,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot start the password threads: {0}")]
     PasswordThreads(std::io::Error),
+    #[error("{0}")]
+    AuthService(String),
 }
 
 /// How often an idle connection is pinged, and how long the answer may take.
@@ -113,6 +115,8 @@ pub struct ServerConfig {
     pub services: services::Services,
     /// Gateways whose `x-forwarded-for` names the caller (sign-in limits, the audit trail).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Instances of the auth service that a process without it asks who a token belongs to.
+    pub auth_urls: Vec<String>,
 }
 
 /// How this server works with the others sharing its database.
@@ -204,6 +208,7 @@ impl Default for ServerConfig {
             metrics: metrics::SharedMetrics::default(),
             services: services::Services::all(),
             trusted_proxies: Vec::new(),
+            auth_urls: Vec::new(),
         }
     }
 }
@@ -252,6 +257,7 @@ pub async fn run(
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);
     let settled = Arc::new(settled);
     let served = config.services;
+    let session_source = session_source(&context, &config)?;
     // The first campaign before serving: a server that leads (the only one, on SQLite)
     // answers its first call with the engine built, as before.
     if !served.leads_work() {
@@ -286,6 +292,7 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let stopping = CancellationToken::new();
+
     let health_task = tokio::spawn(report_health(
         health.clone(),
         context.clone(),
@@ -362,7 +369,7 @@ pub async fn run(
             &trusted_proxies,
         ))
         .layer(gate::GateLayer::new(
-            context.store.clone(),
+            session_source,
             context.sessions.clone(),
         ))
         .add_service(health_service)
@@ -463,6 +470,41 @@ pub async fn run(
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
 /// Keeps the metrics' leadership and database gauges current until `stopping`.
+/// Where the gate learns who a token belongs to: this process's own sessions table when it
+/// serves auth, else the auth service at `auth_urls` (watched for health every second).
+fn session_source(
+    context: &Context,
+    config: &ServerConfig,
+) -> Result<gate::SessionSource, ServerError> {
+    config
+        .services
+        .check_auth_urls(&config.auth_urls)
+        .map_err(ServerError::AuthService)?;
+    if config.services.serves(Part::Auth) {
+        Ok(gate::SessionSource::Store(context.store.clone()))
+    } else {
+        let routes = [(Part::Auth, config.auth_urls.clone())];
+        let upstreams = crate::remote::upstreams::Upstreams::new(
+            &routes,
+            config.cluster.peer_ca_pem.as_deref(),
+        )
+        .map_err(|e| ServerError::AuthService(format!("--auth-url: {e}")))?;
+        let upstreams = Arc::new(upstreams);
+        tokio::spawn(upstreams.clone().watch(
+            AUTH_HEALTH_INTERVAL,
+            None,
+            context.metrics.clone(),
+            context.shutdown.clone(),
+        ));
+        Ok(gate::SessionSource::Auth(Arc::new(
+            crate::remote::sessions::Sessions::new(upstreams, Duration::ZERO),
+        )))
+    }
+}
+
+/// How often a process without the auth service asks each auth instance whether it serves.
+const AUTH_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
 async fn sample_gauges(
     context: Context,
     leadership: Arc<leadership::Leadership>,

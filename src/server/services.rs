@@ -105,6 +105,20 @@ impl Services {
         Part::owning(grpc_service).is_some_and(|part| self.serves(part))
     }
 
+    /// Whether `auth_urls` fit: a process serving auth checks sessions itself and takes none;
+    /// one without it must name where auth runs.
+    pub fn check_auth_urls(self, auth_urls: &[String]) -> Result<(), String> {
+        match (self.serves(Part::Auth), auth_urls.is_empty()) {
+            (true, false) => Err(
+                "--auth-url is for a process without the auth service; this one serves auth itself: leave --auth-url out".into(),
+            ),
+            (false, true) => Err(format!(
+                "--services {self}: a process without the auth service asks one who each caller is; give --auth-url URL of a process serving auth"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn parts(self) -> impl Iterator<Item = Part> {
         Part::ALL.into_iter().filter(move |part| self.serves(*part))
     }
@@ -138,6 +152,26 @@ impl fmt::Display for Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_process_without_auth_names_where_auth_runs() {
+        let url = vec!["http://10.0.0.5:50051".to_owned()];
+        let field = Services::parse("telemetry,faults,billing").unwrap();
+        assert_eq!(field.check_auth_urls(&url), Ok(()));
+        assert!(
+            field
+                .check_auth_urls(&[])
+                .unwrap_err()
+                .contains("--auth-url")
+        );
+        assert!(
+            Services::all()
+                .check_auth_urls(&url)
+                .unwrap_err()
+                .contains("leave --auth-url out")
+        );
+        assert_eq!(Services::all().check_auth_urls(&[]), Ok(()));
+    }
 
     #[test]
     fn a_list_names_each_part_once() {

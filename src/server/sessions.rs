@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use super::revocation::Ended;
 
-use crate::domain::inventory::User;
+use crate::remote::sessions::Who;
 
 /// How long a looked-up session is trusted without asking the database again.
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -21,7 +21,7 @@ const FRESH_FOR: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 50_000;
 
 struct Entry {
-    user: User,
+    who: Who,
     expires_at: DateTime<Utc>,
     fetched: Instant,
 }
@@ -49,15 +49,15 @@ impl SessionCache {
         self.ended.subscribe()
     }
 
-    pub fn get(&self, token_hash: &[u8]) -> Option<(User, DateTime<Utc>)> {
+    pub fn get(&self, token_hash: &[u8]) -> Option<(Who, DateTime<Utc>)> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(token_hash)
             .filter(|e| e.fetched.elapsed() < FRESH_FOR)
-            .map(|e| (e.user.clone(), e.expires_at))
+            .map(|e| (e.who.clone(), e.expires_at))
     }
 
-    pub fn put(&self, token_hash: Vec<u8>, user: User, expires_at: DateTime<Utc>) {
+    pub fn put(&self, token_hash: Vec<u8>, who: Who, expires_at: DateTime<Utc>) {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.fetched.elapsed() < FRESH_FOR);
@@ -68,7 +68,7 @@ impl SessionCache {
         entries.insert(
             token_hash,
             Entry {
-                user,
+                who,
                 expires_at,
                 fetched: Instant::now(),
             },
@@ -89,7 +89,7 @@ impl SessionCache {
         self.entries
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, e| e.user.id != user_id);
+            .retain(|_, e| e.who.user_id != user_id);
         let _ = self.ended.send(Ended::User(user_id));
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tonic::Code;
 
-use super::error::Refusal;
+use super::SessionError;
 use super::upstreams::Upstreams;
 use crate::domain::auth::token_hash;
 use crate::domain::inventory::Role;
@@ -19,9 +19,10 @@ use crate::server::services::Part;
 /// Tokens remembered before the stale ones are swept out.
 const SWEEP_AT: usize = 10_000;
 
-/// The user behind a token.
+/// The user behind a live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Who {
+    pub user_id: i64,
     pub username: String,
     pub role: Role,
 }
@@ -48,7 +49,7 @@ impl Sessions {
     }
 
     /// Who `token` belongs to, from the cache or the auth service.
-    pub async fn who(&self, token: &str, request_id: Option<&str>) -> Result<Who, Refusal> {
+    pub async fn who(&self, token: &str, request_id: Option<&str>) -> Result<Who, SessionError> {
         let hash = token_hash(token);
         if let Some(known) = self.lock().get(&hash)
             && known.checked.elapsed() < self.trust_for
@@ -84,12 +85,13 @@ impl Sessions {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks an auth instance, the next one if one is unavailable.
-    async fn ask(
+    /// Asks an auth instance, the next one if one is unavailable: who `token` belongs to and
+    /// when its session ends. Nothing is remembered.
+    pub async fn ask(
         &self,
         token: &str,
         request_id: Option<&str>,
-    ) -> Result<(Who, DateTime<Utc>), Refusal> {
+    ) -> Result<(Who, DateTime<Utc>), SessionError> {
         let mut tried = Vec::new();
         let mut last = String::from("no auth instance serves");
         while let Some((index, instance)) = self.upstreams.pick(Part::Auth, &tried) {
@@ -108,17 +110,17 @@ impl Sessions {
             {
                 Ok(reply) => return who_from(reply.into_inner()),
                 Err(status) if status.code() == Code::Unauthenticated => {
-                    return Err(Refusal::SignedOut(status.message().to_owned()));
+                    return Err(SessionError::SignedOut(status.message().to_owned()));
                 }
                 Err(status) => last = format!("{}: {}", instance.url, status.message()),
             }
         }
-        Err(Refusal::AuthUnavailable(last))
+        Err(SessionError::Unavailable(last))
     }
 }
 
-fn who_from(reply: proto::LoginResponse) -> Result<(Who, DateTime<Utc>), Refusal> {
-    let unreadable = || Refusal::AuthUnavailable("the auth service's answer is incomplete".into());
+fn who_from(reply: proto::LoginResponse) -> Result<(Who, DateTime<Utc>), SessionError> {
+    let unreadable = || SessionError::Unavailable("the auth service's answer is incomplete".into());
     let user = reply.user.ok_or_else(unreadable)?;
     let role = crate::wire::role_field("role", user.role)
         .ok()
@@ -130,6 +132,7 @@ fn who_from(reply: proto::LoginResponse) -> Result<(Who, DateTime<Utc>), Refusal
         .ok_or_else(unreadable)?;
     Ok((
         Who {
+            user_id: user.id,
             username: user.username,
             role,
         },

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use tonic_health::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_check_response, health_client::HealthClient};
 
-use super::error::GatewayError;
+use super::RemoteError;
 use crate::server::metrics::Metrics;
 use crate::server::services::Part;
 
@@ -36,15 +36,12 @@ pub struct Upstreams {
 impl Upstreams {
     /// Channels to every instance (connected on first use). Auth must have one: every call
     /// is authenticated by it.
-    pub fn new(
-        routes: &[(Part, Vec<String>)],
-        ca_pem: Option<&[u8]>,
-    ) -> Result<Self, GatewayError> {
+    pub fn new(routes: &[(Part, Vec<String>)], ca_pem: Option<&[u8]>) -> Result<Self, RemoteError> {
         let mut parts: HashMap<Part, Vec<Arc<Upstream>>> = HashMap::new();
         for (part, urls) in routes {
             for url in urls {
                 let endpoint =
-                    crate::link::endpoint(url, ca_pem).map_err(|reason| GatewayError::Route {
+                    crate::link::endpoint(url, ca_pem).map_err(|reason| RemoteError::Route {
                         part: part.name(),
                         url: url.clone(),
                         reason,
@@ -58,7 +55,7 @@ impl Upstreams {
             }
         }
         if !parts.contains_key(&Part::Auth) {
-            return Err(GatewayError::Unrouted(Part::Auth.name()));
+            return Err(RemoteError::Unrouted(Part::Auth.name()));
         }
         Ok(Self {
             parts,
@@ -81,12 +78,11 @@ impl Upstreams {
     }
 
     /// Asks every instance whether it serves its part, every `interval`, until `stop`; keeps
-    /// the gateway's own health (each service: an instance serves it; "": every routed
-    /// part has one) and the metrics in step.
+    /// the metrics and, for a gateway, its own health in step.
     pub async fn watch(
         self: Arc<Self>,
         interval: Duration,
-        health: tonic_health::server::HealthReporter,
+        health: Option<tonic_health::server::HealthReporter>,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) {
@@ -99,37 +95,49 @@ impl Upstreams {
                 })
             });
             let results = futures::future::join_all(checks).await;
-            let mut every_part = true;
-            for part in Part::ALL {
-                if !self.routes(part) {
-                    continue;
-                }
-                let up = results.iter().any(|(p, _, serving)| *p == part && *serving);
-                every_part &= up;
-                let status = if up {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                for name in part.grpc_services() {
-                    health.set_service_status(*name, status).await;
-                }
-            }
             for (part, url, serving) in &results {
                 metrics.upstream(part.name(), url, *serving);
             }
-            let whole = if every_part {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            health.set_service_status("", whole).await;
+            if let Some(health) = &health {
+                report(self.as_ref(), &results, health).await;
+            }
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
             }
         }
     }
+}
+
+/// Keeps a gateway's own health in step: each service serves when an instance of its part
+/// does; "" when every routed part has one.
+async fn report(
+    upstreams: &Upstreams,
+    results: &[(Part, String, bool)],
+    health: &tonic_health::server::HealthReporter,
+) {
+    let mut every_part = true;
+    for part in Part::ALL {
+        if !upstreams.routes(part) {
+            continue;
+        }
+        let up = results.iter().any(|(p, _, serving)| *p == part && *serving);
+        every_part &= up;
+        let status = if up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in part.grpc_services() {
+            health.set_service_status(*name, status).await;
+        }
+    }
+    let whole = if every_part {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", whole).await;
 }
 
 /// Whether `instance` says it serves `part` within `limit`.
