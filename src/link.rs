@@ -63,8 +63,18 @@ impl TokenSlot {
 pub enum LinkError {
     #[error("the token holds characters a header cannot carry")]
     BadToken,
-    #[error("cannot sign in: {}", .0.message())]
+    #[error("cannot sign in: {}", sign_in_refusal(.0))]
     SignIn(Status),
+}
+
+/// Why a sign-in was refused, in words: a process that runs only some services answers
+/// `UNIMPLEMENTED` with no message when it does not serve auth.
+fn sign_in_refusal(status: &Status) -> String {
+    if status.code() == tonic::Code::Unimplemented {
+        "this server does not serve sign-in (it runs only some of the services); point --server at the gateway or at a process serving auth".to_owned()
+    } else {
+        status.message().to_owned()
+    }
 }
 
 /// An endpoint for a server URL: TLS when the scheme is https, trusting `ca_pem` when given,

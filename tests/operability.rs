@@ -277,6 +277,18 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         "{faults:?}"
     );
 
+    // Signing in at a process without auth says where to sign in instead.
+    let refused = singularity::link::sign_in(field.bare.clone(), "admin", "whatever")
+        .await
+        .err()
+        .expect("the field process does not serve sign-in");
+    assert!(
+        refused
+            .to_string()
+            .contains("point --server at the gateway"),
+        "{refused}"
+    );
+
     // The field process asks the auth process who a caller is, never the sessions table:
     // with auth gone, a session it has not seen yet cannot be checked, though its row is
     // in the database.
