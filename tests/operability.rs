@@ -278,10 +278,10 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     );
 
     // Signing in at a process without auth says where to sign in instead.
-    let refused = singularity::link::sign_in(field.bare.clone(), "admin", "whatever")
-        .await
-        .err()
-        .expect("the field process does not serve sign-in");
+    let Err(refused) = singularity::link::sign_in(field.bare.clone(), "admin", "whatever").await
+    else {
+        panic!("the field process does not serve sign-in");
+    };
     assert!(
         refused
             .to_string()
