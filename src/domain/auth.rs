@@ -133,6 +133,17 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Blake2s256::digest(token.as_bytes()).to_vec()
 }
 
+/// Which entries of the audit trail a listing asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    pub actor: Option<String>,
+    pub entity: Option<String>,
+    pub entity_id: Option<i64>,
+    pub limit: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::context::Context;
 use crate::domain::auth::Caller;
 use crate::proto::{self, audit_server::Audit};
-use crate::store::{AuditQuery, NewAuditEntry};
+use crate::store::NewAuditEntry;
 use crate::wire;
 
 /// Fields left out of the changes: bookkeeping that moves with every change.
@@ -120,15 +120,7 @@ impl Audit for AuditService {
         &self,
         request: Request<proto::ListAuditRequest>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let asked = wire::requests::list_audit(request.get_ref())?;
-        let query = AuditQuery {
-            from: asked.from,
-            to: asked.to,
-            actor: asked.actor,
-            entity: asked.entity,
-            entity_id: asked.entity_id,
-            limit: asked.limit,
-        };
+        let query = wire::requests::list_audit(request.get_ref())?;
         let entries = self.0.blocking(move |s| s.audit_log(&query)).await?;
         let items: Vec<proto::AuditEntry> = entries
             .into_iter()

@@ -226,15 +226,7 @@ pub struct AuditEntry {
     pub entry: NewAuditEntry,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditQuery {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub actor: Option<String>,
-    pub entity: Option<String>,
-    pub entity_id: Option<i64>,
-    pub limit: usize,
-}
+pub use crate::domain::auth::AuditQuery;
 
 /// How many records of each kind an estate holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -15,6 +15,7 @@ use super::billing as wire_billing;
 use super::faults as wire_faults;
 use super::{ListRequest, from_timestamp, id};
 use crate::domain::ValidationError;
+use crate::domain::auth::AuditQuery;
 use crate::domain::billing::totals::TotalsGroup;
 use crate::domain::faults::lifecycle::Action;
 use crate::domain::faults::record::FaultFilter;
@@ -133,18 +134,7 @@ pub fn change_password(r: &proto::ChangePasswordRequest) -> Result<(), Validatio
 pub const MAX_AUDIT_LIMIT: i32 = 10_000;
 const DEFAULT_AUDIT_LIMIT: usize = 500;
 
-/// What an `Audit.List` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditAsked {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub actor: Option<String>,
-    pub entity: Option<String>,
-    pub entity_id: Option<i64>,
-    pub limit: usize,
-}
-
-pub fn list_audit(r: &proto::ListAuditRequest) -> Result<AuditAsked, ValidationError> {
+pub fn list_audit(r: &proto::ListAuditRequest) -> Result<AuditQuery, ValidationError> {
     let limit = match r.limit {
         None => DEFAULT_AUDIT_LIMIT,
         Some(n) if (1..=MAX_AUDIT_LIMIT).contains(&n) => n as usize,
@@ -158,7 +148,7 @@ pub fn list_audit(r: &proto::ListAuditRequest) -> Result<AuditAsked, ValidationE
     let instant = |field: &str, t: Option<&prost_types::Timestamp>| {
         t.map(|t| from_timestamp(field, t)).transpose()
     };
-    let asked = AuditAsked {
+    let asked = AuditQuery {
         from: instant("from", r.from.as_ref())?,
         to: instant("to", r.to.as_ref())?,
         actor: Some(optional_text("actor", &r.actor, 64)?).filter(|a| !a.is_empty()),
