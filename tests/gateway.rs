@@ -29,6 +29,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 struct Gateway {
     bare: Channel,
+    metrics: Arc<singularity::server::metrics::Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -43,10 +44,11 @@ impl Gateway {
             health_interval: Duration::from_millis(200),
             ..GatewayConfig::default()
         };
+        let metrics = Arc::new(singularity::server::metrics::Metrics::default());
         tokio::spawn(singularity::gateway::run(
             listener,
             config,
-            Arc::new(singularity::server::metrics::Metrics::default()),
+            metrics.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -58,6 +60,7 @@ impl Gateway {
             .unwrap();
         Self {
             bare,
+            metrics,
             stop: Some(stop),
         }
     }
@@ -217,11 +220,30 @@ async fn the_services_apart_behind_the_gateway() {
         .unwrap_err();
     assert_eq!(after.code(), Code::Unauthenticated);
 
-    // One inventory process stops: reads carry on through the other.
+    // One inventory process stops: reads carry on through the other, and the gateway's
+    // metrics say which instance is down.
+    let first_url = first.url();
+    let upstream = |url: &str, healthy: u8| {
+        format!("upstream_healthy{{service=\"inventory\",url=\"{url}\"}} {healthy}")
+    };
+    assert!(
+        gateway.metrics.encode().contains(&upstream(&first_url, 1)),
+        "{}",
+        gateway.metrics.encode()
+    );
     first.stop().await;
     let mut lamps = LampsClient::new(admin.clone());
     for _ in 0..50 {
         lamps.get(proto::IdRequest { id: lamp }).await.unwrap();
+    }
+    let began = Instant::now();
+    while !gateway.metrics.encode().contains(&upstream(&first_url, 0)) {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{}",
+            gateway.metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(gateway);
     field.stop().await;

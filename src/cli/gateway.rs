@@ -225,6 +225,18 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_serves_plaintext_only_on_loopback_unless_told() {
+        let route = ["--route", "auth=http://10.0.0.5:50051"];
+        let open = args(&[&["--listen", "0.0.0.0:50050"][..], &route[..]].concat());
+        let refused = open.tls.identity(open.listen).unwrap_err().to_string();
+        assert!(refused.contains("--insecure"), "{refused}");
+        let told = args(&[&["--listen", "0.0.0.0:50050", "--insecure"][..], &route[..]].concat());
+        assert!(told.tls.identity(told.listen).unwrap().is_none());
+        let local = args(&route);
+        assert!(local.tls.identity(local.listen).unwrap().is_none());
+    }
+
+    #[test]
     fn a_route_names_a_part_and_its_instances() {
         let (part, urls) = route("inventory=http://10.0.0.5:50051,http://10.0.0.6:50051").unwrap();
         assert_eq!(part, Part::Inventory);
