@@ -4,7 +4,8 @@
 //! pointed at the gateway alone. One inventory process is killed with SIGKILL mid-run: the
 //! simulator's reports go on being stored, the console stays live and its tabs keep
 //! answering, and it never shows an error for longer than a reconnect. Skipped, saying so,
-//! without the test PostgreSQL cluster or tmux.
+//! without the test PostgreSQL cluster or tmux. And one call followed by its request id
+//! through the gateway's log and the service's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -280,4 +281,103 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
         "the console showed an error for {longest_outage:?}:\n{last}"
     );
     assert!(last.contains("faults: live"), "{last}");
+}
+
+/// The lines of a JSON log that name `request_id`.
+fn lines_naming(log: &Path, request_id: &str) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&format!("\"request_id\":\"{request_id}\"")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn one_call_is_followed_through_the_gateway_and_the_service_by_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("estate.db").display());
+    let seeded = Command::new(BIN)
+        .args(["seed", "--database-url", &database, "--lamps", "20"])
+        .env("SINGULARITY_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(seeded.success());
+    // Each call's end is logged at debug, in its span (which carries the request id).
+    let logging = [
+        "--log-format",
+        "json",
+        "--log-level",
+        "warn,singularity::server::observe=debug",
+    ];
+    let server_url = format!("http://127.0.0.1:{}", free_port());
+    let server_log = dir.path().join("server.log");
+    let mut server_args = vec![
+        "server",
+        "--database-url",
+        &database,
+        "--listen",
+        server_url.trim_start_matches("http://"),
+    ];
+    server_args.extend_from_slice(&logging);
+    let _server = start(&server_args, &server_log);
+    wait_serving(&server_url).await;
+    let gateway_url = format!("http://127.0.0.1:{}", free_port());
+    let gateway_log = dir.path().join("gateway.log");
+    let mut gateway_args = vec![
+        "gateway",
+        "--listen",
+        gateway_url.trim_start_matches("http://"),
+    ];
+    let routes: Vec<String> = ["inventory", "telemetry", "faults", "billing", "auth"]
+        .iter()
+        .map(|part| format!("{part}={server_url}"))
+        .collect();
+    for route in &routes {
+        gateway_args.extend_from_slice(&["--route", route]);
+    }
+    gateway_args.extend_from_slice(&logging);
+    let _gateway = start(&gateway_args, &gateway_log);
+    wait_serving(&gateway_url).await;
+
+    let channel = Channel::from_shared(gateway_url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (link, _) = singularity::link::sign_in(channel, "admin", PASSWORD)
+        .await
+        .unwrap();
+    let mut get = tonic::Request::new(singularity::proto::IdRequest { id: 1 });
+    get.metadata_mut()
+        .insert("x-request-id", "follow-me-42".parse().unwrap());
+    singularity::proto::lamps_client::LampsClient::new(link)
+        .get(get)
+        .await
+        .unwrap();
+
+    // The gateway's line and the service's, both ended Ok, both naming the caller's id; the
+    // gateway's own question to auth carries it too.
+    let began = Instant::now();
+    loop {
+        let at_gateway = lines_naming(&gateway_log, "follow-me-42");
+        let at_service = lines_naming(&server_log, "follow-me-42");
+        let ended = |lines: &[String], path: &str| {
+            lines.iter().any(|l| {
+                l.contains("call ended") && l.contains(path) && l.contains("\"code\":\"Ok\"")
+            })
+        };
+        if ended(&at_gateway, "/singularity.v1.Lamps/Get")
+            && ended(&at_service, "/singularity.v1.Lamps/Get")
+            && ended(&at_service, "/singularity.v1.Auth/WhoAmI")
+        {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the call is not followed by its id:\ngateway: {at_gateway:#?}\nservice: {at_service:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

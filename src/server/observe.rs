@@ -113,6 +113,7 @@ where
         let path = request.uri().path();
         let span = tracing::info_span!("call", request_id = %id, path);
         let method = metrics.method(path);
+        let call_span = span.clone();
         Box::pin(
             async move {
                 let started = Instant::now();
@@ -121,6 +122,7 @@ where
                     metrics,
                     method,
                     started,
+                    span: call_span,
                     done: false,
                 };
                 let response = inner.call(request).await?;
@@ -151,6 +153,9 @@ struct Ending {
     metrics: Arc<Metrics>,
     method: Arc<MethodSeries>,
     started: Instant,
+    /// The call's span: its end is logged in it (at debug), wherever the reply's last frame
+    /// is polled, so each process on a call's way logs one line with its request id.
+    span: tracing::Span,
     done: bool,
 }
 
@@ -162,8 +167,13 @@ impl Ending {
     fn record(&mut self, code: &'static str) {
         if !self.done {
             self.done = true;
-            self.metrics
-                .finished(&self.method, code, self.started.elapsed().as_secs_f64());
+            let seconds = self.started.elapsed().as_secs_f64();
+            self.metrics.finished(&self.method, code, seconds);
+            // Entering the span costs even when the line is off; ask first.
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let _in_call = self.span.enter();
+                tracing::debug!(code, ms = seconds * 1_000.0, "call ended");
+            }
         }
     }
 }
