@@ -35,13 +35,21 @@ struct Gateway {
 
 impl Gateway {
     async fn start(routes: Vec<(Part, Vec<String>)>, limits: CallLimits) -> Self {
+        Self::start_with(routes, limits, Duration::from_millis(200)).await
+    }
+
+    async fn start_with(
+        routes: Vec<(Part, Vec<String>)>,
+        limits: CallLimits,
+        health_interval: Duration,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let config = GatewayConfig {
             routes,
             limits,
-            health_interval: Duration::from_millis(200),
+            health_interval,
             ..GatewayConfig::default()
         };
         let metrics = Arc::new(singularity::server::metrics::Metrics::default());
@@ -439,6 +447,44 @@ async fn the_gateway_refuses_malformed_requests_in_the_services_words_before_for
     );
     drop(gateway);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_write_goes_to_the_next_instance_when_the_first_refuses_the_connection() {
+    let mut kept = TestServer::start(5).await;
+    let mut gone = TestServer::start(5).await;
+    let both = vec![gone.url(), kept.url()];
+    let routes = Part::ALL.iter().map(|p| (*p, both.clone())).collect();
+    // Health asked once, at the start: both look healthy for the rest of the test.
+    let gateway = Gateway::start_with(
+        routes,
+        CallLimits {
+            per_user: 0,
+            per_address: 0,
+        },
+        Duration::from_secs(3_600),
+    )
+    .await;
+    let began = Instant::now();
+    while !serving(&gateway.bare, "").await {
+        assert!(began.elapsed() < Duration::from_secs(10), "never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gone.stop().await;
+    // Sign-ins are writes: each reaches a server (which refuses the password), none is lost
+    // to the instance that went away, though the gateway still thinks it healthy.
+    for attempt in 0..10 {
+        let refused = AuthClient::new(gateway.bare.clone())
+            .login(proto::LoginRequest {
+                username: format!("nobody-{attempt}"),
+                password: "not-a-password".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    }
+    drop(gateway);
+    kept.stop().await;
 }
 
 fn session(server: &TestServer, role: Role) -> String {

@@ -3,7 +3,7 @@
 //! (all the built binary); the simulator and a console in a real terminal (tmux) both
 //! pointed at the gateway alone. One inventory process is killed with SIGKILL mid-run: the
 //! simulator's reports go on being stored, the console stays live and its tabs keep
-//! answering, and it never shows an error for longer than a reconnect. Skipped, saying so,
+//! answering (billing, lamp after lamp, a fault's detail), and it never shows an error for longer than a reconnect. Skipped, saying so,
 //! without the test PostgreSQL cluster or tmux. And one call followed by its request id
 //! through the gateway's log and the service's.
 
@@ -15,6 +15,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use singularity::proto::{
+    self, faults_client::FaultsClient, lamps_client::LampsClient,
+    telecells_client::TelecellsClient, telemetry_client::TelemetryClient,
+};
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -249,6 +253,52 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     let stored_at_kill = journal_len(&journal);
+
+    // An earth leakage on lamp 11, reported through the gateway: a fault to open.
+    let channel = Channel::from_shared(gateway_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (link, _) = singularity::link::sign_in(channel, "admin", PASSWORD)
+        .await
+        .unwrap();
+    let lamp = LampsClient::new(link.clone())
+        .get(proto::IdRequest { id: 11 })
+        .await
+        .unwrap()
+        .into_inner();
+    let telecell = TelecellsClient::new(link.clone())
+        .get(proto::IdRequest {
+            id: lamp.telecell_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    TelemetryClient::new(link.clone())
+        .report(futures::stream::iter([common::earth_leakage(
+            &telecell.uuid,
+            11,
+            chrono::Utc::now(),
+        )]))
+        .await
+        .unwrap();
+    let faults = FaultsClient::new(link)
+        .list(proto::ListFaultsRequest {
+            filter: Some(proto::FaultFilter {
+                lamp_id: 11,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    let fault = faults.items.first().expect("lamp 11 has a fault").id;
     let s = session.clone();
     let longest_outage = tokio::task::spawn_blocking(move || {
         let mut outage = Outage::default();
@@ -261,6 +311,10 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
             outage.watch_until(&s, |t| t.contains(&format!("lamp {lamp} ")));
             std::thread::sleep(Duration::from_millis(1_000));
         }
+        // The fault's detail (faults) with its lamp (inventory).
+        tmux(&["send-keys", "-t", &s, &format!(":fault {fault}"), "Enter"]);
+        tmux(&["send-keys", "-t", &s, "Enter"]);
+        outage.watch_until(&s, |t| t.contains("history (newest first"));
         outage.longest()
     })
     .await

@@ -3,8 +3,8 @@
 //! then check the request's fields with the checks the services make (`wire::requests`), so a
 //! malformed request is refused before it reaches one, and forward it to a healthy instance.
 //! A read that an instance answers with UNAVAILABLE (or cannot be reached for) is asked of
-//! the next; a write is sent once; a stream of requests is passed on as it comes, once, and
-//! stays on its instance for its life.
+//! the next; a write is sent once, to the next instance only when the connection was
+//! refused; a stream of requests is passed on as it comes, once, and stays on its instance.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -105,15 +105,12 @@ impl Proxy {
             Some(check) => {
                 let (parts, body) = request.into_parts();
                 let body = checked_message(check, body).await?;
-                if is_read(method) {
-                    self.forward_read(part, &parts, body).await?
+                let again = if is_read(method) {
+                    Again::WhenUnavailable
                 } else {
-                    let (_, instance) = self
-                        .upstreams
-                        .pick(part, &[])
-                        .ok_or(Refusal::NoInstance(part.name()))?;
-                    send(&instance, rebuilt(&parts, body)).await?
-                }
+                    Again::WhenNeverSent
+                };
+                self.forward_message(part, &parts, body, again).await?
             }
             // A stream of requests (its service judges each message as it comes), or a
             // method the contract does not have (its service says so).
@@ -122,7 +119,7 @@ impl Proxy {
                     .upstreams
                     .pick(part, &[])
                     .ok_or(Refusal::NoInstance(part.name()))?;
-                send(&instance, request).await?
+                send(&instance, request).await.map_err(|e| e.status)?
             }
         };
         if path == LOGOUT && status_of(&response).is_none_or(|code| code == 0) {
@@ -133,24 +130,32 @@ impl Proxy {
         Ok(response)
     }
 
-    /// Sends a read to one instance after another until one answers with anything but
-    /// UNAVAILABLE.
-    async fn forward_read(
+    /// Sends a request of one message to one instance after another, as long as `again`
+    /// allows: a read until an instance answers with anything but UNAVAILABLE; a write only
+    /// while the instance could not even be connected to (it never saw the request).
+    async fn forward_message(
         &self,
         part: Part,
         parts: &http::request::Parts,
         body: Bytes,
+        again: Again,
     ) -> Result<http::Response<Body>, Status> {
         let mut tried = Vec::new();
         let mut last = None;
         while let Some((index, instance)) = self.upstreams.pick(part, &tried) {
             tried.push(index);
             match send(&instance, rebuilt(parts, body.clone())).await {
-                Ok(response) if status_of(&response) != Some(tonic::Code::Unavailable as i32) => {
-                    return Ok(response);
+                Ok(response)
+                    if again == Again::WhenUnavailable
+                        && status_of(&response) == Some(tonic::Code::Unavailable as i32) =>
+                {
+                    last = Some(Ok(response));
                 }
-                Ok(response) => last = Some(Ok(response)),
-                Err(status) => last = Some(Err(status)),
+                Ok(response) => return Ok(response),
+                Err(failed) if again == Again::WhenUnavailable || failed.never_sent => {
+                    last = Some(Err(failed.status));
+                }
+                Err(failed) => return Err(failed.status),
             }
         }
         match last {
@@ -221,19 +226,50 @@ fn status_of(response: &http::Response<Body>) -> Option<i32> {
         .and_then(|v| v.parse().ok())
 }
 
+/// When a request of one message is sent to the next instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    /// A read: whenever an instance is unavailable or unreachable.
+    WhenUnavailable,
+    /// A write: only when an instance refused the connection, so it cannot have acted on it.
+    WhenNeverSent,
+}
+
+/// A request an instance did not answer.
+struct SendFailed {
+    status: Status,
+    /// The connection was refused: the request never left the gateway.
+    never_sent: bool,
+}
+
 async fn send(
     instance: &Upstream,
     request: http::Request<Body>,
-) -> Result<http::Response<Body>, Status> {
+) -> Result<http::Response<Body>, SendFailed> {
     use tower_service::Service;
     let mut channel = instance.channel.clone();
-    let unreachable = |e: tonic::transport::Error| {
-        Status::unavailable(format!("cannot reach {}: {e}; retry shortly", instance.url))
+    let unreachable = |e: tonic::transport::Error| SendFailed {
+        never_sent: connection_refused(&e),
+        status: Status::unavailable(format!("cannot reach {}: {e}; retry shortly", instance.url)),
     };
     futures::future::poll_fn(|cx| channel.poll_ready(cx))
         .await
         .map_err(unreachable)?;
     channel.call(request).await.map_err(unreachable)
+}
+
+/// Whether an error comes from a connection that was refused (nothing listens there).
+fn connection_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -67,13 +67,21 @@ impl Upstreams {
         self.parts.contains_key(&part)
     }
 
-    /// The next healthy instance of `part` not among `tried`, round robin.
+    /// The next instance of `part` not among `tried`, round robin: a healthy one while any
+    /// is left, else one the last health check missed. Health is a hint a second old: an
+    /// instance that just died still looks healthy, and one too busy to answer its check in
+    /// time may serve the call.
     pub fn pick(&self, part: Part, tried: &[usize]) -> Option<(usize, Arc<Upstream>)> {
         let instances = self.parts.get(&part)?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..instances.len())
-            .map(|offset| (start + offset) % instances.len())
-            .find(|i| !tried.contains(i) && instances[*i].healthy())
+        let untried = || {
+            (0..instances.len())
+                .map(move |offset| (start + offset) % instances.len())
+                .filter(|i| !tried.contains(i))
+        };
+        untried()
+            .find(|i| instances[*i].healthy())
+            .or_else(|| untried().next())
             .map(|i| (i, instances[i].clone()))
     }
 
@@ -149,4 +157,27 @@ async fn serves(instance: &Upstream, part: Part, limit: Duration) -> bool {
         tokio::time::timeout(limit, check).await,
         Ok(Ok(reply)) if reply.get_ref().status == health_check_response::ServingStatus::Serving as i32
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_healthy_instance_is_asked_first_then_any_other_not_yet_tried() {
+        let urls = vec![
+            "http://127.0.0.1:1".to_owned(),
+            "http://127.0.0.1:2".to_owned(),
+        ];
+        let upstreams = Upstreams::new(&[(Part::Auth, urls)], None).unwrap();
+        upstreams.parts[&Part::Auth][0]
+            .healthy
+            .store(false, Ordering::Relaxed);
+        for _ in 0..4 {
+            assert_eq!(upstreams.pick(Part::Auth, &[]).unwrap().0, 1);
+        }
+        assert_eq!(upstreams.pick(Part::Auth, &[1]).unwrap().0, 0);
+        assert!(upstreams.pick(Part::Auth, &[0, 1]).is_none());
+        assert!(upstreams.pick(Part::Inventory, &[]).is_none());
+    }
 }
