@@ -1,7 +1,8 @@
 //! TLS end to end with a certificate authority and certificates made inside the test: the
 //! server serves rustls, clients that trust the CA get through (the library and the CLI with
 //! `--ca`), clients that do not are refused, and the server will not serve plaintext on an
-//! address other machines can reach.
+//! address other machines can reach. The gateway terminates TLS the same way and reaches
+//! TLS services through the CA it is given.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -164,6 +165,105 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     assert!(said.contains("https://"), "{said}");
 
     let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_gateway_terminates_tls_and_reaches_tls_services_through_their_ca() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
+    store
+        .import_estate(&generate(&EstateSpec {
+            lamps: 10,
+            rng_seed: 1,
+            city: City::by_key("london").unwrap(),
+        }))
+        .unwrap();
+    let token = common::session_for(store.as_ref(), "remote", Role::User);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(singularity::server::run(
+        listener,
+        store.clone(),
+        ServerConfig {
+            tls: Some(pki.server.clone()),
+            ..common::config()
+        },
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+
+    // The gateway serves TLS with its own certificate and trusts the services' CA.
+    let start_gateway = |upstream_ca: Option<Vec<u8>>| async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://localhost:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let routes = singularity::server::services::Part::ALL
+            .iter()
+            .map(|part| (*part, vec![server_url.clone()]))
+            .collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(singularity::gateway::run(
+            listener,
+            singularity::gateway::GatewayConfig {
+                routes,
+                tls: Some(pki.server.clone()),
+                upstream_ca_pem: upstream_ca,
+                ..Default::default()
+            },
+            Arc::new(singularity::server::metrics::Metrics::default()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (url, stop)
+    };
+    let (gateway_url, stop_gateway) = start_gateway(Some(pki.ca_pem.clone().into_bytes())).await;
+    let channel = endpoint(&gateway_url, Some(pki.ca_pem.as_bytes()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let me = AuthClient::new(with_token(channel, Some(&token)).unwrap())
+        .who_am_i(proto::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.user.unwrap().username, "remote");
+    // A client that does not trust the gateway's CA gets no further than the handshake.
+    assert!(
+        endpoint(&gateway_url, None)
+            .unwrap()
+            .connect()
+            .await
+            .is_err()
+    );
+
+    // A gateway that does not trust the services' CA cannot reach them: it says so.
+    let (doubting_url, stop_doubting) = start_gateway(None).await;
+    let channel = endpoint(&doubting_url, Some(pki.ca_pem.as_bytes()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let refused = AuthClient::new(with_token(channel, Some(&token)).unwrap())
+        .who_am_i(proto::WhoAmIRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("certificate"), "{refused:?}");
+
+    let _ = stop_gateway.send(());
+    let _ = stop_doubting.send(());
+    let _ = stop_server.send(());
     server.await.unwrap().unwrap();
 }
 
