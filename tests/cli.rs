@@ -143,6 +143,14 @@ fn bad_flags_and_config_get_clear_errors() {
         text(&own_auth.stderr)
     );
 
+    let own_inventory = singularity(&["server", "--inventory-url", "http://127.0.0.1:1"]);
+    assert!(!own_inventory.status.success());
+    assert!(
+        text(&own_inventory.stderr).contains("leave --inventory-url out"),
+        "{}",
+        text(&own_inventory.stderr)
+    );
+
     let listen = singularity(&["server", "--listen", "not-an-address"]);
     assert_eq!(listen.status.code(), Some(2));
     assert!(text(&listen.stderr).contains("--listen"));

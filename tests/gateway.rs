@@ -95,10 +95,16 @@ async fn serving(channel: &Channel, service: &str) -> bool {
         .is_ok_and(|r| r.into_inner().status == 1)
 }
 
-async fn on(url: &str, services: &str, seeded: bool, auth_urls: &[String]) -> TestServer {
+/// A process serving `services`; one without auth or inventory asks `peers` for them.
+async fn on(url: &str, services: &str, seeded: bool, peers: &[String]) -> TestServer {
     let mut config = common::config();
     config.services = Services::parse(services).unwrap();
-    config.auth_urls = auth_urls.to_vec();
+    if !config.services.serves(Part::Auth) {
+        config.auth_urls = peers.to_vec();
+    }
+    if config.services.check_inventory_urls(&[]).is_err() {
+        config.inventory_urls = peers.to_vec();
+    }
     let store = singularity::store::open_url(url).unwrap();
     let dir = tempfile::tempdir().unwrap();
     if seeded {

@@ -167,8 +167,13 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
     let (mut first, first_url) = process("inventory-1", "inventory,auth", &[]);
     let (_second, second_url) = process("inventory-2", "inventory,auth", &[]);
     let both = format!("{first_url},{second_url}");
-    // The field process asks the auth processes who each caller is.
-    let (_field, field_url) = process("field", "telemetry,faults,billing", &["--auth-url", &both]);
+    // The field process asks the auth processes who each caller is, and billing asks the
+    // inventory processes for lamps and zones.
+    let (_field, field_url) = process(
+        "field",
+        "telemetry,faults,billing",
+        &["--auth-url", &both, "--inventory-url", &both],
+    );
     for url in [&first_url, &second_url, &field_url] {
         wait_serving(url).await;
     }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use common::{TestServer, earth_leakage, lamps_with_telecells, send};
 use singularity::domain::inventory::Role;
 use singularity::link::with_token;
-use singularity::proto::{self, faults_client::FaultsClient, lamps_client::LampsClient};
+use singularity::proto::{
+    self, billing_client::BillingClient, faults_client::FaultsClient, lamps_client::LampsClient,
+};
 use singularity::server::Services;
 use singularity::server::metrics::{Metrics, SharedMetrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -200,9 +202,20 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
             url,
         )
     };
+    // An inventory of its own for billing to ask, so it can be stopped while auth stays.
+    let mut config = common::config();
+    config.services = Services::parse("inventory").unwrap();
+    config.auth_urls = vec![inventory.url()];
+    let mut catalogue = TestServer::on_store_with(
+        tempfile::tempdir().unwrap(),
+        singularity::store::open_url(&url).unwrap(),
+        config,
+    )
+    .await;
     let mut config = common::config();
     config.services = Services::parse("telemetry,faults,billing").unwrap();
     config.auth_urls = vec![inventory.url()];
+    config.inventory_urls = vec![catalogue.url()];
     let mut field = TestServer::on_store_with(
         tempfile::tempdir().unwrap(),
         singularity::store::open_url(&url).unwrap(),
@@ -275,6 +288,60 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     assert!(
         faults.items.iter().any(|f| f.lamp_id == lamp.0),
         "{faults:?}"
+    );
+
+    // Billing, apart from the inventory, asks it for the lamp's zone and the zones' names.
+    let zone = LampsClient::new(inventory.channel.clone())
+        .get(proto::IdRequest { id: lamp.0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .zone_id;
+    let mut billing = BillingClient::new(field.channel.clone());
+    let today = chrono::Utc::now()
+        .date_naive()
+        .pred_opt()
+        .unwrap()
+        .to_string();
+    let energy = billing
+        .get_lamp_energy(proto::GetLampEnergyRequest {
+            lamp_id: lamp.0,
+            date: today.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(energy.zone_id, zone);
+    let missing = billing
+        .get_lamp_energy(proto::GetLampEnergyRequest {
+            lamp_id: 987_654,
+            date: today.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    let by_zone = proto::GetTotalsRequest {
+        from: today.clone(),
+        to: today.clone(),
+        group_by: proto::GroupBy::Zone as i32,
+        zone_id: zone,
+        ..Default::default()
+    };
+    billing.get_totals(by_zone.clone()).await.unwrap();
+    let unknown = billing
+        .get_totals(proto::GetTotalsRequest {
+            zone_id: 99_999,
+            ..by_zone.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    catalogue.stop().await;
+    let unasked = billing.get_totals(by_zone).await.unwrap_err();
+    assert_eq!(unasked.code(), Code::Unavailable, "{unasked:?}");
+    assert!(
+        unasked.message().contains("cannot ask the inventory"),
+        "{unasked:?}"
     );
 
     // Signing in at a process without auth says where to sign in instead.

@@ -51,6 +51,16 @@ pub struct ServerArgs {
     /// (Auth.WhoAmI), never the sessions table; TLS URLs are checked against --peer-ca.
     #[arg(long = "auth-url", env = "SINGULARITY_AUTH_URL", value_delimiter = ',')]
     pub auth_urls: Vec<String>,
+    /// For a process serving billing without the inventory: the URLs of processes serving
+    /// the inventory, comma-separated. Billing asks them for lamps and zones with the
+    /// caller's own token, never the inventory's tables; TLS URLs are checked against
+    /// --peer-ca.
+    #[arg(
+        long = "inventory-url",
+        env = "SINGULARITY_INVENTORY_URL",
+        value_delimiter = ','
+    )]
+    pub inventory_urls: Vec<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -330,6 +340,7 @@ impl EngineArgs {
             services: Default::default(),
             trusted_proxies: Vec::new(),
             auth_urls: Vec::new(),
+            inventory_urls: Vec::new(),
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
                 ..Default::default()
@@ -364,6 +375,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging(&args.log_level, args.log_format)?;
     args.services
         .check_auth_urls(&args.auth_urls)
+        .and_then(|()| args.services.check_inventory_urls(&args.inventory_urls))
         .map_err(|e| eyre!(e))?;
     let mut config = args.engine.config()?;
     if let Some(address) = args.metrics_listen {
@@ -389,6 +401,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     config.services = args.services;
     config.trusted_proxies = args.trusted_proxies;
     config.auth_urls = args.auth_urls;
+    config.inventory_urls = args.inventory_urls;
     config.cluster = args
         .cluster
         .config(args.listen, config.tls.is_some(), store.shared())?;

@@ -64,6 +64,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
+    // Every call is authenticated by the auth service.
+    if !config.routes.iter().any(|(part, _)| *part == Part::Auth) {
+        return Err(crate::remote::RemoteError::Unrouted(Part::Auth.name()).into());
+    }
     let upstreams = Arc::new(crate::remote::upstreams::Upstreams::new(
         &config.routes,
         config.upstream_ca_pem.as_deref(),

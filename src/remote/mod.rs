@@ -3,6 +3,7 @@
 //! (`sessions`). The gateway forwards through them; a server without the auth service checks
 //! its callers' sessions through them, never through the sessions table.
 
+pub mod inventory;
 pub mod sessions;
 pub mod upstreams;
 

@@ -5,6 +5,7 @@
 use crate::domain::inventory::EntityKind;
 use crate::store::StoreError;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
@@ -22,12 +23,63 @@ use crate::domain::auth::Caller;
 use crate::domain::billing::calendar::{AsOf, month_bounds};
 use crate::domain::billing::settle;
 use crate::proto::{self, billing_server::Billing};
+use crate::remote::inventory::OnBehalf;
 use crate::store::{TotalsGroup, TotalsQuery};
 use crate::wire::billing as wire_billing;
 use crate::wire::{self, timestamp};
 
+/// Where billing reads the inventory's lamps and zones: this process's own tables when it
+/// serves inventory, else the inventory service, asked with the caller's token.
+pub enum InventorySource {
+    Store,
+    Remote(Arc<crate::remote::inventory::Inventory>),
+}
+
+impl InventorySource {
+    /// Every zone's id and name.
+    async fn zone_names(
+        &self,
+        context: &Context,
+        caller: &OnBehalf,
+    ) -> Result<Vec<(i64, String)>, Status> {
+        match self {
+            Self::Store => Ok(context.blocking(|s| s.zone_names()).await?),
+            Self::Remote(inventory) => inventory.zone_names(caller).await,
+        }
+    }
+
+    /// The zone a lamp stands in; `NOT_FOUND` when there is no such lamp.
+    async fn lamp_zone(
+        &self,
+        context: &Context,
+        caller: &OnBehalf,
+        lamp_id: i64,
+    ) -> Result<Option<i64>, Status> {
+        match self {
+            Self::Store => Ok(context.lookup(move |s| s.lamp(lamp_id)).await?.zone_id),
+            Self::Remote(inventory) => inventory.lamp_zone(caller, lamp_id).await,
+        }
+    }
+
+    /// The zones' names when the rows are zones (their labels), or a zone is asked for.
+    async fn zones_for(
+        &self,
+        context: &Context,
+        caller: &OnBehalf,
+        group: TotalsGroup,
+        zone_id: Option<i64>,
+    ) -> Result<Vec<(i64, String)>, Status> {
+        if group == TotalsGroup::Zone || zone_id.is_some() {
+            self.zone_names(context, caller).await
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
 pub struct BillingService {
     pub context: Context,
+    pub inventory: Arc<InventorySource>,
     pub config: BillingConfig,
     /// Counts settlements; watchers wake on each.
     pub settled: watch::Receiver<u64>,
@@ -54,15 +106,20 @@ impl Billing for BillingService {
             )
             .into());
         }
+        let caller = OnBehalf::of(&request);
+        let zones = self
+            .inventory
+            .zones_for(&self.context, &caller, asked.group, asked.zone_id)
+            .await?;
         let query = TotalsQuery {
             from: asked.from,
             to: asked.to,
             group: asked.group,
-            zone_id: self.zone_exists(asked.zone_id).await?,
+            zone_id: zone_exists(&zones, asked.zone_id)?,
             limit: asked.limit,
         };
         Ok(Response::new(
-            totals(&self.context, self.as_of(), query).await?,
+            totals(&self.context, self.as_of(), query, &zones).await?,
         ))
     }
 
@@ -72,11 +129,17 @@ impl Billing for BillingService {
     ) -> Result<Response<Self::WatchTotalsStream>, Status> {
         let asked = wire::requests::watch_totals(request.get_ref())?;
         let (group, limit) = (asked.group, asked.limit);
-        let zone_id = self.zone_exists(asked.zone_id).await?;
+        let caller = OnBehalf::of(&request);
+        let zones = self
+            .inventory
+            .zones_for(&self.context, &caller, group, asked.zone_id)
+            .await?;
+        let zone_id = zone_exists(&zones, asked.zone_id)?;
         let interval = asked.min_interval.max(MIN_WATCH_INTERVAL);
         let (sender, receiver) = mpsc::channel(2);
         let (context, config, mut settled) =
             (self.context.clone(), self.config, self.settled.clone());
+        let inventory = self.inventory.clone();
         tokio::spawn(async move {
             loop {
                 let seq = *settled.borrow_and_update();
@@ -95,14 +158,19 @@ impl Billing for BillingService {
                     limit,
                 };
                 let update = async {
-                    Ok::<_, ServiceError>(proto::LiveTotals {
-                        today: Some(totals(&context, as_of, query(today)).await?),
-                        month_to_date: Some(totals(&context, as_of, query(month_start)).await?),
+                    // Asked again at each update: a zone may be renamed meanwhile.
+                    let zones = inventory
+                        .zones_for(&context, &caller, group, zone_id)
+                        .await?;
+                    Ok::<_, Status>(proto::LiveTotals {
+                        today: Some(totals(&context, as_of, query(today), &zones).await?),
+                        month_to_date: Some(
+                            totals(&context, as_of, query(month_start), &zones).await?,
+                        ),
                         settlement: seq,
                     })
                 }
-                .await
-                .map_err(Status::from);
+                .await;
                 let failed = update.is_err();
                 if sender.send(update).await.is_err() || failed {
                     return;
@@ -127,7 +195,10 @@ impl Billing for BillingService {
     ) -> Result<Response<proto::LampEnergy>, Status> {
         let (lamp_id, date) = wire::requests::get_lamp_energy(request.get_ref())?;
         self.begun("date", date)?;
-        let lamp = self.context.lookup(move |s| s.lamp(lamp_id)).await?;
+        let lamp_zone = self
+            .inventory
+            .lamp_zone(&self.context, &OnBehalf::of(&request), lamp_id)
+            .await?;
         let (stored, book) = self
             .context
             .blocking(move |s| Ok((s.lamp_energy(lamp_id, date)?, s.tariffs()?)))
@@ -138,7 +209,7 @@ impl Billing for BillingService {
         let (zone_id, slots) = match stored {
             Some((zone, slots)) => (zone, slots),
             None => (
-                lamp.zone_id.unwrap_or(0),
+                lamp_zone.unwrap_or(0),
                 vec![settle::SlotEnergy::default(); calendar.slots_in(date)],
             ),
         };
@@ -272,23 +343,22 @@ impl BillingService {
         }
         Ok(())
     }
+}
 
-    /// A zone to filter by, which must exist (`None`: every zone).
-    async fn zone_exists(&self, zone_id: Option<i64>) -> Result<Option<i64>, Status> {
-        let Some(id) = zone_id else {
-            return Ok(None);
-        };
-        let zones = self.context.blocking(|s| s.zone_names()).await?;
-        if zones.iter().any(|(zone, _)| *zone == id) {
-            Ok(Some(id))
-        } else {
-            Err(StoreError::MissingReference {
-                field: "zone_id",
-                kind: EntityKind::Zone,
-                id,
-            }
-            .into())
+/// A zone to filter by, which must be one of `zones` (`None`: every zone).
+fn zone_exists(zones: &[(i64, String)], zone_id: Option<i64>) -> Result<Option<i64>, Status> {
+    let Some(id) = zone_id else {
+        return Ok(None);
+    };
+    if zones.iter().any(|(zone, _)| *zone == id) {
+        Ok(Some(id))
+    } else {
+        Err(StoreError::MissingReference {
+            field: "zone_id",
+            kind: EntityKind::Zone,
+            id,
         }
+        .into())
     }
 }
 
@@ -309,8 +379,9 @@ async fn totals(
     context: &Context,
     as_of: AsOf,
     query: TotalsQuery,
+    zones: &[(i64, String)],
 ) -> Result<proto::Totals, ServiceError> {
-    let (rows, total, zones) = context
+    let (rows, total) = context
         .blocking(move |s| {
             // The rows and the total are two reads: a settlement committing between them
             // would give rows that do not add up to the total. Where the rows share out the
@@ -331,16 +402,13 @@ async fn totals(
                     break (rows, total);
                 }
             };
-            // Labels only where rows are zones.
-            let zones = if query.group == TotalsGroup::Zone {
-                s.zone_names()?
-            } else {
-                Vec::new()
-            };
-            Ok((rows, total, zones))
+            Ok((rows, total))
         })
         .await?;
-    let names: HashMap<i64, String> = zones.into_iter().collect();
+    let names: HashMap<i64, &str> = zones
+        .iter()
+        .map(|(id, name)| (*id, name.as_str()))
+        .collect();
     let total = total.into_iter().next().unwrap_or_default();
     let listed = rows.len() as u32;
     let rows = rows
@@ -351,8 +419,7 @@ async fn totals(
                 TotalsGroup::Zone => {
                     let label = names
                         .get(&id)
-                        .cloned()
-                        .unwrap_or_else(|| "(no zone)".to_owned());
+                        .map_or_else(|| "(no zone)".to_owned(), |name| (*name).to_owned());
                     wire_billing::totals_row(row, label, id, 0)
                 }
                 TotalsGroup::Lamp => wire_billing::totals_row(row, row.key.clone(), 0, id),

@@ -75,7 +75,7 @@ pub enum ServerError {
     #[error("cannot start the password threads: {0}")]
     PasswordThreads(std::io::Error),
     #[error("{0}")]
-    AuthService(String),
+    Peers(String),
 }
 
 /// How often an idle connection is pinged, and how long the answer may take.
@@ -117,6 +117,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Instances of the auth service that a process without it asks who a token belongs to.
     pub auth_urls: Vec<String>,
+    /// Instances of the inventory that billing, run without it, asks for lamps and zones.
+    pub inventory_urls: Vec<String>,
 }
 
 /// How this server works with the others sharing its database.
@@ -209,6 +211,7 @@ impl Default for ServerConfig {
             services: services::Services::all(),
             trusted_proxies: Vec::new(),
             auth_urls: Vec::new(),
+            inventory_urls: Vec::new(),
         }
     }
 }
@@ -258,6 +261,7 @@ pub async fn run(
     let settled = Arc::new(settled);
     let served = config.services;
     let session_source = session_source(&context, &config)?;
+    let billing_inventory = Arc::new(billing_inventory(&context, &config)?);
     // The first campaign before serving: a server that leads (the only one, on SQLite)
     // answers its first call with the engine built, as before.
     if !served.leads_work() {
@@ -423,6 +427,7 @@ pub async fn run(
             sized!(proto::billing_server::BillingServer::new(
                 billing::BillingService {
                     context: context.clone(),
+                    inventory: billing_inventory.clone(),
                     config: billing_config,
                     settled: settled_watch,
                 },
@@ -479,31 +484,61 @@ fn session_source(
     config
         .services
         .check_auth_urls(&config.auth_urls)
-        .map_err(ServerError::AuthService)?;
+        .map_err(ServerError::Peers)?;
     if config.services.serves(Part::Auth) {
         Ok(gate::SessionSource::Store(context.store.clone()))
     } else {
-        let routes = [(Part::Auth, config.auth_urls.clone())];
-        let upstreams = crate::remote::upstreams::Upstreams::new(
-            &routes,
-            config.cluster.peer_ca_pem.as_deref(),
-        )
-        .map_err(|e| ServerError::AuthService(format!("--auth-url: {e}")))?;
-        let upstreams = Arc::new(upstreams);
-        tokio::spawn(upstreams.clone().watch(
-            AUTH_HEALTH_INTERVAL,
-            None,
-            context.metrics.clone(),
-            context.shutdown.clone(),
-        ));
+        let upstreams = peers(context, config, Part::Auth, &config.auth_urls)
+            .map_err(|e| ServerError::Peers(format!("--auth-url: {e}")))?;
         Ok(gate::SessionSource::Auth(Arc::new(
             crate::remote::sessions::Sessions::new(upstreams, Duration::ZERO),
         )))
     }
 }
 
-/// How often a process without the auth service asks each auth instance whether it serves.
-const AUTH_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a process asks each instance of another part it calls whether it serves.
+const PEER_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where billing reads lamps and zones: this process's own tables when it serves the
+/// inventory, else the inventory at `inventory_urls` (watched for health every second).
+fn billing_inventory(
+    context: &Context,
+    config: &ServerConfig,
+) -> Result<billing::InventorySource, ServerError> {
+    config
+        .services
+        .check_inventory_urls(&config.inventory_urls)
+        .map_err(ServerError::Peers)?;
+    if config.inventory_urls.is_empty() {
+        return Ok(billing::InventorySource::Store);
+    }
+    let upstreams = peers(context, config, Part::Inventory, &config.inventory_urls)
+        .map_err(|e| ServerError::Peers(format!("--inventory-url: {e}")))?;
+    Ok(billing::InventorySource::Remote(Arc::new(
+        crate::remote::inventory::Inventory::new(upstreams),
+    )))
+}
+
+/// Channels to the instances of another part, their health asked every second until the
+/// server stops.
+fn peers(
+    context: &Context,
+    config: &ServerConfig,
+    part: Part,
+    urls: &[String],
+) -> Result<Arc<crate::remote::upstreams::Upstreams>, crate::remote::RemoteError> {
+    let upstreams = Arc::new(crate::remote::upstreams::Upstreams::new(
+        &[(part, urls.to_vec())],
+        config.cluster.peer_ca_pem.as_deref(),
+    )?);
+    tokio::spawn(upstreams.clone().watch(
+        PEER_HEALTH_INTERVAL,
+        None,
+        context.metrics.clone(),
+        context.shutdown.clone(),
+    ));
+    Ok(upstreams)
+}
 
 async fn sample_gauges(
     context: Context,

@@ -119,6 +119,25 @@ impl Services {
         }
     }
 
+    /// Whether `inventory_urls` fit: a process serving billing without the inventory asks
+    /// one for lamps and zones and must name where it runs; no other process takes them.
+    pub fn check_inventory_urls(self, inventory_urls: &[String]) -> Result<(), String> {
+        let asks = self.serves(Part::Billing) && !self.serves(Part::Inventory);
+        match (asks, inventory_urls.is_empty()) {
+            (false, false) => Err(if self.serves(Part::Inventory) {
+                "--inventory-url is for a process without the inventory; this one serves it itself: leave --inventory-url out".into()
+            } else {
+                format!(
+                    "--inventory-url: --services {self} asks nothing of the inventory (only billing does); leave it out"
+                )
+            }),
+            (true, true) => Err(format!(
+                "--services {self}: billing without the inventory asks one for lamps and zones; give --inventory-url URL of a process serving inventory"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn parts(self) -> impl Iterator<Item = Part> {
         Part::ALL.into_iter().filter(move |part| self.serves(*part))
     }
@@ -171,6 +190,28 @@ mod tests {
                 .contains("leave --auth-url out")
         );
         assert_eq!(Services::all().check_auth_urls(&[]), Ok(()));
+    }
+
+    #[test]
+    fn only_billing_without_the_inventory_names_where_the_inventory_runs() {
+        let url = vec!["http://10.0.0.5:50051".to_owned()];
+        let field = Services::parse("telemetry,faults,billing").unwrap();
+        assert_eq!(field.check_inventory_urls(&url), Ok(()));
+        assert!(
+            field
+                .check_inventory_urls(&[])
+                .unwrap_err()
+                .contains("--inventory-url")
+        );
+        assert!(
+            Services::all()
+                .check_inventory_urls(&url)
+                .unwrap_err()
+                .contains("leave --inventory-url out")
+        );
+        let faults = Services::parse("faults").unwrap();
+        assert_eq!(faults.check_inventory_urls(&[]), Ok(()));
+        assert!(faults.check_inventory_urls(&url).is_err());
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! What billing asks of the inventory when it runs apart from it: a lamp's zone and the
+//! zones' names, asked with the caller's own token and request id (`Lamps.Get`,
+//! `Catalog.ListZones`) of one instance after another while they are unavailable. The
+//! inventory's own refusals (a lamp not found, a session ended) come back as they are.
+
+use std::sync::Arc;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::{Code, Status};
+
+use super::upstreams::Upstreams;
+use crate::proto::{self, catalog_client::CatalogClient, lamps_client::LampsClient};
+use crate::server::services::Part;
+
+/// Who a question is asked for: the caller's `authorization` and request id, passed on.
+#[derive(Debug, Clone, Default)]
+pub struct OnBehalf {
+    authorization: Option<MetadataValue<Ascii>>,
+    request_id: Option<MetadataValue<Ascii>>,
+}
+
+impl OnBehalf {
+    /// The caller of an incoming request.
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        let metadata = request.metadata();
+        Self {
+            authorization: metadata.get("authorization").cloned(),
+            request_id: metadata.get(crate::server::observe::REQUEST_ID).cloned(),
+        }
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        if let Some(value) = &self.authorization {
+            metadata.insert("authorization", value.clone());
+        }
+        if let Some(value) = &self.request_id {
+            metadata.insert(crate::server::observe::REQUEST_ID, value.clone());
+        }
+        request
+    }
+}
+
+pub struct Inventory {
+    upstreams: Arc<Upstreams>,
+}
+
+impl Inventory {
+    pub fn new(upstreams: Arc<Upstreams>) -> Self {
+        Self { upstreams }
+    }
+
+    /// The zone a lamp stands in (`None`: no zone); `NOT_FOUND` when there is no such lamp.
+    pub async fn lamp_zone(&self, caller: &OnBehalf, lamp_id: i64) -> Result<Option<i64>, Status> {
+        let lamp = self
+            .ask(|channel| async move {
+                LampsClient::new(channel)
+                    .get(caller.request(proto::IdRequest { id: lamp_id }))
+                    .await
+            })
+            .await?;
+        Ok(Some(lamp.zone_id).filter(|zone| *zone != 0))
+    }
+
+    /// Every zone's id and name.
+    pub async fn zone_names(&self, caller: &OnBehalf) -> Result<Vec<(i64, String)>, Status> {
+        let reply = self
+            .ask(|channel| async move {
+                CatalogClient::new(channel)
+                    .list_zones(caller.request(proto::ListZonesRequest {}))
+                    .await
+            })
+            .await?;
+        Ok(reply.zones.into_iter().map(|z| (z.id, z.name)).collect())
+    }
+
+    /// Asks one instance after another until one answers with anything but UNAVAILABLE.
+    async fn ask<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    where
+        F: Fn(tonic::transport::Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut tried = Vec::new();
+        let mut last = String::from("no instance is given");
+        while let Some((index, instance)) = self.upstreams.pick(Part::Inventory, &tried) {
+            tried.push(index);
+            match call(instance.channel.clone()).await {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(status) if status.code() == Code::Unavailable => {
+                    last = format!("{}: {}", instance.url, status.message());
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        Err(Status::unavailable(format!(
+            "cannot ask the inventory just now ({last}); retry shortly"
+        )))
+    }
+}
