@@ -130,7 +130,7 @@ impl Billing for BillingService {
         let asked = wire::requests::watch_totals(request.get_ref())?;
         let (group, limit) = (asked.group, asked.limit);
         let caller = OnBehalf::of(&request);
-        let zones = self
+        let mut zones = self
             .inventory
             .zones_for(&self.context, &caller, group, asked.zone_id)
             .await?;
@@ -157,11 +157,15 @@ impl Billing for BillingService {
                     zone_id,
                     limit,
                 };
+                // Asked again at each update, as a zone may be renamed meanwhile; the names
+                // last read serve while the inventory cannot answer.
+                match inventory.zones_for(&context, &caller, group, zone_id).await {
+                    Ok(fresh) => zones = fresh,
+                    Err(status) => {
+                        tracing::warn!(error = %status.message(), "zone names not refreshed");
+                    }
+                }
                 let update = async {
-                    // Asked again at each update: a zone may be renamed meanwhile.
-                    let zones = inventory
-                        .zones_for(&context, &caller, group, zone_id)
-                        .await?;
                     Ok::<_, Status>(proto::LiveTotals {
                         today: Some(totals(&context, as_of, query(today), &zones).await?),
                         month_to_date: Some(
