@@ -135,21 +135,16 @@ fn bad_flags_and_config_get_clear_errors() {
         text(&zero.stderr)
     );
 
-    let own_auth = singularity(&["server", "--auth-url", "http://127.0.0.1:1"]);
-    assert!(!own_auth.status.success());
-    assert!(
-        text(&own_auth.stderr).contains("leave --auth-url out"),
-        "{}",
-        text(&own_auth.stderr)
-    );
-
-    let own_inventory = singularity(&["server", "--inventory-url", "http://127.0.0.1:1"]);
-    assert!(!own_inventory.status.success());
-    assert!(
-        text(&own_inventory.stderr).contains("leave --inventory-url out"),
-        "{}",
-        text(&own_inventory.stderr)
-    );
+    // A process serving every part asks nobody for auth or the inventory.
+    for flag in ["--auth-url", "--inventory-url"] {
+        let own = singularity(&["server", flag, "http://127.0.0.1:1"]);
+        assert!(!own.status.success());
+        assert!(
+            text(&own.stderr).contains(&format!("leave {flag} out")),
+            "{}",
+            text(&own.stderr)
+        );
+    }
 
     let listen = singularity(&["server", "--listen", "not-an-address"]);
     assert_eq!(listen.status.code(), Some(2));

@@ -77,6 +77,19 @@ async fn wait_serving(url: &str) {
     }
 }
 
+/// A link through `url`, signed in as the admin.
+async fn signed_in(url: &str) -> singularity::link::AuthedChannel {
+    let channel = Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    singularity::link::sign_in(channel, "admin", PASSWORD)
+        .await
+        .unwrap()
+        .0
+}
+
 /// How long the console showed an error at a stretch, sampled every 250 ms.
 #[derive(Default)]
 struct Outage {
@@ -260,14 +273,7 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
     let stored_at_kill = journal_len(&journal);
 
     // An earth leakage on lamp 11, reported through the gateway: a fault to open.
-    let channel = Channel::from_shared(gateway_url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let (link, _) = singularity::link::sign_in(channel, "admin", PASSWORD)
-        .await
-        .unwrap();
+    let link = signed_in(&gateway_url).await;
     let lamp = LampsClient::new(link.clone())
         .get(proto::IdRequest { id: 11 })
         .await
@@ -400,14 +406,7 @@ async fn one_call_is_followed_through_the_gateway_and_the_service_by_its_request
     let _gateway = start(&gateway_args, &gateway_log);
     wait_serving(&gateway_url).await;
 
-    let channel = Channel::from_shared(gateway_url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let (link, _) = singularity::link::sign_in(channel, "admin", PASSWORD)
-        .await
-        .unwrap();
+    let link = signed_in(&gateway_url).await;
     let mut get = tonic::Request::new(singularity::proto::IdRequest { id: 1 });
     get.metadata_mut()
         .insert("x-request-id", "follow-me-42".parse().unwrap());

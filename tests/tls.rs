@@ -49,9 +49,16 @@ fn pki() -> Pki {
     }
 }
 
-#[tokio::test]
-async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
-    let pki = pki();
+/// A TLS server on a 10-lamp estate, with a session for a user; stops when `stop` is sent.
+struct TlsServer {
+    _dir: tempfile::TempDir,
+    port: u16,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<Result<(), singularity::server::ServerError>>,
+}
+
+async fn tls_server(identity: &TlsIdentity) -> TlsServer {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
     store
@@ -65,18 +72,40 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let config = ServerConfig {
-        tls: Some(pki.server.clone()),
+        tls: Some(identity.clone()),
         ..common::config()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(singularity::server::run(
+    let running = tokio::spawn(singularity::server::run(
         listener,
-        store.clone(),
+        store,
         config,
         async move {
             let _ = stopped.await;
         },
     ));
+    TlsServer {
+        _dir: dir,
+        port,
+        token,
+        stop,
+        running,
+    }
+}
+
+impl TlsServer {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
+    let pki = pki();
+    let server = tls_server(&pki.server).await;
+    let (port, token) = (server.port, server.token.clone());
+    let dir = tempfile::tempdir().unwrap();
     let url = format!("https://localhost:{port}");
 
     // Trusting the CA: signed in, over TLS, with the peer recorded.
@@ -164,40 +193,15 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     assert_eq!(plain.status.code(), Some(6), "{said}");
     assert!(said.contains("https://"), "{said}");
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn the_gateway_terminates_tls_and_reaches_tls_services_through_their_ca() {
     let pki = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("estate.db")).unwrap());
-    store
-        .import_estate(&generate(&EstateSpec {
-            lamps: 10,
-            rng_seed: 1,
-            city: City::by_key("london").unwrap(),
-        }))
-        .unwrap();
-    let token = common::session_for(store.as_ref(), "remote", Role::User);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_url = format!(
-        "https://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(singularity::server::run(
-        listener,
-        store.clone(),
-        ServerConfig {
-            tls: Some(pki.server.clone()),
-            ..common::config()
-        },
-        async move {
-            let _ = server_stopped.await;
-        },
-    ));
+    let server = tls_server(&pki.server).await;
+    let token = server.token.clone();
+    let server_url = format!("https://localhost:{}", server.port);
 
     // The gateway serves TLS with its own certificate and trusts the services' CA.
     let start_gateway = |upstream_ca: Option<Vec<u8>>| async {
@@ -263,8 +267,7 @@ async fn the_gateway_terminates_tls_and_reaches_tls_services_through_their_ca() 
 
     let _ = stop_gateway.send(());
     let _ = stop_doubting.send(());
-    let _ = stop_server.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[test]
