@@ -28,6 +28,7 @@ pub mod observe;
 mod paging;
 mod password_workers;
 pub mod peer;
+mod peers;
 mod presence;
 mod revocation;
 pub mod services;
@@ -260,8 +261,8 @@ pub async fn run(
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);
     let settled = Arc::new(settled);
     let served = config.services;
-    let session_source = session_source(&context, &config)?;
-    let billing_inventory = Arc::new(billing_inventory(&context, &config)?);
+    let session_source = peers::session_source(&context, &config)?;
+    let billing_inventory = Arc::new(peers::billing_inventory(&context, &config)?);
     // The first campaign before serving: a server that leads (the only one, on SQLite)
     // answers its first call with the engine built, as before.
     if !served.leads_work() {
@@ -296,7 +297,6 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let stopping = CancellationToken::new();
-
     let health_task = tokio::spawn(report_health(
         health.clone(),
         context.clone(),
@@ -475,71 +475,6 @@ pub async fn run(
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
 /// Keeps the metrics' leadership and database gauges current until `stopping`.
-/// Where the gate learns who a token belongs to: this process's own sessions table when it
-/// serves auth, else the auth service at `auth_urls` (watched for health every second).
-fn session_source(
-    context: &Context,
-    config: &ServerConfig,
-) -> Result<gate::SessionSource, ServerError> {
-    config
-        .services
-        .check_auth_urls(&config.auth_urls)
-        .map_err(ServerError::Peers)?;
-    if config.services.serves(Part::Auth) {
-        Ok(gate::SessionSource::Store(context.store.clone()))
-    } else {
-        let upstreams = peers(context, config, Part::Auth, &config.auth_urls)
-            .map_err(|e| ServerError::Peers(format!("--auth-url: {e}")))?;
-        Ok(gate::SessionSource::Auth(Arc::new(
-            crate::remote::sessions::Sessions::new(upstreams, Duration::ZERO),
-        )))
-    }
-}
-
-/// How often a process asks each instance of another part it calls whether it serves.
-const PEER_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Where billing reads lamps and zones: this process's own tables when it serves the
-/// inventory, else the inventory at `inventory_urls` (watched for health every second).
-fn billing_inventory(
-    context: &Context,
-    config: &ServerConfig,
-) -> Result<billing::InventorySource, ServerError> {
-    config
-        .services
-        .check_inventory_urls(&config.inventory_urls)
-        .map_err(ServerError::Peers)?;
-    if config.inventory_urls.is_empty() {
-        return Ok(billing::InventorySource::Store);
-    }
-    let upstreams = peers(context, config, Part::Inventory, &config.inventory_urls)
-        .map_err(|e| ServerError::Peers(format!("--inventory-url: {e}")))?;
-    Ok(billing::InventorySource::Remote(Arc::new(
-        crate::remote::inventory::Inventory::new(upstreams),
-    )))
-}
-
-/// Channels to the instances of another part, their health asked every second until the
-/// server stops.
-fn peers(
-    context: &Context,
-    config: &ServerConfig,
-    part: Part,
-    urls: &[String],
-) -> Result<Arc<crate::remote::upstreams::Upstreams>, crate::remote::RemoteError> {
-    let upstreams = Arc::new(crate::remote::upstreams::Upstreams::new(
-        &[(part, urls.to_vec())],
-        config.cluster.peer_ca_pem.as_deref(),
-    )?);
-    tokio::spawn(upstreams.clone().watch(
-        PEER_HEALTH_INTERVAL,
-        None,
-        context.metrics.clone(),
-        context.shutdown.clone(),
-    ));
-    Ok(upstreams)
-}
-
 async fn sample_gauges(
     context: Context,
     leadership: Arc<leadership::Leadership>,
