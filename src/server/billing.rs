@@ -285,7 +285,7 @@ impl Billing for BillingService {
         &self,
         request: Request<proto::SetTariffRequest>,
     ) -> Result<Response<proto::Tariff>, Status> {
-        let (id, terms) = wire::requests::set_tariff(request.get_ref())?;
+        let (id, terms) = wire_billing::set_tariff(request.get_ref())?;
         let calendar = self.config.calendar();
         let before = match id {
             Some(id) => self

@@ -86,11 +86,27 @@ where
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let (source, sessions) = (self.source.clone(), self.sessions.clone());
         Box::pin(async move {
-            let asking = Asking::of(&request);
-            let (caller, expires_at) = match admit(&source, &sessions, asking).await {
-                Ok(Some(admitted)) => admitted,
-                Ok(None) => return inner.call(request).await.map(undecodable_is_bad_input),
+            // Everything but a question to the auth service is decided here, without
+            // waiting: a session known to this process costs a map read.
+            let admission = match admit(&source, &sessions, &request) {
+                Ok(admission) => admission,
                 Err(status) => return Ok(status.into_http()),
+            };
+            let (caller, expires_at) = match admission {
+                Admission::Public => {
+                    return inner.call(request).await.map(undecodable_is_bad_input);
+                }
+                Admission::Known(caller, expires_at) => (caller, expires_at),
+                Admission::Ask(ask) => {
+                    let asked = ask_auth(&ask).await;
+                    match asked.and_then(|session| {
+                        sessions.put(ask.hash.clone(), session.0.clone(), session.1);
+                        admitted(&request, ask.rule, ask.hash, session)
+                    }) {
+                        Ok(admitted) => admitted,
+                        Err(status) => return Ok(status.into_http()),
+                    }
+                }
             };
             let lasting = lasting(request.uri().path()).map(|direction| {
                 let end = SessionEnd::new(
@@ -150,55 +166,68 @@ fn lasting(path: &str) -> Option<Direction> {
     }
 }
 
-/// What the gate reads of a call, taken out of it (its body is not shared across threads).
-struct Asking {
-    path: String,
-    token: Result<String, Status>,
+/// What the gate makes of a call before anything is awaited.
+enum Admission {
+    Public,
+    /// The caller, from this process's session cache or its own sessions table.
+    Known(Caller, DateTime<Utc>),
+    /// A session this process has not seen, to be asked of the auth service.
+    Ask(Ask),
+}
+
+/// A question for the auth service: who holds `token`.
+struct Ask {
+    auth: Arc<Sessions>,
+    token: String,
+    hash: Vec<u8>,
     request_id: Option<String>,
-    peer: String,
+    rule: Access,
 }
 
-impl Asking {
-    fn of(request: &http::Request<Body>) -> Self {
-        Self {
-            path: request.uri().path().to_owned(),
-            token: bearer(request.headers()).map(str::to_owned),
-            request_id: request
-                .headers()
-                .get(super::observe::REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            peer: request
-                .extensions()
-                .get::<super::peer::ClientAddress>()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        }
-    }
-}
-
-/// The caller and when their session ends, for calls that need one; `None` for public calls.
-async fn admit(
+/// Admits a call from the cache or the sessions table, or says what to ask of auth.
+fn admit(
     source: &SessionSource,
     sessions: &SessionCache,
-    asking: Asking,
-) -> Result<Option<(Caller, DateTime<Utc>)>, Status> {
-    let path = asking.path.as_str();
-    let rule = access(path);
+    request: &http::Request<Body>,
+) -> Result<Admission, Status> {
+    let rule = access(request.uri().path());
     if rule == Access::Public {
-        return Ok(None);
+        return Ok(Admission::Public);
     }
-    let token = asking.token?;
-    let hash = token_hash(&token);
-    let (who, expires_at) = match sessions.get(&hash) {
-        Some(session) => session,
-        None => {
-            let request_id = asking.request_id.as_deref();
-            let (who, expires_at) = look_up(source, &token, &hash, request_id).await?;
-            sessions.put(hash.clone(), who.clone(), expires_at);
-            (who, expires_at)
+    let token = bearer(request.headers())?;
+    let hash = token_hash(token);
+    let session = match (sessions.get(&hash), source) {
+        (Some(session), _) => session,
+        (None, SessionSource::Store(store)) => {
+            let session = from_table(store.as_ref(), &hash)?;
+            sessions.put(hash.clone(), session.0.clone(), session.1);
+            session
+        }
+        (None, SessionSource::Auth(auth)) => {
+            return Ok(Admission::Ask(Ask {
+                auth: auth.clone(),
+                token: token.to_owned(),
+                hash,
+                request_id: request
+                    .headers()
+                    .get(super::observe::REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                rule,
+            }));
         }
     };
+    let (caller, expires_at) = admitted(request, rule, hash, session)?;
+    Ok(Admission::Known(caller, expires_at))
+}
+
+/// The caller of a live session whose role `rule` allows.
+fn admitted(
+    request: &http::Request<Body>,
+    rule: Access,
+    hash: Vec<u8>,
+    (who, expires_at): (Who, DateTime<Utc>),
+) -> Result<(Caller, DateTime<Utc>), Status> {
     if expires_at <= Utc::now() {
         return Err(ServiceError::signed_out(format!(
             "the session expired at {}; sign in again",
@@ -207,61 +236,63 @@ async fn admit(
         .into());
     }
     if !rule.allows(who.role) {
-        return Err(ServiceError::forbidden(refusal(rule, who.role, path)).into());
+        return Err(ServiceError::forbidden(refusal(rule, who.role, request.uri().path())).into());
     }
+    let peer = request
+        .extensions()
+        .get::<super::peer::ClientAddress>()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let caller = Caller {
         user_id: who.user_id,
         username: who.username,
         role: who.role,
-        peer: asking.peer,
+        peer,
         token_hash: hash,
     };
-    Ok(Some((caller, expires_at)))
+    Ok((caller, expires_at))
 }
 
-/// Who holds the session behind a token, and when it ends: an active account's only.
-async fn look_up(
-    source: &SessionSource,
-    token: &str,
-    hash: &[u8],
-    request_id: Option<&str>,
-) -> Result<(Who, DateTime<Utc>), ServiceError> {
-    match source {
-        // A primary-key read from the page cache: cheaper here than a hop to another thread.
-        SessionSource::Store(store) => {
-            let (user, expires_at) = store
-                .session(hash)
-                .map_err(|e| {
-                    tracing::error!(error = %e, "session lookup failed");
-                    ServiceError::unavailable("cannot check the session just now; retry shortly")
-                })?
-                .ok_or_else(|| {
-                    ServiceError::signed_out("the token is unknown or was revoked; sign in again")
-                })?;
-            if user.status != EntityStatus::Active {
-                return Err(ServiceError::signed_out(format!(
-                    "the account {:?} is not active",
-                    user.username
-                )));
-            }
-            let who = Who {
-                user_id: user.id,
-                username: user.username,
-                role: user.role,
-            };
-            Ok((who, expires_at))
-        }
-        SessionSource::Auth(auth) => {
-            auth.ask(token, request_id)
-                .await
-                .map_err(|refused| match refused {
-                    SessionError::SignedOut(why) => ServiceError::signed_out(why),
-                    unavailable @ SessionError::Unavailable(_) => {
-                        ServiceError::unavailable(unavailable.to_string())
-                    }
-                })
-        }
+/// Who holds a session, from this process's own sessions table: an active account's only. A
+/// primary-key read from the page cache: cheaper here than a hop to another thread.
+fn from_table(store: &dyn Store, hash: &[u8]) -> Result<(Who, DateTime<Utc>), ServiceError> {
+    let (user, expires_at) = store
+        .session(hash)
+        .map_err(|e| {
+            tracing::error!(error = %e, "session lookup failed");
+            ServiceError::unavailable("cannot check the session just now; retry shortly")
+        })?
+        .ok_or_else(|| {
+            ServiceError::signed_out("the token is unknown or was revoked; sign in again")
+        })?;
+    if user.status != EntityStatus::Active {
+        return Err(ServiceError::signed_out(format!(
+            "the account {:?} is not active",
+            user.username
+        )));
     }
+    let who = Who {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+    };
+    Ok((who, expires_at))
+}
+
+/// Who holds a session, asked of the auth service with the caller's token and request id.
+async fn ask_auth(ask: &Ask) -> Result<(Who, DateTime<Utc>), Status> {
+    ask.auth
+        .ask(&ask.token, ask.request_id.as_deref())
+        .await
+        .map_err(|refused| {
+            match refused {
+                SessionError::SignedOut(why) => ServiceError::signed_out(why),
+                unavailable @ SessionError::Unavailable(_) => {
+                    ServiceError::unavailable(unavailable.to_string())
+                }
+            }
+            .into()
+        })
 }
 
 fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {

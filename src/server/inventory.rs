@@ -81,7 +81,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::ListOptions>,
             ) -> Result<tonic::Response<Self::ListStream>, tonic::Status> {
-                let list = $crate::wire::requests::list_options(request.get_ref())?;
+                let list = $crate::wire::list_request(request.get_ref())?;
                 Ok(tonic::Response::new($crate::server::paging::stream(&self.0, list, PAGER)))
             }
 
@@ -135,7 +135,7 @@ macro_rules! located_inventory_service {
                 &self,
                 request: tonic::Request<$crate::proto::SearchByLocationRequest>,
             ) -> Result<tonic::Response<Self::SearchByLocationStream>, tonic::Status> {
-                let search = $crate::wire::requests::search(request.get_ref())?;
+                let search = $crate::wire::search_request(request.get_ref())?;
                 Ok(tonic::Response::new($crate::server::paging::stream(&self.0, search, PAGER)))
             }
         }

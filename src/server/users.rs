@@ -80,7 +80,7 @@ impl Users for UserService {
         &self,
         request: Request<proto::ListOptions>,
     ) -> Result<Response<Self::ListStream>, Status> {
-        let list = wire::requests::list_options(request.get_ref())?;
+        let list = wire::list_request(request.get_ref())?;
         Ok(Response::new(paging::stream(&self.0, list, PAGER)))
     }
 

@@ -1,6 +1,7 @@
 //! The contract's own checks on each request: what a method's request decodes into when its
-//! fields are sound, or the first bad field named. The services act on what these return,
-//! and the gateway runs the same checks (`CHECKS`, one per method whose request is a single
+//! fields are sound, or the first bad field named. The services act on what these return
+//! (and on the decoders `wire` already had for listings, creates, updates and tariffs), and
+//! the gateway runs the same functions (`CHECKS`, one per method whose request is a single
 //! message) before forwarding, so a malformed request is refused in the same words wherever
 //! it is caught. What needs the database or a server's own settings (a zone that exists, a
 //! day settled in the server's zone, an event still in the log) stays with the services.
@@ -13,7 +14,7 @@ use prost::Message;
 
 use super::billing as wire_billing;
 use super::faults as wire_faults;
-use super::{ListRequest, from_timestamp, id};
+use super::{from_timestamp, id};
 use crate::domain::ValidationError;
 use crate::domain::auth::AuditQuery;
 use crate::domain::billing::totals::TotalsGroup;
@@ -29,14 +30,6 @@ use crate::proto;
 
 pub fn id_request(r: &proto::IdRequest) -> Result<i64, ValidationError> {
     id("id", r.id)
-}
-
-pub fn list_options(r: &proto::ListOptions) -> Result<ListRequest, ValidationError> {
-    super::list_request(r)
-}
-
-pub fn search(r: &proto::SearchByLocationRequest) -> Result<ListRequest, ValidationError> {
-    super::search_request(r)
 }
 
 /// `Lamps.AddToAsset`: the lamp and the asset it is mounted on.
@@ -436,12 +429,6 @@ pub fn get_lamp_energy(
     ))
 }
 
-pub fn set_tariff(
-    r: &proto::SetTariffRequest,
-) -> Result<(Option<i64>, crate::domain::billing::NewTariff), ValidationError> {
-    wire_billing::set_tariff(r)
-}
-
 fn zone_filter(field: &str, zone_id: i64) -> Result<Option<i64>, ValidationError> {
     match zone_id {
         0 => Ok(None),
@@ -522,29 +509,29 @@ macro_rules! method_checks {
 
 method_checks! {
     "Assets" "Get" IdRequest => id_request;
-    "Assets" "List" ListOptions => list_options;
+    "Assets" "List" ListOptions => super::list_request;
     "Assets" "Create" CreateAssetRequest => super::new_asset;
     "Assets" "Update" UpdateAssetRequest => super::asset_update;
     "Assets" "Delete" IdRequest => id_request;
     "Assets" "Prune" IdRequest => id_request;
-    "Assets" "SearchByLocation" SearchByLocationRequest => search;
+    "Assets" "SearchByLocation" SearchByLocationRequest => super::search_request;
     "Auth" "Login" LoginRequest => login;
     "Auth" "Logout" LogoutRequest => nothing;
     "Auth" "WhoAmI" WhoAmIRequest => nothing;
     "Auth" "ChangePassword" ChangePasswordRequest => change_password;
     "Audit" "List" ListAuditRequest => list_audit;
     "Basestations" "Get" IdRequest => id_request;
-    "Basestations" "List" ListOptions => list_options;
+    "Basestations" "List" ListOptions => super::list_request;
     "Basestations" "Create" CreateBasestationRequest => super::new_basestation;
     "Basestations" "Update" UpdateBasestationRequest => super::basestation_update;
     "Basestations" "Delete" IdRequest => id_request;
     "Basestations" "Prune" IdRequest => id_request;
-    "Basestations" "SearchByLocation" SearchByLocationRequest => search;
+    "Basestations" "SearchByLocation" SearchByLocationRequest => super::search_request;
     "Billing" "GetTotals" GetTotalsRequest => get_totals;
     "Billing" "WatchTotals" WatchTotalsRequest => watch_totals;
     "Billing" "GetLampEnergy" GetLampEnergyRequest => get_lamp_energy;
     "Billing" "ListTariffs" ListTariffsRequest => list_tariffs;
-    "Billing" "SetTariff" SetTariffRequest => set_tariff;
+    "Billing" "SetTariff" SetTariffRequest => wire_billing::set_tariff;
     "Catalog" "ListZones" ListZonesRequest => nothing;
     "Catalog" "ListCircuits" ListCircuitsRequest => list_circuits;
     "Catalog" "ListLampTypes" ListLampTypesRequest => nothing;
@@ -559,35 +546,39 @@ method_checks! {
     "Faults" "ActOnMany" ActOnManyRequest => act_on_many;
     "Faults" "Handover" HandoverRequest => handover;
     "Lamps" "Get" IdRequest => id_request;
-    "Lamps" "List" ListOptions => list_options;
+    "Lamps" "List" ListOptions => super::list_request;
     "Lamps" "Create" CreateLampRequest => super::new_lamp;
     "Lamps" "Update" UpdateLampRequest => super::lamp_update;
     "Lamps" "Delete" IdRequest => id_request;
     "Lamps" "Prune" IdRequest => id_request;
-    "Lamps" "SearchByLocation" SearchByLocationRequest => search;
+    "Lamps" "SearchByLocation" SearchByLocationRequest => super::search_request;
     "Lamps" "AddToAsset" AddToAssetRequest => add_to_asset;
     "Lamps" "GetStatus" IdRequest => id_request;
     "Lamps" "WatchStatus" WatchStatusRequest => watch_status;
     "Telecells" "Get" IdRequest => id_request;
-    "Telecells" "List" ListOptions => list_options;
+    "Telecells" "List" ListOptions => super::list_request;
     "Telecells" "Create" CreateTelecellRequest => super::new_telecell;
     "Telecells" "Update" UpdateTelecellRequest => super::telecell_update;
     "Telecells" "Delete" IdRequest => id_request;
     "Telecells" "Prune" IdRequest => id_request;
-    "Telecells" "SearchByLocation" SearchByLocationRequest => search;
+    "Telecells" "SearchByLocation" SearchByLocationRequest => super::search_request;
     "Telecells" "AddToLamps" TelecellLampsRequest => super::lamp_ids;
     "Telecells" "RemoveFromLamps" TelecellLampsRequest => super::lamp_ids;
     "Users" "Get" IdRequest => id_request;
-    "Users" "List" ListOptions => list_options;
+    "Users" "List" ListOptions => super::list_request;
     "Users" "Create" CreateUserRequest => super::new_user;
     "Users" "Update" UpdateUserRequest => super::user_update;
     "Users" "Delete" IdRequest => id_request;
     "Users" "Prune" IdRequest => id_request;
 }
 
-/// The check for a path, if its request is a single message of the contract.
+/// The check for a path, if its request is a single message of the contract (found by a
+/// map built once: the gateway asks for every call).
 pub fn check_for(path: &str) -> Option<&'static MethodCheck> {
-    CHECKS.iter().find(|c| c.path == path)
+    static BY_PATH: std::sync::LazyLock<
+        std::collections::HashMap<&'static str, &'static MethodCheck>,
+    > = std::sync::LazyLock::new(|| CHECKS.iter().map(|check| (check.path, check)).collect());
+    BY_PATH.get(path).copied()
 }
 
 #[cfg(test)]
