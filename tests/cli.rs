@@ -22,6 +22,8 @@ fn singularity(args: &[&str]) -> Output {
         .env_remove("SINGULARITY_TOKEN")
         .env_remove("SINGULARITY_USER")
         .env_remove("SINGULARITY_PASSWORD")
+        .env_remove("SINGULARITY_SERVICE_USER")
+        .env_remove("SINGULARITY_SERVICE_PASSWORD")
         .output()
         .unwrap()
 }
@@ -135,16 +137,47 @@ fn bad_flags_and_config_get_clear_errors() {
         text(&zero.stderr)
     );
 
-    // A process serving every part asks nobody for auth or the inventory.
-    for flag in ["--auth-url", "--inventory-url"] {
-        let own = singularity(&["server", flag, "http://127.0.0.1:1"]);
+    // A process serving every part asks nobody for auth or the inventory, and needs no
+    // account of its own.
+    for (flag, value) in [
+        ("--auth-url", "http://127.0.0.1:1"),
+        ("--inventory-url", "http://127.0.0.1:1"),
+        ("--service-user", "engine"),
+    ] {
+        let own = singularity(&["server", flag, value]);
         assert!(!own.status.success());
         assert!(
-            text(&own.stderr).contains(&format!("leave {flag} out")),
+            text(&own.stderr).contains(&format!("leave {flag} out"))
+                || text(&own.stderr).contains("leave it out"),
             "{}",
             text(&own.stderr)
         );
     }
+    // Telemetry without the inventory signs in as an account of its own, with a password
+    // from the environment (checked before any database is opened).
+    let field = [
+        "server",
+        "--services",
+        "telemetry,faults",
+        "--auth-url",
+        "http://127.0.0.1:1",
+        "--inventory-url",
+        "http://127.0.0.1:1",
+    ];
+    let no_account = singularity(&field);
+    assert!(!no_account.status.success());
+    assert!(
+        text(&no_account.stderr).contains("--service-user NAME"),
+        "{}",
+        text(&no_account.stderr)
+    );
+    let no_password = singularity(&[&field[..], &["--service-user", "engine"]].concat());
+    assert!(!no_password.status.success());
+    assert!(
+        text(&no_password.stderr).contains("SINGULARITY_SERVICE_PASSWORD"),
+        "{}",
+        text(&no_password.stderr)
+    );
 
     let listen = singularity(&["server", "--listen", "not-an-address"]);
     assert_eq!(listen.status.code(), Some(2));

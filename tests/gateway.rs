@@ -106,6 +106,9 @@ async fn on(url: &str, services: &str, seeded: bool, peers: &[String]) -> TestSe
         config.inventory_urls = peers.to_vec();
     }
     let store = singularity::store::open_url(url).unwrap();
+    if config.services.check_service_account(None, false).is_err() {
+        config.service_account = Some(common::service_account(store.as_ref()));
+    }
     let dir = tempfile::tempdir().unwrap();
     if seeded {
         TestServer::seeded_with(dir, store, 30, config).await

@@ -43,6 +43,7 @@ fn start(args: &[&str], log: &Path) -> Running {
         Command::new(BIN)
             .args(args)
             .env("SINGULARITY_PASSWORD", PASSWORD)
+            .env("SINGULARITY_SERVICE_PASSWORD", PASSWORD)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -180,12 +181,20 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
     let (mut first, first_url) = process("inventory-1", "inventory,auth", &[]);
     let (_second, second_url) = process("inventory-2", "inventory,auth", &[]);
     let both = format!("{first_url},{second_url}");
-    // The field process asks the auth processes who each caller is, and billing asks the
-    // inventory processes for lamps and zones.
+    // The field process asks the auth processes who each caller is, and the inventory
+    // processes for lamps and zones (billing) and wiring (ingest with the simulator's token,
+    // the engine as its service account).
     let (_field, field_url) = process(
         "field",
         "telemetry,faults,billing",
-        &["--auth-url", &both, "--inventory-url", &both],
+        &[
+            "--auth-url",
+            &both,
+            "--inventory-url",
+            &both,
+            "--service-user",
+            "admin",
+        ],
     );
     for url in [&first_url, &second_url, &field_url] {
         wait_serving(url).await;

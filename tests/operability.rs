@@ -15,6 +15,7 @@ use singularity::domain::inventory::Role;
 use singularity::link::with_token;
 use singularity::proto::{
     self, billing_client::BillingClient, faults_client::FaultsClient, lamps_client::LampsClient,
+    telemetry_client::TelemetryClient,
 };
 use singularity::server::Services;
 use singularity::server::metrics::{Metrics, SharedMetrics};
@@ -202,26 +203,33 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
             url,
         )
     };
-    // An inventory of its own for billing to ask, so it can be stopped while auth stays.
-    let mut config = common::config();
-    config.services = Services::parse("inventory").unwrap();
-    config.auth_urls = vec![inventory.url()];
+    // An inventory of its own for billing and telemetry to ask, so it can be stopped while
+    // auth stays.
+    let auth_url = inventory.url();
+    let catalogue_config = || {
+        let mut config = common::config();
+        config.services = Services::parse("inventory").unwrap();
+        config.auth_urls = vec![auth_url.clone()];
+        config
+    };
     let mut catalogue = TestServer::on_store_with(
         tempfile::tempdir().unwrap(),
         singularity::store::open_url(&url).unwrap(),
-        config,
+        catalogue_config(),
     )
     .await;
-    let mut config = common::config();
-    config.services = Services::parse("telemetry,faults,billing").unwrap();
-    config.auth_urls = vec![inventory.url()];
-    config.inventory_urls = vec![catalogue.url()];
-    let mut field = TestServer::on_store_with(
-        tempfile::tempdir().unwrap(),
-        singularity::store::open_url(&url).unwrap(),
-        config,
-    )
-    .await;
+    let catalogue_url = catalogue.url();
+    let field_config = |services: &str| {
+        let mut config = common::config();
+        config.services = Services::parse(services).unwrap();
+        config.auth_urls = vec![auth_url.clone()];
+        config.inventory_urls = vec![catalogue_url.clone()];
+        let store = singularity::store::open_url(&url).unwrap();
+        config.service_account = Some(common::service_account(store.as_ref()));
+        (store, config)
+    };
+    let (store, config) = field_config("telemetry,faults,billing");
+    let mut field = TestServer::on_store_with(tempfile::tempdir().unwrap(), store, config).await;
 
     // Each serves its own parts, says so in health and reflection, and nothing else.
     let lamp = lamps_with_telecells(&inventory, 1).await.remove(0);
@@ -336,6 +344,37 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+
+    // The inventory tells the processes apart from it which lamps a telecell drives.
+    let wiring = LampsClient::new(catalogue.channel.clone())
+        .list_wiring(proto::ListWiringRequest {
+            telecell_uuids: vec![lamp.1.clone(), "not-in-the-estate".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wiring.lamps.len(), 1, "{wiring:?}");
+    assert_eq!(
+        (
+            wiring.lamps[0].lamp_id,
+            &wiring.lamps[0].telecell_uuid,
+            wiring.lamps[0].zone_id
+        ),
+        (lamp.0, &lamp.1, zone)
+    );
+    let blank = LampsClient::new(catalogue.channel.clone())
+        .list_wiring(proto::ListWiringRequest {
+            telecell_uuids: vec![" ".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(blank.code(), Code::InvalidArgument, "{blank:?}");
+    assert!(blank.message().contains("telecell_uuids"), "{blank:?}");
+
     catalogue.stop().await;
     let unasked = billing.get_totals(by_zone).await.unwrap_err();
     assert_eq!(unasked.code(), Code::Unavailable, "{unasked:?}");
@@ -343,6 +382,51 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         unasked.message().contains("cannot ask the inventory"),
         "{unasked:?}"
     );
+    // Ingest asks the inventory which lamps a reporting telecell drives, never its tables
+    // (the telecell's row is in the database).
+    let later = at + chrono::Duration::minutes(30);
+    let unresolved = TelemetryClient::new(field.channel.clone())
+        .report(futures::stream::iter(vec![earth_leakage(
+            &lamp.1, lamp.0, later,
+        )]))
+        .await
+        .unwrap_err();
+    assert_eq!(unresolved.code(), Code::Unavailable, "{unresolved:?}");
+    assert!(
+        unresolved.message().contains("cannot ask the inventory"),
+        "{unresolved:?}"
+    );
+
+    // A telemetry process taking the leader's role reads every lamp's wiring from the
+    // inventory as its service account: with the inventory down it holds the role without
+    // leading, and leads once the inventory is back.
+    field.stop().await;
+    let (store, config) = field_config("telemetry,faults");
+    let mut field = TestServer::on_store_with(tempfile::tempdir().unwrap(), store, config).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_ne!(
+        health(&field, singularity::server::LEADER_HEALTH_SERVICE).await,
+        SERVING,
+        "led without the inventory's wiring"
+    );
+    let mut catalogue = TestServer::on_address(
+        tempfile::tempdir().unwrap(),
+        singularity::store::open_url(&url).unwrap(),
+        catalogue_config(),
+        &catalogue.address.to_string(),
+    )
+    .await;
+    let began = Instant::now();
+    while health(&field, singularity::server::LEADER_HEALTH_SERVICE).await != SERVING {
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "never led once the inventory was back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ack = send(&field, vec![earth_leakage(&lamp.1, lamp.0, later)]).await;
+    assert_eq!(ack.stored, 1, "{ack:?}");
+    catalogue.stop().await;
 
     // Signing in at a process without auth says where to sign in instead.
     let Err(refused) = singularity::link::sign_in(field.bare.clone(), "admin", "whatever").await

@@ -51,16 +51,22 @@ pub struct ServerArgs {
     /// (Auth.WhoAmI), never the sessions table; TLS URLs are checked against --peer-ca.
     #[arg(long = "auth-url", env = "SINGULARITY_AUTH_URL", value_delimiter = ',')]
     pub auth_urls: Vec<String>,
-    /// For a process serving billing without the inventory: the URLs of processes serving
-    /// the inventory, comma-separated. Billing asks them for lamps and zones with the
-    /// caller's own token, never the inventory's tables; TLS URLs are checked against
-    /// --peer-ca.
+    /// For a process serving billing or telemetry without the inventory: the URLs of
+    /// processes serving the inventory, comma-separated. Billing asks them for lamps and
+    /// zones, ingest for the lamps each reporting telecell drives, with the caller's own
+    /// token, never the inventory's tables; TLS URLs are checked against --peer-ca.
     #[arg(
         long = "inventory-url",
         env = "SINGULARITY_INVENTORY_URL",
         value_delimiter = ','
     )]
     pub inventory_urls: Vec<String>,
+    /// For a process serving telemetry without the inventory: the user it signs in as to
+    /// read every lamp's wiring from the inventory when it takes the leader's role (no
+    /// caller asks for that). Any role will do. Its password is read from
+    /// SINGULARITY_SERVICE_PASSWORD (not needed when the process serves auth itself).
+    #[arg(long = "service-user", env = "SINGULARITY_SERVICE_USER")]
+    pub service_user: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -341,6 +347,7 @@ impl EngineArgs {
             trusted_proxies: Vec::new(),
             auth_urls: Vec::new(),
             inventory_urls: Vec::new(),
+            service_account: None,
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
                 ..Default::default()
@@ -373,9 +380,17 @@ impl EngineArgs {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     init_logging(&args.log_level, args.log_format)?;
+    // Only from the environment: a flag's value shows in the process list.
+    let service_password = std::env::var("SINGULARITY_SERVICE_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     args.services
         .check_auth_urls(&args.auth_urls)
         .and_then(|()| args.services.check_inventory_urls(&args.inventory_urls))
+        .and_then(|()| {
+            args.services
+                .check_service_account(args.service_user.as_deref(), service_password.is_some())
+        })
         .map_err(|e| eyre!(e))?;
     let mut config = args.engine.config()?;
     if let Some(address) = args.metrics_listen {
@@ -402,6 +417,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     config.trusted_proxies = args.trusted_proxies;
     config.auth_urls = args.auth_urls;
     config.inventory_urls = args.inventory_urls;
+    config.service_account =
+        args.service_user
+            .map(|username| crate::server::ServiceAccountConfig {
+                username,
+                password: service_password,
+            });
     config.cluster = args
         .cluster
         .config(args.listen, config.tls.is_some(), store.shared())?;

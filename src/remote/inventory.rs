@@ -1,14 +1,17 @@
-//! What billing asks of the inventory when it runs apart from it: a lamp's zone and the
-//! zones' names, asked with the caller's own token and request id (`Lamps.Get`,
-//! `Catalog.ListZones`) of one instance after another while they are unavailable. The
-//! inventory's own refusals (a lamp not found, a session ended) come back as they are.
+//! What the other parts ask of the inventory when they run apart from it: billing a lamp's
+//! zone and the zones' names (`Lamps.Get`, `Catalog.ListZones`), telemetry the lamps'
+//! wiring (`Lamps.ListWiring`). Asked with the caller's own token and request id (or the
+//! process's service account's) of one instance after another while they are unavailable.
+//! The inventory's own refusals (a lamp not found, a session ended) come back as they are.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::{Code, Status};
 
 use super::upstreams::Upstreams;
+use crate::domain::telemetry::LampContext;
 use crate::proto::{self, catalog_client::CatalogClient, lamps_client::LampsClient};
 use crate::server::services::Part;
 
@@ -26,6 +29,14 @@ impl OnBehalf {
         Self {
             authorization: metadata.get("authorization").cloned(),
             request_id: metadata.get(crate::server::observe::REQUEST_ID).cloned(),
+        }
+    }
+
+    /// A caller holding `token` (a service account's session), with no request id.
+    pub fn bearer(token: &str) -> Self {
+        Self {
+            authorization: format!("Bearer {token}").parse().ok(),
+            request_id: None,
         }
     }
 
@@ -75,6 +86,56 @@ impl Inventory {
         Ok(reply.zones.into_iter().map(|z| (z.id, z.name)).collect())
     }
 
+    /// The lamps each telecell of `uuids` drives (at most `MAX_WIRING_TELECELLS`); one not in
+    /// the estate is left out.
+    pub async fn wiring_of(
+        &self,
+        caller: &OnBehalf,
+        uuids: Vec<String>,
+    ) -> Result<HashMap<String, Vec<LampContext>>, Status> {
+        let mut by_telecell: HashMap<String, Vec<LampContext>> = HashMap::new();
+        for wiring in self.list_wiring(caller, uuids).await? {
+            let lamp = crate::wire::wiring::lamp_context(&wiring).map_err(unreadable)?;
+            by_telecell
+                .entry(wiring.telecell_uuid)
+                .or_default()
+                .push(lamp);
+        }
+        Ok(by_telecell)
+    }
+
+    /// Every lamp a telecell drives, in lamp-id order.
+    pub async fn all_wiring(&self, caller: &OnBehalf) -> Result<Vec<LampContext>, Status> {
+        self.list_wiring(caller, Vec::new())
+            .await?
+            .iter()
+            .map(|wiring| crate::wire::wiring::lamp_context(wiring).map_err(unreadable))
+            .collect()
+    }
+
+    async fn list_wiring(
+        &self,
+        caller: &OnBehalf,
+        telecell_uuids: Vec<String>,
+    ) -> Result<Vec<proto::LampWiring>, Status> {
+        let request = proto::ListWiringRequest { telecell_uuids };
+        self.ask(|channel| {
+            let request = caller.request(request.clone());
+            async move {
+                let mut pages = LampsClient::new(channel)
+                    .list_wiring(request)
+                    .await?
+                    .into_inner();
+                let mut lamps = Vec::new();
+                while let Some(page) = pages.message().await? {
+                    lamps.extend(page.lamps);
+                }
+                Ok(tonic::Response::new(lamps))
+            }
+        })
+        .await
+    }
+
     /// Asks one instance after another until one answers with anything but UNAVAILABLE.
     async fn ask<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
@@ -97,4 +158,9 @@ impl Inventory {
             "cannot ask the inventory just now ({last}); retry shortly"
         )))
     }
+}
+
+/// An answer of the inventory's that does not read as the contract says.
+fn unreadable(error: crate::domain::ValidationError) -> Status {
+    Status::internal(format!("the inventory's answer does not read: {error}"))
 }

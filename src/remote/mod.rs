@@ -1,8 +1,11 @@
 //! The other processes a process calls: the instances of each part of the API and whether
 //! they serve (`upstreams`), and who a token belongs to, asked of the auth service
 //! (`sessions`). The gateway forwards through them; a server without the auth service checks
-//! its callers' sessions through them, never through the sessions table.
+//! its callers' sessions through them, never through the sessions table, and asks the
+//! inventory (`inventory`) for lamps and wiring, as its callers or its service account
+//! (`account`).
 
+pub mod account;
 pub mod inventory;
 pub mod sessions;
 pub mod upstreams;

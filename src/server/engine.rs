@@ -44,20 +44,18 @@ pub struct EngineState {
 
 pub type Engine = Arc<Mutex<EngineState>>;
 
-/// Rebuilds the engine's memory: latest readings and the open faults as tracks.
+/// Rebuilds the engine's memory: latest readings and the open faults as tracks, with every
+/// lamp's `wiring` (read from the inventory).
 pub fn load(
     store: &dyn Store,
+    wiring: Vec<LampContext>,
     thresholds: Thresholds,
     policy: Policy,
     sweep_from: DateTime<Utc>,
     meter: Meter,
 ) -> StoreResult<EngineState> {
     let Trackers { lamps, open_groups } = load_trackers(store)?;
-    let contexts: BTreeMap<i64, LampContext> = store
-        .lamp_contexts()?
-        .into_iter()
-        .map(|c| (c.lamp_id, c))
-        .collect();
+    let contexts: BTreeMap<i64, LampContext> = wiring.into_iter().map(|c| (c.lamp_id, c)).collect();
     let mut circuit_lamps: HashMap<i64, Vec<i64>> = HashMap::new();
     for context in contexts.values() {
         if let Some(circuit) = context.circuit_id {

@@ -1,4 +1,5 @@
-//! The `Lamps` service: luminaires, mounting them on assets, and their live status.
+//! The `Lamps` service: luminaires, mounting them on assets, their live status, and their
+//! wiring for the parts that run apart from the inventory.
 
 use tonic::{Request, Response, Status};
 
@@ -26,6 +27,7 @@ located_inventory_service! {
     prune: prune_lamp,
     extra: {
         type WatchStatusStream = PageStream<proto::LampStatus>;
+        type ListWiringStream = PageStream<proto::LampWiringPage>;
 
         async fn add_to_asset(&self, request: Request<proto::AddToAssetRequest>) -> Result<Response<proto::Lamp>, Status> {
             let (lamp_id, asset_id) = wire::requests::add_to_asset(request.get_ref())?;
@@ -47,6 +49,14 @@ located_inventory_service! {
         ) -> Result<Response<Self::WatchStatusStream>, Status> {
             let watched = wire::requests::watch_status(request.get_ref())?;
             Ok(Response::new(super::status::watch(&self.0, watched).await?))
+        }
+
+        async fn list_wiring(
+            &self,
+            request: Request<proto::ListWiringRequest>,
+        ) -> Result<Response<Self::ListWiringStream>, Status> {
+            let telecells = wire::wiring::list_wiring(request.get_ref())?;
+            Ok(Response::new(super::wiring::list(&self.0, telecells).await?))
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::engine::{self, Engine};
+use super::wiring::WiringSource;
 use super::{ServerConfig, ServerError, settlement};
 use crate::store::Leader;
 
@@ -47,6 +48,8 @@ pub struct Leadership {
     term_tasks: Mutex<Option<TermTasks>>,
     /// The task campaigning every second, so a stop waits for it before giving up the role.
     campaigner: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where a new term's engine reads every lamp's wiring.
+    wiring: Arc<WiringSource>,
 }
 
 struct TermTasks {
@@ -55,12 +58,13 @@ struct TermTasks {
 }
 
 impl Leadership {
-    pub fn new(address: String) -> Arc<Self> {
+    pub fn new(address: String, wiring: Arc<WiringSource>) -> Arc<Self> {
         Arc::new(Self {
             role: watch::channel(Role::Unknown).0,
             address,
             term_tasks: Mutex::default(),
             campaigner: Mutex::default(),
+            wiring,
         })
     }
 
@@ -139,9 +143,17 @@ impl Leadership {
             config.policy.clone(),
             config.billing,
         );
+        // Still this server's role in the database when the wiring cannot be read: the next
+        // campaign tries again.
+        let wiring = self
+            .wiring
+            .all(context)
+            .await
+            .map_err(ServerError::Engine)?;
         let built = context
             .blocking(move |store| {
-                let state = engine::load(store, thresholds, policy, sweep_from, billing.meter)?;
+                let state =
+                    engine::load(store, wiring, thresholds, policy, sweep_from, billing.meter)?;
                 let unsettled = settlement::unsettled_lamps(store, &state)?;
                 Ok((state, unsettled))
             })

@@ -39,6 +39,7 @@ mod telecells;
 mod telemetry;
 mod triage_many;
 mod users;
+mod wiring;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -118,8 +119,28 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Instances of the auth service that a process without it asks who a token belongs to.
     pub auth_urls: Vec<String>,
-    /// Instances of the inventory that billing, run without it, asks for lamps and zones.
+    /// Instances of the inventory that billing and telemetry, run without it, ask for lamps,
+    /// zones and wiring.
     pub inventory_urls: Vec<String>,
+    /// The account telemetry run without the inventory signs in as to read every lamp's
+    /// wiring when it takes the leader's role.
+    pub service_account: Option<ServiceAccountConfig>,
+}
+
+/// A process's own account: its name, and its password when it signs in at another process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccountConfig {
+    pub username: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ServiceAccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccountConfig")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 /// How this server works with the others sharing its database.
@@ -213,6 +234,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             auth_urls: Vec::new(),
             inventory_urls: Vec::new(),
+            service_account: None,
         }
     }
 }
@@ -257,12 +279,16 @@ pub async fn run(
             format!("{scheme}://{address}")
         }
     };
-    let leadership = leadership::Leadership::new(advertise);
+    let peers::Peers {
+        sessions: session_source,
+        billing_inventory,
+        wiring,
+    } = peers::set_up(&context, &config)?;
+    let billing_inventory = Arc::new(billing_inventory);
+    let leadership = leadership::Leadership::new(advertise, wiring.clone());
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);
     let settled = Arc::new(settled);
     let served = config.services;
-    let session_source = peers::session_source(&context, &config)?;
-    let billing_inventory = Arc::new(peers::billing_inventory(&context, &config)?);
     // The first campaign before serving: a server that leads (the only one, on SQLite)
     // answers its first call with the engine built, as before.
     if !served.leads_work() {
@@ -409,6 +435,7 @@ pub async fn run(
                 telemetry::TelemetryService {
                     context: context.clone(),
                     leadership: leadership.clone(),
+                    wiring: wiring.clone(),
                     forwarder,
                     readings_kept,
                 },

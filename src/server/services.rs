@@ -119,20 +119,53 @@ impl Services {
         }
     }
 
-    /// Whether `inventory_urls` fit: a process serving billing without the inventory asks
-    /// one for lamps and zones and must name where it runs; no other process takes them.
+    /// Whether this process asks the inventory's service: it serves billing (lamps and
+    /// zones) or telemetry (lamps' wiring) without serving the inventory itself.
+    pub fn asks_inventory(self) -> bool {
+        !self.serves(Part::Inventory)
+            && (self.serves(Part::Billing) || self.serves(Part::Telemetry))
+    }
+
+    /// Whether `inventory_urls` fit: a process serving billing or telemetry without the
+    /// inventory asks one and must name where it runs; no other process takes them.
     pub fn check_inventory_urls(self, inventory_urls: &[String]) -> Result<(), String> {
-        let asks = self.serves(Part::Billing) && !self.serves(Part::Inventory);
-        match (asks, inventory_urls.is_empty()) {
+        match (self.asks_inventory(), inventory_urls.is_empty()) {
             (false, false) => Err(if self.serves(Part::Inventory) {
                 "--inventory-url is for a process without the inventory; this one serves it itself: leave --inventory-url out".into()
             } else {
                 format!(
-                    "--inventory-url: --services {self} asks nothing of the inventory (only billing does); leave it out"
+                    "--inventory-url: --services {self} asks nothing of the inventory (only billing and telemetry do); leave it out"
                 )
             }),
             (true, true) => Err(format!(
-                "--services {self}: billing without the inventory asks one for lamps and zones; give --inventory-url URL of a process serving inventory"
+                "--services {self}: billing and telemetry without the inventory ask one for lamps, zones and wiring; give --inventory-url URL of a process serving inventory"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a service account fits: telemetry without the inventory reads every lamp's
+    /// wiring from it when it takes the leader's role, a call no caller makes, so it needs an
+    /// account of its own (and its password, unless this process serves auth and opens the
+    /// session itself); no other process takes one.
+    pub fn check_service_account(
+        self,
+        username: Option<&str>,
+        has_password: bool,
+    ) -> Result<(), String> {
+        let needs = self.serves(Part::Telemetry) && !self.serves(Part::Inventory);
+        match (needs, username) {
+            (true, None) => Err(format!(
+                "--services {self}: telemetry without the inventory reads the lamps' wiring from it as an account of its own; give --service-user NAME (a user with any role) and its password in SINGULARITY_SERVICE_PASSWORD"
+            )),
+            (false, Some(_)) => Err(format!(
+                "--service-user: --services {self} needs no account of its own (only telemetry without the inventory does); leave it out"
+            )),
+            (true, Some(name)) if name.trim().is_empty() => {
+                Err("--service-user: give the name of a user".into())
+            }
+            (true, Some(name)) if !self.serves(Part::Auth) && !has_password => Err(format!(
+                "--service-user {name}: the account signs in at the auth service; set SINGULARITY_SERVICE_PASSWORD to its password"
             )),
             _ => Ok(()),
         }
@@ -193,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn only_billing_without_the_inventory_names_where_the_inventory_runs() {
+    fn only_billing_or_telemetry_without_the_inventory_names_where_the_inventory_runs() {
         let url = vec!["http://10.0.0.5:50051".to_owned()];
         let field = Services::parse("telemetry,faults,billing").unwrap();
         assert_eq!(field.check_inventory_urls(&url), Ok(()));
@@ -212,6 +245,41 @@ mod tests {
         let faults = Services::parse("faults").unwrap();
         assert_eq!(faults.check_inventory_urls(&[]), Ok(()));
         assert!(faults.check_inventory_urls(&url).is_err());
+        let telemetry = Services::parse("telemetry").unwrap();
+        assert_eq!(telemetry.check_inventory_urls(&url), Ok(()));
+        assert!(telemetry.check_inventory_urls(&[]).is_err());
+    }
+
+    #[test]
+    fn only_telemetry_without_the_inventory_signs_in_as_an_account_of_its_own() {
+        let field = Services::parse("telemetry,faults,billing").unwrap();
+        assert_eq!(field.check_service_account(Some("engine"), true), Ok(()));
+        let missing = field.check_service_account(None, false).unwrap_err();
+        assert!(missing.contains("--service-user NAME"), "{missing}");
+        let no_password = field
+            .check_service_account(Some("engine"), false)
+            .unwrap_err();
+        assert!(
+            no_password.contains("SINGULARITY_SERVICE_PASSWORD"),
+            "{no_password}"
+        );
+        assert!(field.check_service_account(Some(" "), true).is_err());
+        // Serving auth itself, it opens the account's session without a password.
+        let with_auth = Services::parse("telemetry,auth").unwrap();
+        assert_eq!(
+            with_auth.check_service_account(Some("engine"), false),
+            Ok(())
+        );
+        for others in ["billing", "inventory,telemetry", "faults"] {
+            let services = Services::parse(others).unwrap();
+            assert_eq!(services.check_service_account(None, false), Ok(()));
+            assert!(
+                services
+                    .check_service_account(Some("engine"), true)
+                    .is_err()
+            );
+        }
+        assert_eq!(Services::all().check_service_account(None, false), Ok(()));
     }
 
     #[test]

@@ -13,16 +13,20 @@ use super::engine::Engine;
 use super::error::ServiceError;
 use super::forward::Forwarder;
 use super::leadership::{Leadership, Role};
+use super::wiring::WiringSource;
 use crate::domain::billing::ledger::Ledger;
 use crate::domain::faults::tracker::Skipped;
 use crate::domain::telemetry::{LampContext, Reading};
 use crate::proto::{self, telemetry_server::Telemetry};
+use crate::remote::inventory::OnBehalf;
 use crate::store::{EngineChange, LampReading, Notice, TelemetryBatch};
 use crate::wire;
 
 pub struct TelemetryService {
     pub context: Context,
     pub leadership: Arc<Leadership>,
+    /// Where a report's telecell is looked up.
+    pub wiring: Arc<WiringSource>,
     pub forwarder: Arc<Forwarder>,
     /// How far back readings are kept: an older report is refused, not stored to be pruned.
     pub readings_kept: chrono::Duration,
@@ -57,6 +61,7 @@ impl Telemetry for TelemetryService {
                 .into());
             }
         };
+        let reporter = OnBehalf::of(&request);
         let mut stream = request.into_inner();
         let mut ack = proto::ReportAck::default();
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -72,8 +77,14 @@ impl Telemetry for TelemetryService {
                 None => true,
             };
             if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
-                self.ingest(&engine, term, std::mem::take(&mut chunk), &mut ack)
-                    .await?;
+                self.ingest(
+                    &engine,
+                    term,
+                    &reporter,
+                    std::mem::take(&mut chunk),
+                    &mut ack,
+                )
+                .await?;
             }
             if end {
                 ack.rejections.sort_by_key(|r| r.index);
@@ -88,6 +99,7 @@ impl TelemetryService {
         &self,
         engine: &Engine,
         term: i64,
+        reporter: &OnBehalf,
         reports: Vec<(u64, proto::TelecellReport)>,
         ack: &mut proto::ReportAck,
     ) -> Result<(), Status> {
@@ -102,10 +114,7 @@ impl TelemetryService {
             }
         }
         let uuids: Vec<String> = valid.iter().map(|(_, uuid, _, _)| uuid.clone()).collect();
-        let known = self
-            .context
-            .blocking(move |s| s.resolve_telecells(&uuids))
-            .await?;
+        let known = self.wiring.resolve(&self.context, reporter, uuids).await?;
 
         let mut locked = engine.lock().await;
         if !self.leadership.leads_in(term) {

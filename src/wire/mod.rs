@@ -5,6 +5,7 @@
 pub mod billing;
 pub mod faults;
 pub mod requests;
+pub mod wiring;
 
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;

@@ -555,6 +555,7 @@ method_checks! {
     "Lamps" "AddToAsset" AddToAssetRequest => add_to_asset;
     "Lamps" "GetStatus" IdRequest => id_request;
     "Lamps" "WatchStatus" WatchStatusRequest => watch_status;
+    "Lamps" "ListWiring" ListWiringRequest => super::wiring::list_wiring;
     "Telecells" "Get" IdRequest => id_request;
     "Telecells" "List" ListOptions => super::list_request;
     "Telecells" "Create" CreateTelecellRequest => super::new_telecell;

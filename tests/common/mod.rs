@@ -291,6 +291,28 @@ pub fn session_for(store: &dyn Store, username: &str, role: Role) -> String {
     singularity::server::open_session_for(store, username, chrono::Duration::hours(1)).unwrap()
 }
 
+/// The account a process serving telemetry without the inventory signs in as: a user with
+/// the `dev` role and a real password, created when missing.
+pub fn service_account(store: &dyn Store) -> singularity::server::ServiceAccountConfig {
+    const USERNAME: &str = "field-engine";
+    const PASSWORD: &str = "engine-password-1";
+    if store.credentials(USERNAME).unwrap().is_none() {
+        store
+            .create_user(NewUser {
+                username: USERNAME.to_owned(),
+                display_name: "The field process".to_owned(),
+                role: Role::Dev,
+                password_hash: singularity::passwords::hash(PASSWORD).unwrap(),
+                status: EntityStatus::Active,
+            })
+            .unwrap();
+    }
+    singularity::server::ServiceAccountConfig {
+        username: USERNAME.to_owned(),
+        password: Some(PASSWORD.to_owned()),
+    }
+}
+
 /// A fresh database on the test PostgreSQL cluster: `SINGULARITY_TEST_POSTGRES_URL`, which
 /// `scripts/test` (and `.ci/run`) set after starting a throwaway cluster.
 pub fn fresh_postgres_database() -> String {
