@@ -142,6 +142,8 @@ fn bad_flags_and_config_get_clear_errors() {
     for (flag, value) in [
         ("--auth-url", "http://127.0.0.1:1"),
         ("--inventory-url", "http://127.0.0.1:1"),
+        ("--telemetry-url", "http://127.0.0.1:1"),
+        ("--faults-url", "http://127.0.0.1:1"),
         ("--service-user", "engine"),
     ] {
         let own = singularity(&["server", flag, value]);

@@ -95,15 +95,44 @@ async fn serving(channel: &Channel, service: &str) -> bool {
         .is_ok_and(|r| r.into_inner().status == 1)
 }
 
-/// A process serving `services`; one without auth or inventory asks `peers` for them.
-async fn on(url: &str, services: &str, seeded: bool, peers: &[String]) -> TestServer {
+/// Where the parts run: the inventory and auth processes, and the field process (telemetry,
+/// faults, billing) at an address chosen first.
+struct Deployment {
+    inventory: Vec<String>,
+    field: String,
+}
+
+/// A process serving `services` on `address`; one without a part asks the deployment's
+/// processes serving it.
+async fn on(
+    url: &str,
+    services: &str,
+    seeded: bool,
+    peers: &Deployment,
+    address: &str,
+) -> TestServer {
     let mut config = common::config();
     config.services = Services::parse(services).unwrap();
     if !config.services.serves(Part::Auth) {
-        config.auth_urls = peers.to_vec();
+        config.auth_urls = peers.inventory.clone();
     }
     if config.services.check_inventory_urls(&[]).is_err() {
-        config.inventory_urls = peers.to_vec();
+        config.inventory_urls = peers.inventory.clone();
+    }
+    let field = vec![format!("http://{}", peers.field)];
+    if config
+        .services
+        .check_status_urls(Part::Telemetry, "", &[])
+        .is_err()
+    {
+        config.telemetry_urls = field.clone();
+    }
+    if config
+        .services
+        .check_status_urls(Part::Faults, "", &[])
+        .is_err()
+    {
+        config.faults_urls = field;
     }
     let store = singularity::store::open_url(url).unwrap();
     if config.services.check_service_account(None, false).is_err() {
@@ -113,7 +142,7 @@ async fn on(url: &str, services: &str, seeded: bool, peers: &[String]) -> TestSe
     if seeded {
         TestServer::seeded_with(dir, store, 30, config).await
     } else {
-        TestServer::on_store_with(dir, store, config).await
+        TestServer::on_address(dir, store, config, address).await
     }
 }
 
@@ -124,10 +153,16 @@ async fn the_services_apart_behind_the_gateway() {
         return;
     }
     let url = common::fresh_postgres_database();
-    let mut first = on(&url, "inventory,auth", true, &[]).await;
-    let mut second = on(&url, "inventory,auth", false, &[]).await;
+    let mut peers = Deployment {
+        inventory: Vec::new(),
+        field: format!("127.0.0.1:{}", common::free_port()),
+    };
+    let mut first = on(&url, "inventory,auth", true, &peers, "127.0.0.1:0").await;
+    let mut second = on(&url, "inventory,auth", false, &peers, "127.0.0.1:0").await;
     let both = vec![first.url(), second.url()];
-    let mut field = on(&url, "telemetry,faults,billing", false, &both).await;
+    peers.inventory = both.clone();
+    let address = peers.field.clone();
+    let mut field = on(&url, "telemetry,faults,billing", false, &peers, &address).await;
     let gateway = Gateway::start(
         vec![
             (Part::Inventory, both.clone()),

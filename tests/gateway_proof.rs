@@ -160,8 +160,7 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
         .unwrap();
     assert!(seeded.success());
 
-    let process = |name: &str, services: &str, more: &[&str]| {
-        let port = free_port();
+    let process = |name: &str, services: &str, port: u16, more: &[&str]| {
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec![
             "server",
@@ -178,8 +177,13 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
         let child = start(&args, &dir.path().join(format!("{name}.log")));
         (child, format!("http://{listen}"))
     };
-    let (mut first, first_url) = process("inventory-1", "inventory,auth", &[]);
-    let (_second, second_url) = process("inventory-2", "inventory,auth", &[]);
+    // The inventory processes ask the field process for lamps' status (latest readings and
+    // open faults), so its address is chosen first.
+    let field_port = free_port();
+    let field_url = format!("http://127.0.0.1:{field_port}");
+    let observed = ["--telemetry-url", &field_url, "--faults-url", &field_url];
+    let (mut first, first_url) = process("inventory-1", "inventory,auth", free_port(), &observed);
+    let (_second, second_url) = process("inventory-2", "inventory,auth", free_port(), &observed);
     let both = format!("{first_url},{second_url}");
     // The field process asks the auth processes who each caller is, and the inventory
     // processes for lamps and zones (billing) and wiring (ingest with the simulator's token,
@@ -187,6 +191,7 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
     let (_field, field_url) = process(
         "field",
         "telemetry,faults,billing",
+        field_port,
         &[
             "--auth-url",
             &both,

@@ -193,9 +193,15 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         eprintln!("skipped: needs the test PostgreSQL cluster (scripts/test starts one)");
         return;
     }
+    // The field process's address is chosen first: the inventory processes ask it for
+    // lamps' status.
+    let field_address = format!("127.0.0.1:{}", common::free_port());
+    let field_url = format!("http://{field_address}");
     let (mut inventory, url) = {
         let mut config = common::config();
         config.services = Services::parse("inventory,auth").unwrap();
+        config.telemetry_urls = vec![field_url.clone()];
+        config.faults_urls = vec![field_url.clone()];
         let url = common::fresh_postgres_database();
         let store = singularity::store::open_url(&url).unwrap();
         (
@@ -210,6 +216,8 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         let mut config = common::config();
         config.services = Services::parse("inventory").unwrap();
         config.auth_urls = vec![auth_url.clone()];
+        config.telemetry_urls = vec![field_url.clone()];
+        config.faults_urls = vec![field_url.clone()];
         config
     };
     let mut catalogue = TestServer::on_store_with(
@@ -229,7 +237,8 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         (store, config)
     };
     let (store, config) = field_config("telemetry,faults,billing");
-    let mut field = TestServer::on_store_with(tempfile::tempdir().unwrap(), store, config).await;
+    let mut field =
+        TestServer::on_address(tempfile::tempdir().unwrap(), store, config, &field_address).await;
 
     // Each serves its own parts, says so in health and reflection, and nothing else.
     let lamp = lamps_with_telecells(&inventory, 1).await.remove(0);
@@ -297,6 +306,42 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         faults.items.iter().any(|f| f.lamp_id == lamp.0),
         "{faults:?}"
     );
+
+    // The inventory asks telemetry and faults for the lamp's status, and follows both.
+    let mut lamps = LampsClient::new(inventory.channel.clone());
+    let status = lamps
+        .get_status(proto::IdRequest { id: lamp.0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.health(), proto::LampHealth::Fault, "{status:?}");
+    assert_eq!(status.open_faults, 1, "{status:?}");
+    assert_eq!(status.last_heard.unwrap().seconds, at.timestamp());
+    let mut watching = lamps
+        .watch_status(proto::WatchStatusRequest {
+            lamp_ids: vec![lamp.0],
+            zone_id: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watching.message().await.unwrap().unwrap();
+    assert_eq!(first.last_heard, status.last_heard);
+    let heard = at + chrono::Duration::minutes(15);
+    send(&field, vec![earth_leakage(&lamp.1, lamp.0, heard)]).await;
+    let began = Instant::now();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), watching.message())
+            .await
+            .expect("the watcher heard nothing of the new reading")
+            .unwrap()
+            .unwrap();
+        if next.last_heard.unwrap().seconds == heard.timestamp() {
+            assert_eq!(next.health(), proto::LampHealth::Fault);
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(10));
+    }
 
     // Billing, apart from the inventory, asks it for the lamp's zone and the zones' names.
     let zone = LampsClient::new(inventory.channel.clone())
@@ -401,8 +446,31 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     // inventory as its service account: with the inventory down it holds the role without
     // leading, and leads once the inventory is back.
     field.stop().await;
+    // With telemetry and faults gone, the inventory cannot say a lamp's status (the readings'
+    // and faults' rows are in the database), and its watcher ends to be resumed.
+    let unobserved = lamps
+        .get_status(proto::IdRequest { id: lamp.0 })
+        .await
+        .unwrap_err();
+    assert_eq!(unobserved.code(), Code::Unavailable, "{unobserved:?}");
+    assert!(
+        unobserved.message().contains("cannot ask the telemetry"),
+        "{unobserved:?}"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match watching.message().await {
+                Ok(Some(_)) => continue,
+                outcome => return outcome,
+            }
+        }
+    })
+    .await
+    .expect("the watcher went on after telemetry stopped");
+    assert!(ended.is_err() || ended.unwrap().is_none());
     let (store, config) = field_config("telemetry,faults");
-    let mut field = TestServer::on_store_with(tempfile::tempdir().unwrap(), store, config).await;
+    let mut field =
+        TestServer::on_address(tempfile::tempdir().unwrap(), store, config, &field_address).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_ne!(
         health(&field, singularity::server::LEADER_HEALTH_SERVICE).await,

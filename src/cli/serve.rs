@@ -61,6 +61,24 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub inventory_urls: Vec<String>,
+    /// For a process serving the inventory without telemetry: the URLs of processes serving
+    /// telemetry, comma-separated. A lamp's status asks them for its latest reading
+    /// (Telemetry.GetLatest, WatchLatest) with the caller's own token.
+    #[arg(
+        long = "telemetry-url",
+        env = "SINGULARITY_TELEMETRY_URL",
+        value_delimiter = ','
+    )]
+    pub telemetry_urls: Vec<String>,
+    /// For a process serving the inventory without faults: the URLs of processes serving
+    /// faults, comma-separated. A lamp's status asks them for its open faults (Faults.List,
+    /// Faults.Watch) with the caller's own token.
+    #[arg(
+        long = "faults-url",
+        env = "SINGULARITY_FAULTS_URL",
+        value_delimiter = ','
+    )]
+    pub faults_urls: Vec<String>,
     /// For a process serving telemetry without the inventory: the user it signs in as to
     /// read every lamp's wiring from the inventory when it takes the leader's role (no
     /// caller asks for that). Any role will do. Its password is read from
@@ -347,6 +365,8 @@ impl EngineArgs {
             trusted_proxies: Vec::new(),
             auth_urls: Vec::new(),
             inventory_urls: Vec::new(),
+            telemetry_urls: Vec::new(),
+            faults_urls: Vec::new(),
             service_account: None,
             presence: crate::server::PresenceConfig {
                 claim_length: chrono::Duration::minutes(i64::from(self.claim_minutes)),
@@ -388,6 +408,20 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .check_auth_urls(&args.auth_urls)
         .and_then(|()| args.services.check_inventory_urls(&args.inventory_urls))
         .and_then(|()| {
+            args.services.check_status_urls(
+                crate::server::services::Part::Telemetry,
+                "--telemetry-url",
+                &args.telemetry_urls,
+            )
+        })
+        .and_then(|()| {
+            args.services.check_status_urls(
+                crate::server::services::Part::Faults,
+                "--faults-url",
+                &args.faults_urls,
+            )
+        })
+        .and_then(|()| {
             args.services
                 .check_service_account(args.service_user.as_deref(), service_password.is_some())
         })
@@ -417,6 +451,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     config.trusted_proxies = args.trusted_proxies;
     config.auth_urls = args.auth_urls;
     config.inventory_urls = args.inventory_urls;
+    config.telemetry_urls = args.telemetry_urls;
+    config.faults_urls = args.faults_urls;
     config.service_account =
         args.service_user
             .map(|username| crate::server::ServiceAccountConfig {

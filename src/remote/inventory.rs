@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::{Code, Status};
 
 use super::upstreams::Upstreams;
 use crate::domain::telemetry::LampContext;
@@ -40,7 +40,8 @@ impl OnBehalf {
         }
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// `message` as a request carrying the caller's token and request id.
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         if let Some(value) = &self.authorization {
@@ -136,27 +137,12 @@ impl Inventory {
         .await
     }
 
-    /// Asks one instance after another until one answers with anything but UNAVAILABLE.
     async fn ask<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
         F: Fn(tonic::transport::Channel) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let mut tried = Vec::new();
-        let mut last = String::from("no instance is given");
-        while let Some((index, instance)) = self.upstreams.pick(Part::Inventory, &tried) {
-            tried.push(index);
-            match call(instance.channel.clone()).await {
-                Ok(reply) => return Ok(reply.into_inner()),
-                Err(status) if status.code() == Code::Unavailable => {
-                    last = format!("{}: {}", instance.url, status.message());
-                }
-                Err(status) => return Err(status),
-            }
-        }
-        Err(Status::unavailable(format!(
-            "cannot ask the inventory just now ({last}); retry shortly"
-        )))
+        self.upstreams.ask(Part::Inventory, call).await
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod inventory;
+pub mod observed;
 pub mod sessions;
 pub mod upstreams;
 

@@ -81,6 +81,32 @@ impl Upstreams {
             .map(|i| (i, instances[i].clone()))
     }
 
+    /// Makes `call` of one instance of `part` after another until one answers with anything
+    /// but UNAVAILABLE (which comes back as it is); UNAVAILABLE naming the last failure when
+    /// none can answer.
+    pub async fn ask<T, F, Fut>(&self, part: Part, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut tried = Vec::new();
+        let mut last = String::from("no instance is given");
+        while let Some((index, instance)) = self.pick(part, &tried) {
+            tried.push(index);
+            match call(instance.channel.clone()).await {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    last = format!("{}: {}", instance.url, status.message());
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        Err(tonic::Status::unavailable(format!(
+            "cannot ask the {} just now ({last}); retry shortly",
+            part.name()
+        )))
+    }
+
     /// Asks every instance whether it serves its part, every `interval`, until `stop`; keeps
     /// the metrics and, for a gateway, its own health in step.
     pub async fn watch(

@@ -24,6 +24,8 @@ pub struct Context {
     /// Where argon2 runs (password checks and hashes).
     pub passwords: super::password_workers::PasswordWorkers,
     pub metrics: Arc<super::metrics::Metrics>,
+    /// Where a lamp's status reads its latest reading and open faults.
+    pub lamp_status: Arc<super::status::StatusSources>,
 }
 
 impl Context {

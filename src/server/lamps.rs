@@ -40,7 +40,8 @@ located_inventory_service! {
 
         async fn get_status(&self, request: Request<proto::IdRequest>) -> Result<Response<proto::LampStatus>, Status> {
             let id = wire::requests::id_request(request.get_ref())?;
-            Ok(Response::new(super::status::status(&self.0, id).await?))
+            let caller = crate::remote::inventory::OnBehalf::of(&request);
+            Ok(Response::new(super::status::status(&self.0, &caller, id).await?))
         }
 
         async fn watch_status(
@@ -48,7 +49,8 @@ located_inventory_service! {
             request: Request<proto::WatchStatusRequest>,
         ) -> Result<Response<Self::WatchStatusStream>, Status> {
             let watched = wire::requests::watch_status(request.get_ref())?;
-            Ok(Response::new(super::status::watch(&self.0, watched).await?))
+            let caller = crate::remote::inventory::OnBehalf::of(&request);
+            Ok(Response::new(super::status::watch(&self.0, caller, watched).await?))
         }
 
         async fn list_wiring(

@@ -20,6 +20,7 @@ mod handover;
 mod housekeeping;
 mod inventory;
 mod lamps;
+mod latest;
 mod leadership;
 mod limiter;
 pub mod metrics;
@@ -122,6 +123,11 @@ pub struct ServerConfig {
     /// Instances of the inventory that billing and telemetry, run without it, ask for lamps,
     /// zones and wiring.
     pub inventory_urls: Vec<String>,
+    /// Instances of telemetry that the inventory, run without it, asks for lamps' latest
+    /// readings (their status).
+    pub telemetry_urls: Vec<String>,
+    /// Instances of faults that the inventory, run without it, asks for lamps' open faults.
+    pub faults_urls: Vec<String>,
     /// The account telemetry run without the inventory signs in as to read every lamp's
     /// wiring when it takes the leader's role.
     pub service_account: Option<ServiceAccountConfig>,
@@ -234,6 +240,8 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             auth_urls: Vec::new(),
             inventory_urls: Vec::new(),
+            telemetry_urls: Vec::new(),
+            faults_urls: Vec::new(),
             service_account: None,
         }
     }
@@ -254,7 +262,7 @@ pub async fn run(
         .map_err(|e| ServerError::Engine(e.to_string()))?
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     tokio::spawn(fault_feed.clone().run(store.clone(), token.clone()));
-    let context = Context {
+    let mut context = Context {
         store,
         fault_feed,
         shutdown: token.clone(),
@@ -264,6 +272,7 @@ pub async fn run(
         passwords: password_workers::PasswordWorkers::start(auth::password_checks())
             .map_err(ServerError::PasswordThreads)?,
         metrics: config.metrics.0.clone(),
+        lamp_status: Arc::new(status::StatusSources::local()),
     };
     let advertise = match &config.cluster.advertise {
         Some(url) => url.clone(),
@@ -283,7 +292,9 @@ pub async fn run(
         sessions: session_source,
         billing_inventory,
         wiring,
+        lamp_status,
     } = peers::set_up(&context, &config)?;
+    context.lamp_status = Arc::new(lamp_status);
     let billing_inventory = Arc::new(billing_inventory);
     let leadership = leadership::Leadership::new(advertise, wiring.clone());
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);

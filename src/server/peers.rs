@@ -1,6 +1,7 @@
 //! The other parts of the API this process asks when it does not serve them: the auth
 //! service for who a caller is (`--auth-url`), the inventory for billing's lamps and zones
-//! and for telemetry's wiring (`--inventory-url`), and the account telemetry signs in as
+//! and for telemetry's wiring (`--inventory-url`), telemetry and faults for a lamp's status
+//! (`--telemetry-url`, `--faults-url`), and the account telemetry signs in as
 //! (`--service-user`). Each part is a set of instances whose health is asked every second.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use super::context::Context;
 use super::services::Part;
+use super::status::StatusSources;
 use super::wiring::WiringSource;
 use super::{ServerConfig, ServerError, billing, gate};
 use crate::remote::account::{ServiceAccount, SignIn};
@@ -25,6 +27,8 @@ pub(super) struct Peers {
     pub billing_inventory: billing::InventorySource,
     /// Where ingest and the fault engine read lamps' wiring.
     pub wiring: Arc<WiringSource>,
+    /// Where a lamp's status reads its latest reading and open faults.
+    pub lamp_status: StatusSources,
 }
 
 /// Checks the peer settings against the services served and sets up the channels (their
@@ -35,6 +39,12 @@ pub(super) fn set_up(context: &Context, config: &ServerConfig) -> Result<Peers, 
     services
         .check_auth_urls(&config.auth_urls)
         .and_then(|()| services.check_inventory_urls(&config.inventory_urls))
+        .and_then(|()| {
+            services.check_status_urls(Part::Telemetry, "--telemetry-url", &config.telemetry_urls)
+        })
+        .and_then(|()| {
+            services.check_status_urls(Part::Faults, "--faults-url", &config.faults_urls)
+        })
         .and_then(|()| {
             services.check_service_account(
                 account.map(|a| a.username.as_str()),
@@ -83,10 +93,25 @@ pub(super) fn set_up(context: &Context, config: &ServerConfig) -> Result<Peers, 
         }
         _ => WiringSource::Store,
     };
+    let observed = |part: Part, flag: &str, urls: &[String]| {
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        peers(context, config, part, urls)
+            .map(Some)
+            .map_err(|e| ServerError::Peers(format!("{flag}: {e}")))
+    };
+    let lamp_status = StatusSources {
+        telemetry: observed(Part::Telemetry, "--telemetry-url", &config.telemetry_urls)?
+            .map(crate::remote::observed::Telemetry),
+        faults: observed(Part::Faults, "--faults-url", &config.faults_urls)?
+            .map(crate::remote::observed::Faults),
+    };
     Ok(Peers {
         sessions,
         billing_inventory,
         wiring: Arc::new(wiring),
+        lamp_status,
     })
 }
 

@@ -144,6 +144,23 @@ impl Services {
         }
     }
 
+    /// Whether the URLs of `part` (telemetry or faults, given by `flag`) fit: the inventory
+    /// run without that part asks it for lamps' status and must name where it runs; no other
+    /// process takes them.
+    pub fn check_status_urls(self, part: Part, flag: &str, urls: &[String]) -> Result<(), String> {
+        let asks = self.serves(Part::Inventory) && !self.serves(part);
+        let name = part.name();
+        match (asks, urls.is_empty()) {
+            (false, false) => Err(format!(
+                "{flag}: --services {self} asks nothing of {name} (only the inventory without it does, for lamps' status); leave it out"
+            )),
+            (true, true) => Err(format!(
+                "--services {self}: the inventory without {name} asks it for lamps' status; give {flag} URL of a process serving {name}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a service account fits: telemetry without the inventory reads every lamp's
     /// wiring from it when it takes the leader's role, a call no caller makes, so it needs an
     /// account of its own (and its password, unless this process serves auth and opens the
@@ -248,6 +265,43 @@ mod tests {
         let telemetry = Services::parse("telemetry").unwrap();
         assert_eq!(telemetry.check_inventory_urls(&url), Ok(()));
         assert!(telemetry.check_inventory_urls(&[]).is_err());
+    }
+
+    #[test]
+    fn only_the_inventory_without_telemetry_or_faults_names_where_they_run() {
+        let url = vec!["http://10.0.0.7:50051".to_owned()];
+        let inventory = Services::parse("inventory,auth").unwrap();
+        for part in [Part::Telemetry, Part::Faults] {
+            assert_eq!(inventory.check_status_urls(part, "--x-url", &url), Ok(()));
+            let missing = inventory
+                .check_status_urls(part, "--x-url", &[])
+                .unwrap_err();
+            assert!(missing.contains("give --x-url URL"), "{missing}");
+            assert_eq!(
+                Services::all().check_status_urls(part, "--x-url", &[]),
+                Ok(())
+            );
+            assert!(
+                Services::all()
+                    .check_status_urls(part, "--x-url", &url)
+                    .is_err()
+            );
+        }
+        // With telemetry but not faults, only faults is asked.
+        let half = Services::parse("inventory,telemetry").unwrap();
+        assert_eq!(
+            half.check_status_urls(Part::Telemetry, "--telemetry-url", &[]),
+            Ok(())
+        );
+        assert!(
+            half.check_status_urls(Part::Faults, "--faults-url", &[])
+                .is_err()
+        );
+        let field = Services::parse("telemetry,faults").unwrap();
+        assert_eq!(
+            field.check_status_urls(Part::Faults, "--faults-url", &[]),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `Telemetry` service: a stream of telecell reports is validated report by report,
 //! evaluated by the fault engine and stored in one commit per chunk; the reply counts only
 //! what is durable. Only the leader judges: a server that follows forwards the stream to it.
+//! Lamps' latest reports are read back through `latest.rs`.
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -41,6 +42,26 @@ const MAX_ECHOED_UUID: usize = 64;
 
 #[tonic::async_trait]
 impl Telemetry for TelemetryService {
+    type WatchLatestStream = super::paging::PageStream<proto::LatestReports>;
+
+    async fn get_latest(
+        &self,
+        request: Request<proto::LatestRequest>,
+    ) -> Result<Response<proto::LatestReports>, Status> {
+        let lamps = wire::requests::latest(request.get_ref())?;
+        let reports = super::latest::get(&self.context, lamps).await?;
+        Ok(Response::new(proto::LatestReports { reports }))
+    }
+
+    async fn watch_latest(
+        &self,
+        request: Request<proto::LatestRequest>,
+    ) -> Result<Response<Self::WatchLatestStream>, Status> {
+        let lamps = wire::requests::latest(request.get_ref())?;
+        Ok(Response::new(
+            super::latest::watch(&self.context, lamps).await?,
+        ))
+    }
     async fn report(
         &self,
         request: Request<Streaming<proto::TelecellReport>>,

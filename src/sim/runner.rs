@@ -14,12 +14,10 @@ use futures::StreamExt;
 
 use super::model::{FaultRates, Field, SimLamp};
 use crate::domain::geo::GeoPoint;
-use crate::domain::telemetry::Reading;
 use crate::proto::{
     self, assets_client::AssetsClient, lamps_client::LampsClient,
     telecells_client::TelecellsClient, telemetry_client::TelemetryClient,
 };
-use crate::wire::timestamp;
 
 #[derive(Debug)]
 pub struct SimConfig {
@@ -104,34 +102,6 @@ pub async fn load_estate(channel: &AuthedChannel) -> Result<Vec<SimLamp>, SimErr
     Ok(lamps)
 }
 
-pub fn report_for(uuid: String, lamp_id: i64, r: &Reading) -> proto::TelecellReport {
-    proto::TelecellReport {
-        telecell_uuid: uuid,
-        lamp_id,
-        at: Some(timestamp(r.at)),
-        lamp_on: r.lamp_on,
-        dim_target_pct: r.dim_target_pct.into(),
-        dim_actual_pct: r.dim_actual_pct.into(),
-        voltage_v: r.voltage_v.into(),
-        current_a: r.current_a.into(),
-        power_w: r.power_w.into(),
-        power_factor: r.power_factor.into(),
-        energy_wh: r.energy_wh,
-        burn_hours: r.burn_hours,
-        switch_count: r.switch_count,
-        supply_loss_count: r.supply_loss_count,
-        temperature_c: r.temperature_c.into(),
-        link_quality_pct: r.link_quality_pct.into(),
-        alarms: Some(proto::NodeAlarms {
-            relay_failure: r.alarms.relay_failure,
-            driver_failure: r.alarms.driver_failure,
-            earth_leakage: r.alarms.earth_leakage,
-            tilt_or_impact: r.alarms.tilt_or_impact,
-            supply_lost: r.alarms.supply_lost,
-        }),
-    }
-}
-
 /// Writes down the reports of a batch the server acknowledged as stored: one line each,
 /// `telecell lamp instant`. Rejected reports are left out (all of them when more were
 /// rejected than the acknowledgement lists).
@@ -203,7 +173,7 @@ pub async fn run(
             field
                 .step(now)
                 .into_iter()
-                .map(|(uuid, lamp, reading)| report_for(uuid, lamp, &reading)),
+                .map(|(uuid, lamp, reading)| crate::wire::report_of(uuid, lamp, &reading)),
         );
         while !pending.is_empty() && Instant::now() >= retry_at {
             let take = pending.len().min(config.batch);

@@ -18,7 +18,7 @@ use crate::domain::inventory::{
 };
 use crate::domain::paging::{self, Cursor};
 use crate::domain::paging::{Scan, StatusFilter};
-use crate::domain::telemetry::{NodeAlarms, RawReading};
+use crate::domain::telemetry::{NodeAlarms, RawReading, Reading};
 use crate::domain::validation::{optional_id, optional_text, required_id, required_text};
 use crate::proto;
 
@@ -41,6 +41,36 @@ pub fn from_timestamp(
         .ok()
         .and_then(|nanos| Utc.timestamp_opt(value.seconds, nanos).single())
         .ok_or_else(|| ValidationError::new(field, "is not a valid instant"))
+}
+
+/// A reading as a telecell's report about `lamp_id` (what the simulator sends, and what
+/// `Telemetry.GetLatest` answers with an empty `uuid`).
+pub fn report_of(uuid: String, lamp_id: i64, r: &Reading) -> proto::TelecellReport {
+    proto::TelecellReport {
+        telecell_uuid: uuid,
+        lamp_id,
+        at: Some(timestamp(r.at)),
+        lamp_on: r.lamp_on,
+        dim_target_pct: r.dim_target_pct.into(),
+        dim_actual_pct: r.dim_actual_pct.into(),
+        voltage_v: r.voltage_v.into(),
+        current_a: r.current_a.into(),
+        power_w: r.power_w.into(),
+        power_factor: r.power_factor.into(),
+        energy_wh: r.energy_wh,
+        burn_hours: r.burn_hours,
+        switch_count: r.switch_count,
+        supply_loss_count: r.supply_loss_count,
+        temperature_c: r.temperature_c.into(),
+        link_quality_pct: r.link_quality_pct.into(),
+        alarms: Some(proto::NodeAlarms {
+            relay_failure: r.alarms.relay_failure,
+            driver_failure: r.alarms.driver_failure,
+            earth_leakage: r.alarms.earth_leakage,
+            tilt_or_impact: r.alarms.tilt_or_impact,
+            supply_lost: r.alarms.supply_lost,
+        }),
+    }
 }
 
 fn meta(meta: &inv::RecordMeta) -> proto::RecordMeta {

@@ -74,6 +74,28 @@ pub fn watch_status(r: &proto::WatchStatusRequest) -> Result<WatchedLamps, Valid
     Ok(WatchedLamps::Named(lamps))
 }
 
+/// `Telemetry.GetLatest` and `WatchLatest`: the lamps, each once, in id order.
+pub fn latest(r: &proto::LatestRequest) -> Result<Vec<i64>, ValidationError> {
+    if r.lamp_ids.is_empty() {
+        return Err(ValidationError::new("lamp_ids", "name at least one lamp"));
+    }
+    let lamps = r
+        .lamp_ids
+        .iter()
+        .map(|&lamp| id("lamp_ids", lamp))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if lamps.len() > MAX_WATCHED_LAMPS {
+        return Err(ValidationError::new(
+            "lamp_ids",
+            format!(
+                "at most {MAX_WATCHED_LAMPS} lamps per request (asked for {})",
+                lamps.len()
+            ),
+        ));
+    }
+    Ok(lamps.into_iter().collect())
+}
+
 // ---- Catalog and tariffs: small lists paged by a token ----
 
 /// `Catalog.ListCircuits`: an optional zone and where the page starts.
@@ -556,6 +578,8 @@ method_checks! {
     "Lamps" "GetStatus" IdRequest => id_request;
     "Lamps" "WatchStatus" WatchStatusRequest => watch_status;
     "Lamps" "ListWiring" ListWiringRequest => super::wiring::list_wiring;
+    "Telemetry" "GetLatest" LatestRequest => latest;
+    "Telemetry" "WatchLatest" LatestRequest => latest;
     "Telecells" "Get" IdRequest => id_request;
     "Telecells" "List" ListOptions => super::list_request;
     "Telecells" "Create" CreateTelecellRequest => super::new_telecell;

@@ -63,7 +63,7 @@ pub async fn ingest(
             for chunk in readings.chunks(batch) {
                 let reports: Vec<proto::TelecellReport> = chunk
                     .iter()
-                    .map(|(uuid, lamp, r)| crate::sim::runner::report_for(uuid.clone(), *lamp, r))
+                    .map(|(uuid, lamp, r)| crate::wire::report_of(uuid.clone(), *lamp, r))
                     .collect();
                 if sender.send_blocking(reports).is_err() {
                     return;
