@@ -779,3 +779,129 @@ async fn bad_billing_requests_are_refused_by_field() {
     assert!(quiet.slots.iter().all(|s| s.missing));
     server.stop().await;
 }
+
+/// Billing run apart from telemetry settles energy itself, from the stored readings after
+/// each lamp's cursor: one billing process at a time holds settlement's role, the other takes
+/// it over when the first stops, and the figures are those one server settling as it ingests
+/// gives for the same reports (none counted twice, none lost).
+#[tokio::test]
+async fn billing_apart_from_telemetry_settles_the_stored_readings_once() {
+    if std::env::var("SINGULARITY_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: needs the test PostgreSQL cluster (scripts/test starts one)");
+        return;
+    }
+    use singularity::server::Services;
+    let url = common::fresh_postgres_database();
+    let field_address = format!("127.0.0.1:{}", common::free_port());
+    let field_url = format!("http://{field_address}");
+    let mut inventory_config = config(MeterMode::Calculated);
+    inventory_config.services = Services::parse("inventory,auth").unwrap();
+    inventory_config.telemetry_urls = vec![field_url.clone()];
+    inventory_config.faults_urls = vec![field_url.clone()];
+    let mut inventory = TestServer::seeded_with(
+        tempfile::tempdir().unwrap(),
+        singularity::store::open_url(&url).unwrap(),
+        5,
+        inventory_config,
+    )
+    .await;
+    let apart = |services: &str| {
+        let mut config = config(MeterMode::Calculated);
+        config.services = Services::parse(services).unwrap();
+        config.auth_urls = vec![inventory.url()];
+        config.inventory_urls = vec![inventory.url()];
+        let store = singularity::store::open_url(&url).unwrap();
+        config.service_account = Some(common::service_account(store.as_ref()));
+        (store, config)
+    };
+    let (store, field_config) = apart("telemetry,faults");
+    let mut field = TestServer::on_address(
+        tempfile::tempdir().unwrap(),
+        store,
+        field_config,
+        &field_address,
+    )
+    .await;
+    let (store, billing_config) = apart("billing");
+    let mut first =
+        TestServer::on_store_with(tempfile::tempdir().unwrap(), store, billing_config).await;
+    let (store, billing_config) = apart("billing");
+    let mut second =
+        TestServer::on_store_with(tempfile::tempdir().unwrap(), store, billing_config).await;
+    // The same estate on one server that settles as it ingests: the figures to match.
+    let mut classic = TestServer::start_with(5, config(MeterMode::Calculated)).await;
+
+    let (lamp_id, uuid) = lamps_with_telecells(&inventory, 1).await.remove(0);
+    assert_eq!(
+        lamps_with_telecells(&classic, 1).await[0],
+        (lamp_id, uuid.clone())
+    );
+    let evening = every_half_hour(
+        &uuid,
+        lamp_id,
+        at("2026-11-03T16:00:00Z"),
+        at("2026-11-03T20:00:00Z"),
+    );
+    let night = every_half_hour(
+        &uuid,
+        lamp_id,
+        at("2026-11-03T20:30:00Z"),
+        at("2026-11-03T23:30:00Z"),
+    );
+    let day = totals_request("2026-11-03", "2026-11-03", proto::GroupBy::Day);
+    let reported = |server: &TestServer, reports: Vec<proto::TelecellReport>| {
+        let channel = server.channel.clone();
+        async move {
+            // The field process leads within a second or two of starting.
+            for _ in 0..100 {
+                let sent = proto::telemetry_client::TelemetryClient::new(channel.clone())
+                    .report(futures::stream::iter(reports.clone()))
+                    .await;
+                match sent {
+                    Ok(ack) => return assert_eq!(ack.into_inner().stored, reports.len() as u64),
+                    Err(status) if status.code() == Code::Unavailable => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(status) => panic!("{status:?}"),
+                }
+            }
+            panic!("nobody led");
+        }
+    };
+
+    reported(&classic, evening.clone()).await;
+    let want = totals_when(&classic, day.clone(), |t| {
+        t.total.as_ref().is_some_and(|r| r.energy_wh > 0)
+    })
+    .await;
+    reported(&field, evening).await;
+    let got = totals_when(&first, day.clone(), |t| t.total == want.total).await;
+    // Settlement goes on every 50 ms: nothing is metered again by the other process.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = BillingClient::new(second.channel.clone())
+        .get_totals(day.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.total, got.total, "settled twice");
+
+    // The first billing process stops; whichever settled, the one left settles the rest.
+    first.stop().await;
+    reported(&classic, night.clone()).await;
+    let want = totals_when(&classic, day.clone(), |t| t.total != want.total).await;
+    reported(&field, night).await;
+    totals_when(&second, day.clone(), |t| t.total == want.total).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = BillingClient::new(second.channel.clone())
+        .get_totals(day)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        settled.total, want.total,
+        "settled twice after the takeover"
+    );
+    for server in [&mut second, &mut field, &mut inventory, &mut classic] {
+        server.stop().await;
+    }
+}

@@ -38,6 +38,9 @@ pub struct EngineState {
     pub sweep_from: DateTime<Utc>,
     /// Energy metered by ingest and not yet settled.
     pub energy: Ledger,
+    /// Whether ingest meters energy: this term settles it (else a billing process apart
+    /// from telemetry meters the stored readings).
+    pub metering: bool,
     /// The chain of batches decided here and not all committed yet (see `Lineage`).
     pub lineage: Lineage,
 }
@@ -74,6 +77,7 @@ pub fn load(
         open_groups,
         sweep_from,
         energy: Ledger::new(meter),
+        metering: true,
         lineage: Lineage::new(),
     })
 }

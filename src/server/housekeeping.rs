@@ -1,5 +1,6 @@
 //! The leader's periodic work besides settlement: the offline sweep (nodes not heard from)
-//! and retention (old readings, events and half-hour detail), until its term ends.
+//! and retention (old readings and events, and the half-hour detail of energy when the term
+//! settles), until its term ends.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use super::context::Context;
 use super::engine::Engine;
 
 /// The offline sweep every `sweep_interval` and retention every hour, until the term ends.
-pub async fn run(context: Context, engine: Engine, config: ServerConfig) {
+pub async fn run(context: Context, engine: Engine, config: ServerConfig, settles: bool) {
     let mut ticks = tokio::time::interval(config.sweep_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = std::time::Instant::now();
@@ -48,7 +49,12 @@ pub async fn run(context: Context, engine: Engine, config: ServerConfig) {
                     Ok((
                         s.prune_readings(readings)?,
                         s.prune_fault_log(events)?,
-                        s.prune_energy_slots(slots)?,
+                        // Otherwise billing's own settler keeps its detail.
+                        if settles {
+                            s.prune_energy_slots(slots)?
+                        } else {
+                            0
+                        },
                     ))
                 })
                 .await;

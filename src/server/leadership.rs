@@ -5,6 +5,7 @@
 //! that loses the role (or its database) stops it at once; its late writes are refused by
 //! the term. On SQLite the one server always leads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::engine::{self, Engine};
+use super::services::Part;
 use super::wiring::WiringSource;
 use super::{ServerConfig, ServerError, settlement};
 use crate::store::Leader;
@@ -50,11 +52,14 @@ pub struct Leadership {
     campaigner: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Where a new term's engine reads every lamp's wiring.
     wiring: Arc<WiringSource>,
+    /// Whether the current term settles energy (it holds settlement's role too).
+    settles: AtomicBool,
 }
 
 struct TermTasks {
     stop: CancellationToken,
-    settling: tokio::task::JoinHandle<()>,
+    /// The settlement task, when this term settles energy.
+    settling: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Leadership {
@@ -65,6 +70,7 @@ impl Leadership {
             term_tasks: Mutex::default(),
             campaigner: Mutex::default(),
             wiring,
+            settles: AtomicBool::new(false),
         })
     }
 
@@ -106,18 +112,21 @@ impl Leadership {
                 if matches!(self.role(), Role::Leading { .. }) {
                     tracing::error!(error = %e, "cannot reach the database: no longer leading");
                 }
-                self.step_down(Role::Unknown);
+                self.end_term(context, Role::Unknown).await;
                 return Err(ServerError::Leadership(e.to_string()));
             }
         };
         match (leading, self.role()) {
-            (Some(won), Role::Leading { term, .. }) if won.term == term => Ok(()),
+            (Some(won), Role::Leading { term, .. }) if won.term == term => {
+                self.keep_settlement(context).await
+            }
             (Some(won), _) => self.take_office(context, config, settled, won).await,
             (None, _) => {
                 if matches!(self.role(), Role::Leading { .. }) {
                     tracing::warn!("another server leads now: leader's work stopped here");
                 }
-                self.step_down(Role::Following { leader: recorded });
+                self.end_term(context, Role::Following { leader: recorded })
+                    .await;
                 Ok(())
             }
         }
@@ -150,11 +159,17 @@ impl Leadership {
             .all(context)
             .await
             .map_err(ServerError::Engine)?;
+        let settles = self.take_settlement(context, config).await?;
         let built = context
             .blocking(move |store| {
-                let state =
+                let mut state =
                     engine::load(store, wiring, thresholds, policy, sweep_from, billing.meter)?;
-                let unsettled = settlement::unsettled_lamps(store, &state)?;
+                state.metering = settles;
+                let unsettled = if settles {
+                    settlement::unsettled_lamps(store, &state)?
+                } else {
+                    Vec::new()
+                };
                 Ok((state, unsettled))
             })
             .await;
@@ -169,17 +184,20 @@ impl Leadership {
             shutdown: stop.clone(),
             ..context.clone()
         };
-        let settling = tokio::spawn(settlement::run(
-            term_context.clone(),
-            engine.clone(),
-            config.billing,
-            unsettled,
-            settled.clone(),
-        ));
+        let settling = settles.then(|| {
+            tokio::spawn(settlement::run(
+                term_context.clone(),
+                engine.clone(),
+                config.billing,
+                unsettled,
+                settled.clone(),
+            ))
+        });
         tokio::spawn(super::housekeeping::run(
             term_context,
             engine.clone(),
             config.clone(),
+            settles,
         ));
         *self
             .term_tasks
@@ -189,13 +207,81 @@ impl Leadership {
             term = won.term,
             took_ms = began.elapsed().as_millis(),
             previous_leader_silent_ms = won.unheard_for.map(|d| d.num_milliseconds()),
-            "leading: the fault engine and settlement run here"
+            settlement_here = settles,
+            "leading: the fault engine runs here"
         );
         self.role.send_replace(Role::Leading {
             term: won.term,
             engine,
         });
         Ok(())
+    }
+
+    /// Whether this term settles energy: when this process serves billing and takes
+    /// settlement's role (held by a process serving billing apart from telemetry, when there
+    /// is one, and then this term leaves settlement to it).
+    async fn take_settlement(
+        &self,
+        context: &Context,
+        config: &ServerConfig,
+    ) -> Result<bool, ServerError> {
+        if !config.services.serves(Part::Billing) {
+            self.settles.store(false, Ordering::Release);
+            return Ok(false);
+        }
+        let address = self.address.clone();
+        let held = context
+            .blocking(move |s| s.campaign_settlement(&address))
+            .await
+            .map_err(|e| ServerError::Leadership(e.to_string()))?;
+        if held.is_none() {
+            tracing::info!(
+                "another process settles energy (billing apart from telemetry): this term meters nothing"
+            );
+        }
+        let settles = held.is_some();
+        self.settles.store(settles, Ordering::Release);
+        Ok(settles)
+    }
+
+    /// Renews settlement's role with the leader's, when this term settles; a term that can
+    /// no longer say it settles ends (the next campaign starts another).
+    async fn keep_settlement(&self, context: &Context) -> Result<(), ServerError> {
+        if !self.settles.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let address = self.address.clone();
+        let kept = context
+            .blocking(move |s| s.campaign_settlement(&address))
+            .await;
+        let lost = match kept {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => "settlement's role was taken by another process".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(error = %lost, "cannot renew settlement's role: ending this term");
+        self.end_term(context, Role::Unknown).await;
+        let _ = context
+            .blocking(|s| {
+                s.resign();
+                Ok(())
+            })
+            .await;
+        Err(ServerError::Leadership(lost))
+    }
+
+    /// Ends this server's term and lets settlement's role go if the term held it, so that
+    /// whoever leads or settles next can take it.
+    async fn end_term(&self, context: &Context, next: Role) {
+        self.step_down(next);
+        if self.settles.swap(false, Ordering::AcqRel) {
+            let _ = context
+                .blocking(|s| {
+                    s.resign_settlement();
+                    Ok(())
+                })
+                .await;
+        }
     }
 
     /// Ends this server's term, if it has one, and takes up `next`.
@@ -265,13 +351,16 @@ impl Leadership {
             .take();
         if let Some(tasks) = tasks {
             tasks.stop.cancel();
-            if let Err(e) = tasks.settling.await {
+            if let Some(settling) = tasks.settling
+                && let Err(e) = settling.await
+            {
                 tracing::error!(error = %e, "the settlement task failed");
             }
         }
         self.role.send_replace(Role::Unknown);
         let _ = context
             .blocking(|s| {
+                s.resign_settlement();
                 s.resign();
                 Ok(())
             })

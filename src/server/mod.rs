@@ -35,6 +35,7 @@ mod revocation;
 pub mod services;
 mod sessions;
 mod settlement;
+mod settler;
 mod status;
 mod telecells;
 mod telemetry;
@@ -323,6 +324,17 @@ pub async fn run(
         limiter.clone(),
         settled.clone(),
     ));
+    // Billing apart from telemetry settles energy itself, from the stored readings.
+    let settler = (served.serves(Part::Billing) && !served.leads_work()).then(|| {
+        tokio::spawn(settler::run(
+            context.clone(),
+            config.billing,
+            config.energy_slots_retention,
+            wiring.clone(),
+            settled.clone(),
+            leadership.address.clone(),
+        ))
+    });
     if served.leads_work() {
         leadership.start(context.clone(), config, settled.clone());
     }
@@ -506,6 +518,11 @@ pub async fn run(
     // The last settlement, after ingest has stopped, so a clean stop leaves nothing to replay.
     context.shutdown.cancel();
     leadership.finish(&context).await;
+    if let Some(settler) = settler
+        && let Err(e) = settler.await
+    {
+        tracing::error!(error = %e, "the settlement task failed");
+    }
     Ok(())
 }
 

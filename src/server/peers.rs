@@ -77,8 +77,8 @@ pub(super) fn set_up(context: &Context, config: &ServerConfig) -> Result<Peers, 
         (Some(inventory), true) => billing::InventorySource::Remote(inventory.clone()),
         _ => billing::InventorySource::Store,
     };
-    let wiring = match (&inventory, account, services.serves(Part::Telemetry)) {
-        (Some(inventory), Some(account), true) => {
+    let wiring = match (&inventory, account) {
+        (Some(inventory), Some(account)) => {
             let sign_in = match (&auth, &account.password) {
                 (Some(upstreams), Some(password)) => SignIn::Auth {
                     upstreams: upstreams.clone(),

@@ -161,22 +161,22 @@ impl Services {
         }
     }
 
-    /// Whether a service account fits: telemetry without the inventory reads every lamp's
-    /// wiring from it when it takes the leader's role, a call no caller makes, so it needs an
-    /// account of its own (and its password, unless this process serves auth and opens the
-    /// session itself); no other process takes one.
+    /// Whether a service account fits: telemetry and billing without the inventory read
+    /// every lamp's wiring from it (the fault engine when it takes the leader's role,
+    /// settlement apart from telemetry), calls no caller makes, so they need an account of
+    /// their own (and its password, unless this process serves auth and opens the session
+    /// itself); no other process takes one.
     pub fn check_service_account(
         self,
         username: Option<&str>,
         has_password: bool,
     ) -> Result<(), String> {
-        let needs = self.serves(Part::Telemetry) && !self.serves(Part::Inventory);
-        match (needs, username) {
+        match (self.asks_inventory(), username) {
             (true, None) => Err(format!(
-                "--services {self}: telemetry without the inventory reads the lamps' wiring from it as an account of its own; give --service-user NAME (a user with any role) and its password in SINGULARITY_SERVICE_PASSWORD"
+                "--services {self}: telemetry and billing without the inventory read the lamps' wiring from it as an account of their own; give --service-user NAME (a user with any role) and its password in SINGULARITY_SERVICE_PASSWORD"
             )),
             (false, Some(_)) => Err(format!(
-                "--service-user: --services {self} needs no account of its own (only telemetry without the inventory does); leave it out"
+                "--service-user: --services {self} needs no account of its own (only telemetry and billing without the inventory do); leave it out"
             )),
             (true, Some(name)) if name.trim().is_empty() => {
                 Err("--service-user: give the name of a user".into())
@@ -324,7 +324,10 @@ mod tests {
             with_auth.check_service_account(Some("engine"), false),
             Ok(())
         );
-        for others in ["billing", "inventory,telemetry", "faults"] {
+        let billing = Services::parse("billing").unwrap();
+        assert!(billing.check_service_account(None, false).is_err());
+        assert_eq!(billing.check_service_account(Some("engine"), true), Ok(()));
+        for others in ["inventory,billing", "inventory,telemetry", "faults"] {
             let services = Services::parse(others).unwrap();
             assert_eq!(services.check_service_account(None, false), Ok(()));
             assert!(

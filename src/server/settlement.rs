@@ -4,7 +4,7 @@
 //! watchers. The readings are durable before they are acknowledged; the ledger is rebuilt
 //! from them after a crash, from each lamp's settlement cursor.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ const REST_STEP: Duration = Duration::from_millis(500);
 /// Lamp-days written per writer job. Each job runs in its own savepoint, and SQLite's
 /// statements slow down as a savepoint grows (measured: 100 times slower per lamp-day at
 /// 5,000 than at 500), so jobs stay small and group commit joins them.
-const LAMP_DAYS_PER_JOB: usize = 500;
+pub(super) const LAMP_DAYS_PER_JOB: usize = 500;
 
 /// How energy is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +80,28 @@ pub struct Unsettled {
 /// built. Metering them again (`catch_up`) happens after the server leads, so a takeover
 /// does not wait for it.
 pub fn unsettled_lamps(store: &dyn Store, state: &EngineState) -> StoreResult<Vec<Unsettled>> {
-    let cursors: HashMap<i64, DateTime<Utc>> = store.energy_cursors()?.into_iter().collect();
-    Ok(state
+    let latest = state
         .lamps
         .iter()
-        .filter_map(|(lamp_id, faults)| {
-            let through = faults.last_reading?.at;
-            let lamp = *state.contexts.get(lamp_id)?;
-            let from = match cursors.get(lamp_id) {
+        .filter_map(|(lamp_id, faults)| Some((*lamp_id, faults.last_reading?.at)));
+    Ok(unsettled_of(
+        &state.contexts,
+        store.energy_cursors()?,
+        latest,
+    ))
+}
+
+/// The lamps of `lamps` whose latest reading runs past their settlement cursor.
+pub(super) fn unsettled_of(
+    lamps: &BTreeMap<i64, LampContext>,
+    cursors: Vec<(i64, DateTime<Utc>)>,
+    latest: impl Iterator<Item = (i64, DateTime<Utc>)>,
+) -> Vec<Unsettled> {
+    let cursors: HashMap<i64, DateTime<Utc>> = cursors.into_iter().collect();
+    latest
+        .filter_map(|(lamp_id, through)| {
+            let lamp = *lamps.get(&lamp_id)?;
+            let from = match cursors.get(&lamp_id) {
                 Some(settled) if through > *settled => *settled,
                 Some(_) => return None,
                 None => DateTime::<Utc>::MIN_UTC,
@@ -98,12 +112,12 @@ pub fn unsettled_lamps(store: &dyn Store, state: &EngineState) -> StoreResult<Ve
                 through,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Meters the stored readings of `lamps` again, each up to where it stood when the engine
 /// was built (ingest has metered everything after that into the engine's ledger).
-fn replay(store: &dyn Store, meter: Meter, lamps: &[Unsettled]) -> StoreResult<Ledger> {
+pub(super) fn replay(store: &dyn Store, meter: Meter, lamps: &[Unsettled]) -> StoreResult<Ledger> {
     let from: Vec<(i64, DateTime<Utc>)> = lamps.iter().map(|u| (u.lamp.lamp_id, u.from)).collect();
     let by_lamp: HashMap<i64, &Unsettled> = lamps.iter().map(|u| (u.lamp.lamp_id, u)).collect();
     let mut ledger = Ledger::new(meter);
@@ -158,7 +172,7 @@ async fn catch_up(context: &Context, engine: &Engine, meter: Meter, lamps: Vec<U
 /// The lamps a closed day must have a row for: those in the inventory before the day ended.
 /// A freshly seeded or imported estate has no past to close, so its first start does not
 /// write a silent day for every lamp.
-fn closing_lamps<'a>(
+pub(super) fn closing_lamps<'a>(
     lamps: impl Iterator<Item = &'a LampContext>,
     calendar: Calendar,
     date: NaiveDate,
@@ -329,7 +343,7 @@ fn hurry(unsettled: usize) -> bool {
     unsettled >= UNSETTLED_READINGS_BEFORE_HURRY
 }
 
-fn next_day_to_close(
+pub(super) fn next_day_to_close(
     closed_through: Option<NaiveDate>,
     finished: Option<NaiveDate>,
 ) -> Option<NaiveDate> {

@@ -192,7 +192,9 @@ impl TelemetryService {
                     match faults.observe(&reading, &lamp.profile, &state.thresholds, &state.policy)
                     {
                         Ok(changes) => {
-                            if let Some(previous) = &previous {
+                            if let Some(previous) = &previous
+                                && state.metering
+                            {
                                 energy.record(lamp, previous, &reading);
                             }
                             batch

@@ -306,6 +306,16 @@ pub trait Backend {
     /// Gives the leader's role up (a clean stop): another server can take it at once.
     fn resign(&self) {}
 
+    /// Takes or keeps settlement's role, as `campaign` does the leader's: held by the one
+    /// process that settles energy. From the first campaign on, this store's settlement
+    /// writes are fenced by settlement's term instead of the leader's.
+    fn campaign_settlement(&self, address: &str) -> StoreResult<Option<Leader>> {
+        self.campaign(address)
+    }
+
+    /// Gives settlement's role up.
+    fn resign_settlement(&self) {}
+
     /// The leader as the database records it (its last term and address).
     fn leader(&self) -> StoreResult<Option<Leader>> {
         Ok(None)

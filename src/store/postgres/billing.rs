@@ -700,7 +700,7 @@ async fn totals_by_day(
 
 impl BillingStore for PgStore {
     fn record_energy(&self, calendar: Calendar, settlement: EnergySettlement) -> StoreResult<()> {
-        self.write_led(move |c| async move {
+        self.write_settling(move |c| async move {
             let book = load_book(&c).await?;
             let mut pass = Pass::new(calendar, &book);
             // In key order, so that servers settling the same days lock them in one order.
@@ -754,7 +754,7 @@ impl BillingStore for PgStore {
         date: NaiveDate,
         lamps: Vec<LampDayEnergy>,
     ) -> StoreResult<u64> {
-        self.write_led(move |c| async move {
+        self.write_settling(move |c| async move {
             let day = day_key(date);
             let present: HashSet<i64> = c
                 .query("SELECT lamp_id FROM energy_days WHERE day = $1", &[&day])
@@ -811,7 +811,7 @@ impl BillingStore for PgStore {
         let mut pruned = 0;
         loop {
             let day = before.clone();
-            let done = self.write_led(move |c| async move {
+            let done = self.write_settling(move |c| async move {
                 c.execute(
                     "UPDATE energy_days SET slots = ''::bytea WHERE (day, lamp_id) IN \
                      (SELECT day, lamp_id FROM energy_days WHERE day < $1 AND octet_length(slots) > 0 LIMIT 20000)",

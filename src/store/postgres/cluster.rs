@@ -1,7 +1,7 @@
-//! What the servers sharing one PostgreSQL database need of it: the leader's role (a session
-//! advisory lock held by a connection of its own, and a term in the `leadership` row that
-//! fences off the writes of a leader that has been replaced), notices between servers
-//! (LISTEN/NOTIFY), and a ping for health.
+//! What the servers sharing one PostgreSQL database need of it: the leader's role and
+//! settlement's (each a session advisory lock held by a connection of its own, and a term in
+//! its `leadership` row that fences off the writes of a holder that has been replaced),
+//! notices between servers (LISTEN/NOTIFY), and a ping for health.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,14 +38,36 @@ pub(super) struct Cluster {
     url: String,
     /// Marks this process's notices, so it does not act on its own.
     origin: String,
-    /// The connection holding (or trying for) the role, and whether it holds it.
-    role: tokio::sync::Mutex<Role>,
-    /// The term this process leads in; 0 while it follows.
-    term: AtomicI64,
-    /// Set by the first campaign: from then on leader-only writes are fenced by the term.
-    campaigned: AtomicBool,
+    /// The leader's role (judging reports, the sweep, retention; settlement too unless a
+    /// process settles under `settlement`).
+    leader: Office,
+    /// Settlement, when a process serving billing apart from telemetry settles energy.
+    settlement: Office,
     notices: broadcast::Sender<Notice>,
     listening: AtomicBool,
+}
+
+/// Which of the roles a process may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Duty {
+    Leader,
+    Settlement,
+}
+
+/// One role: an advisory lock held by a connection of its own, and a row of `leadership`
+/// whose term fences the role's writes.
+struct Office {
+    /// The role's row in `leadership`.
+    row: i16,
+    lock_key: i64,
+    /// What the role is, for logs.
+    what: &'static str,
+    /// The connection holding (or trying for) the role, and whether it holds it.
+    role: tokio::sync::Mutex<Role>,
+    /// The term this process holds the role in; 0 while it does not.
+    term: AtomicI64,
+    /// Set by the first campaign: from then on the role's writes are fenced by the term.
+    campaigned: AtomicBool,
 }
 
 #[derive(Default)]
@@ -59,136 +81,49 @@ impl Cluster {
         Self {
             url: url.to_owned(),
             origin: format!("{:016x}", rand::random::<u64>()),
-            role: tokio::sync::Mutex::default(),
-            term: AtomicI64::new(0),
-            campaigned: AtomicBool::new(false),
+            leader: Office::new(1, super::lock_keys::LEADER, "leader's role"),
+            settlement: Office::new(2, super::lock_keys::SETTLEMENT, "settlement's role"),
             notices: broadcast::channel(NOTICE_BUFFER).0,
             listening: AtomicBool::new(false),
         }
     }
 
-    /// The term a leader-only write must still be current in, or `None` when this store has
-    /// never campaigned (a tool loading data, a test): such writes are not fenced.
-    pub(super) fn fence(&self) -> Option<i64> {
-        self.campaigned
+    fn office(&self, duty: Duty) -> &Office {
+        match duty {
+            Duty::Leader => &self.leader,
+            Duty::Settlement => &self.settlement,
+        }
+    }
+
+    /// The row and term a write of `duty` must still be current in, or `None` when this
+    /// store has never campaigned for it (a tool loading data, a test): such writes are not
+    /// fenced. Settlement's writes are the leader's unless this process campaigned for
+    /// settlement itself.
+    pub(super) fn fence(&self, duty: Duty) -> Option<(i16, i64)> {
+        let office = match duty {
+            Duty::Settlement if self.settlement.campaigned.load(Ordering::Acquire) => {
+                &self.settlement
+            }
+            _ => &self.leader,
+        };
+        office
+            .campaigned
             .load(Ordering::Acquire)
-            .then(|| self.term.load(Ordering::Acquire))
+            .then(|| (office.row, office.term.load(Ordering::Acquire)))
     }
 
-    pub(super) async fn campaign(self: Arc<Self>, address: String) -> StoreResult<Option<Leader>> {
-        self.campaigned.store(true, Ordering::Release);
-        let mut role = self.role.lock().await;
-        let limit = if role.leading {
-            HEARTBEAT_TIMEOUT
-        } else {
-            TAKEOVER_TIMEOUT
-        };
-        let outcome = tokio::time::timeout(limit, self.campaign_on(&mut role, &address))
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Database(format!(
-                    "the leader's connection did not answer within {} s",
-                    limit.as_secs()
-                )))
-            });
-        if outcome.is_err() {
-            // Closing the connection gives the role up; a new one is made next time.
-            if role.leading {
-                tracing::warn!("lost the connection that holds the leader's role");
-            }
-            *role = Role::default();
-            self.term.store(0, Ordering::Release);
-        }
-        outcome
-    }
-
-    async fn campaign_on(&self, role: &mut Role, address: &str) -> StoreResult<Option<Leader>> {
-        if role.connection.as_ref().is_some_and(|c| c.is_closed()) {
-            return Err(StoreError::Database(
-                "the connection that holds the leader's role closed".into(),
-            ));
-        }
-        let connection = match role.connection.take() {
-            Some(connection) => connection,
-            None => super::connect_with(&self.url, Some(ROLE_KEEPALIVES)).await?,
-        };
-        let connection = &*role.connection.insert(connection);
-        let now = Utc::now().timestamp_millis();
-        if role.leading {
-            let term = self.term.load(Ordering::Acquire);
-            let beat = connection
-                .execute(
-                    "UPDATE leadership SET heartbeat_ms = $1 WHERE id = 1 AND term = $2",
-                    &[&now, &term],
-                )
-                .await
-                .map_err(db_error)?;
-            if beat != 1 {
-                return Err(StoreError::Database(
-                    "another server raised the leader's term".into(),
-                ));
-            }
-            return Ok(Some(Leader {
-                term,
-                address: address.to_owned(),
-                unheard_for: None,
-            }));
-        }
-        let won: bool = connection
-            .query_one(
-                "SELECT pg_try_advisory_lock($1)",
-                &[&super::lock_keys::LEADER],
-            )
-            .await
-            .map_err(db_error)?
-            .try_get(0)
-            .map_err(db_error)?;
-        if !won {
-            return Ok(None);
-        }
-        // FOR UPDATE waits for the writes the previous leader has in flight (they hold the row
-        // FOR KEY SHARE), and every write it tries after this commit sees the new term.
-        connection.batch_execute("BEGIN").await.map_err(db_error)?;
-        let taken = async {
-            let before: i64 = connection
-                .query_one(
-                    "SELECT heartbeat_ms FROM leadership WHERE id = 1 FOR UPDATE",
-                    &[],
-                )
-                .await?
-                .try_get(0)?;
-            let term: i64 = connection
-                .query_one(
-                    "UPDATE leadership SET term = term + 1, address = $1, heartbeat_ms = $2 \
-                     WHERE id = 1 RETURNING term",
-                    &[&address, &now],
-                )
-                .await?
-                .try_get(0)?;
-            connection.batch_execute("COMMIT").await?;
-            Ok::<_, tokio_postgres::Error>((before, term))
-        }
-        .await;
-        let (before, term) = taken.map_err(db_error)?;
-        self.term.store(term, Ordering::Release);
-        role.leading = true;
-        Ok(Some(Leader {
-            term,
-            address: address.to_owned(),
-            unheard_for: (before > 0).then(|| chrono::Duration::milliseconds(now - before)),
-        }))
+    pub(super) async fn campaign(
+        self: Arc<Self>,
+        duty: Duty,
+        address: String,
+    ) -> StoreResult<Option<Leader>> {
+        self.office(duty).campaign(&self.url, &address).await
     }
 
     /// Lets the role go by closing its connection (the lock goes with the session). Until
-    /// it campaigns again, this store's writes are no longer fenced: it is a plain store.
-    pub(super) async fn resign(&self) {
-        let mut role = self.role.lock().await;
-        self.campaigned.store(false, Ordering::Release);
-        if role.leading {
-            tracing::info!("leader's role given up");
-        }
-        *role = Role::default();
-        self.term.store(0, Ordering::Release);
+    /// it campaigns again, this store's writes of the role are no longer fenced.
+    pub(super) async fn resign(&self, duty: Duty) {
+        self.office(duty).resign().await;
     }
 
     /// The notices of the other servers, listening from the first call on.
@@ -255,6 +190,138 @@ impl Cluster {
     }
 }
 
+impl Office {
+    fn new(row: i16, lock_key: i64, what: &'static str) -> Self {
+        Self {
+            row,
+            lock_key,
+            what,
+            role: tokio::sync::Mutex::default(),
+            term: AtomicI64::new(0),
+            campaigned: AtomicBool::new(false),
+        }
+    }
+
+    async fn campaign(&self, url: &str, address: &str) -> StoreResult<Option<Leader>> {
+        self.campaigned.store(true, Ordering::Release);
+        let mut role = self.role.lock().await;
+        let limit = if role.leading {
+            HEARTBEAT_TIMEOUT
+        } else {
+            TAKEOVER_TIMEOUT
+        };
+        let outcome = tokio::time::timeout(limit, self.campaign_on(&mut role, url, address))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Database(format!(
+                    "the connection holding the {} did not answer within {} s",
+                    self.what,
+                    limit.as_secs()
+                )))
+            });
+        if outcome.is_err() {
+            // Closing the connection gives the role up; a new one is made next time.
+            if role.leading {
+                tracing::warn!("lost the connection that holds the {}", self.what);
+            }
+            *role = Role::default();
+            self.term.store(0, Ordering::Release);
+        }
+        outcome
+    }
+
+    async fn campaign_on(
+        &self,
+        role: &mut Role,
+        url: &str,
+        address: &str,
+    ) -> StoreResult<Option<Leader>> {
+        if role.connection.as_ref().is_some_and(|c| c.is_closed()) {
+            return Err(StoreError::Database(format!(
+                "the connection that holds the {} closed",
+                self.what
+            )));
+        }
+        let connection = match role.connection.take() {
+            Some(connection) => connection,
+            None => super::connect_with(url, Some(ROLE_KEEPALIVES)).await?,
+        };
+        let connection = &*role.connection.insert(connection);
+        let now = Utc::now().timestamp_millis();
+        if role.leading {
+            let term = self.term.load(Ordering::Acquire);
+            let beat = connection
+                .execute(
+                    "UPDATE leadership SET heartbeat_ms = $1 WHERE id = $2 AND term = $3",
+                    &[&now, &self.row, &term],
+                )
+                .await
+                .map_err(db_error)?;
+            if beat != 1 {
+                return Err(StoreError::Database(format!(
+                    "another server raised the term of the {}",
+                    self.what
+                )));
+            }
+            return Ok(Some(Leader {
+                term,
+                address: address.to_owned(),
+                unheard_for: None,
+            }));
+        }
+        let won: bool = connection
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&self.lock_key])
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)?;
+        if !won {
+            return Ok(None);
+        }
+        // FOR UPDATE waits for the writes the previous holder has in flight (they hold the
+        // row FOR KEY SHARE), and every write it tries after this commit sees the new term.
+        connection.batch_execute("BEGIN").await.map_err(db_error)?;
+        let taken = async {
+            let before: i64 = connection
+                .query_one(
+                    "SELECT heartbeat_ms FROM leadership WHERE id = $1 FOR UPDATE",
+                    &[&self.row],
+                )
+                .await?
+                .try_get(0)?;
+            let term: i64 = connection
+                .query_one(
+                    "UPDATE leadership SET term = term + 1, address = $1, heartbeat_ms = $2 \
+                     WHERE id = $3 RETURNING term",
+                    &[&address, &now, &self.row],
+                )
+                .await?
+                .try_get(0)?;
+            connection.batch_execute("COMMIT").await?;
+            Ok::<_, tokio_postgres::Error>((before, term))
+        }
+        .await;
+        let (before, term) = taken.map_err(db_error)?;
+        self.term.store(term, Ordering::Release);
+        role.leading = true;
+        Ok(Some(Leader {
+            term,
+            address: address.to_owned(),
+            unheard_for: (before > 0).then(|| chrono::Duration::milliseconds(now - before)),
+        }))
+    }
+
+    async fn resign(&self) {
+        let mut role = self.role.lock().await;
+        self.campaigned.store(false, Ordering::Release);
+        if role.leading {
+            tracing::info!("{} given up", self.what);
+        }
+        *role = Role::default();
+        self.term.store(0, Ordering::Release);
+    }
+}
+
 /// Sends the payloads in one statement (outside any transaction: they go at once).
 pub(super) async fn notify(client: &Client, payloads: Vec<String>) -> StoreResult<()> {
     if payloads.is_empty() {
@@ -270,14 +337,14 @@ pub(super) async fn notify(client: &Client, payloads: Vec<String>) -> StoreResul
     Ok(())
 }
 
-/// Refuses a leader-only write unless `term` is still the leader's (see `Cluster::fence`).
-/// Holds the row until the transaction ends, so a new leader's takeover waits for it.
-pub(super) async fn check_term(client: &Client, term: i64) -> StoreResult<()> {
+/// Refuses a role's write unless `term` is still current in the role's `row` (see
+/// `Cluster::fence`). Holds the row until the transaction ends, so a takeover waits for it.
+pub(super) async fn check_term(client: &Client, (row, term): (i16, i64)) -> StoreResult<()> {
     let statement = client
-        .statement("SELECT 1 FROM leadership WHERE id = 1 AND term = $1 FOR KEY SHARE")
+        .statement("SELECT 1 FROM leadership WHERE id = $1 AND term = $2 FOR KEY SHARE")
         .await?;
     let current = client
-        .query_opt(&statement, &[&term])
+        .query_opt(&statement, &[&row, &term])
         .await
         .map_err(db_error)?;
     match (term, current) {

@@ -30,6 +30,7 @@ use super::{Backend, DatabaseLoad, Leader, Lineage, Notice, Queued, StoreError, 
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_schema.sql"),
     include_str!("../migrations/postgres/0002_leadership.sql"),
+    include_str!("../migrations/postgres/0003_settlement_role.sql"),
 ];
 
 /// Connections shared by reads; each pipelines the queries of several callers.
@@ -45,6 +46,9 @@ mod lock_keys {
     pub const FAULT_LOG: i64 = 0x5349_4e47_0002;
     /// Held (per session) by the leader's connection (see `cluster.rs`).
     pub const LEADER: i64 = 0x5349_4e47_0003;
+    /// Held (per session) by the connection of the process that settles energy apart from
+    /// the leader (see `cluster.rs`).
+    pub const SETTLEMENT: i64 = 0x5349_4e47_0004;
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -234,13 +238,42 @@ impl PgStore {
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
-        let fence = self.cluster.fence();
+        self.queue_for(cluster::Duty::Leader, lineage, work)
+    }
+
+    /// Queues a change of `duty`, fenced by its term (see `queue_led`).
+    fn queue_for<T, F>(
+        &self,
+        duty: cluster::Duty,
+        lineage: Option<Lineage>,
+        work: impl FnOnce(Arc<Client>) -> F + Send + 'static,
+    ) -> StoreResult<Queued<T>>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let fence = self.cluster.fence(duty);
         self.queue(lineage, move |client| async move {
-            if let Some(term) = fence {
-                cluster::check_term(&client, term).await?;
+            if let Some(fence) = fence {
+                cluster::check_term(&client, fence).await?;
             }
             work(client).await
         })
+    }
+
+    /// A settlement write (energy, closing days), waiting until it commits: fenced by
+    /// settlement's term in a process that settles apart from the leader, else by the
+    /// leader's.
+    fn write_settling<T, F>(
+        &self,
+        work: impl FnOnce(Arc<Client>) -> F + Send + 'static,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let queued = self.queue_for(cluster::Duty::Settlement, None, work)?;
+        self.wait(queued.committed())
     }
 
     /// `queue_led`, waiting until the change commits.
@@ -295,13 +328,33 @@ impl Backend for PgStore {
     }
 
     fn campaign(&self, address: &str) -> StoreResult<Option<Leader>> {
-        self.wait(self.cluster.clone().campaign(address.to_owned()))
+        self.wait(
+            self.cluster
+                .clone()
+                .campaign(cluster::Duty::Leader, address.to_owned()),
+        )
     }
 
     fn resign(&self) {
         let cluster = self.cluster.clone();
         let _ = self.wait(async move {
-            cluster.resign().await;
+            cluster.resign(cluster::Duty::Leader).await;
+            Ok(())
+        });
+    }
+
+    fn campaign_settlement(&self, address: &str) -> StoreResult<Option<Leader>> {
+        self.wait(
+            self.cluster
+                .clone()
+                .campaign(cluster::Duty::Settlement, address.to_owned()),
+        )
+    }
+
+    fn resign_settlement(&self) {
+        let cluster = self.cluster.clone();
+        let _ = self.wait(async move {
+            cluster.resign(cluster::Duty::Settlement).await;
             Ok(())
         });
     }
