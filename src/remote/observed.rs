@@ -22,6 +22,24 @@ pub const OPEN_STATES: [proto::FaultState; 3] = [
     proto::FaultState::Assigned,
 ];
 
+/// Where a lamp's latest reading and open faults are read.
+pub struct StatusSources {
+    /// `None`: this process's tables (it serves telemetry).
+    pub telemetry: Option<Telemetry>,
+    /// `None`: this process's tables (it serves faults).
+    pub faults: Option<Faults>,
+}
+
+impl StatusSources {
+    /// Both from this process's own tables.
+    pub fn local() -> Self {
+        Self {
+            telemetry: None,
+            faults: None,
+        }
+    }
+}
+
 /// Instances of telemetry.
 pub struct Telemetry(pub Arc<Upstreams>);
 

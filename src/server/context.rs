@@ -25,7 +25,7 @@ pub struct Context {
     pub passwords: super::password_workers::PasswordWorkers,
     pub metrics: Arc<super::metrics::Metrics>,
     /// Where a lamp's status reads its latest reading and open faults.
-    pub lamp_status: Arc<super::status::StatusSources>,
+    pub lamp_status: Arc<crate::remote::observed::StatusSources>,
 }
 
 impl Context {

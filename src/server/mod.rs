@@ -273,7 +273,7 @@ pub async fn run(
         passwords: password_workers::PasswordWorkers::start(auth::password_checks())
             .map_err(ServerError::PasswordThreads)?,
         metrics: config.metrics.0.clone(),
-        lamp_status: Arc::new(status::StatusSources::local()),
+        lamp_status: Arc::new(crate::remote::observed::StatusSources::local()),
     };
     let advertise = match &config.cluster.advertise {
         Some(url) => url.clone(),

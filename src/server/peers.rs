@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use super::context::Context;
 use super::services::Part;
-use super::status::StatusSources;
 use super::wiring::WiringSource;
 use super::{ServerConfig, ServerError, billing, gate};
 use crate::remote::account::{ServiceAccount, SignIn};
 use crate::remote::inventory::Inventory;
+use crate::remote::observed::StatusSources;
 use crate::remote::upstreams::Upstreams;
 
 /// How often a process asks each instance of another part it calls whether it serves.

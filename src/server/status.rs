@@ -2,7 +2,7 @@
 //! it and from the lamp's open faults, and a stream of changes for a set of lamps or a zone.
 //! The lamps are the inventory's own; the reading and the faults come from this process's
 //! tables when it serves telemetry and faults, else from those services, asked with the
-//! caller's own token (`StatusSources`).
+//! caller's own token (`remote::observed::StatusSources`).
 
 use crate::domain::inventory::EntityKind;
 use crate::store::StoreError;
@@ -22,29 +22,10 @@ use crate::domain::faults::lifecycle::FaultState;
 use crate::domain::faults::record::FaultFilter;
 use crate::proto;
 use crate::remote::inventory::OnBehalf;
-use crate::remote::observed;
 use crate::store::{Scan, StatusFilter};
 use crate::wire::faults as wire_faults;
 use crate::wire::report_of;
 use crate::wire::requests::{MAX_WATCHED_LAMPS, WatchedLamps};
-
-/// Where a lamp's latest reading and open faults are read.
-pub struct StatusSources {
-    /// `None`: this process's tables (it serves telemetry).
-    pub telemetry: Option<observed::Telemetry>,
-    /// `None`: this process's tables (it serves faults).
-    pub faults: Option<observed::Faults>,
-}
-
-impl StatusSources {
-    /// Both from this process's own tables.
-    pub fn local() -> Self {
-        Self {
-            telemetry: None,
-            faults: None,
-        }
-    }
-}
 
 /// What of an open fault counts towards a lamp's status.
 struct OpenFault {
