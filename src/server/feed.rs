@@ -7,7 +7,9 @@
 //! already, and a commit whose first event is beyond the next seq means an earlier commit's
 //! events are not published yet, so they are read from the log first. Nothing is skipped and
 //! nothing sent twice, whichever task publishes. A once-a-second catch-up from the log
-//! publishes whatever a writer did not hand over itself.
+//! publishes whatever a writer did not hand over itself. A process that does not serve
+//! faults has a feed that never reads the log (`FaultFeed::unread`): nothing there watches
+//! faults, and the log is faults' own table.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -30,6 +32,8 @@ pub struct FaultFeed {
     sender: broadcast::Sender<FaultEvent>,
     /// The newest seq published (or in the log when the feed started).
     published: Mutex<u64>,
+    /// False in a process that does not serve faults: the feed neither reads nor publishes.
+    reads_log: bool,
 }
 
 impl FaultFeed {
@@ -39,11 +43,20 @@ impl FaultFeed {
         Ok(Arc::new(Self::after(newest)))
     }
 
+    /// The feed of a process that does not serve faults: it never reads the log.
+    pub fn unread() -> Arc<Self> {
+        Arc::new(Self {
+            reads_log: false,
+            ..Self::after(0)
+        })
+    }
+
     fn after(seq: u64) -> Self {
         let (sender, _) = broadcast::channel(BUFFER);
         Self {
             sender,
             published: Mutex::new(seq),
+            reads_log: true,
         }
     }
 
@@ -54,7 +67,7 @@ impl FaultFeed {
 
     /// Publishes a commit's events (ascending seq), after any earlier ones not yet published.
     pub fn publish(&self, store: &dyn Store, events: Vec<FaultEvent>) {
-        let Some(first) = events.first().map(|e| e.seq) else {
+        let Some(first) = events.first().map(|e| e.seq).filter(|_| self.reads_log) else {
             return;
         };
         let mut published = self
@@ -74,6 +87,9 @@ impl FaultFeed {
 
     /// Publishes whatever the log holds beyond the last published event.
     pub fn catch_up(&self, store: &dyn Store) -> StoreResult<()> {
+        if !self.reads_log {
+            return Ok(());
+        }
         let mut published = self
             .published
             .lock()
@@ -182,5 +198,19 @@ mod tests {
             seen,
             vec![(2, Some(1)), (3, Some(2)), (4, Some(3)), (5, Some(4))]
         );
+    }
+
+    /// A process without faults reads nothing of the log, whatever it is handed or asked.
+    #[test]
+    fn a_feed_of_a_process_without_faults_never_reads_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let feed = FaultFeed::unread();
+        let mut subscriber = feed.subscribe();
+        store.record_telemetry(outage(1)).unwrap();
+        let later = store.record_telemetry(outage(2)).unwrap().events;
+        feed.publish(&store, later);
+        feed.catch_up(&store).unwrap();
+        assert!(subscriber.try_recv().is_err());
     }
 }

@@ -257,12 +257,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let token = CancellationToken::new();
-    let feed_store = store.clone();
-    let fault_feed = tokio::task::spawn_blocking(move || feed::FaultFeed::new(feed_store.as_ref()))
-        .await
-        .map_err(|e| ServerError::Engine(e.to_string()))?
-        .map_err(|e| ServerError::Engine(e.to_string()))?;
-    tokio::spawn(fault_feed.clone().run(store.clone(), token.clone()));
+    let fault_feed = if config.services.serves(Part::Faults) {
+        let feed_store = store.clone();
+        let feed = tokio::task::spawn_blocking(move || feed::FaultFeed::new(feed_store.as_ref()))
+            .await
+            .map_err(|e| ServerError::Engine(e.to_string()))?
+            .map_err(|e| ServerError::Engine(e.to_string()))?;
+        tokio::spawn(feed.clone().run(store.clone(), token.clone()));
+        feed
+    } else {
+        feed::FaultFeed::unread()
+    };
     let mut context = Context {
         store,
         fault_feed,
