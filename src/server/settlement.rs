@@ -279,32 +279,41 @@ pub async fn run(
         let finished = calendar.date_of(Utc::now() - grace).pred_opt();
         while let Some(day) = next_day_to_close(closed_through, finished) {
             let lamps = closing_lamps(engine.lock().await.contexts.values(), calendar, day);
-            let mut added = 0;
-            let mut failed = false;
-            // In parts, so ingest's commits go between them.
-            for part in lamps.chunks(LAMP_DAYS_PER_JOB) {
-                let part = part.to_vec();
-                match context
-                    .blocking(move |s| s.close_energy_day(calendar, day, part))
-                    .await
-                {
-                    Ok(n) => added += n,
-                    Err(e) => {
-                        tracing::error!(error = %e, %day, "cannot close the settlement day");
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            if failed {
+            if !close_day(&context, calendar, day, lamps, &settled).await {
                 break;
             }
-            tracing::info!(%day, silent_lamps = added, "settlement day closed");
             closed_through = Some(day);
-            settled.send_modify(|n| *n += 1);
-            context.announce(vec![Notice::Settled]);
         }
     }
+}
+
+/// Closes `day` for `lamps` (those without a row get an empty one), in parts so that ingest's
+/// commits go between them, and tells billing watchers; false if the store refused.
+pub(super) async fn close_day(
+    context: &Context,
+    calendar: Calendar,
+    day: NaiveDate,
+    lamps: Vec<LampDayEnergy>,
+    settled: &watch::Sender<u64>,
+) -> bool {
+    let mut added = 0;
+    for part in lamps.chunks(LAMP_DAYS_PER_JOB) {
+        let part = part.to_vec();
+        match context
+            .blocking(move |s| s.close_energy_day(calendar, day, part))
+            .await
+        {
+            Ok(n) => added += n,
+            Err(e) => {
+                tracing::error!(error = %e, %day, "cannot close the settlement day");
+                return false;
+            }
+        }
+    }
+    tracing::info!(%day, silent_lamps = added, "settlement day closed");
+    settled.send_modify(|n| *n += 1);
+    context.announce(vec![Notice::Settled]);
+    true
 }
 
 /// How long to rest after a pass that took `pass`: what keeps settlement to its share of the

@@ -217,25 +217,10 @@ async fn close_days(
         .date_of(Utc::now() - config.meter.max_gap)
         .pred_opt();
     while let Some(day) = settlement::next_day_to_close(*closed_through, finished) {
-        let mut added = 0;
-        for part in
-            settlement::closing_lamps(lamps.values(), calendar, day).chunks(LAMP_DAYS_PER_JOB)
-        {
-            let part = part.to_vec();
-            match context
-                .blocking(move |s| s.close_energy_day(calendar, day, part))
-                .await
-            {
-                Ok(n) => added += n,
-                Err(e) => {
-                    tracing::error!(error = %e, %day, "cannot close the settlement day");
-                    return;
-                }
-            }
+        let closing = settlement::closing_lamps(lamps.values(), calendar, day);
+        if !settlement::close_day(context, calendar, day, closing, settled).await {
+            return;
         }
-        tracing::info!(%day, silent_lamps = added, "settlement day closed");
         *closed_through = Some(day);
-        settled.send_modify(|n| *n += 1);
-        context.announce(vec![Notice::Settled]);
     }
 }

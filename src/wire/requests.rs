@@ -57,8 +57,12 @@ pub fn watch_status(r: &proto::WatchStatusRequest) -> Result<WatchedLamps, Valid
             zone => Ok(WatchedLamps::Zone(id("zone_id", zone)?)),
         };
     }
-    let lamps = r
-        .lamp_ids
+    Ok(WatchedLamps::Named(lamp_set(&r.lamp_ids, "watcher")?))
+}
+
+/// `lamp_ids`, each once, at most `MAX_WATCHED_LAMPS` of them (`per`: a watcher, a request).
+fn lamp_set(lamp_ids: &[i64], per: &str) -> Result<BTreeSet<i64>, ValidationError> {
+    let lamps = lamp_ids
         .iter()
         .map(|&lamp| id("lamp_ids", lamp))
         .collect::<Result<BTreeSet<_>, _>>()?;
@@ -66,12 +70,12 @@ pub fn watch_status(r: &proto::WatchStatusRequest) -> Result<WatchedLamps, Valid
         return Err(ValidationError::new(
             "lamp_ids",
             format!(
-                "at most {MAX_WATCHED_LAMPS} lamps per watcher (asked for {})",
+                "at most {MAX_WATCHED_LAMPS} lamps per {per} (asked for {})",
                 lamps.len()
             ),
         ));
     }
-    Ok(WatchedLamps::Named(lamps))
+    Ok(lamps)
 }
 
 /// `Telemetry.GetLatest` and `WatchLatest`: the lamps, each once, in id order.
@@ -79,21 +83,7 @@ pub fn latest(r: &proto::LatestRequest) -> Result<Vec<i64>, ValidationError> {
     if r.lamp_ids.is_empty() {
         return Err(ValidationError::new("lamp_ids", "name at least one lamp"));
     }
-    let lamps = r
-        .lamp_ids
-        .iter()
-        .map(|&lamp| id("lamp_ids", lamp))
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    if lamps.len() > MAX_WATCHED_LAMPS {
-        return Err(ValidationError::new(
-            "lamp_ids",
-            format!(
-                "at most {MAX_WATCHED_LAMPS} lamps per request (asked for {})",
-                lamps.len()
-            ),
-        ));
-    }
-    Ok(lamps.into_iter().collect())
+    Ok(lamp_set(&r.lamp_ids, "request")?.into_iter().collect())
 }
 
 // ---- Catalog and tariffs: small lists paged by a token ----

@@ -261,6 +261,18 @@ impl PgStore {
         })
     }
 
+    fn campaign_for(&self, duty: cluster::Duty, address: &str) -> StoreResult<Option<Leader>> {
+        self.wait(self.cluster.clone().campaign(duty, address.to_owned()))
+    }
+
+    fn resign_from(&self, duty: cluster::Duty) {
+        let cluster = self.cluster.clone();
+        let _ = self.wait(async move {
+            cluster.resign(duty).await;
+            Ok(())
+        });
+    }
+
     /// A settlement write (energy, closing days), waiting until it commits: fenced by
     /// settlement's term in a process that settles apart from the leader, else by the
     /// leader's.
@@ -328,35 +340,19 @@ impl Backend for PgStore {
     }
 
     fn campaign(&self, address: &str) -> StoreResult<Option<Leader>> {
-        self.wait(
-            self.cluster
-                .clone()
-                .campaign(cluster::Duty::Leader, address.to_owned()),
-        )
+        self.campaign_for(cluster::Duty::Leader, address)
     }
 
     fn resign(&self) {
-        let cluster = self.cluster.clone();
-        let _ = self.wait(async move {
-            cluster.resign(cluster::Duty::Leader).await;
-            Ok(())
-        });
+        self.resign_from(cluster::Duty::Leader);
     }
 
     fn campaign_settlement(&self, address: &str) -> StoreResult<Option<Leader>> {
-        self.wait(
-            self.cluster
-                .clone()
-                .campaign(cluster::Duty::Settlement, address.to_owned()),
-        )
+        self.campaign_for(cluster::Duty::Settlement, address)
     }
 
     fn resign_settlement(&self) {
-        let cluster = self.cluster.clone();
-        let _ = self.wait(async move {
-            cluster.resign(cluster::Duty::Settlement).await;
-            Ok(())
-        });
+        self.resign_from(cluster::Duty::Settlement);
     }
 
     fn leader(&self) -> StoreResult<Option<Leader>> {
