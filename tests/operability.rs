@@ -422,11 +422,7 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
 
     catalogue.stop().await;
     let unasked = billing.get_totals(by_zone).await.unwrap_err();
-    assert_eq!(unasked.code(), Code::Unavailable, "{unasked:?}");
-    assert!(
-        unasked.message().contains("cannot ask the inventory"),
-        "{unasked:?}"
-    );
+    unavailable_saying(&unasked, "cannot ask the inventory");
     // Ingest asks the inventory which lamps a reporting telecell drives, never its tables
     // (the telecell's row is in the database).
     let later = at + chrono::Duration::minutes(30);
@@ -436,11 +432,7 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         )]))
         .await
         .unwrap_err();
-    assert_eq!(unresolved.code(), Code::Unavailable, "{unresolved:?}");
-    assert!(
-        unresolved.message().contains("cannot ask the inventory"),
-        "{unresolved:?}"
-    );
+    unavailable_saying(&unresolved, "cannot ask the inventory");
 
     // A telemetry process taking the leader's role reads every lamp's wiring from the
     // inventory as its service account: with the inventory down it holds the role without
@@ -452,11 +444,7 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         .get_status(proto::IdRequest { id: lamp.0 })
         .await
         .unwrap_err();
-    assert_eq!(unobserved.code(), Code::Unavailable, "{unobserved:?}");
-    assert!(
-        unobserved.message().contains("cannot ask the telemetry"),
-        "{unobserved:?}"
-    );
+    unavailable_saying(&unobserved, "cannot ask the telemetry");
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match watching.message().await {
@@ -518,12 +506,14 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         .list(proto::ListFaultsRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(unchecked.code(), Code::Unavailable, "{unchecked:?}");
-    assert!(
-        unchecked.message().contains("cannot check the session"),
-        "{unchecked:?}"
-    );
+    unavailable_saying(&unchecked, "cannot check the session");
     field.stop().await;
+}
+
+/// The call was refused as UNAVAILABLE, saying `words`.
+fn unavailable_saying(refused: &tonic::Status, words: &str) {
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains(words), "{refused:?}");
 }
 
 /// Wrong passwords for `count` different users, each sent as from `forwarded`; the codes.

@@ -284,8 +284,7 @@ impl PgStore {
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
-        let queued = self.queue_for(cluster::Duty::Settlement, None, work)?;
-        self.wait(queued.committed())
+        self.write_for(cluster::Duty::Settlement, work)
     }
 
     /// `queue_led`, waiting until the change commits.
@@ -297,7 +296,19 @@ impl PgStore {
         T: Send + 'static,
         F: Future<Output = StoreResult<T>> + Send + 'static,
     {
-        let queued = self.queue_led(None, work)?;
+        self.write_for(cluster::Duty::Leader, work)
+    }
+
+    fn write_for<T, F>(
+        &self,
+        duty: cluster::Duty,
+        work: impl FnOnce(Arc<Client>) -> F + Send + 'static,
+    ) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let queued = self.queue_for(duty, None, work)?;
         self.wait(queued.committed())
     }
 
