@@ -327,8 +327,28 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         .into_inner();
     let first = watching.message().await.unwrap().unwrap();
     assert_eq!(first.last_heard, status.last_heard);
+    // What the inventory follows: the stored state first, marked as such, then each newer
+    // report.
+    let mut latest = TelemetryClient::new(field.channel.clone())
+        .watch_latest(proto::LatestRequest {
+            lamp_ids: vec![lamp.0, 987_654],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stored = latest.message().await.unwrap().unwrap();
+    assert!(stored.snapshot);
+    assert_eq!(
+        stored.reports.len(),
+        1,
+        "a lamp never heard from is left out"
+    );
+    assert_eq!(stored.reports[0].at.unwrap().seconds, at.timestamp());
     let heard = at + chrono::Duration::minutes(15);
     send(&field, vec![earth_leakage(&lamp.1, lamp.0, heard)]).await;
+    let newer = latest.message().await.unwrap().unwrap();
+    assert!(!newer.snapshot);
+    assert_eq!(newer.reports[0].at.unwrap().seconds, heard.timestamp());
     let began = Instant::now();
     loop {
         let next = tokio::time::timeout(Duration::from_secs(10), watching.message())

@@ -54,6 +54,7 @@ async fn follow(
 ) {
     let watched: HashSet<i64> = lamps.iter().copied().collect();
     let mut pending = first;
+    let mut snapshot = true;
     loop {
         let mut rest = std::mem::take(&mut pending).into_iter().peekable();
         while rest.peek().is_some() {
@@ -61,13 +62,14 @@ async fn follow(
                 r.encoded_len()
             });
             if sender
-                .send(Ok(proto::LatestReports { reports }))
+                .send(Ok(proto::LatestReports { reports, snapshot }))
                 .await
                 .is_err()
             {
                 return;
             }
         }
+        snapshot = false;
         let changed = tokio::select! {
             biased;
             () = context.shutdown.cancelled() => return,

@@ -158,6 +158,9 @@ pub async fn watch(
         Some(telemetry) => Box::pin(telemetry.watch(&caller, ordered.clone()).await?.flat_map(
             |page| {
                 futures::stream::iter(match page {
+                    // The state when the watch began: each lamp's first status is read anyway
+                    // (those never heard from are not in it).
+                    Ok(page) if page.snapshot => Vec::new(),
                     Ok(page) => page
                         .reports
                         .into_iter()

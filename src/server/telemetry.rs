@@ -50,7 +50,10 @@ impl Telemetry for TelemetryService {
     ) -> Result<Response<proto::LatestReports>, Status> {
         let lamps = wire::requests::latest(request.get_ref())?;
         let reports = super::latest::get(&self.context, lamps).await?;
-        Ok(Response::new(proto::LatestReports { reports }))
+        Ok(Response::new(proto::LatestReports {
+            reports,
+            snapshot: false,
+        }))
     }
 
     async fn watch_latest(
