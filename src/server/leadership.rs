@@ -3,7 +3,10 @@
 //! the database (`Backend::campaign`); every server campaigns once a second, and the one that
 //! wins builds the engine from the database and starts that work for its term. A server
 //! that loses the role (or its database) stops it at once; its late writes are refused by
-//! the term. On SQLite the one server always leads.
+//! the term. Settlement and closing days go with the term only when the leader serves
+//! billing and also holds settlement's role (`Backend::campaign_settlement`); otherwise a
+//! billing process apart from telemetry settles (`settler.rs`). On SQLite the one server
+//! always leads and settles.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
