@@ -24,6 +24,7 @@ use singularity::store::prelude::*;
 use singularity::store::{
     AuditQuery, EnergySettlement, EngineChange, FaultAction, LampDayEnergy, LampReading, Lineage,
     NewAuditEntry, Scan, StatusFilter, StoreError, TelemetryBatch, TotalsGroup, TotalsQuery,
+    UnsettledReadings,
 };
 
 const LAMPS: u32 = 60;
@@ -655,6 +656,40 @@ fn energy_settles_into_days_months_and_is_priced_again_by_a_new_tariff(opened: O
     let mut cursors = store.energy_cursors().unwrap();
     cursors.sort();
     assert_eq!(cursors, settlement.cursors);
+
+    // What settlement apart from telemetry meters: lamps whose latest reading is past their
+    // cursor, or that were never settled.
+    let settled = lamps[0].lamp_id;
+    let never = lamps[1].lamp_id;
+    store
+        .record_telemetry(readings(settled, &[t0(), t0() + Duration::hours(1)]))
+        .unwrap();
+    assert!(
+        store.unsettled_readings().unwrap().is_empty(),
+        "the latest reading is at the cursor"
+    );
+    store
+        .record_telemetry(readings(settled, &[t0() + Duration::hours(2)]))
+        .unwrap();
+    let other = store.lamp_contexts().unwrap()[2].lamp_id;
+    store.record_telemetry(readings(other, &[t0()])).unwrap();
+    let mut behind = store.unsettled_readings().unwrap();
+    behind.sort_by_key(|b| b.lamp_id);
+    let mut expected = vec![
+        UnsettledReadings {
+            lamp_id: settled,
+            cursor: Some(t0() + Duration::hours(1)),
+            through: t0() + Duration::hours(2),
+        },
+        UnsettledReadings {
+            lamp_id: other,
+            cursor: None,
+            through: t0(),
+        },
+    ];
+    expected.sort_by_key(|b| b.lamp_id);
+    assert_eq!(behind, expected);
+    assert!(behind.iter().all(|b| b.lamp_id != never));
 }
 
 fn the_audit_trail_reads_newest_first_and_filters(opened: Opened) {

@@ -179,13 +179,15 @@ async fn settle(
     config: &BillingConfig,
     lamps: &Arc<BTreeMap<i64, LampContext>>,
 ) -> Result<usize, ServiceError> {
-    let (cursors, latest) = context
-        .blocking(|s| Ok((s.energy_cursors()?, s.latest_readings()?)))
-        .await?;
+    let behind = context.blocking(|s| s.unsettled_readings()).await?;
+    let cursors = behind
+        .iter()
+        .filter_map(|b| Some((b.lamp_id, b.cursor?)))
+        .collect();
     let unsettled = settlement::unsettled_of(
         lamps,
         cursors,
-        latest.iter().map(|l| (l.lamp_id, l.reading.at)),
+        behind.iter().map(|b| (b.lamp_id, b.through)),
     );
     let (meter, calendar) = (config.meter, config.calendar());
     let mut lamp_days = 0;

@@ -141,6 +141,16 @@ pub struct LatestReading {
     pub reading: Reading,
 }
 
+/// A lamp with stored readings past its settlement cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsettledReadings {
+    pub lamp_id: i64,
+    /// `None`: never settled.
+    pub cursor: Option<DateTime<Utc>>,
+    /// The lamp's latest stored reading.
+    pub through: DateTime<Utc>,
+}
+
 /// How many faults of one type and severity opened in one hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenedCount {
@@ -646,6 +656,11 @@ pub trait BillingStore {
     ) -> StoreResult<u64>;
 
     fn energy_cursors(&self) -> StoreResult<Vec<(i64, DateTime<Utc>)>>;
+
+    /// Each lamp whose latest stored reading is later than its settlement cursor (or that has
+    /// none): the lamp, its cursor and that reading's instant, in one query. What settlement
+    /// apart from telemetry meters each pass.
+    fn unsettled_readings(&self) -> StoreResult<Vec<UnsettledReadings>>;
 
     /// Drops the half-hour detail of days before `before`; their totals stay.
     fn prune_energy_slots(&self, before: NaiveDate) -> StoreResult<u64>;

@@ -22,7 +22,7 @@ use crate::domain::inventory::EntityKind;
 use crate::store::tariff_rows::{bands_json, tariff_from_columns};
 use crate::store::{
     BillingStore, EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup,
-    TotalsQuery, TotalsRow,
+    TotalsQuery, TotalsRow, UnsettledReadings,
 };
 
 fn covered(value: i64) -> u32 {
@@ -800,6 +800,27 @@ impl BillingStore for PgStore {
                 .map_err(db_error)?;
             rows.iter()
                 .map(|row| Ok((get(row, 0)?, from_millis(get(row, 1)?))))
+                .collect()
+        })
+    }
+
+    fn unsettled_readings(&self) -> StoreResult<Vec<UnsettledReadings>> {
+        self.read(|c| async move {
+            let rows = c
+                .query(
+                    "SELECT r.lamp_id, c.at, r.at FROM latest_readings r LEFT JOIN energy_cursors c ON c.lamp_id = r.lamp_id WHERE c.at IS NULL OR r.at > c.at",
+                    &[],
+                )
+                .await
+                .map_err(db_error)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(UnsettledReadings {
+                        lamp_id: get(row, 0)?,
+                        cursor: get::<Option<i64>>(row, 1)?.map(from_millis),
+                        through: from_millis(get(row, 2)?),
+                    })
+                })
                 .collect()
         })
     }

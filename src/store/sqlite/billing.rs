@@ -19,7 +19,7 @@ use crate::domain::inventory::EntityKind;
 use crate::store::tariff_rows::{bands_json, tariff_from_columns};
 use crate::store::{
     BillingStore, EnergySettlement, LampDayEnergy, StoreError, StoreResult, TotalsGroup,
-    TotalsQuery, TotalsRow,
+    TotalsQuery, TotalsRow, UnsettledReadings,
 };
 
 fn load_day(c: &Connection, date: &str, lamp_id: i64) -> StoreResult<Option<LampDay>> {
@@ -344,6 +344,25 @@ impl BillingStore for SqliteStore {
                         row.get(0)?,
                         Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
                     ))
+                })
+                .map_err(db_error)?;
+            rows.collect::<Result<_, _>>().map_err(db_error)
+        })
+    }
+
+    fn unsettled_readings(&self) -> StoreResult<Vec<UnsettledReadings>> {
+        self.read(|c| {
+            let mut statement = c
+                .prepare("SELECT r.lamp_id, c.at, r.at FROM latest_readings r LEFT JOIN energy_cursors c ON c.lamp_id = r.lamp_id WHERE c.at IS NULL OR r.at > c.at")
+                .map_err(db_error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    let cursor: Option<i64> = row.get(1)?;
+                    Ok(UnsettledReadings {
+                        lamp_id: row.get(0)?,
+                        cursor: cursor.map(super::rows::from_millis),
+                        through: super::rows::from_millis(row.get(2)?),
+                    })
                 })
                 .map_err(db_error)?;
             rows.collect::<Result<_, _>>().map_err(db_error)
