@@ -96,18 +96,20 @@ impl Faults {
         Ok(faults)
     }
 
-    /// Every fault event from now on (of `zone` when not 0): a listing's position, then a
-    /// watch from it.
+    /// Every fault event from now on, of `zone_id` and of `lamp_id` when not 0: a listing's
+    /// position, then a watch from it.
     pub async fn watch(
         &self,
         caller: &OnBehalf,
         zone_id: i64,
+        lamp_id: i64,
     ) -> Result<Streaming<proto::FaultEvent>, Status> {
         let (_, after_seq) = self.list(caller, proto::FaultFilter::default(), 1).await?;
         let request = proto::WatchFaultsRequest {
             after_seq,
             filter: Some(proto::FaultFilter {
                 zone_id,
+                lamp_id,
                 ..Default::default()
             }),
         };

@@ -178,7 +178,13 @@ pub async fn watch(
         ),
         Some(faults) => Box::pin(
             faults
-                .watch(&caller, zone)
+                // One lamp (a lamp pane) is asked for by itself; a set of lamps hears every
+                // event and keeps its own (the filter names one lamp at most).
+                .watch(
+                    &caller,
+                    zone,
+                    if ordered.len() == 1 { ordered[0] } else { 0 },
+                )
                 .await?
                 .map(|event| event.map(|e| Change::Lamp(e.fault.map_or(0, |f| f.lamp_id)))),
         ),
