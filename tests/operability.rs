@@ -236,6 +236,30 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
         config.service_account = Some(common::service_account(store.as_ref()));
         (store, config)
     };
+    // An account the auth service refuses stops the process at start, saying why.
+    let (store, mut config) = field_config("telemetry,faults");
+    if let Some(account) = config.service_account.as_mut() {
+        account.password = Some("not-its-password".into());
+    }
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        singularity::server::run(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            store,
+            config,
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("started with an account the auth service refuses")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("--service-user")
+            && refused.contains("wrong username or password")
+            && refused.contains("SINGULARITY_SERVICE_PASSWORD"),
+        "{refused}"
+    );
     let (store, config) = field_config("telemetry,faults,billing");
     let mut field =
         TestServer::on_address(tempfile::tempdir().unwrap(), store, config, &field_address).await;

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tonic::{Code, Status};
+use tonic::Status;
 
 use super::inventory::OnBehalf;
-use super::upstreams::Upstreams;
+use super::upstreams::{Unanswered, Upstreams};
 use crate::proto::{self, auth_client::AuthClient};
 use crate::server::services::Part;
 use crate::store::Store;
@@ -88,37 +88,27 @@ impl ServiceAccount {
                 upstreams,
                 password,
             } => {
-                let mut tried = Vec::new();
-                let mut last = String::from("no auth instance serves");
-                while let Some((index, instance)) = upstreams.pick(Part::Auth, &tried) {
-                    tried.push(index);
-                    let request = proto::LoginRequest {
-                        username: self.username.clone(),
-                        password: password.clone(),
-                    };
-                    match AuthClient::new(instance.channel.clone())
-                        .login(request)
-                        .await
-                    {
-                        Ok(reply) => {
-                            let reply = reply.into_inner();
-                            let expires_at = reply
-                                .expires_at
-                                .and_then(|t| crate::wire::from_timestamp("expires_at", &t).ok())
-                                .ok_or_else(|| {
-                                    Status::internal("the auth service's answer has no expiry")
-                                })?;
-                            return Ok((reply.token, expires_at));
-                        }
-                        Err(status) if status.code() == Code::Unavailable => {
-                            last = format!("{}: {}", instance.url, status.message());
-                        }
-                        Err(status) => return Err(status),
-                    }
-                }
-                Err(Status::unavailable(format!(
-                    "cannot reach the auth service ({last}); retry shortly"
-                )))
+                let request = proto::LoginRequest {
+                    username: self.username.clone(),
+                    password: password.clone(),
+                };
+                let reply = upstreams
+                    .try_each(Part::Auth, |channel| {
+                        let request = request.clone();
+                        async move { AuthClient::new(channel).login(request).await }
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        Unanswered::Refused(status) => status,
+                        Unanswered::Unreachable(last) => Status::unavailable(format!(
+                            "cannot reach the auth service ({last}); retry shortly"
+                        )),
+                    })?;
+                let expires_at = reply
+                    .expires_at
+                    .and_then(|t| crate::wire::from_timestamp("expires_at", &t).ok())
+                    .ok_or_else(|| Status::internal("the auth service's answer has no expiry"))?;
+                Ok((reply.token, expires_at))
             }
         }
     }

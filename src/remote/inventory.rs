@@ -34,9 +34,14 @@ impl OnBehalf {
 
     /// A caller holding `token` (a service account's session), with no request id.
     pub fn bearer(token: &str) -> Self {
+        Self::token(token, None)
+    }
+
+    /// A caller holding `token`, asking under `request_id`.
+    pub fn token(token: &str, request_id: Option<&str>) -> Self {
         Self {
             authorization: format!("Bearer {token}").parse().ok(),
-            request_id: None,
+            request_id: request_id.and_then(|id| id.parse().ok()),
         }
     }
 

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use tonic::Code;
 
 use super::SessionError;
-use super::upstreams::Upstreams;
+use super::inventory::OnBehalf;
+use super::upstreams::{Unanswered, Upstreams};
 use crate::domain::auth::token_hash;
 use crate::domain::inventory::Role;
 use crate::proto::{self, auth_client::AuthClient};
@@ -92,30 +93,24 @@ impl Sessions {
         token: &str,
         request_id: Option<&str>,
     ) -> Result<(Who, DateTime<Utc>), SessionError> {
-        let mut tried = Vec::new();
-        let mut last = String::from("no auth instance serves");
-        while let Some((index, instance)) = self.upstreams.pick(Part::Auth, &tried) {
-            tried.push(index);
-            let mut request = tonic::Request::new(proto::WhoAmIRequest {});
-            let metadata = request.metadata_mut();
-            if let Ok(value) = format!("Bearer {token}").parse() {
-                metadata.insert("authorization", value);
+        let caller = OnBehalf::token(token, request_id);
+        let answer = self
+            .upstreams
+            .try_each(Part::Auth, |channel| {
+                let request = caller.request(proto::WhoAmIRequest {});
+                async move { AuthClient::new(channel).who_am_i(request).await }
+            })
+            .await;
+        match answer {
+            Ok(reply) => who_from(reply),
+            Err(Unanswered::Refused(status)) if status.code() == Code::Unauthenticated => {
+                Err(SessionError::SignedOut(status.message().to_owned()))
             }
-            if let Some(id) = request_id.and_then(|id| id.parse().ok()) {
-                metadata.insert(crate::server::observe::REQUEST_ID, id);
+            Err(Unanswered::Refused(status)) => {
+                Err(SessionError::Unavailable(status.message().to_owned()))
             }
-            match AuthClient::new(instance.channel.clone())
-                .who_am_i(request)
-                .await
-            {
-                Ok(reply) => return who_from(reply.into_inner()),
-                Err(status) if status.code() == Code::Unauthenticated => {
-                    return Err(SessionError::SignedOut(status.message().to_owned()));
-                }
-                Err(status) => last = format!("{}: {}", instance.url, status.message()),
-            }
+            Err(Unanswered::Unreachable(last)) => Err(SessionError::Unavailable(last)),
         }
-        Err(SessionError::Unavailable(last))
     }
 }
 

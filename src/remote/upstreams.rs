@@ -28,6 +28,15 @@ impl Upstream {
     }
 }
 
+/// Why no instance of a part answered a call.
+#[derive(Debug)]
+pub enum Unanswered {
+    /// An instance answered with a refusal other than UNAVAILABLE.
+    Refused(tonic::Status),
+    /// None could answer; the last failure, with the instance's URL.
+    Unreachable(String),
+}
+
 pub struct Upstreams {
     parts: HashMap<Part, Vec<Arc<Upstream>>>,
     next: AtomicUsize,
@@ -89,8 +98,23 @@ impl Upstreams {
         F: Fn(Channel) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.try_each(part, call).await.map_err(|e| match e {
+            Unanswered::Refused(status) => status,
+            Unanswered::Unreachable(last) => tonic::Status::unavailable(format!(
+                "cannot ask the {} just now ({last}); retry shortly",
+                part.name()
+            )),
+        })
+    }
+
+    /// `ask`, leaving the words of a failure to the caller.
+    pub async fn try_each<T, F, Fut>(&self, part: Part, call: F) -> Result<T, Unanswered>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let mut tried = Vec::new();
-        let mut last = String::from("no instance is given");
+        let mut last = format!("no {} instance is given", part.name());
         while let Some((index, instance)) = self.pick(part, &tried) {
             tried.push(index);
             match call(instance.channel.clone()).await {
@@ -98,13 +122,10 @@ impl Upstreams {
                 Err(status) if status.code() == tonic::Code::Unavailable => {
                     last = format!("{}: {}", instance.url, status.message());
                 }
-                Err(status) => return Err(status),
+                Err(status) => return Err(Unanswered::Refused(status)),
             }
         }
-        Err(tonic::Status::unavailable(format!(
-            "cannot ask the {} just now ({last}); retry shortly",
-            part.name()
-        )))
+        Err(Unanswered::Unreachable(last))
     }
 
     /// Asks every instance whether it serves its part, every `interval`, until `stop`; keeps

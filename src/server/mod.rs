@@ -301,6 +301,7 @@ pub async fn run(
         lamp_status,
     } = peers::set_up(&context, &config)?;
     context.lamp_status = Arc::new(lamp_status);
+    wiring.check_account().await.map_err(ServerError::Peers)?;
     let billing_inventory = Arc::new(billing_inventory);
     let leadership = leadership::Leadership::new(advertise, wiring.clone());
     let (settled, settled_watch) = tokio::sync::watch::channel(0u64);

@@ -39,46 +39,73 @@ pub async fn status(
     lamp_id: i64,
 ) -> Result<proto::LampStatus, Status> {
     context.lookup(move |s| s.lamp(lamp_id)).await?;
-    let sources = &context.lamp_status;
-    let latest = match &sources.telemetry {
-        None => context
-            .lookup(move |s| s.lamp_status(lamp_id))
-            .await?
-            .map(|reading| report_of(String::new(), lamp_id, &reading)),
-        Some(telemetry) => telemetry.latest(caller, vec![lamp_id]).await?.pop(),
-    };
-    let open: Vec<OpenFault> = match &sources.faults {
-        None => {
-            let filter = FaultFilter {
-                lamp_id: Some(lamp_id),
-                states: vec![
-                    FaultState::Open,
-                    FaultState::Acknowledged,
-                    FaultState::Assigned,
-                ],
-                ..FaultFilter::default()
-            };
-            context
-                .blocking(move |s| s.faults(&filter, 0, 1_000))
-                .await?
-                .iter()
-                .map(|f| OpenFault {
-                    severity: wire_faults::severity(f.severity),
-                    offline: f.fault_type == FaultType::NodeOffline,
+    let (latest, open) = match (&context.lamp_status.telemetry, &context.lamp_status.faults) {
+        // Both from this process's tables, in one trip to the database.
+        (None, None) => {
+            let (reading, faults) = context
+                .blocking(move |s| {
+                    Ok((
+                        s.lamp_status(lamp_id)?,
+                        s.faults(&open_faults(lamp_id), 0, 1_000)?,
+                    ))
                 })
-                .collect()
+                .await?;
+            (
+                reading.map(|r| report_of(String::new(), lamp_id, &r)),
+                stored_open(&faults),
+            )
         }
-        Some(faults) => faults
-            .open_faults(caller, lamp_id)
-            .await?
-            .iter()
-            .map(|f| OpenFault {
-                severity: f.severity(),
-                offline: f.r#type() == proto::FaultType::NodeOffline,
-            })
-            .collect(),
+        (telemetry, faults) => {
+            let latest = match telemetry {
+                None => context
+                    .lookup(move |s| s.lamp_status(lamp_id))
+                    .await?
+                    .map(|r| report_of(String::new(), lamp_id, &r)),
+                Some(telemetry) => telemetry.latest(caller, vec![lamp_id]).await?.pop(),
+            };
+            let open = match faults {
+                None => stored_open(
+                    &context
+                        .blocking(move |s| s.faults(&open_faults(lamp_id), 0, 1_000))
+                        .await?,
+                ),
+                Some(faults) => faults
+                    .open_faults(caller, lamp_id)
+                    .await?
+                    .iter()
+                    .map(|f| OpenFault {
+                        severity: f.severity(),
+                        offline: f.r#type() == proto::FaultType::NodeOffline,
+                    })
+                    .collect(),
+            };
+            (latest, open)
+        }
     };
     Ok(derive(lamp_id, latest.as_ref(), &open))
+}
+
+/// The lamp's faults that count towards its status: open, acknowledged or assigned.
+fn open_faults(lamp_id: i64) -> FaultFilter {
+    FaultFilter {
+        lamp_id: Some(lamp_id),
+        states: vec![
+            FaultState::Open,
+            FaultState::Acknowledged,
+            FaultState::Assigned,
+        ],
+        ..FaultFilter::default()
+    }
+}
+
+fn stored_open(faults: &[crate::domain::faults::record::Fault]) -> Vec<OpenFault> {
+    faults
+        .iter()
+        .map(|f| OpenFault {
+            severity: wire_faults::severity(f.severity),
+            offline: f.fault_type == FaultType::NodeOffline,
+        })
+        .collect()
 }
 
 /// The status a reading and the open faults make.

@@ -97,6 +97,26 @@ impl WiringSource {
         }
     }
 
+    /// At start-up: signs the service account in, so that an account the auth service
+    /// refuses (a wrong password, no such user) stops the process with the reason rather
+    /// than failing every takeover. An auth service not reachable yet is no reason to stop.
+    pub async fn check_account(&self) -> Result<(), String> {
+        let Self::Remote { account, .. } = self else {
+            return Ok(());
+        };
+        match account.on_behalf().await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::Unavailable => {
+                tracing::warn!(error = %status.message(), "the service account cannot sign in yet");
+                Ok(())
+            }
+            Err(status) => Err(format!(
+                "--service-user: {}; check the user and SINGULARITY_SERVICE_PASSWORD",
+                status.message()
+            )),
+        }
+    }
+
     /// Every lamp's wiring, for the fault engine of a new term.
     pub async fn all(&self, context: &Context) -> Result<Vec<LampContext>, String> {
         match self {

@@ -600,6 +600,16 @@ pub fn check_for(path: &str) -> Option<&'static MethodCheck> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn latest_readings_are_asked_for_some_lamps_each_once() {
+        let asking = |lamp_ids: Vec<i64>| latest(&proto::LatestRequest { lamp_ids });
+        assert_eq!(asking(vec![3, 1, 3]).unwrap(), vec![1, 3]);
+        assert_eq!(asking(Vec::new()).unwrap_err().field, "lamp_ids");
+        assert_eq!(asking(vec![1, -2]).unwrap_err().field, "lamp_ids");
+        let too_many = (1..=MAX_WATCHED_LAMPS as i64 + 1).collect();
+        assert!(asking(too_many).unwrap_err().reason.contains("per request"));
+    }
+
     /// Every method of the contract, its request message and whether that is a stream.
     fn contract() -> Vec<(String, String, bool)> {
         let set = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)
