@@ -308,21 +308,18 @@ async fn an_inventory_process_dies_under_the_simulator_and_a_console() {
         )]))
         .await
         .unwrap();
-    let faults = FaultsClient::new(link)
-        .list(proto::ListFaultsRequest {
-            filter: Some(proto::FaultFilter {
-                lamp_id: 11,
+    let faults = common::first_message(
+        FaultsClient::new(link)
+            .list(proto::ListFaultsRequest {
+                filter: Some(proto::FaultFilter {
+                    lamp_id: 11,
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
+            })
+            .await,
+    )
+    .await;
     let fault = faults.items.first().expect("lamp 11 has a fault").id;
     let s = session.clone();
     let longest_outage = tokio::task::spawn_blocking(move || {

@@ -317,15 +317,12 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     // A report to the field process is judged there; its fault reads there.
     let at: chrono::DateTime<chrono::Utc> = "2026-11-03T12:00:00Z".parse().unwrap();
     send(&field, vec![earth_leakage(&lamp.1, lamp.0, at)]).await;
-    let faults = FaultsClient::new(field.channel.clone())
-        .list(proto::ListFaultsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
+    let faults = common::first_message(
+        FaultsClient::new(field.channel.clone())
+            .list(proto::ListFaultsRequest::default())
+            .await,
+    )
+    .await;
     assert!(
         faults.items.iter().any(|f| f.lamp_id == lamp.0),
         "{faults:?}"
@@ -435,17 +432,14 @@ async fn processes_serving_parts_of_the_api_share_one_database() {
     assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
 
     // The inventory tells the processes apart from it which lamps a telecell drives.
-    let wiring = LampsClient::new(catalogue.channel.clone())
-        .list_wiring(proto::ListWiringRequest {
-            telecell_uuids: vec![lamp.1.clone(), "not-in-the-estate".into()],
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
+    let wiring = common::first_message(
+        LampsClient::new(catalogue.channel.clone())
+            .list_wiring(proto::ListWiringRequest {
+                telecell_uuids: vec![lamp.1.clone(), "not-in-the-estate".into()],
+            })
+            .await,
+    )
+    .await;
     assert_eq!(wiring.lamps.len(), 1, "{wiring:?}");
     assert_eq!(
         (

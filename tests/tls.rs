@@ -100,6 +100,23 @@ impl TlsServer {
     }
 }
 
+/// Who `token` is, asked over TLS of `url` by a client trusting `ca_pem`.
+async fn who_am_i(
+    url: &str,
+    ca_pem: &str,
+    token: &str,
+) -> Result<proto::LoginResponse, tonic::Status> {
+    let channel = endpoint(url, Some(ca_pem.as_bytes()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    AuthClient::new(with_token(channel, Some(token)).unwrap())
+        .who_am_i(proto::WhoAmIRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 #[tokio::test]
 async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     let pki = pki();
@@ -109,16 +126,7 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     let url = format!("https://localhost:{port}");
 
     // Trusting the CA: signed in, over TLS, with the peer recorded.
-    let channel = endpoint(&url, Some(pki.ca_pem.as_bytes()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let me = AuthClient::new(with_token(channel, Some(&token)).unwrap())
-        .who_am_i(proto::WhoAmIRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let me = who_am_i(&url, &pki.ca_pem, &token).await.unwrap();
     assert_eq!(me.user.unwrap().username, "remote");
 
     // Trusting only the system's roots: the handshake fails.
@@ -231,16 +239,7 @@ async fn the_gateway_terminates_tls_and_reaches_tls_services_through_their_ca() 
         (url, stop)
     };
     let (gateway_url, stop_gateway) = start_gateway(Some(pki.ca_pem.clone().into_bytes())).await;
-    let channel = endpoint(&gateway_url, Some(pki.ca_pem.as_bytes()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let me = AuthClient::new(with_token(channel, Some(&token)).unwrap())
-        .who_am_i(proto::WhoAmIRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let me = who_am_i(&gateway_url, &pki.ca_pem, &token).await.unwrap();
     assert_eq!(me.user.unwrap().username, "remote");
     // A client that does not trust the gateway's CA gets no further than the handshake.
     assert!(
@@ -253,13 +252,7 @@ async fn the_gateway_terminates_tls_and_reaches_tls_services_through_their_ca() 
 
     // A gateway that does not trust the services' CA cannot reach them: it says so.
     let (doubting_url, stop_doubting) = start_gateway(None).await;
-    let channel = endpoint(&doubting_url, Some(pki.ca_pem.as_bytes()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let refused = AuthClient::new(with_token(channel, Some(&token)).unwrap())
-        .who_am_i(proto::WhoAmIRequest {})
+    let refused = who_am_i(&doubting_url, &pki.ca_pem, &token)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");

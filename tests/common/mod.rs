@@ -368,3 +368,15 @@ pub async fn next_events(
     }
     events
 }
+
+/// The first message of a server stream (the first page of a listing).
+pub async fn first_message<T>(
+    call: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> T {
+    call.unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .expect("the stream ended before its first message")
+}
