@@ -63,7 +63,8 @@ pub struct ServerArgs {
     pub inventory_urls: Vec<String>,
     /// For a process serving the inventory without telemetry: the URLs of processes serving
     /// telemetry, comma-separated. A lamp's status asks them for its latest reading
-    /// (Telemetry.GetLatest, WatchLatest) with the caller's own token.
+    /// (Telemetry.GetLatest, WatchLatest) with the caller's own token; TLS URLs are checked
+    /// against --peer-ca.
     #[arg(
         long = "telemetry-url",
         env = "SINGULARITY_TELEMETRY_URL",
@@ -72,17 +73,18 @@ pub struct ServerArgs {
     pub telemetry_urls: Vec<String>,
     /// For a process serving the inventory without faults: the URLs of processes serving
     /// faults, comma-separated. A lamp's status asks them for its open faults (Faults.List,
-    /// Faults.Watch) with the caller's own token.
+    /// Faults.Watch) with the caller's own token; TLS URLs are checked against --peer-ca.
     #[arg(
         long = "faults-url",
         env = "SINGULARITY_FAULTS_URL",
         value_delimiter = ','
     )]
     pub faults_urls: Vec<String>,
-    /// For a process serving telemetry without the inventory: the user it signs in as to
-    /// read every lamp's wiring from the inventory when it takes the leader's role (no
-    /// caller asks for that). Any role will do. Its password is read from
-    /// SINGULARITY_SERVICE_PASSWORD (not needed when the process serves auth itself).
+    /// For a process serving telemetry or billing without the inventory: the user it signs
+    /// in as to read every lamp's wiring from the inventory when it takes the leader's role
+    /// or settles energy (no caller asks for that). Any role will do. Its password is read
+    /// from SINGULARITY_SERVICE_PASSWORD (not needed when the process serves auth itself);
+    /// an account the auth service refuses stops the process at start.
     #[arg(long = "service-user", env = "SINGULARITY_SERVICE_USER")]
     pub service_user: Option<String>,
     #[command(flatten)]
